@@ -1,0 +1,189 @@
+/**
+ * Model flags of guided-diffusion's `create_model_and_diffusion`, and their resolution into the
+ * numbers the U-Net is built from.
+ * @module
+ */
+import { InputError } from '../errors.js';
+import { PRESETS, type PresetName } from './presets.js';
+
+/**
+ * The reference's flag dictionary, exactly as `create_model_and_diffusion_args` in a fixture's
+ * `config.json` or the README of guided-diffusion spells it (snake_case). Flags that do not change
+ * the network (`use_fp16`, `use_checkpoint`, `use_kl`, …) are accepted and ignored.
+ */
+export interface ReferenceFlags {
+  image_size: number;
+  num_channels: number;
+  num_res_blocks: number;
+  num_heads?: number;
+  num_heads_upsample?: number;
+  num_head_channels?: number;
+  attention_resolutions?: string;
+  channel_mult?: string;
+  dropout?: number;
+  class_cond?: boolean;
+  use_scale_shift_norm?: boolean;
+  resblock_updown?: boolean;
+  use_new_attention_order?: boolean;
+  learn_sigma?: boolean;
+  diffusion_steps?: number;
+  noise_schedule?: string;
+  in_channels?: number;
+  [other: string]: unknown;
+}
+
+/** Typed camelCase form of the same flags. Omitted fields take guided-diffusion's defaults. */
+export interface UNetConfig {
+  imageSize: number;
+  numChannels: number;
+  numResBlocks: number;
+  /** Heads per attention block, used when `numHeadChannels` is -1. Default 4 (the 64 model uses 4, others set `numHeadChannels`). */
+  numHeads?: number;
+  /** Heads in the decoder; -1 means `numHeads`. */
+  numHeadsUpsample?: number;
+  /** Channels per head; when not -1 it wins over `numHeads`. Default -1. */
+  numHeadChannels?: number;
+  /** Resolutions (sides) that get attention, e.g. `[32, 16, 8]`. Default `[16, 8]`. */
+  attentionResolutions?: number[];
+  /** Width multipliers per level; default chosen from `imageSize` as in the reference. */
+  channelMult?: number[];
+  dropout?: number;
+  /** Class-conditional with `numClasses` labels (1000 for the released models). */
+  classCond?: boolean;
+  numClasses?: number;
+  /** FiLM conditioning in every ResBlock. Default true, as in guided-diffusion. */
+  useScaleShiftNorm?: boolean;
+  resblockUpdown?: boolean;
+  useNewAttentionOrder?: boolean;
+  /** Output 6 channels (ε and variance interpolation) instead of 3. */
+  learnSigma?: boolean;
+  inChannels?: number;
+  diffusionSteps?: number;
+  noiseSchedule?: 'linear' | 'cosine';
+}
+
+/** Every number the network is built from, with defaults applied. */
+export interface ResolvedConfig {
+  imageSize: number;
+  inChannels: number;
+  modelChannels: number;
+  outChannels: number;
+  numResBlocks: number;
+  channelMult: number[];
+  /** Downsample factors (`imageSize / resolution`) whose levels get attention. */
+  attentionDs: number[];
+  numHeads: number;
+  numHeadsUpsample: number;
+  numHeadChannels: number;
+  useScaleShiftNorm: boolean;
+  resblockUpdown: boolean;
+  useNewAttentionOrder: boolean;
+  /** Number of labels for a class-conditional model, else null. */
+  numClasses: number | null;
+  dropout: number;
+  diffusionSteps: number;
+  noiseSchedule: 'linear' | 'cosine';
+}
+
+/** Anything `ADMUNet` accepts as its architecture: a preset name, the reference's flags, or a typed config. */
+export type ModelSpec = PresetName | ReferenceFlags | UNetConfig;
+
+const DEFAULT_MULT: Record<number, number[]> = {
+  512: [0.5, 1, 1, 2, 2, 4, 4],
+  256: [1, 1, 2, 2, 4, 4],
+  128: [1, 1, 2, 3, 4],
+  64: [1, 2, 3, 4],
+};
+
+function commaList(s: string, what: string): number[] {
+  const parts = s.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  const out = parts.map(Number);
+  if (out.some((v) => !Number.isFinite(v) || v <= 0)) throw new InputError(`${what} must be a comma list of positive numbers, got "${s}"`);
+  return out;
+}
+
+function isReference(spec: object): spec is ReferenceFlags {
+  return 'image_size' in spec || 'num_channels' in spec;
+}
+
+function fromReference(f: ReferenceFlags): UNetConfig {
+  const schedule = f.noise_schedule ?? 'linear';
+  if (schedule !== 'linear' && schedule !== 'cosine') throw new InputError(`noise_schedule must be "linear" or "cosine", got "${schedule}"`);
+  return {
+    imageSize: f.image_size,
+    numChannels: f.num_channels,
+    numResBlocks: f.num_res_blocks,
+    numHeads: f.num_heads,
+    numHeadsUpsample: f.num_heads_upsample,
+    numHeadChannels: f.num_head_channels,
+    attentionResolutions: f.attention_resolutions === undefined ? undefined : commaList(f.attention_resolutions, 'attention_resolutions'),
+    channelMult: f.channel_mult ? commaList(f.channel_mult, 'channel_mult') : undefined,
+    dropout: f.dropout,
+    classCond: f.class_cond,
+    useScaleShiftNorm: f.use_scale_shift_norm,
+    resblockUpdown: f.resblock_updown,
+    useNewAttentionOrder: f.use_new_attention_order,
+    learnSigma: f.learn_sigma,
+    inChannels: f.in_channels,
+    diffusionSteps: f.diffusion_steps,
+    noiseSchedule: schedule,
+  };
+}
+
+function positiveInt(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new InputError(`${what} must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+/**
+ * Applies guided-diffusion's defaults and checks the flags for consistency.
+ * @throws InputError naming the flag that is missing or impossible.
+ */
+export function resolveConfig(spec: ModelSpec): ResolvedConfig {
+  let c: UNetConfig;
+  if (typeof spec === 'string') {
+    const preset = PRESETS[spec as PresetName];
+    if (!preset) throw new InputError(`unknown preset "${spec}"; known: ${Object.keys(PRESETS).join(', ')}`);
+    c = fromReference(preset);
+  } else if (spec && typeof spec === 'object') {
+    c = isReference(spec) ? fromReference(spec) : (spec as UNetConfig);
+  } else {
+    throw new InputError('model flags must be a preset name, the reference flag object or a UNetConfig');
+  }
+  const imageSize = positiveInt(c.imageSize, 'image_size');
+  const modelChannels = positiveInt(c.numChannels, 'num_channels');
+  const numResBlocks = positiveInt(c.numResBlocks, 'num_res_blocks');
+  const channelMult = c.channelMult ?? DEFAULT_MULT[imageSize];
+  if (!channelMult) throw new InputError(`image_size ${imageSize} has no default channel_mult; give channel_mult explicitly`);
+  const attentionDs = (c.attentionResolutions ?? [16, 8]).map((res) => Math.floor(imageSize / res));
+  const numHeads = c.numHeads ?? 4;
+  const numHeadChannels = c.numHeadChannels ?? -1;
+  const levelWidths = [...channelMult.map((m) => Math.trunc(m * modelChannels))];
+  for (const w of levelWidths) {
+    if (w % 32 !== 0) throw new InputError(`every level width must be a multiple of 32 (GroupNorm has 32 groups); num_channels ${modelChannels} × channel_mult gives ${w}`);
+    if (numHeadChannels !== -1 && w % numHeadChannels !== 0) throw new InputError(`level width ${w} is not divisible by num_head_channels ${numHeadChannels}`);
+  }
+  const levels = channelMult.length;
+  if (imageSize % 2 ** (levels - 1) !== 0) throw new InputError(`image_size ${imageSize} is not divisible by 2^${levels - 1} (${levels} levels)`);
+  const classCond = c.classCond ?? false;
+  const diffusionSteps = positiveInt(c.diffusionSteps ?? 1000, 'diffusion_steps');
+  return {
+    imageSize,
+    inChannels: positiveInt(c.inChannels ?? 3, 'in_channels'),
+    modelChannels,
+    outChannels: (c.inChannels ?? 3) * (c.learnSigma ? 2 : 1),
+    numResBlocks,
+    channelMult,
+    attentionDs,
+    numHeads,
+    numHeadsUpsample: c.numHeadsUpsample === undefined || c.numHeadsUpsample === -1 ? numHeads : c.numHeadsUpsample,
+    numHeadChannels,
+    useScaleShiftNorm: c.useScaleShiftNorm ?? true,
+    resblockUpdown: c.resblockUpdown ?? false,
+    useNewAttentionOrder: c.useNewAttentionOrder ?? false,
+    numClasses: classCond ? positiveInt(c.numClasses ?? 1000, 'num_classes') : null,
+    dropout: c.dropout ?? 0,
+    diffusionSteps,
+    noiseSchedule: c.noiseSchedule ?? 'linear',
+  };
+}

@@ -1,0 +1,57 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+
+/** `../shared/fixtures` beside the checkout, where CI puts it too. */
+export const FIXTURES = path.resolve(__dirname, '../../shared/fixtures');
+
+export function fixtureJson<T = any>(rel: string): T {
+  return JSON.parse(fs.readFileSync(path.join(FIXTURES, rel), 'utf8')) as T;
+}
+
+/** NCHW data from a fixture → NHWC Float32Array. */
+export function nchwToNhwc(data: Float32Array, shape: number[]): { data: Float32Array; shape: [number, number, number, number] } {
+  const [N, C, H, W] = shape;
+  const out = new Float32Array(data.length);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++)
+      for (let h = 0; h < H; h++)
+        for (let w = 0; w < W; w++) out[((n * H + h) * W + w) * C + c] = data[((n * C + c) * H + h) * W + w];
+  return { data: out, shape: [N, H, W, C] };
+}
+
+export interface Diff {
+  ok: boolean;
+  bad: number;
+  maxAbs: number;
+  maxRel: number;
+  firstBad?: string;
+}
+
+/** Elementwise check `|a − b| ≤ atol + rtol·|b|` (the fixtures' float32 tolerance by default). */
+export function compareArrays(actual: ArrayLike<number>, expected: ArrayLike<number>, atol = 1e-4, rtol = 1e-4): Diff {
+  if (actual.length !== expected.length) return { ok: false, bad: -1, maxAbs: Infinity, maxRel: Infinity, firstBad: `length ${actual.length} vs ${expected.length}` };
+  let bad = 0, maxAbs = 0, maxRel = 0, firstBad: string | undefined;
+  for (let i = 0; i < expected.length; i++) {
+    const d = Math.abs(actual[i] - expected[i]);
+    if (!(d <= atol + rtol * Math.abs(expected[i]))) {
+      bad++;
+      firstBad ??= `[${i}] ${actual[i]} vs ${expected[i]}`;
+    }
+    if (!(d <= maxAbs)) maxAbs = d;
+    const rel = d / Math.max(Math.abs(expected[i]), 1e-6);
+    if (rel > maxRel) maxRel = rel;
+  }
+  return { ok: bad === 0, bad, maxAbs, maxRel, firstBad };
+}
+
+/** Backends the parity tests run on. DIFFSSL_BACKENDS=cpu (comma list) narrows it. */
+export const BACKENDS = (process.env.DIFFSSL_BACKENDS ?? 'wasm,cpu').split(',').filter(Boolean);
+
+export async function setBackend(name: string): Promise<void> {
+  if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
+  if (name === 'cpu') await import('@tensorflow/tfjs-backend-cpu');
+  tf.enableProdMode();
+  if (!(await tf.setBackend(name))) throw new Error(`backend ${name} did not initialise`);
+  await tf.ready();
+}
