@@ -1,0 +1,457 @@
+/**
+ * Reader and writer for the safetensors format: an 8-byte little-endian header length N,
+ * N bytes of UTF-8 JSON describing each tensor, then the raw little-endian data.
+ *
+ * Pure I/O: nothing here knows about any model. Node modules are imported lazily inside the
+ * path-handling code so that a browser bundle which only ever passes bytes still builds.
+ * @module
+ */
+import { CheckpointError, InputError } from '../errors.js';
+
+/** The safetensors dtypes this library reads and writes. */
+export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'U8' | 'BOOL';
+
+/** What the header says about one tensor, available without reading its data. */
+export interface TensorInfo {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  byteLength: number;
+}
+
+/** Typed arrays a tensor is read into or written from. */
+export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+
+/** One decoded tensor. F16 and BF16 arrive upcast to Float32Array, BOOL as 0/1 bytes. */
+export interface ReadTensor {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  data: TensorData;
+}
+
+/** One tensor to write; `dtype` may narrow a Float32Array to 'F16' or 'BF16' on the way out. */
+export interface TensorToWrite {
+  shape: number[];
+  data: TensorData;
+  dtype?: SafetensorsDtype;
+}
+
+/** Tensors to write, by name. */
+export type TensorsToWrite = Record<string, TensorToWrite> | Map<string, TensorToWrite>;
+
+const ITEM_SIZE: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1, BOOL: 1 };
+/** A hostile header length must not make us allocate gigabytes before we can reject it. */
+const MAX_HEADER_BYTES = 100_000_000;
+const METADATA_KEY = '__metadata__';
+/** Data is copied byte-for-byte into typed arrays, which use host byte order. */
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+interface Entry { dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }
+type NodeFs = typeof import('node:fs');
+type FileHandle = import('node:fs/promises').FileHandle;
+
+/**
+ * Imports a Node built-in by a computed name. Bundlers (esbuild, webpack) reject even a lazy `import('node:fs')` when
+ * targeting the browser; a non-literal specifier is left alone, so byte-only browser use still bundles.
+ */
+const nodeModule = <T>(name: string): Promise<T> => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
+
+/** Opened file or bytes; reads tensors one at a time by offset (a path is never read into one big buffer). */
+export class SafetensorsReader {
+  private closed = false;
+
+  private constructor(
+    /** The path, or `'<bytes>'`; named in every error message. */
+    readonly source: string,
+    /** The header's `__metadata__` string map (empty when absent). */
+    readonly metadata: Record<string, string>,
+    private readonly entries: Map<string, Entry>,
+    private readonly dataStart: number,
+    private readonly bytes?: Uint8Array,
+    private readonly file?: { fs: NodeFs; handle: FileHandle },
+  ) {}
+
+  /** Opens a path (keeping the file descriptor until {@link close}) or wraps bytes already in memory. */
+  static async open(source: string | Uint8Array): Promise<SafetensorsReader> {
+    if (!LITTLE_ENDIAN_HOST) throw new CheckpointError('safetensors needs a little-endian host');
+    if (source instanceof Uint8Array) {
+      const n = headerLength(source.subarray(0, 8), source.length, '<bytes>');
+      const { entries, metadata } = parseHeader(source.subarray(8, 8 + n), source.length - 8 - n, '<bytes>');
+      return new SafetensorsReader('<bytes>', metadata, entries, 8 + n, source);
+    }
+    if (typeof source !== 'string') throw new InputError('SafetensorsReader.open expects a path string or a Uint8Array');
+    const fs = await nodeModule<NodeFs>('node:fs');
+    let handle: FileHandle;
+    try {
+      handle = await fs.promises.open(source, 'r');
+    } catch (e) {
+      throw new InputError(`safetensors file ${source} cannot be opened: ${(e as Error).message}`);
+    }
+    try {
+      const size = (await handle.stat()).size;
+      const n = headerLength(await readFully(handle, 0, Math.min(8, size), source), size, source);
+      const { entries, metadata } = parseHeader(await readFully(handle, 8, n, source), size - 8 - n, source);
+      return new SafetensorsReader(source, metadata, entries, 8 + n, undefined, { fs, handle });
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+  }
+
+  /** Tensor names in header order, which is the order the writer chose (sorted for files we write). */
+  keys(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  /** Whether the file holds a tensor of this name. */
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  /** Dtype, shape and size of one tensor without reading its data; throws InputError naming close keys if absent. */
+  info(name: string): TensorInfo {
+    const e = this.entry(name);
+    return { name, dtype: e.dtype, shape: [...e.shape], byteLength: e.end - e.begin };
+  }
+
+  /** Float tensors (F32/F16/BF16) as Float32Array, F64 as Float64Array, integers as their own arrays. */
+  async read(name: string): Promise<ReadTensor> {
+    const e = this.entry(name);
+    const raw = this.file
+      ? await readFully(this.file.handle, this.dataStart + e.begin, e.end - e.begin, this.source)
+      : this.bytes!.slice(this.dataStart + e.begin, this.dataStart + e.end);
+    return decode(e, raw);
+  }
+
+  /** Like {@link read}, for callers that cannot await (uses `fs.readSync` on the open descriptor). */
+  readSync(name: string): ReadTensor {
+    const e = this.entry(name);
+    if (!this.file) return decode(e, this.bytes!.slice(this.dataStart + e.begin, this.dataStart + e.end));
+    const raw = new Uint8Array(e.end - e.begin);
+    for (let off = 0; off < raw.length; ) {
+      const got = this.file.fs.readSync(this.file.handle.fd, raw, off, raw.length - off, this.dataStart + e.begin + off);
+      if (got === 0) throw truncatedWhileReading(this.source);
+      off += got;
+    }
+    return decode(e, raw);
+  }
+
+  /** Releases the file descriptor; idempotent, and a no-op for bytes. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.file?.handle.close();
+  }
+
+  private entry(name: string): Entry {
+    if (this.closed) throw new InputError(`safetensors reader for ${this.source} is closed`);
+    const e = this.entries.get(name);
+    if (e) return e;
+    const near = nearestKeys(name, this.keys(), 3);
+    throw new InputError(
+      `safetensors file ${this.source} has no tensor "${name}"` + (near.length ? `; nearest keys: ${near.map((k) => `"${k}"`).join(', ')}` : ''),
+    );
+  }
+}
+
+/** Convenience: read everything into a Map (small files, tests). */
+export async function readSafetensors(source: string | Uint8Array): Promise<Map<string, ReadTensor>> {
+  const reader = await SafetensorsReader.open(source);
+  try {
+    const out = new Map<string, ReadTensor>();
+    for (const key of reader.keys()) out.set(key, await reader.read(key));
+    return out;
+  } finally {
+    await reader.close();
+  }
+}
+
+/**
+ * Serialise to bytes. Keys are written sorted; the header is padded with spaces to a multiple of 8.
+ * Float32Array->F32, Float64Array->F64, BigInt64Array->I64, Int32Array->I32, Uint8Array->U8; `dtype: 'F16'|'BF16'`
+ * converts from float32 with round-to-nearest-even.
+ */
+export function serializeSafetensors(tensors: TensorsToWrite, metadata?: Record<string, string>): Uint8Array {
+  const { header, parts, total } = plan(tensors, metadata);
+  const out = new Uint8Array(header.length + total);
+  out.set(header);
+  let off = header.length;
+  for (const part of parts) {
+    const bytes = part();
+    out.set(bytes, off);
+    off += bytes.length;
+  }
+  return out;
+}
+
+/**
+ * Write atomically: write to a temp file in the same directory, fsync, rename over the target; on any failure the
+ * temp file is removed and an existing target is untouched. Tensors are encoded and written one at a time, so a
+ * large checkpoint is never held twice in memory.
+ */
+export async function writeSafetensors(path: string, tensors: TensorsToWrite, metadata?: Record<string, string>): Promise<void> {
+  if (typeof path !== 'string' || path === '') throw new InputError('writeSafetensors expects a non-empty path');
+  const { header, parts } = plan(tensors, metadata);
+  const fs = await nodeModule<NodeFs>('node:fs');
+  const nodePath = await nodeModule<typeof import('node:path')>('node:path');
+  const dir = nodePath.dirname(path);
+  const tmp = nodePath.join(dir, `.${nodePath.basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+  let handle: FileHandle | undefined;
+  try {
+    handle = await fs.promises.open(tmp, 'wx');
+    await writeFully(handle, header);
+    for (const part of parts) await writeFully(handle, part());
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await fs.promises.rename(tmp, path);
+  } catch (e) {
+    await handle?.close().catch(() => {});
+    await fs.promises.rm(tmp, { force: true }).catch(() => {});
+    throw e;
+  }
+  // Make the rename itself durable; directories cannot be opened for sync on every platform, hence best effort.
+  const dirHandle = await fs.promises.open(dir, 'r').catch(() => undefined);
+  await dirHandle?.sync().catch(() => {});
+  await dirHandle?.close();
+}
+
+/** IEEE half to float32, exact for every input including subnormals, infinities and NaN payloads. */
+export function f16ToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
+  if (dst.length < src.length) throw new InputError(`f16ToF32: destination holds ${dst.length} values, source ${src.length}`);
+  const table = (F16_TABLE ??= buildF16Table());
+  const bits = new Uint32Array(dst.buffer, dst.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) bits[i] = table[src[i]];
+  return dst;
+}
+
+/** bfloat16 to float32: bfloat16 is the top half of a float32, so this is exact by construction. */
+export function bf16ToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
+  if (dst.length < src.length) throw new InputError(`bf16ToF32: destination holds ${dst.length} values, source ${src.length}`);
+  const bits = new Uint32Array(dst.buffer, dst.byteOffset, src.length);
+  for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
+  return dst;
+}
+
+/** float32 to IEEE half, round-to-nearest-even as PyTorch does; overflow goes to ±inf, NaN stays NaN. */
+export function f32ToF16(src: Float32Array): Uint16Array {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const x = bits[i];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = ((x >>> 23) & 0xff) - 112; // rebiased for half
+    const mant = x & 0x7fffff;
+    if (exp === 143) out[i] = sign | 0x7c00 | (mant ? 0x200 | (mant >>> 13) : 0);
+    else if (exp >= 0x1f) out[i] = sign | 0x7c00;
+    // A rounding carry out of the mantissa correctly bumps the exponent (or reaches inf / the smallest normal).
+    else if (exp > 0) out[i] = sign | roundShift((exp << 23) | mant, 13);
+    else out[i] = sign | (exp < -10 ? 0 : roundShift(mant | 0x800000, 14 - exp));
+  }
+  return out;
+}
+
+/** `m >>> shift`, rounded to nearest with ties to even. */
+function roundShift(m: number, shift: number): number {
+  const h = m >>> shift;
+  const rem = m & ((1 << shift) - 1);
+  const half = 1 << (shift - 1);
+  return rem > half || (rem === half && h & 1) ? h + 1 : h;
+}
+
+/** float32 to bfloat16, round-to-nearest-even; NaN is kept quiet rather than rounded into infinity. */
+export function f32ToBf16(src: Float32Array): Uint16Array {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const x = bits[i];
+    out[i] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+let F16_TABLE: Uint32Array | undefined;
+
+function buildF16Table(): Uint32Array {
+  const t = new Uint32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = (h & 0x8000) << 16;
+    let exp = (h >>> 10) & 0x1f;
+    let mant = h & 0x3ff;
+    if (exp === 0x1f) t[h] = sign | 0x7f800000 | (mant << 13);
+    else if (exp !== 0) t[h] = sign | ((exp + 112) << 23) | (mant << 13);
+    else if (mant === 0) t[h] = sign;
+    else {
+      // Subnormal half: renormalise, since the same value is a normal float32.
+      exp = 113;
+      while (!(mant & 0x400)) (mant <<= 1), exp--;
+      t[h] = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+    }
+  }
+  return t;
+}
+
+/** Checks the 8-byte length prefix before anything is allocated from it. */
+function headerLength(head: Uint8Array, size: number, source: string): number {
+  if (size < 8) throw new CheckpointError(`safetensors file ${source} is too short (${size} bytes) to hold the 8-byte header length`);
+  const n = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(size - 8) || n > BigInt(MAX_HEADER_BYTES)) {
+    throw new CheckpointError(
+      `safetensors file ${source} has an absurd header length ${n} (file is ${size} bytes, limit ${MAX_HEADER_BYTES})`,
+    );
+  }
+  return Number(n);
+}
+
+/** Validates every entry against the data section's length, so later reads cannot run past the end. */
+function parseHeader(header: Uint8Array, dataLength: number, source: string) {
+  const fail = (why: string) => new CheckpointError(`safetensors file ${source} ${why}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(header));
+  } catch (e) {
+    throw fail(`has a header that is not valid UTF-8 JSON: ${(e as Error).message}`);
+  }
+  if (!isObject(json)) throw fail('has a header that is not a JSON object');
+  const entries = new Map<string, Entry>();
+  let metadata: Record<string, string> = {};
+  for (const [name, v] of Object.entries(json)) {
+    if (name === METADATA_KEY) {
+      if (!isObject(v) || Object.values(v).some((x) => typeof x !== 'string')) throw fail('has __metadata__ that is not a string map');
+      metadata = { ...(v as Record<string, string>) };
+      continue;
+    }
+    const bad = (why: string) => fail(`has a bad header entry for tensor "${name}": ${why}`);
+    if (!isObject(v)) throw bad('not an object');
+    const { dtype, shape, data_offsets: offs } = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, dtype)) throw bad(`unsupported dtype ${JSON.stringify(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every(isCount)) throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isCount) || offs[0] > offs[1]) {
+      throw bad(`data_offsets ${JSON.stringify(offs)} is not [begin, end] with 0 <= begin <= end`);
+    }
+    const [begin, end] = offs as number[];
+    const expected = shape.reduce((a: number, d: number) => a * d, 1) * ITEM_SIZE[dtype as SafetensorsDtype];
+    if (end - begin !== expected) throw bad(`data_offsets span ${end - begin} bytes but ${dtype} ${JSON.stringify(shape)} needs ${expected}`);
+    if (end > dataLength) {
+      throw fail(`is truncated: tensor "${name}" needs bytes ${begin}..${end} of the data section but only ${dataLength} are present`);
+    }
+    entries.set(name, { dtype: dtype as SafetensorsDtype, shape, begin, end });
+  }
+  const byOffset = [...entries].filter(([, e]) => e.end > e.begin).sort((a, b) => a[1].begin - b[1].begin);
+  for (let i = 1; i < byOffset.length; i++) {
+    const [prev, p] = byOffset[i - 1];
+    const [name, e] = byOffset[i];
+    if (e.begin < p.end) throw fail(`has overlapping tensors "${prev}" (bytes ${p.begin}..${p.end}) and "${name}" (bytes ${e.begin}..${e.end})`);
+  }
+  return { entries, metadata };
+}
+
+/** `raw` must own a fresh buffer at offset 0, so every typed-array view below is aligned. */
+function decode(e: Entry, raw: Uint8Array): ReadTensor {
+  const { buffer } = raw;
+  const n = raw.length / ITEM_SIZE[e.dtype];
+  const shape = [...e.shape];
+  switch (e.dtype) {
+    case 'F32': return { dtype: e.dtype, shape, data: new Float32Array(buffer, 0, n) };
+    case 'F16': return { dtype: e.dtype, shape, data: f16ToF32(new Uint16Array(buffer, 0, n)) };
+    case 'BF16': return { dtype: e.dtype, shape, data: bf16ToF32(new Uint16Array(buffer, 0, n)) };
+    case 'F64': return { dtype: e.dtype, shape, data: new Float64Array(buffer, 0, n) };
+    case 'I64': return { dtype: e.dtype, shape, data: new BigInt64Array(buffer, 0, n) };
+    case 'I32': return { dtype: e.dtype, shape, data: new Int32Array(buffer, 0, n) };
+    default: return { dtype: e.dtype, shape, data: raw };
+  }
+}
+
+/** Validates the tensors and lays them out; each part encodes its tensor only when the writer asks for it. */
+function plan(tensors: TensorsToWrite, metadata?: Record<string, string>) {
+  if (!LITTLE_ENDIAN_HOST) throw new InputError('writing safetensors needs a little-endian host');
+  if (tensors === null || typeof tensors !== 'object') throw new InputError('tensors must be an object or a Map of {shape, data}');
+  const list = (tensors instanceof Map ? [...tensors] : Object.entries(tensors)).map(([name, t]) => {
+    if (name === METADATA_KEY) throw new InputError(`"${METADATA_KEY}" is reserved and cannot name a tensor`);
+    const dtype = checkTensor(name, t);
+    return { name, t, dtype, byteLength: t.data.length * ITEM_SIZE[dtype] };
+  });
+  if (metadata !== undefined && (!isObject(metadata) || Object.values(metadata).some((v) => typeof v !== 'string'))) {
+    throw new InputError('safetensors metadata must map strings to strings');
+  }
+  // Data is laid out widest dtype first, so every tensor stays aligned to its item size in the file.
+  const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  list.sort(byName);
+  const layout = [...list].sort((a, b) => ITEM_SIZE[b.dtype] - ITEM_SIZE[a.dtype] || byName(a, b));
+  const offsets = new Map<string, [number, number]>();
+  let total = 0;
+  for (const x of layout) offsets.set(x.name, [total, (total += x.byteLength)]);
+  // Built by hand, not JSON.stringify(object): objects move integer-like keys first, which would unsort them.
+  const fields = metadata ? [`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(metadata)}`] : [];
+  for (const x of list) {
+    fields.push(`${JSON.stringify(x.name)}:${JSON.stringify({ dtype: x.dtype, shape: x.t.shape, data_offsets: offsets.get(x.name) })}`);
+  }
+  const jsonBytes = new TextEncoder().encode(`{${fields.join(',')}}`);
+  const padded = new Uint8Array(8 + Math.ceil(jsonBytes.length / 8) * 8).fill(0x20);
+  new DataView(padded.buffer).setBigUint64(0, BigInt(padded.length - 8), true);
+  padded.set(jsonBytes, 8);
+  const parts = layout.map(({ t, dtype }) => (): Uint8Array => {
+    const data = dtype === 'F16' ? f32ToF16(t.data as Float32Array) : dtype === 'BF16' ? f32ToBf16(t.data as Float32Array) : t.data;
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  });
+  return { header: padded, parts, total };
+}
+
+function checkTensor(name: string, t: TensorToWrite): SafetensorsDtype {
+  const bad = (why: string) => new InputError(`cannot write tensor "${name}": ${why}`);
+  if (!isObject(t)) throw bad('expected {shape, data}');
+  const { data, shape } = t;
+  const natural: SafetensorsDtype | undefined =
+    data instanceof Float32Array ? 'F32' : data instanceof Float64Array ? 'F64' : data instanceof BigInt64Array ? 'I64'
+      : data instanceof Int32Array ? 'I32' : data instanceof Uint8Array ? 'U8' : undefined;
+  if (!natural) throw bad('data must be a Float32Array, Float64Array, BigInt64Array, Int32Array or Uint8Array');
+  const dtype = t.dtype ?? natural;
+  const ok = dtype === natural || (natural === 'F32' && (dtype === 'F16' || dtype === 'BF16')) || (natural === 'U8' && dtype === 'BOOL');
+  if (!ok) throw bad(`dtype ${dtype} cannot be written from a ${data.constructor.name}`);
+  if (!Array.isArray(shape) || !shape.every(isCount)) throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+  const numel = shape.reduce((a, d) => a * d, 1);
+  if (numel !== data.length) throw bad(`shape ${JSON.stringify(shape)} holds ${numel} values but data has ${data.length}`);
+  if (dtype === 'BOOL' && (data as Uint8Array).some((v) => v > 1)) throw bad('BOOL data must be 0 or 1');
+  return dtype;
+}
+
+async function readFully(handle: FileHandle, pos: number, len: number, source: string): Promise<Uint8Array> {
+  const buf = new Uint8Array(len);
+  for (let off = 0; off < len; ) {
+    const { bytesRead } = await handle.read(buf, off, len - off, pos + off);
+    if (bytesRead === 0) throw truncatedWhileReading(source);
+    off += bytesRead;
+  }
+  return buf;
+}
+
+/** A single write may be short (e.g. large buffers), so loop as for reads. */
+async function writeFully(handle: FileHandle, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length; ) off += (await handle.write(bytes, off, bytes.length - off)).bytesWritten;
+}
+
+function truncatedWhileReading(source: string): CheckpointError {
+  return new CheckpointError(`safetensors file ${source} ended early while reading (was it truncated after opening?)`);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isCount(v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) >= 0;
+}
+
+/** Up to `k` keys closest to `name` by edit distance, to make a typo in a weight name obvious. */
+function nearestKeys(name: string, keys: string[], k: number): string[] {
+  const dist = (a: string, b: string) => {
+    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      const next = [i];
+      for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      row = next;
+    }
+    return row[b.length];
+  };
+  return keys.map((key) => [dist(name, key), key] as const).sort((a, b) => a[0] - b[0]).slice(0, k).map(([, key]) => key);
+}

@@ -1,0 +1,37 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from '../errors.js';
+
+/**
+ * Row-stochastic matrix `[out, in]` of PyTorch's adaptive average pooling along one axis: output i
+ * averages inputs floor(i·in/out) .. ceil((i+1)·in/out) − 1 (windows overlap when in/out is not whole).
+ */
+export function adaptivePoolMatrix(inSize: number, outSize: number): Float32Array {
+  const m = new Float32Array(outSize * inSize);
+  for (let i = 0; i < outSize; i++) {
+    const start = Math.floor((i * inSize) / outSize);
+    const end = Math.ceil(((i + 1) * inSize) / outSize);
+    for (let j = start; j < end; j++) m[i * inSize + j] = 1 / (end - start);
+  }
+  return m;
+}
+
+/**
+ * `nn.AdaptiveAvgPool2d(size)` on NHWC: `[N, H, W, C]` → `[N, size, size, C]`. Whole ratios use
+ * `tf.avgPool`; uneven ones two 2-D matMuls with {@link adaptivePoolMatrix} (differentiable both ways).
+ */
+export function adaptiveAvgPool2d(x: tf.Tensor4D, size: number | [number, number]): tf.Tensor4D {
+  const [oh, ow] = typeof size === 'number' ? [size, size] : size;
+  if (!(x instanceof tf.Tensor) || x.rank !== 4) throw new InputError('adaptiveAvgPool2d: x must be a rank-4 NHWC tensor');
+  if (![oh, ow].every((v) => Number.isInteger(v) && v > 0)) throw new InputError(`adaptiveAvgPool2d: size must be positive integers, got ${String(size)}`);
+  const [n, h, w, c] = x.shape;
+  if (oh === h && ow === w) return tf.clone(x);
+  if (h % oh === 0 && w % ow === 0) return tf.avgPool(x, [h / oh, w / ow], [h / oh, w / ow], 'valid');
+  return tf.tidy((): tf.Tensor4D => {
+    // Pool H: [H, N·W·C] on the left of a matMul, then W the same way.
+    const byH = tf.reshape(tf.transpose(x, [1, 0, 2, 3]), [h, n * w * c]);
+    const ph = tf.reshape(tf.matMul(tf.tensor2d(adaptivePoolMatrix(h, oh), [oh, h]), byH), [oh, n, w, c]);
+    const byW = tf.reshape(tf.transpose(ph, [2, 0, 1, 3]), [w, oh * n * c]);
+    const pw = tf.reshape(tf.matMul(tf.tensor2d(adaptivePoolMatrix(w, ow), [ow, w]), byW), [ow, oh, n, c]);
+    return tf.transpose(pw, [2, 1, 0, 3]) as tf.Tensor4D;
+  });
+}

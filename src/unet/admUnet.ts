@@ -1,0 +1,448 @@
+/**
+ * guided-diffusion's ADM U-Net (`UNetModel`) in TensorFlow.js, with block hooks: read the output
+ * of any block, stop right after the deepest one needed, add tensors into chosen blocks.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { CheckpointError, InputError, WeightsError } from '../errors.js';
+import { SafetensorsReader, writeSafetensors } from '../io/safetensors.js';
+import { buildArchitecture, type Architecture, type BlockInfo, type BlockSpec } from './architecture.js';
+import { attentionBlock } from './attention.js';
+import { resolveConfig, type ModelSpec, type ResolvedConfig } from './config.js';
+import { conv3x3 } from './conv.js';
+import { groupNorm } from './groupNorm.js';
+import { randomWeights } from './init.js';
+import { tfjsShape, toReferenceLayout, toTfjsLayout } from './layout.js';
+import type { Params } from './params.js';
+import { upsampleNearest } from './resample.js';
+import { resBlock, silu } from './resBlock.js';
+import { checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
+import { timestepEmbedding } from './timestepEmbedding.js';
+import { extractFeatures, type ExtractOptions, type FeatureSet } from '../features.js';
+
+/** Options of {@link ADMUNet.forward}. */
+export interface ForwardOptions {
+  /** Class labels, one per example; required by class-conditional models, refused by others. */
+  y?: number[];
+  /**
+   * Blocks whose outputs to return (paper numbering, 1..total). When given, the pass stops right
+   * after the deepest of them and no final output is computed (unless `output` is true).
+   */
+  capture?: number[];
+  /** With `capture`: run the whole network anyway and return the final output too. */
+  output?: boolean;
+  /**
+   * Tensors added to the output of the given blocks before the next block sees it (DifFeed's
+   * feedback). Shape `[N, size_b, size_b, channels_b]`. For an encoder block the sum is also the
+   * skip its mirror decoder block receives; a captured block is returned after the addition.
+   */
+  add?: Map<number, tf.Tensor4D>;
+}
+
+/** What {@link ADMUNet.forward} returns. The caller owns every tensor in it. */
+export interface ForwardResult {
+  /** Output of each captured block, NHWC. Empty when `capture` was omitted. */
+  features: Map<number, tf.Tensor4D>;
+  /** The network's final output `[N, S, S, outChannels]` (ε, plus variance values with learn_sigma); present when the whole network ran. */
+  output?: tf.Tensor4D;
+}
+
+/** Progress of {@link ADMUNet.load}, in bytes of tensor data read. */
+export interface LoadProgress {
+  loaded: number;
+  total: number;
+  /** The weight just read. */
+  key: string;
+}
+
+/** Options of {@link ADMUNet.load}. */
+export interface LoadOptions {
+  /**
+   * Refuse weights the model does not have (default true). Missing and mis-shaped weights are
+   * always an error: the network cannot run without them.
+   */
+  strict?: boolean;
+  /** Called after each weight is read. */
+  onProgress?: (p: LoadProgress) => void;
+}
+
+/** A weight in the reference layout, as a state dict holds it. */
+export interface ReferenceTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
+
+async function sniff(source: string | Uint8Array): Promise<Uint8Array> {
+  if (typeof source !== 'string') return source.subarray(0, 8);
+  const fs = await import('node:fs');
+  let fd: number;
+  try {
+    fd = fs.openSync(source, 'r');
+  } catch (e) {
+    throw new CheckpointError(`cannot open weights file ${source}: ${(e as Error).message}`);
+  }
+  try {
+    const head = new Uint8Array(8);
+    const n = fs.readSync(fd, head, 0, 8, 0);
+    return head.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function checkPyTorch(head: Uint8Array, source: string): void {
+  const zip = ZIP_MAGIC.every((v, i) => head[i] === v);
+  const pickle = head[0] === 0x80 && head[1] >= 2 && head[1] <= 5;
+  if (zip || pickle)
+    throw new CheckpointError(
+      `${source} is a PyTorch torch.save checkpoint (${zip ? 'zip' : 'legacy pickle'} layout); this version of diffssl reads safetensors only. ` +
+        `Convert it once in Python: safetensors.torch.save_file(torch.load(path, map_location="cpu"), "weights.safetensors").`,
+    );
+}
+
+/**
+ * The ADM U-Net. Build it from a preset name, the reference's flag dictionary or a typed
+ * {@link UNetConfig}, with weights from a safetensors file ({@link ADMUNet.load}) or random
+ * ({@link ADMUNet.create}). Weights are frozen tensors owned by the model: call
+ * {@link ADMUNet.dispose} to free them.
+ *
+ * @example
+ * ```ts
+ * const unet = await ADMUNet.load('256x256_diffusion_uncond.safetensors', '256x256_diffusion_uncond');
+ * const xt = unet.qSample(x0, [90], noise);
+ * const { features } = unet.forward(xt, [90], { capture: [24] }); // stops after block 24
+ * ```
+ */
+export class ADMUNet {
+  /** Every number the network is built from. */
+  readonly config: ResolvedConfig;
+  /** The noise schedule of the flags (`noise_schedule`, `diffusion_steps`). */
+  readonly schedule: NoiseSchedule;
+  /** The block table in the paper's numbering: `{ b, part, module, channels, size }` for b = 1..total. */
+  readonly blocks: BlockInfo[];
+  private readonly arch: Architecture;
+  private readonly weights: Map<string, tf.Tensor>;
+  private disposed = false;
+
+  private constructor(config: ResolvedConfig, arch: Architecture, weights: Map<string, tf.Tensor>) {
+    this.config = config;
+    this.arch = arch;
+    this.weights = weights;
+    this.schedule = noiseSchedule(config.noiseSchedule, config.diffusionSteps);
+    this.blocks = arch.blocks.map(({ b, part, module, channels, size }) => ({ b, part, module, channels, size }));
+  }
+
+  /**
+   * A model with random weights (see `randomWeights` for the recipe), for tests and benchmarks.
+   * @param flags preset name, reference flags or typed config.
+   * @param seed the same seed gives the same weights on every platform.
+   */
+  static create(flags: ModelSpec, seed = 0): ADMUNet {
+    const config = resolveConfig(flags);
+    const arch = buildArchitecture(config);
+    const data = randomWeights(arch.parameters, seed);
+    return ADMUNet.fromStateDict(flags, new Map(arch.parameters.map(([k, shape]) => [k, { shape, data: data.get(k)! }])));
+  }
+
+  /**
+   * A model from a state dict already in memory (reference names and PyTorch layouts).
+   * @throws WeightsError listing every missing, unexpected or mis-shaped key.
+   */
+  static fromStateDict(flags: ModelSpec, state: Map<string, ReferenceTensor>, opts: { strict?: boolean } = {}): ADMUNet {
+    const config = resolveConfig(flags);
+    const arch = buildArchitecture(config);
+    checkKeys(arch, new Map([...state].map(([k, v]) => [k, v.shape])), opts.strict ?? true, '<state dict>');
+    const weights = new Map<string, tf.Tensor>();
+    for (const [name, shape] of arch.parameters) weights.set(name, tf.tensor(toTfjsLayout(name, shape, state.get(name)!.data), tfjsShape(name, shape)));
+    return new ADMUNet(config, arch, weights);
+  }
+
+  /**
+   * Loads weights saved under the reference's state-dict names (safetensors; F32, F16 or BF16,
+   * read as float32). A path is read tensor by tensor at its offsets, never as one buffer.
+   * @param weights a `.safetensors` path (Node) or its bytes.
+   * @param flags preset name, reference flags (`create_model_and_diffusion_args`) or typed config.
+   * @throws CheckpointError for a corrupt, truncated or unsupported file.
+   * @throws WeightsError listing every missing, unexpected or mis-shaped key.
+   */
+  static async load(weights: string | Uint8Array, flags: ModelSpec, opts: LoadOptions = {}): Promise<ADMUNet> {
+    const config = resolveConfig(flags);
+    const arch = buildArchitecture(config);
+    const label = typeof weights === 'string' ? weights : '<bytes>';
+    checkPyTorch(await sniff(weights), label);
+    const reader = await SafetensorsReader.open(weights);
+    const tensors = new Map<string, tf.Tensor>();
+    try {
+      checkKeys(arch, new Map(reader.keys().map((k) => [k, reader.info(k).shape])), opts.strict ?? true, label);
+      const total = arch.parameters.reduce((s, [k]) => s + reader.info(k).byteLength, 0);
+      let loaded = 0;
+      for (const [name, shape] of arch.parameters) {
+        const t = await reader.read(name);
+        if (!(t.data instanceof Float32Array) && !(t.data instanceof Float64Array))
+          throw new WeightsError(`${label}: weight "${name}" has dtype ${t.dtype}; a float type (F32, F16, BF16) is needed`);
+        const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+        tensors.set(name, tf.tensor(toTfjsLayout(name, shape, data), tfjsShape(name, shape)));
+        loaded += reader.info(name).byteLength;
+        opts.onProgress?.({ loaded, total, key: name });
+      }
+    } catch (e) {
+      tensors.forEach((t) => t.dispose());
+      throw e;
+    } finally {
+      await reader.close();
+    }
+    return new ADMUNet(config, arch, tensors);
+  }
+
+  /** Number of blocks (37 for the 256×256 model). */
+  get totalBlocks(): number {
+    return this.arch.blocks.length;
+  }
+
+  /** Number of input (encoder) blocks, N_in; the middle block is N_in + 1. */
+  get numInputBlocks(): number {
+    return this.arch.numInputBlocks;
+  }
+
+  /** Number of parameters. */
+  get numParameters(): number {
+    return this.arch.parameters.reduce((s, [, shape]) => s + shape.reduce((a, b) => a * b, 1), 0);
+  }
+
+  /**
+   * The encoder block whose output decoder block `b` receives as its skip: `total + 1 − b`
+   * (38 − b for the 256 model). Also maps an encoder block to its decoder block.
+   */
+  mirror(b: number): number {
+    this.block(b);
+    if (b === this.numInputBlocks + 1) throw new InputError(`block ${b} is the middle block; it has no mirror`);
+    return this.totalBlocks + 1 - b;
+  }
+
+  /**
+   * The row of the block table for block `b`.
+   * @throws InputError for a block the model does not have.
+   */
+  block(b: number): BlockInfo {
+    if (!Number.isInteger(b) || b < 1 || b > this.totalBlocks) throw new InputError(`unknown block ${String(b)}: this model has blocks 1..${this.totalBlocks}`);
+    return this.blocks[b - 1];
+  }
+
+  /**
+   * The embedding every block receives: `time_embed(timestep_embedding(t))`, plus `label_emb(y)`
+   * for class-conditional models. `[N, 4C]`, owned by the caller.
+   */
+  embed(t: number[], y?: number[]): tf.Tensor2D {
+    this.assertAlive();
+    checkTimesteps(t, this.schedule.steps, t.length);
+    this.checkLabels(y, t.length);
+    const p = this.param;
+    return tf.tidy(() => {
+      const temb = timestepEmbedding(t, this.config.modelChannels);
+      const h = silu(tf.add(tf.matMul(temb, p('time_embed.0.weight') as tf.Tensor2D), p('time_embed.0.bias')));
+      let emb = tf.add(tf.matMul(h, p('time_embed.2.weight') as tf.Tensor2D), p('time_embed.2.bias')) as tf.Tensor2D;
+      if (y) emb = tf.add(emb, tf.gather(p('label_emb.weight'), tf.tensor1d(y, 'int32'))) as tf.Tensor2D;
+      return emb;
+    });
+  }
+
+  /**
+   * `q_sample`: noises clean images to step t with this model's schedule.
+   * @see {@link qSample}
+   */
+  qSample(x0: tf.Tensor4D, t: number[], noise: tf.Tensor4D): tf.Tensor4D {
+    this.checkImages(x0, 'x0');
+    return qSample(this.schedule, x0, t, noise);
+  }
+
+  /**
+   * Runs the U-Net on noised images.
+   * @param xt x_t, NHWC `[N, S, S, C_in]` float32, S = `image_size`.
+   * @param t one integer step in [0, T) per example (the raw index; no rescaling).
+   * @returns block outputs for `capture` (stopping after the deepest one), and the final output
+   * when the whole network ran. The caller owns and disposes every returned tensor.
+   * @throws InputError for a bad shape, step, label, block or added tensor.
+   */
+  forward(xt: tf.Tensor4D, t: number[], opts: ForwardOptions = {}): ForwardResult {
+    this.assertAlive();
+    const n = this.checkImages(xt, 'xt');
+    checkTimesteps(t, this.schedule.steps, n);
+    this.checkLabels(opts.y, n);
+    const capture = new Set<number>();
+    if (opts.capture !== undefined) {
+      if (!Array.isArray(opts.capture)) throw new InputError('capture must be an array of block numbers');
+      for (const b of opts.capture) capture.add(this.block(b).b);
+    }
+    const add = this.checkAdd(opts.add, n);
+    const runAll = opts.capture === undefined || opts.output === true;
+    const stopAt = runAll ? this.totalBlocks : Math.max(0, ...capture);
+
+    const features = new Map<number, tf.Tensor4D>();
+    const skips: tf.Tensor4D[] = [];
+    const emb = this.embed(t, opts.y);
+    let h = xt;
+    try {
+      for (const spec of this.arch.blocks) {
+        if (spec.b > stopAt) break;
+        const next = tf.tidy((): tf.Tensor4D => {
+          const input = spec.part === 'output' ? tf.concat([h, skips[skips.length - 1]], 3) : h;
+          const out = this.runBlock(spec, input, emb);
+          const extra = add.get(spec.b);
+          return extra ? tf.add(out, extra) : out;
+        });
+        if (spec.part === 'output') skips.pop()!.dispose();
+        if (h !== xt) h.dispose();
+        h = next;
+        if (spec.part === 'input') skips.push(tf.clone(h));
+        if (capture.has(spec.b)) features.set(spec.b, tf.clone(h));
+      }
+      const output = runAll ? this.outHead(h) : undefined;
+      return output ? { features, output } : { features };
+    } catch (e) {
+      features.forEach((f) => f.dispose());
+      throw e;
+    } finally {
+      if (h !== xt) h.dispose();
+      skips.forEach((s) => s.dispose());
+      emb.dispose();
+    }
+  }
+
+  /**
+   * Features of clean images, as the paper defines them: see {@link extractFeatures}; this model
+   * is the backbone.
+   */
+  extractFeatures(x0: tf.Tensor4D, opts: Omit<ExtractOptions, 'model'>): Promise<FeatureSet> {
+    return extractFeatures(x0, { ...opts, model: this });
+  }
+
+  /** The weights under their reference names, in PyTorch layout (a copy). */
+  stateDict(): Map<string, ReferenceTensor> {
+    this.assertAlive();
+    return new Map(this.arch.parameters.map(([name, shape]) => [name, { shape: [...shape], data: toReferenceLayout(name, shape, this.weights.get(name)!.dataSync() as Float32Array) }]));
+  }
+
+  /** Writes the weights as safetensors under the reference's names and layouts, atomically. */
+  async save(path: string): Promise<void> {
+    await writeSafetensors(path, this.stateDict(), { format: 'pt', producer: 'diffssl' });
+  }
+
+  /** Frees the weights. The model cannot be used afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.weights.forEach((t) => t.dispose());
+    this.weights.clear();
+    this.disposed = true;
+  }
+
+  private readonly param: Params = (name) => {
+    const w = this.weights.get(name);
+    if (!w) throw new WeightsError(`internal: weight "${name}" is not loaded`, [name]);
+    return w;
+  };
+
+  private runBlock(spec: BlockSpec, x: tf.Tensor4D, emb: tf.Tensor2D): tf.Tensor4D {
+    const p = this.param;
+    let h = x;
+    for (const l of spec.layers) {
+      switch (l.kind) {
+        case 'conv':
+          h = conv3x3(h, p(`${l.prefix}.weight`), p(`${l.prefix}.bias`));
+          break;
+        case 'res':
+          h = resBlock(p, l, h, emb, this.config.useScaleShiftNorm);
+          break;
+        case 'attn':
+          h = attentionBlock(p, l, h, !this.config.useNewAttentionOrder);
+          break;
+        case 'down':
+          h = conv3x3(h, p(`${l.prefix}.op.weight`), p(`${l.prefix}.op.bias`), 2);
+          break;
+        case 'up':
+          h = conv3x3(upsampleNearest(h), p(`${l.prefix}.conv.weight`), p(`${l.prefix}.conv.bias`));
+          break;
+      }
+    }
+    return h;
+  }
+
+  private outHead(h: tf.Tensor4D): tf.Tensor4D {
+    const p = this.param;
+    return tf.tidy(() => conv3x3(silu(groupNorm(h, p('out.0.weight'), p('out.0.bias'))), p('out.2.weight'), p('out.2.bias')));
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw new InputError('this ADMUNet was disposed');
+  }
+
+  /**
+   * Checks that `x` is a batch of images this model takes (float32 NHWC `[N, S, S, C_in]`).
+   * @returns N.
+   * @throws InputError naming what is wrong.
+   */
+  checkImages(x: tf.Tensor4D, what = 'x'): number {
+    if (!(x instanceof tf.Tensor)) throw new InputError(`${what} must be a tf.Tensor4D, got ${x === null ? 'null' : typeof x}`);
+    if (x.rank !== 4) throw new InputError(`${what} must be rank 4 (NHWC [N, H, W, C]), got rank ${x.rank} [${x.shape}]`);
+    if (x.dtype !== 'float32') throw new InputError(`${what} must be float32, got ${x.dtype}`);
+    const [n, hgt, wid, c] = x.shape;
+    const S = this.config.imageSize;
+    if (c !== this.config.inChannels)
+      throw new InputError(`${what} has ${c} channels but the model takes ${this.config.inChannels} (layout is NHWC, channels last)${x.shape[1] === this.config.inChannels ? '; this looks like NCHW' : ''}`);
+    if (hgt !== S || wid !== S) throw new InputError(`${what} is ${hgt}×${wid} but this model takes ${S}×${S} images`);
+    if (n < 1) throw new InputError(`${what} has an empty batch`);
+    return n;
+  }
+
+  private checkLabels(y: number[] | undefined, n: number): void {
+    const classes = this.config.numClasses;
+    if (classes === null) {
+      if (y !== undefined) throw new InputError('y was given but this model is unconditional (class_cond false)');
+      return;
+    }
+    if (y === undefined) throw new InputError(`this model is class-conditional: pass y, one label in [0, ${classes}) per example`);
+    if (!Array.isArray(y) || y.length !== n) throw new InputError(`y must have one label per example (${n}), got ${Array.isArray(y) ? y.length : typeof y}`);
+    y.forEach((v, i) => {
+      if (!Number.isInteger(v) || v < 0 || v >= classes) throw new InputError(`y[${i}] = ${v} is outside [0, ${classes})`);
+    });
+  }
+
+  private checkAdd(add: Map<number, tf.Tensor4D> | undefined, n: number): Map<number, tf.Tensor4D> {
+    if (add === undefined) return new Map();
+    if (!(add instanceof Map)) throw new InputError('add must be a Map from block number to tensor');
+    for (const [b, t] of add) {
+      const info = this.block(b);
+      const want = [n, info.size, info.size, info.channels];
+      if (!(t instanceof tf.Tensor) || !tf.util.arraysEqual(t.shape, want))
+        throw new InputError(`add: the tensor for block ${b} must have shape [${want}], got ${t instanceof tf.Tensor ? `[${t.shape}]` : typeof t}`);
+    }
+    return add;
+  }
+}
+
+function checkKeys(arch: Architecture, got: Map<string, number[]>, strict: boolean, label: string): void {
+  const missing: string[] = [];
+  const mismatched: [string, number[], number[]][] = [];
+  const expected = new Set<string>();
+  for (const [name, shape] of arch.parameters) {
+    expected.add(name);
+    const s = got.get(name);
+    if (!s) missing.push(name);
+    else if (!tf.util.arraysEqual(s, shape)) mismatched.push([name, shape, s]);
+  }
+  const unexpected = strict ? [...got.keys()].filter((k) => !expected.has(k)) : [];
+  if (!missing.length && !mismatched.length && !unexpected.length) return;
+  const list = (xs: string[]) => xs.slice(0, 20).join(', ') + (xs.length > 20 ? `, … (${xs.length} in all)` : '');
+  const parts = [
+    missing.length ? `${missing.length} missing: ${list(missing)}` : '',
+    mismatched.length ? `${mismatched.length} mis-shaped: ${list(mismatched.map(([k, w, g]) => `${k} (model [${w}], file [${g}])`))}` : '',
+    unexpected.length ? `${unexpected.length} unexpected: ${list(unexpected)}` : '',
+  ].filter(Boolean);
+  throw new WeightsError(
+    `${label} does not fit this model's state dict: ${parts.join('; ')}. Check that the flags match the checkpoint (a preset name such as "256x256_diffusion_uncond" picks the released ones).`,
+    missing,
+    unexpected,
+    mismatched,
+  );
+}
