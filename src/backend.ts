@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from './errors.js';
+import { importUnbundled } from './util/dynamicImport.js';
 
 /** One candidate that {@link useBestBackend} tried. */
 export interface BackendAttempt {
@@ -35,16 +36,14 @@ type Candidate = { name: string; backend: string; load: () => Promise<void>; why
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
-// A variable specifier keeps bundlers from trying to resolve optional peers that are not installed.
-const importOptional = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ /* webpackIgnore: true */ specifier);
 
 function candidates(opts: BackendOptions): Candidate[] {
   const registered = (name: string) => async () => {
     if (!tf.findBackendFactory(name)) throw new Error(`no ${name} backend is registered (import its package first)`);
   };
   return [
-    { name: 'tfjs-node-gpu', backend: 'tensorflow', why: 'native TensorFlow with CUDA', load: async () => void (await importOptional('@tensorflow/tfjs-node-gpu')) },
-    { name: 'tfjs-node', backend: 'tensorflow', why: 'native TensorFlow (multi-threaded, oneDNN)', load: async () => void (await importOptional('@tensorflow/tfjs-node')) },
+    { name: 'tfjs-node-gpu', backend: 'tensorflow', why: 'native TensorFlow with CUDA', load: async () => void (await importUnbundled('@tensorflow/tfjs-node-gpu')) },
+    { name: 'tfjs-node', backend: 'tensorflow', why: 'native TensorFlow (multi-threaded, oneDNN)', load: async () => void (await importUnbundled('@tensorflow/tfjs-node')) },
     { name: 'webgpu', backend: 'webgpu', why: 'GPU in the browser', load: registered('webgpu') },
     { name: 'webgl', backend: 'webgl', why: 'GPU in the browser', load: registered('webgl') },
     {

@@ -24,25 +24,29 @@ export interface Diff {
   ok: boolean;
   bad: number;
   maxAbs: number;
+  /** Largest |a − b| over the tensor's scale (max |b|). */
   maxRel: number;
+  /** Largest |a − b| / (atol + rtol·|b|): how much of the tolerance was used (≤ 1 passes). */
+  tolUsed: number;
   firstBad?: string;
 }
 
 /** Elementwise check `|a − b| ≤ atol + rtol·|b|` (the fixtures' float32 tolerance by default). */
 export function compareArrays(actual: ArrayLike<number>, expected: ArrayLike<number>, atol = 1e-4, rtol = 1e-4): Diff {
-  if (actual.length !== expected.length) return { ok: false, bad: -1, maxAbs: Infinity, maxRel: Infinity, firstBad: `length ${actual.length} vs ${expected.length}` };
-  let bad = 0, maxAbs = 0, maxRel = 0, firstBad: string | undefined;
+  if (actual.length !== expected.length) return { ok: false, bad: -1, maxAbs: Infinity, maxRel: Infinity, tolUsed: Infinity, firstBad: `length ${actual.length} vs ${expected.length}` };
+  let bad = 0, maxAbs = 0, scale = 0, tolUsed = 0, firstBad: string | undefined;
   for (let i = 0; i < expected.length; i++) {
     const d = Math.abs(actual[i] - expected[i]);
-    if (!(d <= atol + rtol * Math.abs(expected[i]))) {
+    const tol = atol + rtol * Math.abs(expected[i]);
+    if (!(d <= tol)) {
       bad++;
       firstBad ??= `[${i}] ${actual[i]} vs ${expected[i]}`;
     }
     if (!(d <= maxAbs)) maxAbs = d;
-    const rel = d / Math.max(Math.abs(expected[i]), 1e-6);
-    if (rel > maxRel) maxRel = rel;
+    if (!(d / tol <= tolUsed)) tolUsed = d / tol;
+    scale = Math.max(scale, Math.abs(expected[i]));
   }
-  return { ok: bad === 0, bad, maxAbs, maxRel, firstBad };
+  return { ok: bad === 0, bad, maxAbs, maxRel: maxAbs / (scale || 1), tolUsed, firstBad };
 }
 
 /** Backends the parity tests run on. DIFFSSL_BACKENDS=cpu (comma list) narrows it. */

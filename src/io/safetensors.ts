@@ -7,6 +7,7 @@
  * @module
  */
 import { CheckpointError, InputError } from '../errors.js';
+import { importUnbundled } from '../util/dynamicImport.js';
 
 /** The safetensors dtypes this library reads and writes. */
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'U8' | 'BOOL';
@@ -54,7 +55,6 @@ type FileHandle = import('node:fs/promises').FileHandle;
  * Imports a Node built-in by a computed name. Bundlers (esbuild, webpack) reject even a lazy `import('node:fs')` when
  * targeting the browser; a non-literal specifier is left alone, so byte-only browser use still bundles.
  */
-const nodeModule = <T>(name: string): Promise<T> => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
 
 /** Opened file or bytes; reads tensors one at a time by offset (a path is never read into one big buffer). */
 export class SafetensorsReader {
@@ -80,7 +80,7 @@ export class SafetensorsReader {
       return new SafetensorsReader('<bytes>', metadata, entries, 8 + n, source);
     }
     if (typeof source !== 'string') throw new InputError('SafetensorsReader.open expects a path string or a Uint8Array');
-    const fs = await nodeModule<NodeFs>('node:fs');
+    const fs = await importUnbundled<NodeFs>('node:fs');
     let handle: FileHandle;
     try {
       handle = await fs.promises.open(source, 'r');
@@ -192,8 +192,8 @@ export function serializeSafetensors(tensors: TensorsToWrite, metadata?: Record<
 export async function writeSafetensors(path: string, tensors: TensorsToWrite, metadata?: Record<string, string>): Promise<void> {
   if (typeof path !== 'string' || path === '') throw new InputError('writeSafetensors expects a non-empty path');
   const { header, parts } = plan(tensors, metadata);
-  const fs = await nodeModule<NodeFs>('node:fs');
-  const nodePath = await nodeModule<typeof import('node:path')>('node:path');
+  const fs = await importUnbundled<NodeFs>('node:fs');
+  const nodePath = await importUnbundled<typeof import('node:path')>('node:path');
   const dir = nodePath.dirname(path);
   const tmp = nodePath.join(dir, `.${nodePath.basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
   let handle: FileHandle | undefined;

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { CheckpointError, InputError, WeightsError } from '../errors.js';
+import { sniffFormat } from '../io/format.js';
 import { SafetensorsReader, writeSafetensors } from '../io/safetensors.js';
 import { buildArchitecture, type Architecture, type BlockInfo, type BlockSpec } from './architecture.js';
 import { attentionBlock } from './attention.js';
@@ -70,36 +71,6 @@ export interface LoadOptions {
 export interface ReferenceTensor {
   shape: number[];
   data: Float32Array;
-}
-
-const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
-
-async function sniff(source: string | Uint8Array): Promise<Uint8Array> {
-  if (typeof source !== 'string') return source.subarray(0, 8);
-  const fs = await import('node:fs');
-  let fd: number;
-  try {
-    fd = fs.openSync(source, 'r');
-  } catch (e) {
-    throw new CheckpointError(`cannot open weights file ${source}: ${(e as Error).message}`);
-  }
-  try {
-    const head = new Uint8Array(8);
-    const n = fs.readSync(fd, head, 0, 8, 0);
-    return head.subarray(0, n);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function checkPyTorch(head: Uint8Array, source: string): void {
-  const zip = ZIP_MAGIC.every((v, i) => head[i] === v);
-  const pickle = head[0] === 0x80 && head[1] >= 2 && head[1] <= 5;
-  if (zip || pickle)
-    throw new CheckpointError(
-      `${source} is a PyTorch torch.save checkpoint (${zip ? 'zip' : 'legacy pickle'} layout); this version of diffssl reads safetensors only. ` +
-        `Convert it once in Python: safetensors.torch.save_file(torch.load(path, map_location="cpu"), "weights.safetensors").`,
-    );
 }
 
 /**
@@ -171,7 +142,12 @@ export class ADMUNet {
     const config = resolveConfig(flags);
     const arch = buildArchitecture(config);
     const label = typeof weights === 'string' ? weights : '<bytes>';
-    checkPyTorch(await sniff(weights), label);
+    const format = await sniffFormat(weights);
+    if (format === 'pytorch-zip' || format === 'pytorch-legacy')
+      throw new CheckpointError(
+        `${label} is a PyTorch torch.save checkpoint; this version of diffssl reads safetensors only. ` +
+          `Convert it once in Python: safetensors.torch.save_file(torch.load(path, map_location="cpu"), "weights.safetensors").`,
+      );
     const reader = await SafetensorsReader.open(weights);
     const tensors = new Map<string, tf.Tensor>();
     try {
