@@ -1,0 +1,66 @@
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core alone registers no gradients; @tensorflow/tfjs does this for its users.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSafetensors, type ReadTensor } from '../../src/io/safetensors';
+import { ADMUNet } from '../../src/unet/admUnet';
+import { BACKENDS, compareArrays, FIXTURES, fixtureJson, nchwToNhwc, setBackend } from '../helpers';
+
+const tensorOf = (t: ReadTensor) => {
+  const { data, shape } = nchwToNhwc(t.data as Float32Array, t.shape);
+  return tf.tensor4d(data, shape);
+};
+
+// The DifFeed fixture's second pass: the reference adds each feedback map into its mirror encoder
+// block; the fixture stores those maps (`fb.b<b>`), the encoder outputs after the addition
+// (`pass2.block_<m>`) and the feature handed to the head (`feat2.b15`).
+for (const backend of BACKENDS) {
+  describe(`forward with add (DifFeed pass 2) on ${backend}`, () => {
+    let unet: ADMUNet;
+    let act: Map<string, ReadTensor>;
+    beforeAll(async () => {
+      await setBackend(backend);
+      unet = await ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args);
+      act = await readSafetensors(path.join(FIXTURES, 'heads', 'difffeed', 'activations.safetensors'));
+    });
+    afterAll(() => unet?.dispose());
+
+    it('adding the feedback maps into the mirror blocks reproduces pass 2', () => {
+      const { feedback_b_list: fbs, second_fw_b_list: [target] } = fixtureJson('heads/difffeed/config.json').finetune_args;
+      const xt = tensorOf(act.get('t0.x_t')!);
+      const t = Array.from(act.get('t0.t')!.data as BigInt64Array, Number);
+      const add = new Map<number, tf.Tensor4D>(fbs.map((b: number) => [unet.mirror(b), tensorOf(act.get(`t0.fb.b${b}`)!)]));
+      const before = tf.memory().numTensors;
+      const r = unet.forward(xt, t, { add, capture: [...add.keys(), target] });
+      for (const m of add.keys()) {
+        const d = compareArrays(r.features.get(m)!.dataSync(), nchwToNhwc(act.get(`t0.pass2.block_${m}`)!.data as Float32Array, act.get(`t0.pass2.block_${m}`)!.shape).data);
+        expect(d.ok, `pass2 block ${m}: max abs ${d.maxAbs}`).toBe(true);
+      }
+      const f2 = act.get(`t0.feat2.b${target}`)!;
+      const d = compareArrays(r.features.get(target)!.dataSync(), nchwToNhwc(f2.data as Float32Array, f2.shape).data);
+      expect(d.ok, `feat2 b${target}: max abs ${d.maxAbs}`).toBe(true);
+      r.features.forEach((f) => f.dispose());
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([xt, ...add.values()]);
+    });
+
+    it('gradients flow from a captured block back to the added tensor, not into the weights', () => {
+      const xt = tensorOf(act.get('t0.x_t')!);
+      const t = Array.from(act.get('t0.t')!.data as BigInt64Array, Number);
+      const fb = tf.variable(tf.zeros([2, 16, 16, 32]) as tf.Tensor4D);
+      const before = tf.memory().numTensors;
+      const { value, grads } = tf.variableGrads(() => {
+        const r = unet.forward(xt, t, { add: new Map([[5, fb as unknown as tf.Tensor4D]]), capture: [15] });
+        return tf.mean(tf.square(r.features.get(15)!)) as tf.Scalar;
+      }); // every trainable variable: the U-Net's weights are constants, so only fb appears
+      expect(Object.keys(grads)).toEqual([fb.name]);
+      const g = grads[fb.name];
+      expect(g.shape).toEqual([2, 16, 16, 32]);
+      expect(tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0])).toBeGreaterThan(0);
+      tf.dispose([value, g]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([xt, fb]);
+    });
+  });
+}
