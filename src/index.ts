@@ -21,5 +21,5 @@ export { adaptiveAvgPool2d } from './ops/adaptiveAvgPool.js';
 export { useBestBackend } from './backend.js';
 export type { BackendAttempt, BackendChoice, BackendOptions } from './backend.js';
 export { SafetensorsReader, readSafetensors, writeSafetensors, serializeSafetensors } from './io/safetensors.js';
-export type { ReadTensor, SafetensorsDtype, TensorInfo, TensorToWrite, TensorsToWrite } from './io/safetensors.js';
+export type { ReadTensor, SafetensorsDtype, TensorData, TensorInfo, TensorToWrite, TensorsToWrite } from './io/safetensors.js';
 export { CheckpointError, DiffsslError, InputError, WeightsError } from './errors.js';
