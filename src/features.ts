@@ -9,7 +9,7 @@ import type { ADMUNet } from './unet/admUnet.js';
 
 /** Options of {@link extractFeatures}. */
 export interface ExtractOptions {
-  /** Noise step(s), integers in [0, T). The paper's best single choice is 90 (with b = 24). */
+  /** Noise step(s), integers in [0, T). The paper's default feature is t = 150, b = 24 (256 model). */
   t: number | number[];
   /** Block(s) in the paper's numbering, 1..total. */
   b: number | number[];
