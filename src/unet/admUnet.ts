@@ -4,9 +4,9 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CheckpointError, InputError, WeightsError } from '../errors.js';
-import { sniffFormat } from '../io/format.js';
-import { SafetensorsReader, writeSafetensors } from '../io/safetensors.js';
+import { InputError, WeightsError } from '../errors.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { openWeights } from '../io/weights.js';
 import { buildArchitecture, type Architecture, type BlockInfo, type BlockSpec } from './architecture.js';
 import { attentionBlock } from './attention.js';
 import { resolveConfig, type ModelSpec, type ResolvedConfig } from './config.js';
@@ -132,8 +132,9 @@ export class ADMUNet {
 
   /**
    * Loads weights saved under the reference's state-dict names (safetensors; F32, F16 or BF16,
-   * read as float32). A path is read tensor by tensor at its offsets, never as one buffer.
-   * @param weights a `.safetensors` path (Node) or its bytes.
+   * read as float32). The format is recognised from the content. A path is read tensor by tensor at
+   * its offsets, never as one buffer.
+   * @param weights a weights file path (Node) or its bytes.
    * @param flags preset name, reference flags (`create_model_and_diffusion_args`) or typed config.
    * @throws CheckpointError for a corrupt, truncated or unsupported file.
    * @throws WeightsError listing every missing, unexpected or mis-shaped key.
@@ -141,33 +142,23 @@ export class ADMUNet {
   static async load(weights: string | Uint8Array, flags: ModelSpec, opts: LoadOptions = {}): Promise<ADMUNet> {
     const config = resolveConfig(flags);
     const arch = buildArchitecture(config);
-    const label = typeof weights === 'string' ? weights : '<bytes>';
-    const format = await sniffFormat(weights);
-    if (format === 'pytorch-zip' || format === 'pytorch-legacy')
-      throw new CheckpointError(
-        `${label} is a PyTorch torch.save checkpoint; this version of diffssl reads safetensors only. ` +
-          `Convert it once in Python: safetensors.torch.save_file(torch.load(path, map_location="cpu"), "weights.safetensors").`,
-      );
-    const reader = await SafetensorsReader.open(weights);
+    const source = await openWeights(weights);
     const tensors = new Map<string, tf.Tensor>();
     try {
-      checkKeys(arch, new Map(reader.keys().map((k) => [k, reader.info(k).shape])), opts.strict ?? true, label);
-      const total = arch.parameters.reduce((s, [k]) => s + reader.info(k).byteLength, 0);
+      checkKeys(arch, new Map(source.keys().map((k) => [k, source.shape(k)])), opts.strict ?? true, source.label);
+      const total = arch.parameters.reduce((s, [k]) => s + source.byteLength(k), 0);
       let loaded = 0;
       for (const [name, shape] of arch.parameters) {
-        const t = await reader.read(name);
-        if (!(t.data instanceof Float32Array) && !(t.data instanceof Float64Array))
-          throw new WeightsError(`${label}: weight "${name}" has dtype ${t.dtype}; a float type (F32, F16, BF16) is needed`);
-        const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+        const data = await source.readFloat32(name);
         tensors.set(name, tf.tensor(toTfjsLayout(name, shape, data), tfjsShape(name, shape)));
-        loaded += reader.info(name).byteLength;
+        loaded += source.byteLength(name);
         opts.onProgress?.({ loaded, total, key: name });
       }
     } catch (e) {
       tensors.forEach((t) => t.dispose());
       throw e;
     } finally {
-      await reader.close();
+      await source.close();
     }
     return new ADMUNet(config, arch, tensors);
   }

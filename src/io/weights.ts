@@ -1,0 +1,66 @@
+/**
+ * One interface over every weights file format, so models load from any of them without knowing
+ * which: the format is sniffed from the content, never the extension.
+ * @module
+ */
+import { CheckpointError, InputError } from '../errors.js';
+import { sniffFormat, type WeightsFormat } from './format.js';
+import { SafetensorsReader } from './safetensors.js';
+
+/** A state dict on disk or in memory, read one float tensor at a time. */
+export interface WeightsSource {
+  /** The path, or `'<bytes>'`; for error messages. */
+  readonly label: string;
+  readonly format: WeightsFormat;
+  /** Tensor names in file order. */
+  keys(): string[];
+  /** Shape of a tensor (PyTorch layout, as saved). */
+  shape(name: string): number[];
+  /** Bytes the tensor occupies in the file (for progress). */
+  byteLength(name: string): number;
+  /** The tensor's values as float32 (float16/bfloat16/float64 converted). Throws for integer tensors. */
+  readFloat32(name: string): Promise<Float32Array>;
+  /** Releases the file. Idempotent. */
+  close(): Promise<void>;
+}
+
+function fromSafetensors(r: SafetensorsReader): WeightsSource {
+  return {
+    label: r.source,
+    format: 'safetensors',
+    keys: () => r.keys(),
+    shape: (k) => r.info(k).shape,
+    byteLength: (k) => r.info(k).byteLength,
+    readFloat32: async (k) => {
+      const t = await r.read(k);
+      if (t.data instanceof Float32Array) return t.data;
+      if (t.data instanceof Float64Array) return Float32Array.from(t.data);
+      throw new CheckpointError(`${r.source}: tensor "${k}" has dtype ${t.dtype}; a float type (F32, F16, BF16, F64) is needed`);
+    },
+    close: () => r.close(),
+  };
+}
+
+/**
+ * Opens a weights file of any supported format: safetensors today.
+ * @param source a path (Node) or the file's bytes.
+ * @throws CheckpointError for an unreadable, corrupt or unsupported file.
+ */
+export async function openWeights(source: string | Uint8Array): Promise<WeightsSource> {
+  if (typeof source !== 'string' && !(source instanceof Uint8Array)) throw new InputError(`weights must be a path or a Uint8Array, got ${source === null ? 'null' : typeof source}`);
+  const label = typeof source === 'string' ? source : '<bytes>';
+  const format = await sniffFormat(source);
+  switch (format) {
+    case 'safetensors':
+      return fromSafetensors(await SafetensorsReader.open(source));
+    case 'pytorch-zip':
+    case 'pytorch-legacy':
+      throw new CheckpointError(
+        `${label} is a PyTorch torch.save checkpoint; this version of diffssl reads safetensors only. ` +
+          `Convert it once in Python: safetensors.torch.save_file(torch.load(path, map_location="cpu"), "weights.safetensors").`,
+      );
+    default:
+      // Let the safetensors reader say precisely what is wrong with the bytes.
+      return fromSafetensors(await SafetensorsReader.open(source));
+  }
+}
