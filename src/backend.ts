@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from './errors.js';
 import { importUnbundled } from './util/dynamicImport.js';
+import { initThreadedWasm } from './wasmThreads.js';
 
 /** One candidate that {@link useBestBackend} tried. */
 export interface BackendAttempt {
@@ -30,9 +31,14 @@ export interface BackendOptions {
   force?: string;
   /** Where the browser finds the wasm binaries (passed to `setWasmPaths`); Node needs nothing. */
   wasmPaths?: string;
+  /**
+   * wasm threads in Node (default: one per core, through the worker shim of `initThreadedWasm`;
+   * 1 keeps stock single-threaded wasm). Ignored in browsers.
+   */
+  threads?: number;
 }
 
-type Candidate = { name: string; backend: string; load: () => Promise<void>; why: string };
+type Candidate = { name: string; backend: string; load: () => Promise<string | void>; why: string };
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
@@ -53,6 +59,10 @@ function candidates(opts: BackendOptions): Candidate[] {
       load: async () => {
         const wasm = (await import('@tensorflow/tfjs-backend-wasm')) as { setWasmPaths?: (p: string) => void };
         if (opts.wasmPaths) wasm.setWasmPaths?.(opts.wasmPaths);
+        if (!isNode) return;
+        if (opts.threads === 1) return 'one thread, as asked';
+        const r = await initThreadedWasm(opts.threads === undefined ? {} : { threads: opts.threads });
+        return r.reason;
       },
     },
     { name: 'cpu', backend: 'cpu', why: 'plain JavaScript, always available but 25–55× slower than wasm', load: async () => void (await import('@tensorflow/tfjs-backend-cpu')) },
@@ -79,12 +89,13 @@ export async function useBestBackend(opts: BackendOptions = {}): Promise<Backend
   const tried: BackendAttempt[] = [];
   for (const c of list) {
     try {
-      await c.load();
+      const detail = await c.load();
       if (!(await tf.setBackend(c.backend))) throw new Error(`tf.setBackend('${c.backend}') returned false`);
       await tf.ready();
-      tried.push({ name: c.name, ok: true, why: c.why });
+      const why = detail ? `${c.why} (${detail})` : c.why;
+      tried.push({ name: c.name, ok: true, why });
       const passed = tried.filter((t) => !t.ok).map((t) => t.name);
-      const reason = opts.force ? `forced: ${c.why}` : `${c.why}${passed.length ? `; not available: ${passed.join(', ')}` : ''}`;
+      const reason = opts.force ? `forced: ${why}` : `${why}${passed.length ? `; not available: ${passed.join(', ')}` : ''}`;
       return { backend: c.backend, reason, tried };
     } catch (e) {
       tried.push({ name: c.name, ok: false, why: String((e as Error)?.message ?? e).split('\n')[0] });

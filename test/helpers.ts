@@ -52,10 +52,20 @@ export function compareArrays(actual: ArrayLike<number>, expected: ArrayLike<num
 /** Backends the parity tests run on. DIFFSSL_BACKENDS=cpu (comma list) narrows it. */
 export const BACKENDS = (process.env.DIFFSSL_BACKENDS ?? 'wasm,cpu').split(',').filter(Boolean);
 
+/** The U-Net parity fixtures also run on threaded wasm (`wasm-mt`). */
+export const PARITY_BACKENDS = (process.env.DIFFSSL_BACKENDS ?? 'wasm,wasm-mt,cpu').split(',').filter(Boolean);
+
+/** Activates `wasm` (stock, one thread), `wasm-mt` (two threads through the Node shim) or `cpu`. */
 export async function setBackend(name: string): Promise<void> {
-  if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
-  if (name === 'cpu') await import('@tensorflow/tfjs-backend-cpu');
   tf.enableProdMode();
+  if (name === 'wasm' || name === 'wasm-mt') {
+    await import('@tensorflow/tfjs-backend-wasm');
+    const { initThreadedWasm } = await import('../src/wasmThreads');
+    const r = await initThreadedWasm({ threads: name === 'wasm' ? 1 : 2 });
+    if (r.threaded !== (name === 'wasm-mt')) throw new Error(`${name}: ${r.reason}`);
+    return;
+  }
+  if (name === 'cpu') await import('@tensorflow/tfjs-backend-cpu');
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} did not initialise`);
   await tf.ready();
 }

@@ -7,7 +7,7 @@ import { ADMUNet } from '../../src/unet/admUnet';
 import { qkvAttention } from '../../src/unet/attention';
 import { timestepEmbedding } from '../../src/unet/timestepEmbedding';
 import { extractFeatures } from '../../src/features';
-import { BACKENDS, compareArrays, FIXTURES, fixtureJson, nchwToNhwc, setBackend, type Diff } from '../helpers';
+import { PARITY_BACKENDS as BACKENDS, compareArrays, FIXTURES, fixtureJson, nchwToNhwc, setBackend, type Diff } from '../helpers';
 
 // Float32 parity tolerance of the fixtures: |a − b| ≤ 1e-4 + 1e-4·|b| elementwise.
 const ATOL = 1e-4;
