@@ -5,6 +5,7 @@
  */
 import { CheckpointError, InputError } from '../errors.js';
 import { sniffFormat, type WeightsFormat } from './format.js';
+import { TorchCheckpointReader } from './pytorch.js';
 import { SafetensorsReader } from './safetensors.js';
 
 /** A state dict on disk or in memory, read one float tensor at a time. */
@@ -41,24 +42,33 @@ function fromSafetensors(r: SafetensorsReader): WeightsSource {
   };
 }
 
+function fromTorch(r: TorchCheckpointReader): WeightsSource {
+  return {
+    label: r.label,
+    format: r.layout === 'zip' ? 'pytorch-zip' : 'pytorch-legacy',
+    keys: () => r.keys(),
+    shape: (k) => r.info(k).shape,
+    byteLength: (k) => r.info(k).byteLength,
+    readFloat32: (k) => r.readFloat32(k),
+    close: () => r.close(),
+  };
+}
+
 /**
- * Opens a weights file of any supported format: safetensors today.
+ * Opens a weights file of any supported format: safetensors, or a `torch.save` checkpoint (zip or
+ * legacy layout; read through a restricted unpickler that runs no code).
  * @param source a path (Node) or the file's bytes.
  * @throws CheckpointError for an unreadable, corrupt or unsupported file.
  */
 export async function openWeights(source: string | Uint8Array): Promise<WeightsSource> {
   if (typeof source !== 'string' && !(source instanceof Uint8Array)) throw new InputError(`weights must be a path or a Uint8Array, got ${source === null ? 'null' : typeof source}`);
-  const label = typeof source === 'string' ? source : '<bytes>';
   const format = await sniffFormat(source);
   switch (format) {
     case 'safetensors':
       return fromSafetensors(await SafetensorsReader.open(source));
     case 'pytorch-zip':
     case 'pytorch-legacy':
-      throw new CheckpointError(
-        `${label} is a PyTorch torch.save checkpoint; this version of diffssl reads safetensors only. ` +
-          `Convert it once in Python: safetensors.torch.save_file(torch.load(path, map_location="cpu"), "weights.safetensors").`,
-      );
+      return fromTorch(await TorchCheckpointReader.open(source));
     default:
       // Let the safetensors reader say precisely what is wrong with the bytes.
       return fromSafetensors(await SafetensorsReader.open(source));
