@@ -1,28 +1,39 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { groupNorm } from './groupNorm.js';
 import type { Params } from './params.js';
+import { sliceRows } from '../ops/sliceRows.js';
 
 /**
  * Multi-head self-attention on packed projections, as guided-diffusion's `QKVAttention` (new
  * order: q, k, v first, then heads) or `QKVAttentionLegacy` (heads first, then each head's
- * q, k, v). Both q and k are scaled by `ch^(-1/4)`; the output channel of head h, channel c, is
- * `h·ch + c` in both orders.
+ * q, k, v). The product is scaled by `1/√ch` (the reference scales q and k by `ch^(-1/4)` each);
+ * the output channel of head h, channel c, is `h·ch + c` in both orders.
+ *
+ * Works per example and head with plain 2-D matMuls on contiguous row blocks of qkvᵀ: batched or
+ * transposed matMuls run 10–200× slower on wasm (BACKENDS.md §2).
  * @param qkv `[N, L, 3C]` (tokens last-but-one, unlike the reference's `[N, 3C, L]`).
  * @returns `[N, L, C]`.
  */
 export function qkvAttention(qkv: tf.Tensor3D, heads: number, legacy: boolean): tf.Tensor3D {
   return tf.tidy(() => {
     const [n, l, width] = qkv.shape;
-    const ch = width / (3 * heads);
-    // → [3, N·heads, L, ch]
-    const split = legacy
-      ? tf.transpose(tf.reshape(qkv, [n, l, heads, 3, ch]), [3, 0, 2, 1, 4])
-      : tf.transpose(tf.reshape(qkv, [n, l, 3, heads, ch]), [2, 0, 3, 1, 4]);
-    const [q, k, v] = tf.unstack(tf.reshape(split, [3, n * heads, l, ch]));
-    const scale = 1 / Math.sqrt(Math.sqrt(ch));
-    const weight = tf.softmax(tf.matMul(tf.mul(q, scale), tf.mul(k, scale), false, true));
-    const a = tf.matMul(weight, v); // [N·heads, L, ch]
-    return tf.reshape(tf.transpose(tf.reshape(a, [n, heads, l, ch]), [0, 2, 1, 3]), [n, l, heads * ch]);
+    const c = width / 3;
+    const ch = c / heads;
+    const scale = 1 / Math.sqrt(ch);
+    const flat = tf.reshape(qkv, [n * l, width]);
+    const perExample: tf.Tensor2D[] = [];
+    for (let e = 0; e < n; e++) {
+      const rowsT = tf.transpose(n === 1 ? flat : sliceRows(flat, e * l, l)) as tf.Tensor2D; // [3C, L]
+      const perHead: tf.Tensor2D[] = [];
+      for (let h = 0; h < heads; h++) {
+        const [qAt, kAt, vAt] = legacy ? [3 * h * ch, 3 * h * ch + ch, 3 * h * ch + 2 * ch] : [h * ch, c + h * ch, 2 * c + h * ch];
+        const q = tf.transpose(tf.mul(sliceRows(rowsT, qAt, ch), scale)) as tf.Tensor2D; // [L, ch]
+        const weight = tf.softmax(tf.matMul(q, sliceRows(rowsT, kAt, ch))); // [L, L]
+        perHead.push(tf.matMul(weight, tf.transpose(sliceRows(rowsT, vAt, ch)) as tf.Tensor2D)); // [L, ch]
+      }
+      perExample.push(heads === 1 ? perHead[0] : tf.concat(perHead, 1));
+    }
+    return tf.reshape(n === 1 ? perExample[0] : tf.concat(perExample, 0), [n, l, c]);
   });
 }
 

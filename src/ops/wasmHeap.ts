@@ -1,0 +1,49 @@
+/**
+ * Direct access to the wasm backend's heap, for the few places where tfjs-backend-wasm's generic
+ * kernels copy far more than needed (its `slice` reads the whole input back to JS first) or where
+ * data can be written straight into the heap (streamed weights). Relies on internals of
+ * tfjs-backend-wasm 4.22.0; every caller falls back to ordinary ops when {@link wasmHeap} is null.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+interface WasmData {
+  memoryOffset: number;
+  dtype: string;
+}
+interface WasmBackendInternals {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(id: object): WasmData | undefined };
+  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+}
+
+/** The active backend's heap accessors, or null when the backend is not the known wasm one. */
+export function wasmHeap(): WasmBackendInternals | null {
+  if (tf.getBackend() !== 'wasm') return null;
+  const b = tf.backend() as unknown as Partial<WasmBackendInternals>;
+  if (!b.wasm?.HEAPU8 || typeof b.makeOutput !== 'function' || !b.dataIdMap) return null;
+  return b as WasmBackendInternals;
+}
+
+/** A float32 view of a tensor's data in the wasm heap (valid until the heap grows). */
+export function heapView(heap: WasmBackendInternals, t: tf.TensorInfo): Float32Array {
+  const d = heap.dataIdMap.get(t.dataId);
+  if (!d || d.dtype !== 'float32') throw new Error('not a float32 tensor of the active wasm backend');
+  return new Float32Array(heap.wasm.HEAPU8.buffer, d.memoryOffset, t.shape.reduce((a, b) => a * b, 1));
+}
+
+/**
+ * A new float32 tensor whose values `fill` writes straight into the heap (no intermediate JS copy
+ * on wasm). Tracked like any tensor: inside `tf.tidy` it is disposed with the scope.
+ */
+export function tensorFromFill(shape: number[], fill: (dst: Float32Array) => void): tf.Tensor {
+  const heap = wasmHeap();
+  if (!heap) {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    fill(data);
+    return tf.tensor(data, shape, 'float32');
+  }
+  const info = heap.makeOutput(shape, 'float32');
+  fill(heapView(heap, info));
+  return tf.engine().makeTensorFromTensorInfo(info);
+}
