@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError, WeightsError } from '../errors.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { openWeights } from '../io/weights.js';
+import { planResidency, WeightStore, type WeightOptions } from './weightStore.js';
 import { buildArchitecture, type Architecture, type BlockInfo, type BlockSpec } from './architecture.js';
 import { attentionBlock } from './attention.js';
 import { resolveConfig, type ModelSpec, type ResolvedConfig } from './config.js';
@@ -56,8 +57,8 @@ export interface LoadProgress {
   key: string;
 }
 
-/** Options of {@link ADMUNet.load}. */
-export interface LoadOptions {
+/** Options of {@link ADMUNet.load}; {@link WeightOptions} choose where the weights live. */
+export interface LoadOptions extends WeightOptions {
   /**
    * Refuse weights the model does not have (default true). Missing and mis-shaped weights are
    * always an error: the network cannot run without them.
@@ -94,10 +95,10 @@ export class ADMUNet {
   /** The block table in the paper's numbering: `{ b, part, module, channels, size }` for b = 1..total. */
   readonly blocks: BlockInfo[];
   private readonly arch: Architecture;
-  private readonly weights: Map<string, tf.Tensor>;
+  private readonly weights: WeightStore;
   private disposed = false;
 
-  private constructor(config: ResolvedConfig, arch: Architecture, weights: Map<string, tf.Tensor>) {
+  private constructor(config: ResolvedConfig, arch: Architecture, weights: WeightStore) {
     this.config = config;
     this.arch = arch;
     this.weights = weights;
@@ -110,24 +111,48 @@ export class ADMUNet {
    * @param flags preset name, reference flags or typed config.
    * @param seed the same seed gives the same weights on every platform.
    */
-  static create(flags: ModelSpec, seed = 0): ADMUNet {
+  static create(flags: ModelSpec, seed = 0, opts: WeightOptions = {}): ADMUNet {
     const config = resolveConfig(flags);
     const arch = buildArchitecture(config);
-    const data = randomWeights(arch.parameters, seed);
-    return ADMUNet.fromStateDict(flags, new Map(arch.parameters.map(([k, shape]) => [k, { shape, data: data.get(k)! }])));
+    return ADMUNet.build(config, arch, opts, (add) => {
+      for (const [name, data] of randomWeights(arch.parameters, seed)) add(name, data);
+    });
   }
 
   /**
    * A model from a state dict already in memory (reference names and PyTorch layouts).
    * @throws WeightsError listing every missing, unexpected or mis-shaped key.
    */
-  static fromStateDict(flags: ModelSpec, state: Map<string, ReferenceTensor>, opts: { strict?: boolean } = {}): ADMUNet {
+  static fromStateDict(flags: ModelSpec, state: Map<string, ReferenceTensor>, opts: WeightOptions & { strict?: boolean } = {}): ADMUNet {
     const config = resolveConfig(flags);
     const arch = buildArchitecture(config);
     checkKeys(arch, new Map([...state].map(([k, v]) => [k, v.shape])), opts.strict ?? true, '<state dict>');
-    const weights = new Map<string, tf.Tensor>();
-    for (const [name, shape] of arch.parameters) weights.set(name, tf.tensor(toTfjsLayout(name, shape, state.get(name)!.data), tfjsShape(name, shape)));
-    return new ADMUNet(config, arch, weights);
+    return ADMUNet.build(config, arch, opts, (add) => {
+      for (const [name] of arch.parameters) add(name, state.get(name)!.data);
+    });
+  }
+
+  // Fills a store in the architecture's order; `fill` hands over each weight in the reference layout.
+  private static build(config: ResolvedConfig, arch: Architecture, opts: WeightOptions, fill: (add: (name: string, data: Float32Array) => void) => void): ADMUNet;
+  private static build(config: ResolvedConfig, arch: Architecture, opts: WeightOptions, fill: (add: (name: string, data: Float32Array) => void) => Promise<void>): Promise<ADMUNet>;
+  private static build(config: ResolvedConfig, arch: Architecture, opts: WeightOptions, fill: (add: (name: string, data: Float32Array) => void) => void | Promise<void>): ADMUNet | Promise<ADMUNet> {
+    const store = new WeightStore(planResidency(arch.parameters, opts, tf.getBackend()), opts.storage);
+    const shapes = new Map(arch.parameters);
+    const add = (name: string, data: Float32Array) => {
+      const shape = shapes.get(name)!;
+      store.add(name, tfjsShape(name, shape), toTfjsLayout(name, shape, data));
+    };
+    const done = () => new ADMUNet(config, arch, store);
+    const fail = (e: unknown): never => {
+      store.dispose();
+      throw e;
+    };
+    try {
+      const r = fill(add);
+      return r instanceof Promise ? r.then(done, fail) : done();
+    } catch (e) {
+      return fail(e);
+    }
   }
 
   /**
@@ -143,24 +168,20 @@ export class ADMUNet {
     const config = resolveConfig(flags);
     const arch = buildArchitecture(config);
     const source = await openWeights(weights);
-    const tensors = new Map<string, tf.Tensor>();
     try {
       checkKeys(arch, new Map(source.keys().map((k) => [k, source.shape(k)])), opts.strict ?? true, source.label);
       const total = arch.parameters.reduce((s, [k]) => s + source.byteLength(k), 0);
       let loaded = 0;
-      for (const [name, shape] of arch.parameters) {
-        const data = await source.readFloat32(name);
-        tensors.set(name, tf.tensor(toTfjsLayout(name, shape, data), tfjsShape(name, shape)));
-        loaded += source.byteLength(name);
-        opts.onProgress?.({ loaded, total, key: name });
-      }
-    } catch (e) {
-      tensors.forEach((t) => t.dispose());
-      throw e;
+      return await ADMUNet.build(config, arch, opts, async (add) => {
+        for (const [name] of arch.parameters) {
+          add(name, await source.readFloat32(name));
+          loaded += source.byteLength(name);
+          opts.onProgress?.({ loaded, total, key: name });
+        }
+      });
     } finally {
       await source.close();
     }
-    return new ADMUNet(config, arch, tensors);
   }
 
   /** Number of blocks (37 for the 256×256 model). */
@@ -288,7 +309,7 @@ export class ADMUNet {
   /** The weights under their reference names, in PyTorch layout (a copy). */
   stateDict(): Map<string, ReferenceTensor> {
     this.assertAlive();
-    return new Map(this.arch.parameters.map(([name, shape]) => [name, { shape: [...shape], data: toReferenceLayout(name, shape, this.weights.get(name)!.dataSync() as Float32Array) }]));
+    return new Map(this.arch.parameters.map(([name, shape]) => [name, { shape: [...shape], data: toReferenceLayout(name, shape, this.weights.read(name)) }]));
   }
 
   /** Writes the weights as safetensors under the reference's names and layouts, atomically. */
@@ -299,16 +320,16 @@ export class ADMUNet {
   /** Frees the weights. The model cannot be used afterwards. */
   dispose(): void {
     if (this.disposed) return;
-    this.weights.forEach((t) => t.dispose());
-    this.weights.clear();
+    this.weights.dispose();
     this.disposed = true;
   }
 
-  private readonly param: Params = (name) => {
-    const w = this.weights.get(name);
-    if (!w) throw new WeightsError(`internal: weight "${name}" is not loaded`, [name]);
-    return w;
-  };
+  private readonly param: Params = (name) => this.weights.get(name);
+
+  /** Where the weights live: bytes held as tensors and bytes streamed from JS memory per forward. */
+  get weightBytes(): { resident: number; streamed: number } {
+    return this.weights.bytes;
+  }
 
   private runBlock(spec: BlockSpec, x: tf.Tensor4D, emb: tf.Tensor2D): tf.Tensor4D {
     const p = this.param;

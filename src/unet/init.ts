@@ -5,15 +5,14 @@ import { SeededRandom } from '../random.js';
 const ZERO_INIT_IN_REFERENCE = /(out_layers\.3|proj_out|^out\.2)\.weight$/;
 
 /**
- * Random weights in the reference layout, by the recipe the fixtures document: conv/linear weights
+ * Random weights in the reference layout, one tensor at a time (a 2 GB model is never held twice), by the recipe the fixtures document: conv/linear weights
  * N(0, 1)·gain/√fan_in (gain 0.5 for the reference's zero-initialised layers), biases N(0, 0.1²),
  * norm weights 1 + N(0, 0.1²), norm biases N(0, 0.1²), embeddings N(0, 0.5²). Activations stay O(1)
  * through the whole network, which makes these weights useful for tests and benchmarks. The numbers
  * differ from the fixtures' (another generator); only the distribution is the same.
  */
-export function randomWeights(parameters: readonly (readonly [string, readonly number[]])[], seed: number): Map<string, Float32Array> {
+export function* randomWeights(parameters: readonly (readonly [string, readonly number[]])[], seed: number): Generator<[string, Float32Array]> {
   const rng = new SeededRandom(seed);
-  const out = new Map<string, Float32Array>();
   for (const [name, shape] of parameters) {
     const size = shape.reduce((a, b) => a * b, 1);
     let data: Float32Array;
@@ -23,7 +22,6 @@ export function randomWeights(parameters: readonly (readonly [string, readonly n
       data = rng.normals(size, 0, (ZERO_INIT_IN_REFERENCE.test(name) ? 0.5 : 1) / Math.sqrt(fanIn));
     } else if (/(norm|in_layers\.0|out_layers\.0|^out\.0)\.weight$/.test(name)) data = rng.normals(size, 1, 0.1);
     else data = rng.normals(size, 0, 0.1);
-    out.set(name, data);
+    yield [name, data];
   }
-  return out;
 }

@@ -1,0 +1,123 @@
+/**
+ * Where a model's weights live between forwards. Resident weights are tensors for the model's whole
+ * life; streamed weights stay in JS memory (float32, or float16 to halve it) and become a tensor
+ * only inside the layer that uses them, freed when that layer's `tf.tidy` ends. On wasm this is
+ * what makes big checkpoints fit: XNNPACK keeps a packed copy of every live conv/matMul weight, so
+ * resident 3×3 filters cost about 3× their size in the heap and the module aborts near 3.8 GiB
+ * (BACKENDS.md §3).
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from '../errors.js';
+import { f16ToF32, f32ToF16 } from '../io/safetensors.js';
+import { tensorFromFill } from '../ops/wasmHeap.js';
+
+/** How the weights are kept. */
+export interface WeightOptions {
+  /**
+   * `resident`: every weight is a tensor (fastest; the default on cpu, tensorflow and for models
+   * under 1 GiB). `stream`: only `residentBudget` bytes of the smallest weights are tensors; the rest
+   * are uploaded per layer on each forward (the default on wasm for models of 1 GiB or more, such
+   * as the 256×256 ones). `auto` (default) picks by backend and size.
+   */
+  residency?: 'auto' | 'resident' | 'stream';
+  /**
+   * With streaming: float32 bytes of weights kept resident, smallest tensors first (norms, biases,
+   * embeddings, then the smallest filters). On wasm the heap holds about 3× this for conv weights.
+   * Default 64 MiB.
+   */
+  residentBudget?: number;
+  /**
+   * With streaming: how streamed weights are held in JS memory. `float16` halves the memory (and
+   * rounds each weight to 11 significant bits; lossless for checkpoints whose convs were saved in
+   * float16, as the released `use_fp16` ones are). Default `float32`.
+   */
+  storage?: 'float32' | 'float16';
+}
+
+const AUTO_STREAM_BYTES = 1024 ** 3;
+const DEFAULT_BUDGET = 64 * 1024 ** 2;
+
+/** Which weights to keep resident: everything, or the smallest within the budget. */
+export function planResidency(params: readonly (readonly [string, readonly number[]])[], opts: WeightOptions, backend: string): Set<string> {
+  const residency = opts.residency ?? 'auto';
+  if (!['auto', 'resident', 'stream'].includes(residency)) throw new InputError(`residency must be auto, resident or stream, got "${residency}"`);
+  if (opts.storage !== undefined && opts.storage !== 'float32' && opts.storage !== 'float16') throw new InputError(`storage must be float32 or float16, got "${opts.storage}"`);
+  const budget = opts.residentBudget ?? DEFAULT_BUDGET;
+  if (!(budget >= 0)) throw new InputError(`residentBudget must be a number of bytes ≥ 0, got ${opts.residentBudget}`);
+  const sized = params.map(([name, shape]) => ({ name, bytes: 4 * shape.reduce((a, b) => a * b, 1) }));
+  const total = sized.reduce((s, p) => s + p.bytes, 0);
+  const stream = residency === 'stream' || (residency === 'auto' && backend === 'wasm' && total >= AUTO_STREAM_BYTES);
+  if (!stream) return new Set(sized.map((p) => p.name));
+  const keep = new Set<string>();
+  let used = 0;
+  for (const p of [...sized].sort((a, b) => a.bytes - b.bytes)) {
+    if (used + p.bytes > budget) break;
+    keep.add(p.name);
+    used += p.bytes;
+  }
+  return keep;
+}
+
+/** The weights of one model, under their reference names, in tfjs layout. */
+export class WeightStore {
+  private readonly resident = new Map<string, tf.Tensor>();
+  private readonly streamed = new Map<string, { shape: number[]; data: Float32Array | Uint16Array }>();
+  private disposed = false;
+
+  constructor(
+    /** Names that become resident tensors; all others are streamed. */
+    private readonly residentNames: Set<string>,
+    private readonly storage: 'float32' | 'float16' = 'float32',
+  ) {}
+
+  /** Adds a weight (tfjs layout). The store owns `data` afterwards. */
+  add(name: string, shape: number[], data: Float32Array): void {
+    if (this.residentNames.has(name)) this.resident.set(name, tf.tensor(data, shape, 'float32'));
+    else this.streamed.set(name, { shape, data: this.storage === 'float16' ? f32ToF16(data) : data });
+  }
+
+  /** Whether any weight is streamed. */
+  get streaming(): boolean {
+    return this.streamed.size > 0;
+  }
+
+  /** Bytes held as tensors and as JS arrays. */
+  get bytes(): { resident: number; streamed: number } {
+    let resident = 0;
+    let streamed = 0;
+    this.resident.forEach((t) => (resident += 4 * t.size));
+    this.streamed.forEach((s) => (streamed += s.data.byteLength));
+    return { resident, streamed };
+  }
+
+  /**
+   * The weight as a tensor. A streamed one is a new tensor in the caller's scope: call this inside
+   * `tf.tidy` (every layer does) so it is freed when the layer is done.
+   */
+  get(name: string): tf.Tensor {
+    const r = this.resident.get(name);
+    if (r) return r;
+    const s = this.streamed.get(name);
+    if (!s) throw new InputError(this.disposed ? 'the model was disposed' : `weight "${name}" is not loaded`);
+    const src = s.data;
+    return tensorFromFill(s.shape, (dst) => (src instanceof Uint16Array ? f16ToF32(src, dst) : dst.set(src)));
+  }
+
+  /** The weight's values (tfjs layout), as float32. */
+  read(name: string): Float32Array {
+    const r = this.resident.get(name);
+    if (r) return r.dataSync() as Float32Array;
+    const s = this.streamed.get(name);
+    if (!s) throw new InputError(`weight "${name}" is not loaded`);
+    return s.data instanceof Uint16Array ? f16ToF32(s.data) : s.data.slice();
+  }
+
+  /** Frees the resident tensors and drops the streamed arrays. */
+  dispose(): void {
+    this.resident.forEach((t) => t.dispose());
+    this.resident.clear();
+    this.streamed.clear();
+    this.disposed = true;
+  }
+}
