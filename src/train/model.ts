@@ -1,0 +1,29 @@
+/**
+ * The one thing the training helpers ask of a model. Heads, fusion, feedback and any user model
+ * fit it; the trainer knows nothing else about them.
+ * @module
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+
+/** Options the trainer passes to {@link TrainableModel.logits}: the batch's own options plus the mode. */
+export interface LogitsCallOptions {
+  /** True while training (BatchNorm uses batch statistics and updates its running ones). */
+  training: boolean;
+}
+
+/**
+ * Anything with trainable variables and a logits function.
+ *
+ * `logits` must compute synchronously while training: tfjs records gradients only for work done
+ * inside the function it differentiates, and an `await` ends that. (Evaluation may return a promise.)
+ *
+ * For checkpoints, `saveWeights`/`loadWeights` (when present) carry the model's whole state under its
+ * own names, running statistics included; without them a checkpoint holds the trainable variables
+ * by position.
+ */
+export interface TrainableModel<I> {
+  readonly trainableVariables: tf.Variable[];
+  logits(input: I, options: LogitsCallOptions): tf.Tensor2D | Promise<tf.Tensor2D>;
+  saveWeights?(path: string): Promise<unknown>;
+  loadWeights?(source: string | Uint8Array): Promise<unknown>;
+}
