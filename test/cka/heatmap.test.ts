@@ -1,0 +1,153 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { InputError } from '../../src/errors';
+import { ckaHeatmapPNG, colormap, renderHeatmap, writeCKAHeatmap } from '../../src/cka/heatmap';
+import { ckaMatrixJSON, writeCKAJSON } from '../../src/cka/json';
+import { adler32, encodePNG, zlibStored } from '../../src/cka/png';
+import { glyph } from '../../src/cka/font';
+
+interface Decoded {
+  width: number;
+  height: number;
+  header: number[];
+  pixel: (x: number, y: number) => number[];
+  raw: Uint8Array;
+  chunks: string[];
+}
+
+/** Decodes an 8-bit RGB PNG with filter 0 rows, checking the signature and every chunk's CRC (node:zlib's crc32). */
+function decodePNG(png: Uint8Array): Decoded {
+  expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  const chunks: string[] = [];
+  const idat: Uint8Array[] = [];
+  let header: number[] = [];
+  for (let at = 8; at < png.length; ) {
+    const len = view.getUint32(at);
+    const type = String.fromCharCode(...png.subarray(at + 4, at + 8));
+    const body = png.subarray(at + 8, at + 8 + len);
+    expect(view.getUint32(at + 8 + len), `CRC of ${type}`).toBe(zlib.crc32(png.subarray(at + 4, at + 8 + len)));
+    chunks.push(type);
+    if (type === 'IHDR') header = [...body];
+    if (type === 'IDAT') idat.push(body);
+    at += 12 + len;
+  }
+  const hv = new DataView(Uint8Array.from(header).buffer);
+  const [width, height] = [hv.getUint32(0), hv.getUint32(4)];
+  const raw = new Uint8Array(zlib.inflateSync(Buffer.concat(idat)));
+  expect(raw.length).toBe(height * (1 + 3 * width));
+  for (let y = 0; y < height; y++) expect(raw[y * (1 + 3 * width)]).toBe(0);
+  const pixel = (x: number, y: number) => [...raw.subarray(y * (1 + 3 * width) + 1 + 3 * x, y * (1 + 3 * width) + 4 + 3 * x)];
+  return { width, height, header, pixel, raw, chunks };
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'diffssl-cka-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe('CKA heatmap PNG', () => {
+  const matrix = [
+    [1, 0.8, 0.25],
+    [0.8, 1, 0.5],
+    [0.25, 0.5, 1],
+  ];
+  const labels = ['b=4', 'b=10', 'b=16'];
+
+  it('is a valid PNG: signature, IHDR, CRCs, inflatable data; cells and colour-bar ends have the colour-map colours', async () => {
+    const png = await ckaHeatmapPNG(matrix, { rowLabels: labels, title: 'CKA t=90', xLabel: 'block', yLabel: 'block' });
+    const img = decodePNG(png);
+    const { layout } = renderHeatmap(matrix, { rowLabels: labels, title: 'CKA t=90', xLabel: 'block', yLabel: 'block' });
+    expect(img.chunks).toEqual(['IHDR', 'IDAT', 'IEND']);
+    expect([img.width, img.height]).toEqual([layout.width, layout.height]);
+    expect(img.header.slice(8)).toEqual([8, 2, 0, 0, 0]);
+    expect([layout.min, layout.max]).toEqual([0, 1]);
+    // Viridis ends.
+    expect(colormap(0)).toEqual([68, 1, 84]);
+    expect(colormap(1)).toEqual([253, 231, 37]);
+    const { bar, matrix: m } = layout;
+    expect(img.pixel(bar.x, bar.y)).toEqual(colormap(1));
+    expect(img.pixel(bar.x + bar.width - 1, bar.y + bar.height - 1)).toEqual(colormap(0));
+    expect(img.pixel(bar.x, bar.y + Math.round((bar.height - 1) / 2))).toEqual(colormap(1 - Math.round((bar.height - 1) / 2) / (bar.height - 1)));
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j < 3; j++) expect(img.pixel(m.x + j * m.cell + 1, m.y + i * m.cell + 1), `cell ${i},${j}`).toEqual(colormap(matrix[i][j]));
+    expect(layout.ticks.map((t) => Math.round(t * 1e9) / 1e9)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
+    // Labels are drawn: dark pixels left of row 0, below column 0, and above the matrix (title).
+    const dark = (x0: number, y0: number, x1: number, y1: number) => {
+      let count = 0;
+      for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) if (img.pixel(x, y).every((c) => c < 60)) count++;
+      return count;
+    };
+    expect(dark(0, m.y, m.x, m.y + m.cell)).toBeGreaterThan(10);
+    expect(dark(m.x, m.y + 3 * m.cell, m.x + m.cell, img.height)).toBeGreaterThan(10);
+    expect(dark(m.x, 0, m.x + 3 * m.cell, m.y)).toBeGreaterThan(10);
+    expect(dark(bar.x + bar.width, bar.y - 8, img.width, bar.y + bar.height + 8)).toBeGreaterThan(10);
+  });
+
+  it('uses the data range when it leaves [0, 1], and honours min/max, cell size and annotations', async () => {
+    const neg = [
+      [1, -0.2],
+      [-0.2, 1],
+    ];
+    const { layout } = renderHeatmap(neg);
+    expect(layout.min).toBe(-0.2);
+    const img = decodePNG(await ckaHeatmapPNG(neg, { cell: 20, annotate: false, min: -1, max: 1 }));
+    const l2 = renderHeatmap(neg, { cell: 20, annotate: false, min: -1, max: 1 }).layout;
+    expect(l2.matrix.cell).toBe(20);
+    expect(img.pixel(l2.matrix.x + 20 + 10, l2.matrix.y + 10)).toEqual(colormap(0.4));
+    expect(img.pixel(l2.bar.x, l2.bar.y + l2.bar.height - 1)).toEqual(colormap(0));
+  });
+
+  it('stored (uncompressed) deflate blocks decode to the same image', async () => {
+    const rgb = new Uint8Array(300 * 250 * 3).map((_, i) => (i * 7) % 251);
+    const a = decodePNG(await encodePNG(rgb, 300, 250, true));
+    const b = decodePNG(await encodePNG(rgb, 300, 250, false)); // 225,250 bytes: four stored blocks
+    expect(Buffer.from(b.raw).equals(Buffer.from(a.raw))).toBe(true);
+    expect(a.pixel(299, 249)).toEqual([...rgb.subarray(rgb.length - 3)]);
+    expect(zlib.inflateSync(zlibStored(new Uint8Array(0))).length).toBe(0);
+    expect(adler32(new TextEncoder().encode('Wikipedia'))).toBe(0x11e60398);
+  });
+
+  it('writes the file atomically and leaves no temporary file', async () => {
+    const file = path.join(tmp, 'cka.png');
+    await writeCKAHeatmap(file, matrix, { rowLabels: labels });
+    expect(Buffer.from(fs.readFileSync(file)).equals(Buffer.from(await ckaHeatmapPNG(matrix, { rowLabels: labels })))).toBe(true);
+    expect(fs.readdirSync(tmp)).toEqual(['cka.png']);
+    await expect(writeCKAHeatmap(path.join(tmp, 'missing-dir', 'x.png'), matrix)).rejects.toThrow();
+    expect(fs.readdirSync(tmp)).toEqual(['cka.png']);
+  });
+
+  it('rejects a ragged or non-finite matrix, wrong label counts and bad options with an InputError', async () => {
+    await expect(ckaHeatmapPNG([[1, 2], [3]])).rejects.toThrow(/row 1 has 1 entries, row 0 has 2/);
+    await expect(ckaHeatmapPNG([[1, NaN]])).rejects.toThrow(/matrix\[0\]\[1\] is NaN/);
+    await expect(ckaHeatmapPNG([])).rejects.toThrow(InputError);
+    await expect(ckaHeatmapPNG(matrix, { rowLabels: ['a'] })).rejects.toThrow(/rowLabels must be 3 strings/);
+    await expect(ckaHeatmapPNG(matrix, { min: 1, max: 0 })).rejects.toThrow(/finite min < max/);
+    await expect(ckaHeatmapPNG(matrix, { cell: 2.5 })).rejects.toThrow(/cell must be an integer/);
+  });
+
+  it('a rectangular matrix gets its own column labels; unknown characters draw as "?"', async () => {
+    const img = decodePNG(await ckaHeatmapPNG([[0.1, 0.2, 0.3]], { rowLabels: ['unet b=24'], colLabels: ['vit 1', 'vit 2', 'vit 3'] }));
+    expect(img.width).toBeGreaterThan(0);
+    expect([...glyph('€')]).toEqual([...glyph('?')]);
+    expect([...glyph('−')]).toEqual([...glyph('-')]);
+  });
+});
+
+describe('CKA matrix JSON', () => {
+  it('keeps values and labels, and round-trips through a file', async () => {
+    const m = [
+      [0.5, 0.25],
+      [0.125, 1],
+    ];
+    const j = ckaMatrixJSON(m, { rowLabels: ['a', 'b'], colLabels: ['c', 'd'], debiased: true, examples: 40 });
+    expect(j).toEqual({ format: 'diffssl.cka-matrix', version: 1, rows: ['a', 'b'], cols: ['c', 'd'], values: m, debiased: true, examples: 40 });
+    expect(ckaMatrixJSON(m).cols).toEqual(['0', '1']);
+    const file = path.join(tmp, 'cka.json');
+    await writeCKAJSON(file, m, { rowLabels: ['a', 'b'] });
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({ format: 'diffssl.cka-matrix', version: 1, rows: ['a', 'b'], cols: ['a', 'b'], values: m });
+    expect(() => ckaMatrixJSON([[1, 2, 3]], { colLabels: ['x'] })).toThrow(/colLabels must be 3 strings/);
+    expect(() => ckaMatrixJSON([[Infinity]])).toThrow(InputError);
+  });
+});
