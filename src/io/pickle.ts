@@ -110,11 +110,11 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
   const u16 = () => (need(2), (pos += 2), view.getUint16(pos - 2, true));
   const u32 = () => (need(4), (pos += 4), view.getUint32(pos - 4, true));
   const i32 = () => (need(4), (pos += 4), view.getInt32(pos - 4, true));
-  const u64 = () => {
+  const u64 = (what: string) => {
     need(8);
     pos += 8;
     const v = view.getBigUint64(pos - 8, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw fail(`length ${v} is out of range`);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw fail(`${what} length ${v} is out of range`);
     return Number(v);
   };
   const take = (n: number) => (need(n), (pos += n), bytes.subarray(pos - n, pos));
@@ -196,7 +196,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
         break;
       }
       case 0x95: { // FRAME: a length hint only
-        const n = u64();
+        const n = u64('FRAME');
         if (pos + n > bytes.length && complete) throw fail(`FRAME of ${n} bytes runs past the end`);
         break;
       }
@@ -227,7 +227,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
       case 0x47: push((need(8), (pos += 8), view.getFloat64(pos - 8, false))); break; // BINFLOAT (big-endian)
       case 0x58: push(utf8.decode(take(u32()))); break; // BINUNICODE
       case 0x8c: push(utf8.decode(take(u8()))); break; // SHORT_BINUNICODE
-      case 0x8d: push(utf8.decode(take(u64()))); break; // BINUNICODE8
+      case 0x8d: push(utf8.decode(take(u64('BINUNICODE8')))); break; // BINUNICODE8
       case 0x54: { // BINSTRING (signed length)
         const n = i32();
         if (n < 0) throw fail(`BINSTRING of negative length ${n}`);
@@ -237,7 +237,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
       case 0x55: push(latin1(take(u8()))); break; // SHORT_BINSTRING
       case 0x42: push(take(u32()).slice()); break; // BINBYTES
       case 0x43: push(take(u8()).slice()); break; // SHORT_BINBYTES
-      case 0x8e: push(take(u64()).slice()); break; // BINBYTES8
+      case 0x8e: push(take(u64('BINBYTES8')).slice()); break; // BINBYTES8
       case 0x5d: push([]); break; // EMPTY_LIST
       case 0x29: push(new PyTuple([])); break; // EMPTY_TUPLE
       case 0x7d: push(new Map()); break; // EMPTY_DICT

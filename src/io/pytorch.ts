@@ -369,7 +369,7 @@ async function parseZip(src: ByteSource, maxPickle: number): Promise<Parsed> {
 async function parseLegacy(src: ByteSource, maxPickle: number): Promise<Parsed> {
   const fail = (why: string) => new CheckpointError(`${src.label}: ${why}`);
   // The pickles' total length is unknown until they are parsed: read a prefix, grow it when a pickle runs past it.
-  let chunk = await src.read(0, Math.min(src.size, 1 << 20));
+  let chunk = await src.read(0, Math.min(src.size, maxPickle, 1 << 20));
   const next = async (start: number, host: UnpickleHost, what: string) => {
     for (;;) {
       try {
