@@ -38,8 +38,12 @@ const MAX_GRAM_N = 16384;
 
 /** Reads a float32 matMul result, frees it, and adds it into the float64 accumulator. */
 async function accumulate(acc: Float64Array, product: tf.Tensor): Promise<void> {
-  const vals = await product.data();
-  product.dispose();
+  let vals: ArrayLike<number>;
+  try {
+    vals = (await product.data()) as ArrayLike<number>;
+  } finally {
+    product.dispose();
+  }
   for (let i = 0; i < acc.length; i++) acc[i] += vals[i];
 }
 
