@@ -13,10 +13,11 @@ import { resolveConfig } from '../../src/unet/config';
 import type { PresetName } from '../../src/unet/presets';
 import { BACKENDS, compareArrays, FIXTURES, fixtureJson, nchwToNhwc, setBackend } from '../helpers';
 import {
+  awkwardCheckpoint,
+  halfKeys,
   ITEM,
   PickleWriter,
   rawBytes,
-  rowMajor,
   stateDictPickle,
   torchLegacy,
   torchZip,
@@ -132,75 +133,6 @@ describe('U-Net parity through .pt files', () => {
   }
 });
 
-/** The keys guided-diffusion's `convert_to_fp16()` makes float16: conv weights (rank ≥ 3) and their biases in the blocks. */
-function halfKeys(order: [string, number[]][]): Set<string> {
-  const shapes = new Map(order);
-  return new Set(
-    order
-      .map(([k]) => k)
-      .filter((k) => /^(input_blocks|middle_block|output_blocks)\./.test(k) && (shapes.get(k.replace(/\.(weight|bias)$/, '.weight'))?.length ?? 0) >= 3),
-  );
-}
-
-/**
- * The tiny model's weights laid out the awkward ways real checkpoints can be: float16 convs when
- * `fp16` (as convert_to_fp16 leaves them), every bias of a dtype packed into one shared storage
- * with garbage between them, linear weights stored transposed (stride [1, rows]), the output conv
- * stored HWIO (permuted strides), and the fp16 qkv weights transposed too.
- */
-function awkwardCheckpoint(fp16: boolean): { spec: StateSpec; expected: Map<string, Float32Array> } {
-  const half = fp16 ? halfKeys(tinyOrder) : new Set<string>();
-  const storages = new Map<string, StorageSpec>();
-  const tensors: [string, TensorSpec][] = [];
-  const expected = new Map<string, Float32Array>();
-  const pools: Record<'float16' | 'float32', { key: string; parts: Float32Array[]; used: number }> = {
-    float16: { key: 'shared16', parts: [], used: 0 },
-    float32: { key: 'shared32', parts: [], used: 0 },
-  };
-  const garbage = Float32Array.of(NaN, 1e30, -7);
-  const encode = (dtype: 'float16' | 'float32', v: Float32Array) => (dtype === 'float16' ? rawBytes(f32ToF16(v)) : rawBytes(v));
-  let next = 0;
-  for (const [name, shape] of tinyOrder) {
-    const w = tinyRef.get(name)!.data as Float32Array;
-    const dtype = half.has(name) ? 'float16' : 'float32';
-    expected.set(name, dtype === 'float16' ? f16ToF32(f32ToF16(w)) : w);
-    if (name.endsWith('.bias')) {
-      const pool = pools[dtype];
-      pool.parts.push(garbage);
-      pool.used += garbage.length;
-      tensors.push([name, { storage: pool.key, shape, offset: pool.used }]);
-      pool.parts.push(w);
-      pool.used += w.length;
-      continue;
-    }
-    const key = String(next++);
-    let phys = w, stride = rowMajor(shape);
-    if (shape.length === 2 && !name.startsWith('label_emb') || (shape.length === 3 && dtype === 'float16')) {
-      const [r, c] = shape;
-      phys = new Float32Array(w.length);
-      for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) phys[j * r + i] = w[i * c + j];
-      stride = shape.length === 2 ? [1, r] : [1, r, 1];
-    } else if (name === 'out.2.weight') {
-      const [O, I, H, W] = shape;
-      phys = new Float32Array(w.length);
-      for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) for (let h = 0; h < H; h++) for (let x = 0; x < W; x++) phys[((h * W + x) * I + i) * O + o] = w[((o * I + i) * H + h) * W + x];
-      stride = [1, O, W * I * O, I * O];
-    }
-    storages.set(key, { dtype, data: encode(dtype, phys) });
-    tensors.push([name, { storage: key, shape, stride }]);
-  }
-  for (const dtype of ['float16', 'float32'] as const) {
-    const pool = pools[dtype];
-    if (!pool.parts.length) continue;
-    pool.parts.push(garbage);
-    const all = new Float32Array(pool.used + garbage.length);
-    let o = 0;
-    for (const p of pool.parts) (all.set(p, o), (o += p.length));
-    storages.set(pool.key, { dtype, data: encode(dtype, all) });
-  }
-  return { spec: { tensors, storages }, expected };
-}
-
 describe('checkpoints laid out like convert_to_fp16(), with shared storages and strided views', () => {
   it('the float16 rule used to build them is exactly the manifests\' float16_under_use_fp16', () => {
     for (const name of fixtureJson('manifests/index.json').unet_models as string[]) {
@@ -211,7 +143,7 @@ describe('checkpoints laid out like convert_to_fp16(), with shared storages and 
 
   for (const fp16 of [true, false]) {
     it(`${fp16 ? 'float16/float32 mixed' : 'float32'}: zip and legacy layouts read to the exact values`, async () => {
-      const { spec, expected } = awkwardCheckpoint(fp16);
+      const { spec, expected } = awkwardCheckpoint(tinyRef, tinyOrder, fp16);
       for (const bytes of [torchZip(spec), torchLegacy(spec)]) {
         const r = await TorchCheckpointReader.open(bytes);
         expect(r.keys()).toEqual(tinyOrder.map(([k]) => k));
@@ -234,7 +166,7 @@ describe('checkpoints laid out like convert_to_fp16(), with shared storages and 
       const t = Array.from(act.get('t')!.data as BigInt64Array, Number);
       const blocks = [3, 10];
       const f32 = path.join(tmp, `awkward32-${backend}.pt`);
-      fs.writeFileSync(f32, torchZip(awkwardCheckpoint(false).spec));
+      fs.writeFileSync(f32, torchZip(awkwardCheckpoint(tinyRef, tinyOrder, false).spec));
       const unet = await ADMUNet.load(f32, tinyFlags);
       const { features } = unet.forward(xt, t, { capture: blocks });
       for (const b of blocks) {
@@ -242,7 +174,7 @@ describe('checkpoints laid out like convert_to_fp16(), with shared storages and 
         const d = compareArrays(features.get(b)!.dataSync(), nchwToNhwc(want.data as Float32Array, want.shape).data);
         expect(d.ok, `block ${b}: ${d.bad} off, max abs ${d.maxAbs}`).toBe(true);
       }
-      const { spec, expected } = awkwardCheckpoint(true);
+      const { spec, expected } = awkwardCheckpoint(tinyRef, tinyOrder, true);
       const half = await ADMUNet.load(torchLegacy(spec), tinyFlags);
       for (const [k, v] of half.stateDict()) expect(bytesOf(v.data).equals(bytesOf(expected.get(k)!)), k).toBe(true);
       tf.dispose([xt, ...features.values()]);

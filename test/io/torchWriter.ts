@@ -5,8 +5,9 @@
  * checkpoints without Python.
  */
 import zlib from 'node:zlib';
-import { crc32 } from '../../src/io/zip';
 import type { TorchDtype } from '../../src/io/pytorch';
+import { f16ToF32, f32ToF16 } from '../../src/io/safetensors';
+import { crc32 } from '../../src/io/zip';
 
 const STORAGE_TYPE: Record<TorchDtype, string> = {
   float32: 'FloatStorage', float16: 'HalfStorage', bfloat16: 'BFloat16Storage', float64: 'DoubleStorage', int64: 'LongStorage',
@@ -311,3 +312,76 @@ function le8(v: bigint): Uint8Array {
 
 /** Raw little-endian bytes of a typed array (a copy). */
 export const rawBytes = (a: ArrayBufferView) => new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+
+/** The keys guided-diffusion's `convert_to_fp16()` makes float16: conv weights (rank ≥ 3) and their biases in the blocks. */
+export function halfKeys(order: [string, number[]][]): Set<string> {
+  const shapes = new Map(order);
+  return new Set(
+    order
+      .map(([k]) => k)
+      .filter((k) => /^(input_blocks|middle_block|output_blocks)\./.test(k) && (shapes.get(k.replace(/\.(weight|bias)$/, '.weight'))?.length ?? 0) >= 3),
+  );
+}
+
+/**
+ * A model's float32 weights laid out the awkward ways real checkpoints can be: float16 convs when
+ * `fp16` (as convert_to_fp16 leaves them), every bias of a dtype packed into one shared storage
+ * with garbage between them, linear weights stored transposed (stride [1, rows]), the output conv
+ * stored HWIO (permuted strides), and the fp16 qkv weights transposed too.
+ */
+export function awkwardCheckpoint(
+  weights: Map<string, { data: ArrayBufferView }>,
+  order: [string, number[]][],
+  fp16: boolean,
+): { spec: StateSpec; expected: Map<string, Float32Array> } {
+  const half = fp16 ? halfKeys(order) : new Set<string>();
+  const storages = new Map<string, StorageSpec>();
+  const tensors: [string, TensorSpec][] = [];
+  const expected = new Map<string, Float32Array>();
+  const pools: Record<'float16' | 'float32', { key: string; parts: Float32Array[]; used: number }> = {
+    float16: { key: 'shared16', parts: [], used: 0 },
+    float32: { key: 'shared32', parts: [], used: 0 },
+  };
+  const garbage = Float32Array.of(NaN, 1e30, -7);
+  const encode = (dtype: 'float16' | 'float32', v: Float32Array) => (dtype === 'float16' ? rawBytes(f32ToF16(v)) : rawBytes(v));
+  let next = 0;
+  for (const [name, shape] of order) {
+    const w = weights.get(name)!.data as Float32Array;
+    const dtype = half.has(name) ? 'float16' : 'float32';
+    expected.set(name, dtype === 'float16' ? f16ToF32(f32ToF16(w)) : w);
+    if (name.endsWith('.bias')) {
+      const pool = pools[dtype];
+      pool.parts.push(garbage);
+      pool.used += garbage.length;
+      tensors.push([name, { storage: pool.key, shape, offset: pool.used }]);
+      pool.parts.push(w);
+      pool.used += w.length;
+      continue;
+    }
+    const key = String(next++);
+    let phys = w, stride = rowMajor(shape);
+    if (shape.length === 2 && !name.startsWith('label_emb') || (shape.length === 3 && dtype === 'float16')) {
+      const [r, c] = shape;
+      phys = new Float32Array(w.length);
+      for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) phys[j * r + i] = w[i * c + j];
+      stride = shape.length === 2 ? [1, r] : [1, r, 1];
+    } else if (name === 'out.2.weight') {
+      const [O, I, H, W] = shape;
+      phys = new Float32Array(w.length);
+      for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) for (let h = 0; h < H; h++) for (let x = 0; x < W; x++) phys[((h * W + x) * I + i) * O + o] = w[((o * I + i) * H + h) * W + x];
+      stride = [1, O, W * I * O, I * O];
+    }
+    storages.set(key, { dtype, data: encode(dtype, phys) });
+    tensors.push([name, { storage: key, shape, stride }]);
+  }
+  for (const dtype of ['float16', 'float32'] as const) {
+    const pool = pools[dtype];
+    if (!pool.parts.length) continue;
+    pool.parts.push(garbage);
+    const all = new Float32Array(pool.used + garbage.length);
+    let o = 0;
+    for (const p of pool.parts) (all.set(p, o), (o += p.length));
+    storages.set(pool.key, { dtype, data: encode(dtype, all) });
+  }
+  return { spec: { tensors, storages }, expected };
+}

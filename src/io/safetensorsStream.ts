@@ -1,0 +1,122 @@
+/**
+ * A safetensors writer for tensors that do not fit in memory together: the header is written from
+ * the tensors' dtypes and shapes alone, then each tensor's bytes are asked for and written one at
+ * a time. Atomic like {@link writeSafetensors}: temp file beside the target, fsync, rename.
+ * @module
+ */
+import { InputError } from '../errors.js';
+import { importUnbundled } from '../util/dynamicImport.js';
+import type { SafetensorsDtype } from './safetensors.js';
+
+/** Dtypes this writer can lay out (the safetensors names). */
+export type StreamDtype = SafetensorsDtype | 'I16' | 'I8';
+
+/** A tensor to be written: everything but its bytes. */
+export interface StreamTensor {
+  name: string;
+  dtype: StreamDtype;
+  shape: number[];
+}
+
+/** Options of {@link writeSafetensorsStream}. */
+export interface StreamWriteOptions {
+  /** The header's `__metadata__` string map. */
+  metadata?: Record<string, string>;
+  /** Called after each tensor is written, with the data bytes written so far. */
+  onProgress?: (p: { written: number; total: number; key: string }) => void;
+}
+
+const ITEM_SIZE: Record<StreamDtype, number> = { F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, I16: 2, U8: 1, I8: 1, BOOL: 1 };
+const METADATA_KEY = '__metadata__';
+
+/**
+ * Writes `tensors` to `path`, calling `produce(name)` for each tensor's raw little-endian bytes in
+ * turn, so peak memory is one tensor, not the file.
+ *
+ * Data is laid out widest dtype first (so every tensor is aligned to its item size, as the format
+ * has no padding between tensors), in the given order within a dtype width, which keeps reads
+ * from a source file mostly sequential. Header keys are sorted.
+ * @throws InputError for a bad name, dtype or shape, or when `produce` returns the wrong length;
+ * whatever `produce` throws is passed on. On any failure the target is left untouched.
+ */
+export async function writeSafetensorsStream(
+  path: string,
+  tensors: StreamTensor[],
+  produce: (name: string) => Promise<Uint8Array> | Uint8Array,
+  opts: StreamWriteOptions = {},
+): Promise<void> {
+  if (typeof path !== 'string' || path === '') throw new InputError('writeSafetensorsStream expects a non-empty path');
+  if (!Array.isArray(tensors)) throw new InputError('tensors must be an array of {name, dtype, shape}');
+  const { header, layout, total } = planStream(tensors, opts.metadata);
+  const fs = await importUnbundled<typeof import('node:fs')>('node:fs');
+  const nodePath = await importUnbundled<typeof import('node:path')>('node:path');
+  const dir = nodePath.dirname(path);
+  const tmp = nodePath.join(dir, `.${nodePath.basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+  let handle: import('node:fs/promises').FileHandle | undefined;
+  try {
+    handle = await fs.promises.open(tmp, 'wx');
+    await writeFully(handle, header);
+    let written = 0;
+    for (const t of layout) {
+      const bytes = await produce(t.name);
+      if (!(bytes instanceof Uint8Array) || bytes.length !== t.byteLength) {
+        throw new InputError(`tensor "${t.name}": ${bytes instanceof Uint8Array ? `${bytes.length} bytes were produced` : 'no bytes were produced'}, ${t.dtype} [${t.shape}] needs ${t.byteLength}`);
+      }
+      await writeFully(handle, bytes);
+      written += bytes.length;
+      opts.onProgress?.({ written, total, key: t.name });
+    }
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await fs.promises.rename(tmp, path);
+  } catch (e) {
+    await handle?.close().catch(() => {});
+    await fs.promises.rm(tmp, { force: true }).catch(() => {});
+    throw e;
+  }
+  // Make the rename durable; directories cannot be opened for sync on every platform, hence best effort.
+  const dirHandle = await fs.promises.open(dir, 'r').catch(() => undefined);
+  await dirHandle?.sync().catch(() => {});
+  await dirHandle?.close();
+}
+
+/** Validates the tensors and computes the header and the data layout. */
+function planStream(tensors: StreamTensor[], metadata?: Record<string, string>) {
+  const seen = new Set<string>();
+  const list = tensors.map((t, order) => {
+    if (t === null || typeof t !== 'object') throw new InputError(`tensor ${order} is not a {name, dtype, shape} object`);
+    const { name, dtype, shape } = t;
+    if (typeof name !== 'string' || name === METADATA_KEY) throw new InputError(`tensor ${order} has an invalid name ${JSON.stringify(name)}`);
+    if (seen.has(name)) throw new InputError(`tensor "${name}" is listed twice`);
+    seen.add(name);
+    if (typeof dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, dtype)) throw new InputError(`tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new InputError(`tensor "${name}" has shape ${JSON.stringify(shape)}, not a list of non-negative integers`);
+    }
+    const byteLength = shape.reduce((a, d) => a * d, 1) * ITEM_SIZE[dtype];
+    if (!Number.isSafeInteger(byteLength)) throw new InputError(`tensor "${name}" of shape [${shape}] is too large`);
+    return { name, dtype, shape: [...shape], byteLength, order };
+  });
+  if (metadata !== undefined && (metadata === null || typeof metadata !== 'object' || Object.values(metadata).some((v) => typeof v !== 'string'))) {
+    throw new InputError('safetensors metadata must map strings to strings');
+  }
+  const layout = [...list].sort((a, b) => ITEM_SIZE[b.dtype] - ITEM_SIZE[a.dtype] || a.order - b.order);
+  const offsets = new Map<string, [number, number]>();
+  let total = 0;
+  for (const t of layout) offsets.set(t.name, [total, (total += t.byteLength)]);
+  const byName = [...list].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  // Built by hand: JSON.stringify of an object would move integer-like keys first.
+  const fields = metadata ? [`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(metadata)}`] : [];
+  for (const t of byName) fields.push(`${JSON.stringify(t.name)}:${JSON.stringify({ dtype: t.dtype, shape: t.shape, data_offsets: offsets.get(t.name) })}`);
+  const json = new TextEncoder().encode(`{${fields.join(',')}}`);
+  const header = new Uint8Array(8 + Math.ceil(json.length / 8) * 8).fill(0x20);
+  new DataView(header.buffer).setBigUint64(0, BigInt(header.length - 8), true);
+  header.set(json, 8);
+  return { header, layout, total };
+}
+
+/** A single write may be short (large buffers), so loop. */
+async function writeFully(handle: import('node:fs/promises').FileHandle, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length; ) off += (await handle.write(bytes, off, bytes.length - off)).bytesWritten;
+}
