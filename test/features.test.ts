@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractFeatures } from '../src/features';
 import { adaptiveAvgPool2d } from '../src/ops/adaptiveAvgPool';
 import { ADMUNet } from '../src/unet/admUnet';
-import { compareArrays, FIXTURES, fixtureJson, setBackend } from './helpers';
+import { compareArrays, FIXTURES, fixtureJson, setBackend, warmUp } from './helpers';
 
 describe('extractFeatures and FeatureSet', () => {
   let unet: ADMUNet;
@@ -13,6 +13,7 @@ describe('extractFeatures and FeatureSet', () => {
     await setBackend('wasm');
     unet = await ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args);
     x0 = tf.randomUniform([3, 32, 32, 3], -1, 1, 'float32', 11) as tf.Tensor4D;
+    warmUp(unet);
   });
   afterAll(() => {
     unet?.dispose();

@@ -69,3 +69,12 @@ export async function setBackend(name: string): Promise<void> {
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} did not initialise`);
   await tf.ready();
 }
+
+/** One forward so that per-model caches (transformed Winograd filters) are filled before counting tensors. */
+export function warmUp(unet: { forward: Function; totalBlocks: number; config: { imageSize: number; inChannels: number; numClasses: number | null } }): void {
+  const s = unet.config.imageSize;
+  tf.tidy(() => {
+    const r = unet.forward(tf.zeros([1, s, s, unet.config.inChannels]), [0], { capture: [unet.totalBlocks], output: true, ...(unet.config.numClasses ? { y: [0] } : {}) });
+    return [...r.features.values(), r.output];
+  });
+}

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { conv1x1, conv3x3 } from './conv.js';
+import { conv1x1 } from './conv.js';
 import { groupNorm } from './groupNorm.js';
 import type { Params } from './params.js';
 import { downsampleAvg, upsampleNearest } from './resample.js';
@@ -29,7 +29,7 @@ export function resBlock(p: Params, spec: ResBlockSpec, x: tf.Tensor4D, emb: tf.
       h = resample(h);
       skipIn = resample(x);
     }
-    h = conv3x3(h, p(`${q}.in_layers.2.weight`), p(`${q}.in_layers.2.bias`));
+    h = p.conv3x3(h, `${q}.in_layers.2`);
     const embOut = tf.add(tf.matMul(silu(emb), p(`${q}.emb_layers.1.weight`) as tf.Tensor2D), p(`${q}.emb_layers.1.bias`));
     const n = x.shape[0];
     if (useScaleShiftNorm) {
@@ -40,7 +40,7 @@ export function resBlock(p: Params, spec: ResBlockSpec, x: tf.Tensor4D, emb: tf.
       h = tf.add(h, tf.reshape(embOut, [n, 1, 1, cout]));
       h = groupNorm(h, p(`${q}.out_layers.0.weight`), p(`${q}.out_layers.0.bias`));
     }
-    h = conv3x3(silu(h), p(`${q}.out_layers.3.weight`), p(`${q}.out_layers.3.bias`));
+    h = p.conv3x3(silu(h), `${q}.out_layers.3`);
     const skip = spec.cin === cout ? skipIn : conv1x1(skipIn, p(`${q}.skip_connection.weight`), p(`${q}.skip_connection.bias`));
     return tf.add(skip, h);
   });

@@ -77,6 +77,11 @@ export class WeightStore {
     else this.streamed.set(name, { shape, data: this.storage === 'float16' ? f32ToF16(data) : data });
   }
 
+  /** Whether the weight is a resident tensor (not streamed). */
+  isResident(name: string): boolean {
+    return this.resident.has(name);
+  }
+
   /** Whether any weight is streamed. */
   get streaming(): boolean {
     return this.streamed.size > 0;

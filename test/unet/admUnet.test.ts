@@ -7,7 +7,7 @@ import { ADMUNet } from '../../src/unet/admUnet';
 import { qkvAttention } from '../../src/unet/attention';
 import { timestepEmbedding } from '../../src/unet/timestepEmbedding';
 import { extractFeatures } from '../../src/features';
-import { PARITY_BACKENDS as BACKENDS, compareArrays, FIXTURES, fixtureJson, nchwToNhwc, setBackend, type Diff } from '../helpers';
+import { PARITY_BACKENDS as BACKENDS, compareArrays, FIXTURES, fixtureJson, nchwToNhwc, setBackend, warmUp, type Diff } from '../helpers';
 
 // Float32 parity tolerance of the fixtures: |a − b| ≤ 1e-4 + 1e-4·|b| elementwise.
 const ATOL = 1e-4;
@@ -126,6 +126,7 @@ for (const backend of BACKENDS) {
     beforeAll(async () => {
       await setBackend(backend);
       unet = await ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args);
+      warmUp(unet);
     });
     afterAll(() => unet?.dispose());
 

@@ -8,7 +8,7 @@ import { readSafetensors, serializeSafetensors } from '../../src/io/safetensors'
 import { ADMUNet } from '../../src/unet/admUnet';
 import { resolveConfig } from '../../src/unet/config';
 import { extractFeatures } from '../../src/features';
-import { FIXTURES, fixtureJson, setBackend } from '../helpers';
+import { FIXTURES, fixtureJson, setBackend, warmUp } from '../helpers';
 
 const tinyFlags = fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args;
 const condFlags = fixtureJson('adm-small-cond/config.json').create_model_and_diffusion_args;
@@ -22,6 +22,8 @@ describe('bad input gets a typed error that names the problem', () => {
     await setBackend('wasm');
     unet = await ADMUNet.load(tinyWeights, tinyFlags);
     cond = ADMUNet.create(condFlags, 1);
+    warmUp(unet);
+    warmUp(cond);
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'diffssl-err-'));
   });
   afterAll(() => {

@@ -5,7 +5,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensors, type ReadTensor } from '../../src/io/safetensors';
 import { ADMUNet } from '../../src/unet/admUnet';
-import { BACKENDS, compareArrays, FIXTURES, fixtureJson, nchwToNhwc, setBackend } from '../helpers';
+import { BACKENDS, compareArrays, FIXTURES, fixtureJson, nchwToNhwc, setBackend, warmUp } from '../helpers';
 
 const tensorOf = (t: ReadTensor) => {
   const { data, shape } = nchwToNhwc(t.data as Float32Array, t.shape);
@@ -23,6 +23,7 @@ for (const backend of BACKENDS) {
       await setBackend(backend);
       unet = await ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args);
       act = await readSafetensors(path.join(FIXTURES, 'heads', 'difffeed', 'activations.safetensors'));
+      warmUp(unet);
     });
     afterAll(() => unet?.dispose());
 
