@@ -105,13 +105,17 @@ async function convertCommand(args: string[], io: CliIO): Promise<number> {
       return { name, dtype: out, shape, stored: dtype };
     });
     const stored = new Map(tensors.map((t) => [t.name, t]));
+    // One buffer for every tensor: each is written out before the next is read.
+    let scratch = new Uint8Array(0);
+    const buffer = (bytes: number) => (scratch.length >= bytes ? scratch : (scratch = new Uint8Array(bytes)));
     await writeSafetensorsStream(
       output,
       tensors,
       async (name) => {
         const t = stored.get(name)!;
-        if (t.dtype === OUT_DTYPE[t.stored]) return reader.readBytes(name);
-        const f = await reader.readFloat32(name);
+        if (t.dtype === OUT_DTYPE[t.stored]) return reader.readBytes(name, buffer(reader.info(name).byteLength));
+        const n = t.shape.reduce((a, b) => a * b, 1);
+        const f = await reader.readFloat32(name, new Float32Array(buffer(4 * n).buffer, 0, n));
         return new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
       },
       {

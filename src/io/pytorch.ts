@@ -49,7 +49,7 @@ export interface TorchOpenOptions {
   maxPickleBytes?: number;
 }
 
-export const ITEM_SIZE: Record<TorchDtype, number> = { float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
+const ITEM_SIZE: Record<TorchDtype, number> = { float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
 const STORAGE_TYPES: Record<string, TorchDtype> = {
   FloatStorage: 'float32', HalfStorage: 'float16', BFloat16Storage: 'bfloat16', DoubleStorage: 'float64', LongStorage: 'int64',
   IntStorage: 'int32', ShortStorage: 'int16', CharStorage: 'int8', ByteStorage: 'uint8', BoolStorage: 'bool',
@@ -117,6 +117,7 @@ class StorageType implements PyCallable {
  */
 export class TorchCheckpointReader {
   private closed = false;
+  private scratchBuffer?: Uint8Array;
 
   private constructor(
     private readonly src: ByteSource,
@@ -180,23 +181,28 @@ export class TorchCheckpointReader {
   }
 
   /**
-   * The tensor's values as contiguous row-major little-endian bytes in the stored dtype (a
-   * fresh, aligned buffer): what a converter writes out unchanged.
+   * The tensor's values as contiguous row-major little-endian bytes in the stored dtype: what a
+   * converter writes out unchanged.
+   * @param into a buffer to fill instead of allocating one (at least `info(name).byteLength`
+   * bytes, aligned to the item size up to 4), e.g. one scratch buffer reused for every tensor:
+   * touching fresh memory is much of what reading costs. The result is then a view of it.
    */
-  async readBytes(name: string): Promise<Uint8Array> {
+  async readBytes(name: string, into?: Uint8Array): Promise<Uint8Array> {
     const t = this.tensor(name);
     const size = ITEM_SIZE[t.storage.dtype];
+    const n = t.numel * size;
+    if (into !== undefined && (!(into instanceof Uint8Array) || into.length < n || into.byteOffset % Math.min(size, 4) !== 0)) {
+      throw new InputError(`readBytes("${name}"): the buffer to read into must be a Uint8Array of at least ${n} bytes, aligned to ${Math.min(size, 4)}`);
+    }
+    const out = into ? into.subarray(0, n) : new Uint8Array(n);
+    if (n === 0) return out;
     const start = this.located.get(t.storage.key)!.offset;
-    let out: Uint8Array;
-    if (t.numel === 0) return new Uint8Array(0);
     if (isContiguous(t)) {
-      out = new Uint8Array(t.numel * size);
       await this.src.readInto(start + t.offset * size, out);
     } else {
       // Read the span the view touches, then gather its elements in row-major order.
       const last = t.offset + t.shape.reduce((s, d, i) => s + (d - 1) * t.stride[i], 0);
-      const span = await this.src.read(start + t.offset * size, (last - t.offset + 1) * size);
-      out = gather(span, t, size);
+      gather(await this.src.read(start + t.offset * size, (last - t.offset + 1) * size), t, size, out);
     }
     if (this.bigEndian && size > 1) swapBytes(out, size);
     return out;
@@ -205,13 +211,12 @@ export class TorchCheckpointReader {
   /** The tensor decoded: float16/bfloat16 upcast to Float32Array, others in their own typed array. */
   async read(name: string): Promise<TorchTensor> {
     const { dtype, shape } = this.info(name);
+    if (dtype === 'float16' || dtype === 'bfloat16') return { dtype, shape, data: await this.readFloat32(name) };
     const raw = await this.readBytes(name);
     const { buffer } = raw;
     const n = raw.length / ITEM_SIZE[dtype];
     const data = {
       float32: () => new Float32Array(buffer, 0, n),
-      float16: () => f16ToF32(new Uint16Array(buffer, 0, n)),
-      bfloat16: () => bf16ToF32(new Uint16Array(buffer, 0, n)),
       float64: () => new Float64Array(buffer, 0, n),
       int64: () => new BigInt64Array(buffer, 0, n),
       int32: () => new Int32Array(buffer, 0, n),
@@ -224,21 +229,47 @@ export class TorchCheckpointReader {
   }
 
   /**
-   * The tensor as float32 (float16, bfloat16 and float64 converted).
+   * The tensor as float32 (float16, bfloat16 and float64 converted; the raw values of those pass
+   * through a scratch buffer the reader keeps until {@link close}).
+   * @param into an array to fill instead of allocating one (at least as long as the tensor); the
+   * result is then a view of it.
    * @throws CheckpointError for an integer or bool tensor (e.g. BatchNorm's `num_batches_tracked`).
    */
-  async readFloat32(name: string): Promise<Float32Array> {
-    const { dtype } = this.info(name);
+  async readFloat32(name: string, into?: Float32Array): Promise<Float32Array> {
+    const { dtype, byteLength } = this.info(name);
     if (!/^(b?float)/.test(dtype)) throw new CheckpointError(`${this.label}: tensor "${name}" has dtype ${dtype}; a float type (float32, float16, bfloat16, float64) is needed`);
-    const { data } = await this.read(name);
-    return data instanceof Float32Array ? data : Float32Array.from(data as Float64Array);
+    const n = byteLength / ITEM_SIZE[dtype];
+    if (into !== undefined && (!(into instanceof Float32Array) || into.length < n)) {
+      throw new InputError(`readFloat32("${name}"): the array to read into must be a Float32Array of at least ${n} values`);
+    }
+    const out = into ? into.subarray(0, n) : new Float32Array(n);
+    if (dtype === 'float32') {
+      // Straight into the result: no intermediate copy.
+      await this.readBytes(name, new Uint8Array(out.buffer, out.byteOffset, byteLength));
+      return out;
+    }
+    const raw = await this.readBytes(name, this.scratch(byteLength));
+    if (dtype === 'float64') {
+      const f64 = new Float64Array(raw.buffer, raw.byteOffset, n);
+      for (let i = 0; i < n; i++) out[i] = f64[i];
+    } else {
+      (dtype === 'float16' ? f16ToF32 : bf16ToF32)(new Uint16Array(raw.buffer, raw.byteOffset, n), out);
+    }
+    return out;
   }
 
   /** Releases the file; idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.scratchBuffer = undefined;
     await this.src.close();
+  }
+
+  /** A buffer reused for raw values that are decoded into another array; grows to the largest. */
+  private scratch(bytes: number): Uint8Array {
+    if (!this.scratchBuffer || this.scratchBuffer.length < bytes) this.scratchBuffer = new Uint8Array(bytes);
+    return this.scratchBuffer;
   }
 
   private tensor(name: string): TensorRef {
@@ -444,20 +475,18 @@ function isContiguous(t: TensorRef): boolean {
   return true;
 }
 
-/** Elements of a strided view, row-major, from the bytes it spans (which start at element 0 of the view). */
-function gather(span: Uint8Array, t: TensorRef, size: number): Uint8Array {
-  const out = new Uint8Array(t.numel * size);
-  if (t.numel === 0) return out;
+/** Elements of a strided view into `out`, row-major, from the bytes it spans (which start at element 0 of the view). */
+function gather(span: Uint8Array, t: TensorRef, size: number, out: Uint8Array): void {
   // Words of 1, 2 or 4 bytes per copy; 8-byte items move as two 4-byte words.
   const w = size === 8 ? 4 : size;
   const per = size / w;
   const Ctor = w === 1 ? Uint8Array : w === 2 ? Uint16Array : Uint32Array;
   const src = new Ctor(span.buffer as ArrayBuffer, span.byteOffset, span.length / w);
-  const dst = new Ctor(out.buffer, 0, out.length / w);
+  const dst = new Ctor(out.buffer as ArrayBuffer, out.byteOffset, out.length / w);
   const rank = t.shape.length;
   if (rank === 0) {
     dst.set(src.subarray(0, per));
-    return out;
+    return;
   }
   const inner = t.shape[rank - 1], innerStride = t.stride[rank - 1] * per;
   const idx = new Array<number>(rank).fill(0);
@@ -471,7 +500,7 @@ function gather(span: Uint8Array, t: TensorRef, size: number): Uint8Array {
       base -= t.stride[d] * per * idx[d];
       idx[d] = 0;
     }
-    if (d < 0) return out;
+    if (d < 0) return;
   }
 }
 

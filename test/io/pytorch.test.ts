@@ -182,6 +182,25 @@ describe('checkpoints laid out like convert_to_fp16(), with shared storages and 
     });
   }
 
+  it('reads into caller buffers reused across tensors (what the converter does), with the same values', async () => {
+    const { spec, expected } = awkwardCheckpoint(tinyRef, tinyOrder, true);
+    const r = await TorchCheckpointReader.open(torchZip(spec));
+    const max = Math.max(...r.keys().map((k) => r.info(k).byteLength));
+    const f32 = new Float32Array(2 + max);
+    const bytes = new Uint8Array(8 + max);
+    for (const k of r.keys()) {
+      const got = await r.readFloat32(k, f32.subarray(2));
+      expect(got.buffer).toBe(f32.buffer);
+      expect(bytesOf(got).equals(bytesOf(expected.get(k)!)), k).toBe(true);
+      const raw = await r.readBytes(k, bytes.subarray(8));
+      expect(raw.buffer).toBe(bytes.buffer);
+      expect(bytesOf(raw).equals(bytesOf(await r.readBytes(k))), k).toBe(true);
+    }
+    await expect(r.readFloat32('out.2.weight', new Float32Array(3))).rejects.toThrow(InputError);
+    await expect(r.readBytes('out.2.weight', bytes.subarray(1))).rejects.toThrow(/aligned to 4/);
+    await r.close();
+  });
+
   it('every storage dtype reads in its own type; readFloat32 refuses integers (num_batches_tracked)', async () => {
     const vals = Float32Array.of(1.5, -2.25, 3, 256);
     const storages = new Map<string, StorageSpec>([

@@ -154,22 +154,39 @@ export interface ZipOptions {
   comment?: string;
 }
 
-/** A zip archive laid out like PyTorch's writer (miniz) lays it out. */
-export function zipArchive(files: ZipFileSpec[], opts: ZipOptions = {}): Uint8Array {
-  const descriptors = opts.descriptors ?? true, zip64End = opts.zip64End ?? true, align = opts.align ?? 64;
-  const parts: Uint8Array[] = [];
-  const central: Uint8Array[] = [];
-  let off = 0;
-  const flags = (descriptors ? 0x0008 : 0) | 0x0800;
-  for (const f of files) {
+/**
+ * Writes a zip archive laid out as PyTorch's writer (miniz) lays it out, entry by entry into a
+ * sink, so an archive larger than memory can be written to a file as it is produced.
+ */
+export class ZipWriter {
+  private readonly central: Uint8Array[] = [];
+  private offset = 0;
+  private count = 0;
+  private readonly descriptors: boolean;
+  private readonly align: number;
+
+  constructor(
+    private readonly sink: (bytes: Uint8Array) => void,
+    private readonly opts: ZipOptions = {},
+    private readonly crc: (data: Uint8Array) => number = crc32,
+  ) {
+    this.descriptors = opts.descriptors ?? true;
+    this.align = opts.align ?? 64;
+  }
+
+  private emit(b: Uint8Array) {
+    this.sink(b);
+    this.offset += b.length;
+  }
+
+  add(f: ZipFileSpec): void {
+    const { descriptors, align, opts } = this;
+    const flags = (descriptors ? 0x0008 : 0) | 0x0800;
     const name = new TextEncoder().encode(f.name);
     const stored = f.deflate ? new Uint8Array(zlib.deflateRawSync(f.data)) : f.data;
-    const crc = crc32(f.data);
+    const crc = this.crc(f.data);
     const method = f.deflate ? 8 : 0;
-    let pad = 0;
-    if (align > 1) {
-      pad = (align - ((off + 30 + name.length + 4) % align)) % align;
-    }
+    const pad = align > 1 ? (align - ((this.offset + 30 + name.length + 4) % align)) % align : 0;
     const extra = align > 1 ? new Uint8Array(4 + pad) : new Uint8Array(0);
     if (align > 1) {
       extra.set([0x46, 0x42, pad & 0xff, pad >> 8]);
@@ -187,19 +204,19 @@ export function zipArchive(files: ZipFileSpec[], opts: ZipOptions = {}): Uint8Ar
     }
     h.setUint16(26, name.length, true);
     h.setUint16(28, extra.length, true);
-    const local = off;
-    parts.push(new Uint8Array(h.buffer), name, extra, stored);
-    off += 30 + name.length + extra.length + stored.length;
+    const local = this.offset;
+    for (const b of [new Uint8Array(h.buffer), name, extra, stored]) this.emit(b);
     if (descriptors) {
       const d = new DataView(new ArrayBuffer(24));
       d.setUint32(0, 0x08074b50, true);
       d.setUint32(4, crc, true);
       d.setBigUint64(8, BigInt(stored.length), true);
       d.setBigUint64(16, BigInt(f.data.length), true);
-      parts.push(new Uint8Array(d.buffer));
-      off += 24;
+      this.emit(new Uint8Array(d.buffer));
     }
-    const z64 = opts.zip64Entries ? new DataView(new ArrayBuffer(28)) : undefined;
+    // ZIP64 extra fields when asked, or when a value does not fit 32 bits.
+    const big = opts.zip64Entries || local >= 0xffffffff || stored.length >= 0xffffffff;
+    const z64 = big ? new DataView(new ArrayBuffer(28)) : undefined;
     if (z64) {
       z64.setUint16(0, 1, true);
       z64.setUint16(2, 24, true);
@@ -219,37 +236,51 @@ export function zipArchive(files: ZipFileSpec[], opts: ZipOptions = {}): Uint8Ar
     c.setUint16(28, name.length, true);
     c.setUint16(30, z64 ? 28 : 0, true);
     c.setUint32(42, z64 ? 0xffffffff : local, true);
-    central.push(new Uint8Array(c.buffer), name);
-    if (z64) central.push(new Uint8Array(z64.buffer));
+    this.central.push(new Uint8Array(c.buffer), name);
+    if (z64) this.central.push(new Uint8Array(z64.buffer));
+    this.count++;
   }
-  const cd = concat(central);
-  const cdOffset = off;
-  parts.push(cd);
-  off += cd.length;
-  if (zip64End) {
-    const z = new DataView(new ArrayBuffer(56 + 20));
-    z.setUint32(0, 0x06064b50, true);
-    z.setBigUint64(4, 44n, true);
-    z.setUint16(12, 45, true);
-    z.setUint16(14, 45, true);
-    z.setBigUint64(24, BigInt(files.length), true);
-    z.setBigUint64(32, BigInt(files.length), true);
-    z.setBigUint64(40, BigInt(cd.length), true);
-    z.setBigUint64(48, BigInt(cdOffset), true);
-    z.setUint32(56, 0x07064b50, true);
-    z.setBigUint64(64, BigInt(off), true);
-    z.setUint32(72, 1, true);
-    parts.push(new Uint8Array(z.buffer));
+
+  /** The central directory and end records. */
+  finish(): void {
+    const cd = concat(this.central);
+    const cdOffset = this.offset;
+    const n = this.count;
+    this.emit(cd);
+    if (this.opts.zip64End ?? true) {
+      const z = new DataView(new ArrayBuffer(56 + 20));
+      z.setUint32(0, 0x06064b50, true);
+      z.setBigUint64(4, 44n, true);
+      z.setUint16(12, 45, true);
+      z.setUint16(14, 45, true);
+      z.setBigUint64(24, BigInt(n), true);
+      z.setBigUint64(32, BigInt(n), true);
+      z.setBigUint64(40, BigInt(cd.length), true);
+      z.setBigUint64(48, BigInt(cdOffset), true);
+      z.setUint32(56, 0x07064b50, true);
+      z.setBigUint64(64, BigInt(this.offset), true);
+      z.setUint32(72, 1, true);
+      this.emit(new Uint8Array(z.buffer));
+    }
+    const comment = new TextEncoder().encode(this.opts.comment ?? '');
+    const e = new DataView(new ArrayBuffer(22));
+    e.setUint32(0, 0x06054b50, true);
+    e.setUint16(8, Math.min(n, 0xffff), true);
+    e.setUint16(10, Math.min(n, 0xffff), true);
+    e.setUint32(12, cd.length, true);
+    e.setUint32(16, Math.min(cdOffset, 0xffffffff), true);
+    e.setUint16(20, comment.length, true);
+    this.emit(new Uint8Array(e.buffer));
+    this.emit(comment);
   }
-  const comment = new TextEncoder().encode(opts.comment ?? '');
-  const e = new DataView(new ArrayBuffer(22));
-  e.setUint32(0, 0x06054b50, true);
-  e.setUint16(8, files.length, true);
-  e.setUint16(10, files.length, true);
-  e.setUint32(12, cd.length, true);
-  e.setUint32(16, cdOffset, true);
-  e.setUint16(20, comment.length, true);
-  parts.push(new Uint8Array(e.buffer), comment);
+}
+
+/** A whole archive in memory. */
+export function zipArchive(files: ZipFileSpec[], opts: ZipOptions = {}): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const w = new ZipWriter((b) => parts.push(b), opts);
+  for (const f of files) w.add(f);
+  w.finish();
   return concat(parts);
 }
 
