@@ -1,57 +1,152 @@
-// Benchmarks (not tests): `npm run bench` builds, then runs this. Times are medians of several runs
-// after a warm-up, reported with ratios to a baseline measured in the same process.
-//   node bench/run.mjs [--backends wasm,cpu] [--reps 5] [--out bench/results/latest.json]
+// Benchmarks (never tests): `npm run bench` builds, then runs this. Each (model, threads) runs in its own
+// process, because the wasm thread count is fixed when the backend starts. Times are seconds per image;
+// every ratio compares two numbers measured in the same process.
+//
+//   node bench/run.mjs [--models tiny,64,256] [--threads 2,1] [--out bench/results/latest.json]
+//
+// Models get random weights made in the process (ADMUNet.create; never written to disk). The 256 rows are
+// the paper's backbone, 256x256_diffusion_uncond (553 M parameters): on wasm its weights are streamed from
+// JS memory in float16 (the auto residency for models over 1 GiB), so every pass uploads them again.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import { ADMUNet, extractFeatures, useBestBackend } from 'diffssl';
+import { fileURLToPath } from 'node:url';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
-const backends = (args.backends ?? 'wasm,cpu').split(',');
-const reps = Number(args.reps ?? 5);
-const out = args.out ?? 'bench/results/latest.json';
+const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : 'true']] : acc), []));
+const here = path.dirname(fileURLToPath(import.meta.url));
 
-const TINY = { image_size: 32, num_channels: 32, num_res_blocks: 2, channel_mult: '1,1,1', attention_resolutions: '16,8', num_head_channels: 16, resblock_updown: true, use_scale_shift_norm: true, learn_sigma: true };
+const MODELS = {
+  tiny: { flags: { image_size: 32, num_channels: 32, num_res_blocks: 2, channel_mult: '1,1,1', attention_resolutions: '16,8', num_head_channels: 16, resblock_updown: true, use_scale_shift_norm: true, learn_sigma: true }, bs: [5, 10], reps: 5, batches: [1, 4], algos: ['direct', 'winograd2', 'winograd4'] },
+  64: { flags: '64x64_diffusion', bs: [16, 22], reps: 2, batches: [1, 4], algos: ['direct', 'winograd2', 'winograd4'] },
+  256: { flags: '256x256_diffusion_uncond', bs: [19, 24], reps: 1, batches: [1, 4], algos: ['direct', 'winograd2', 'winograd4'] },
+};
 
-async function median(fn) {
-  await fn(); // warm-up: kernel setup, XNNPACK packing
-  const times = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    await fn();
-    times.push(performance.now() - t0);
+async function child() {
+  const tf = await import('@tensorflow/tfjs-core');
+  const { ADMUNet, extractFeatures, useBestBackend } = await import('diffssl');
+  const spec = MODELS[args.model];
+  const threads = Number(args.threads);
+  const choice = await useBestBackend({ force: 'wasm', threads });
+  const heap = () => tf.backend().wasm.HEAPU8.length;
+  let heapPeak = 0;
+  const vm = (key) => Number((fs.readFileSync('/proc/self/status', 'utf8').match(new RegExp(`${key}:\\s+(\\d+)`)) ?? [0, 0])[1]) * 1024;
+  const time = async (fn, reps) => {
+    const ts = [];
+    for (let i = 0; i < reps; i++) {
+      const t0 = performance.now();
+      await fn();
+      ts.push((performance.now() - t0) / 1000);
+      heapPeak = Math.max(heapPeak, heap());
+    }
+    ts.sort((a, b) => a - b);
+    return ts[Math.floor(ts.length / 2)];
+  };
+
+  // The backend's practical peak: one large direct 3×3 conv, 64×64×256 → 256.
+  const cx = tf.randomNormal([1, 64, 64, 256]);
+  const cw = tf.randomNormal([3, 3, 256, 256], 0, 0.05);
+  tf.conv2d(cx, cw, 1, 1).dispose();
+  const convS = await time(async () => tf.conv2d(cx, cw, 1, 1).data(), 5);
+  const peakGflops = (2 * 64 * 64 * 256 * 256 * 9) / convS / 1e9;
+  tf.dispose([cx, cw]);
+
+  const t0 = performance.now();
+  const model = ADMUNet.create(spec.flags, 0, args.model === '256' ? { storage: 'float16' } : {});
+  const createS = (performance.now() - t0) / 1000;
+  const rssAfterCreate = vm('VmRSS');
+  try {
+    fs.writeFileSync('/proc/self/clear_refs', '5'); // restart the peak-RSS counter: creation is not the workload
+  } catch {}
+  const S = model.config.imageSize;
+  const y = model.config.numClasses ? (n) => ({ y: Array(n).fill(0) }) : () => ({});
+  const total = model.totalBlocks;
+  const rows = [];
+  const x = (n) => tf.randomUniform([n, S, S, 3], -1, 1, 'float32', 1);
+  const extract = async (x0, t, b) => (await extractFeatures(x0, { t, b, model, seed: 0, ...y(x0.shape[0]) })).dispose();
+  const full = async (x0) => {
+    const r = model.forward(x0, Array(x0.shape[0]).fill(150), y(x0.shape[0]));
+    await r.output.data();
+    r.output.dispose();
+  };
+  const warm = x(1);
+  await extract(warm, 150, spec.bs[0]);
+  warm.dispose();
+  for (const algo of spec.algos) {
+    model.conv = algo;
+    for (const n of spec.batches) {
+      // The 256 model at batch 4 is slow: only the default algorithm there, and only with 2 threads.
+      if (args.model === '256' && n > 1 && (algo !== 'winograd2' || threads < 2)) continue;
+      const x0 = x(n);
+      const row = { model: args.model, threads, algo, batch: n };
+      for (const b of spec.bs) {
+        const s = (await time(() => extract(x0, 150, b), spec.reps)) / n;
+        row[`b${b}`] = s;
+        row[`b${b}Gflops`] = (2 * model.multiplyAdds(b)) / s / 1e9;
+      }
+      row.full = (await time(() => full(x0), spec.reps)) / n;
+      row.fullGflops = (2 * model.multiplyAdds()) / row.full / 1e9;
+      if (n === 1 && algo === 'winograd2') row.threeT = await time(() => extract(x0, [90, 150, 300], spec.bs[1]), spec.reps);
+      rows.push(row);
+      x0.dispose();
+      console.error(JSON.stringify(row));
+    }
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
-}
-
-const rows = [];
-for (const backend of backends) {
-  await useBestBackend({ force: backend });
-  const model = ADMUNet.create(TINY, 0);
-  for (const batch of [1, 2]) {
-    const x0 = tf.randomUniform([batch, 32, 32, 3], -1, 1, 'float32', 1);
-    const t = Array(batch).fill(90);
-    const full = await median(() => tf.dispose(model.forward(x0, t).output));
-    const b10 = await median(() => model.forward(x0, t, { capture: [10] }).features.forEach((f) => f.dispose()));
-    const ef = await median(async () => (await extractFeatures(x0, { t: 90, b: 10, model, seed: 0 })).dispose());
-    const ef3 = await median(async () => (await extractFeatures(x0, { t: [90, 150, 300], b: [10, 15], model, seed: 0 })).dispose());
-    rows.push({ model: 'adm-tiny', backend, batch, fullForwardMs: full, forwardToB10Ms: b10, extractB10Ms: ef, extract3tMs: ef3 });
-    tf.dispose(x0);
-  }
+  const out = { model: args.model, threads, backend: choice.reason, peakConvGflops: peakGflops, createS, params: model.numParameters, weightBytes: model.weightBytes, rssAfterCreate, peakRss: vm('VmHWM'), heapPeak, rows };
   model.dispose();
+  fs.writeFileSync(args.child, JSON.stringify(out));
 }
 
-const fmt = (v) => v.toFixed(1).padStart(9);
-console.log('model     backend batch  full fwd ms  fwd→b10 ms  extract b10 ms  extract 3t×2b ms  b10/full  3t/1t');
-for (const r of rows)
-  console.log(`${r.model.padEnd(9)} ${r.backend.padEnd(7)} ${String(r.batch).padStart(5)} ${fmt(r.fullForwardMs)}    ${fmt(r.forwardToB10Ms)}   ${fmt(r.extractB10Ms)}      ${fmt(r.extract3tMs)}      ${(r.forwardToB10Ms / r.fullForwardMs).toFixed(2)}   ${(r.extract3tMs / r.extractB10Ms).toFixed(2)}`);
-for (const batch of [1, 2]) {
-  const [w, c] = ['wasm', 'cpu'].map((b) => rows.find((r) => r.backend === b && r.batch === batch));
-  if (w && c) console.log(`batch ${batch}: cpu / wasm full-forward time = ${(c.fullForwardMs / w.fullForwardMs).toFixed(1)}×`);
+function table(results) {
+  const f = (v, d = 2) => (v === undefined ? '—' : v.toFixed(d));
+  const lines = ['model threads algo       batch | s/img: b_lo    b_hi    full | full GFLOP/s  ÷conv2d peak | b_hi/full  3t/1t(b_hi)'];
+  for (const r of results) {
+    const [lo, hi] = MODELS[r.model].bs;
+    for (const x of r.rows)
+      lines.push(
+        `${r.model.padEnd(5)} ${String(r.threads).padStart(7)} ${x.algo.padEnd(10)} ${String(x.batch).padStart(5)} |  ${f(x[`b${lo}`]).padStart(6)} ${f(x[`b${hi}`]).padStart(7)} ${f(x.full).padStart(7)} | ${f(x.fullGflops, 1).padStart(12)} ${f(x.fullGflops / r.peakConvGflops).padStart(13)} | ${f(x[`b${hi}`] / x.full).padStart(9)} ${x.threeT ? f(x.threeT / x[`b${hi}`]).padStart(11) : '—'.padStart(11)}`,
+      );
+    lines.push(`      ${r.model} ${r.threads}T: conv2d peak ${f(r.peakConvGflops, 1)} GFLOP/s; weights ${(r.weightBytes.resident / 2 ** 20).toFixed(0)} MiB resident + ${(r.weightBytes.streamed / 2 ** 20).toFixed(0)} MiB streamed; peak RSS ${(r.peakRss / 2 ** 30).toFixed(2)} GiB (${((r.peakRss / (4 * r.params)) ).toFixed(2)}× the float32 weights); wasm heap ${(r.heapPeak / 2 ** 30).toFixed(2)} GiB; create ${f(r.createS, 1)} s`);
+  }
+  const by = (m, t) => results.find((r) => r.model === m && r.threads === t);
+  for (const m of Object.keys(MODELS)) {
+    const [a, b] = [by(m, 2), by(m, 1)];
+    if (!a || !b) continue;
+    for (const x of a.rows) {
+      const y = b.rows.find((r) => r.algo === x.algo && r.batch === x.batch);
+      if (y) lines.push(`${m} ${x.algo} batch ${x.batch}: 2 threads / 1 thread speed-up, full forward ${f(y.full / x.full)}×`);
+    }
+    for (const r of [a, b]) {
+      const [b1, b4] = [r.rows.find((x) => x.algo === 'winograd2' && x.batch === 1), r.rows.find((x) => x.algo === 'winograd2' && x.batch === 4)];
+      if (b1 && b4) lines.push(`${m} ${r.threads}T winograd2: batch 4 costs ${f((4 * b4.full) / b1.full)}× batch 1 (full forward)`);
+    }
+  }
+  return lines.join('\n');
 }
-fs.mkdirSync(path.dirname(out), { recursive: true });
-const tmp = `${out}.${process.pid}.tmp`;
-fs.writeFileSync(tmp, JSON.stringify({ date: new Date().toISOString(), node: process.version, reps, rows }, null, 2));
-fs.renameSync(tmp, out);
-console.log(`wrote ${out}`);
+
+if (args.child) {
+  await child();
+} else {
+  const models = (args.models ?? 'tiny,64,256').split(',');
+  const threads = (args.threads ?? '2,1').split(',').map(Number);
+  const results = [];
+  const tmp = fs.mkdtempSync(path.join(here, '..', '.tmp-bench-'));
+  try {
+    for (const model of models)
+      for (const t of threads) {
+        const file = path.join(tmp, `${model}-${t}.json`);
+        console.log(`running ${model} with ${t} thread(s)…`);
+        const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', file, '--model', model, '--threads', String(t)], { stdio: ['ignore', 'inherit', 'inherit'] });
+        if (r.status !== 0) throw new Error(`bench child ${model}/${t} failed with status ${r.status}`);
+        results.push(JSON.parse(fs.readFileSync(file, 'utf8')));
+      }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const text = table(results);
+  console.log(`\n${text}`);
+  const out = args.out ?? path.join(here, 'results', 'latest.json');
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(`${out}.tmp`, JSON.stringify({ date: new Date().toISOString(), node: process.version, results, table: text }, null, 2));
+  fs.renameSync(`${out}.tmp`, out);
+  console.log(`wrote ${out}`);
+}

@@ -8,7 +8,7 @@ import { InputError, WeightsError } from '../errors.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { openWeights } from '../io/weights.js';
 import { planResidency, WeightStore, type WeightOptions } from './weightStore.js';
-import { buildArchitecture, type Architecture, type BlockInfo, type BlockSpec } from './architecture.js';
+import { buildArchitecture, convMultiplyAdds, type Architecture, type BlockInfo, type BlockSpec } from './architecture.js';
 import { attentionBlock } from './attention.js';
 import { resolveConfig, type ModelSpec, type ResolvedConfig } from './config.js';
 import { conv3x3, withFastInputGrad } from './conv.js';
@@ -62,10 +62,15 @@ export interface LoadProgress {
  * How 3×3 convolutions are computed. `direct` is `tf.conv2d`. `winograd2` and `winograd4` are
  * Winograd F(2×2,3×3) and F(4×4,3×3) from plain tfjs ops: on wasm 1.7–2.9× and 2.5–4.5× faster than
  * `tf.conv2d`, with errors of about 1e-6 and 1e-5 relative to the output's scale (F(4×4) grows with
- * the input channels). `auto` (default) takes `winograd2` on wasm and `direct` elsewhere, where native
- * or reference kernels are better. Stride-2 convs and the 3-channel input conv are always direct.
+ * the input channels). `auto` (default) takes `winograd2` on wasm for convs with at least
+ * {@link AUTO_WINOGRAD_MIN_CHANNELS} input channels (narrower ones are dominated by per-op overhead)
+ * and `direct` elsewhere, where native or reference kernels are better. Stride-2 convs and convs with
+ * fewer than 8 input channels are always direct.
  */
 export type ConvAlgorithm = 'direct' | 'winograd2' | 'winograd4' | 'auto';
+
+/** With `auto`, Winograd is used on wasm for 3×3 convs with at least this many input channels. */
+export const AUTO_WINOGRAD_MIN_CHANNELS = 128;
 
 /** Options of {@link ADMUNet.create}, {@link ADMUNet.load} and {@link ADMUNet.fromStateDict}. */
 export interface ModelOptions extends WeightOptions {
@@ -228,6 +233,15 @@ export class ADMUNet {
   }
 
   /**
+   * Multiply-adds of the convolutions for one image through block `b` (default: the whole network),
+   * counted as direct convolutions: the yardstick for effective GFLOP/s (2 FLOP per multiply-add).
+   */
+  multiplyAdds(b?: number): number {
+    if (b !== undefined) this.block(b);
+    return convMultiplyAdds(this.arch, this.config.outChannels, b);
+  }
+
+  /**
    * The encoder block whose output decoder block `b` receives as its skip: `total + 1 − b`
    * (38 − b for the 256 model). Also maps an encoder block to its decoder block.
    */
@@ -361,8 +375,9 @@ export class ADMUNet {
   private conv3x3(x: tf.Tensor4D, prefix: string, stride: 1 | 2): tf.Tensor4D {
     const w = this.weights.get(`${prefix}.weight`) as tf.Tensor4D;
     const b = this.weights.get(`${prefix}.bias`);
-    const algo = this.conv === 'auto' ? (tf.getBackend() === 'wasm' ? 'winograd2' : 'direct') : this.conv;
     if (stride !== 1) return conv3x3(x, w, b, stride);
+    // Narrow convs are dominated by per-op overhead, which Winograd multiplies.
+    const algo = this.conv === 'auto' ? (tf.getBackend() === 'wasm' && w.shape[2] >= AUTO_WINOGRAD_MIN_CHANNELS ? 'winograd2' : 'direct') : this.conv;
     if (algo === 'direct' || w.shape[2] < 8) return withFastInputGrad(x, w, (v) => conv3x3(v, w, b));
     const m: WinogradTile = algo === 'winograd4' ? 4 : 2;
     const u = this.winogradFilters(prefix, w, m);

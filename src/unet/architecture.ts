@@ -164,3 +164,42 @@ export function buildArchitecture(cfg: ResolvedConfig): Architecture {
   parameters.push(['out.0.weight', [ch]], ['out.0.bias', [ch]], ['out.2.weight', [cfg.outChannels, top, 3, 3]], ['out.2.bias', [cfg.outChannels]]);
   return { blocks, numInputBlocks, timeEmbedDim: embDim, parameters };
 }
+
+/**
+ * Multiply-adds of every convolution (3×3, 1×1 skips, attention's qkv and proj_out) for one image,
+ * through block `upTo` (default: the whole network with its output conv), as a direct convolution
+ * would do them: the yardstick for effective GFLOP/s, whatever algorithm actually runs.
+ */
+export function convMultiplyAdds(arch: Architecture, outChannels: number, upTo = arch.blocks.length + 1): number {
+  let macs = 0;
+  let side = arch.blocks[0].size;
+  for (const block of arch.blocks) {
+    if (block.b > upTo) return macs;
+    for (const l of block.layers) {
+      switch (l.kind) {
+        case 'conv':
+          macs += side * side * l.cin * l.cout * 9;
+          break;
+        case 'res': {
+          const out = l.updown === 'down' ? side / 2 : l.updown === 'up' ? side * 2 : side;
+          macs += out * out * (l.cin * l.cout * 9 + l.cout * l.cout * 9 + (l.cin !== l.cout ? l.cin * l.cout : 0));
+          side = out;
+          break;
+        }
+        case 'attn':
+          macs += side * side * 4 * l.channels * l.channels;
+          break;
+        case 'down':
+          side /= 2;
+          macs += side * side * l.channels * l.channels * 9;
+          break;
+        case 'up':
+          side *= 2;
+          macs += side * side * l.channels * l.channels * 9;
+          break;
+      }
+    }
+  }
+  const top = arch.blocks[arch.blocks.length - 1].channels;
+  return macs + side * side * top * outChannels * 9;
+}

@@ -152,3 +152,33 @@ for (const backend of BACKENDS) {
     }
   });
 }
+
+describe('conv algorithms against the reference (adm-tiny, wasm)', () => {
+  const errors: string[] = [];
+  afterAll(() => console.log(`conv algorithms, adm-tiny all blocks + output: ${errors.join('; ')}`));
+  // F(4×4) rounds more: it is a speed/accuracy choice, held to a looser bound than the fixtures' tolerance.
+  for (const [algo, atol, rtol] of [['direct', ATOL, RTOL], ['winograd2', ATOL, RTOL], ['winograd4', 5e-4, 5e-4]] as const) {
+    it(`${algo}: every block within |a − b| ≤ ${atol} + ${rtol}·|b|`, async () => {
+      await setBackend('wasm');
+      const cfg = fixtureJson('adm-tiny/config.json');
+      const act = await readSafetensors(path.join(FIXTURES, 'adm-tiny', 'activations.safetensors'));
+      const unet = await ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), cfg.create_model_and_diffusion_args, { conv: algo });
+      const xt = tensorOf(act.get('x_t')!);
+      const t = Array.from(act.get('t')!.data as BigInt64Array, Number);
+      const all = Array.from({ length: 19 }, (_, i) => i + 1);
+      const r = unet.forward(xt, t, { capture: all, output: true });
+      let maxAbs = 0;
+      let maxRel = 0;
+      for (const b of all) {
+        const d = compareArrays(r.features.get(b)!.dataSync(), nhwc(act.get(`block_${b}`)!).data, atol, rtol);
+        expect(d.ok, `${algo} block ${b}: max abs ${d.maxAbs}`).toBe(true);
+        maxAbs = Math.max(maxAbs, d.maxAbs);
+        maxRel = Math.max(maxRel, d.maxRel);
+      }
+      errors.push(`${algo} max abs ${maxAbs.toExponential(2)} (rel to scale ${maxRel.toExponential(2)})`);
+      r.features.forEach((f) => f.dispose());
+      tf.dispose([xt, r.output!]);
+      unet.dispose();
+    });
+  }
+});

@@ -47,3 +47,18 @@ describe('architecture of the fixtures', () => {
     expect(arch.blocks[36]).toMatchObject({ b: 37, channels: 256, size: 256 });
   });
 });
+
+describe('analytic cost', () => {
+  it('counts the 256 model’s convolutions: 1.12 T multiply-adds in all, about 29 % of them through b = 24', async () => {
+    const { convMultiplyAdds } = await import('../../src/unet/architecture');
+    const arch = buildArchitecture(resolveConfig('256x256_diffusion_uncond'));
+    const all = convMultiplyAdds(arch, 6);
+    // BACKENDS.md: 2.24 TFLOP for the full pass, 0.655 TFLOP up to the 16×16 decoder level.
+    expect(all / 1e12).toBeGreaterThan(1.08);
+    expect(all / 1e12).toBeLessThan(1.16);
+    expect(convMultiplyAdds(arch, 6, 24) / all).toBeGreaterThan(0.25);
+    expect(convMultiplyAdds(arch, 6, 24) / all).toBeLessThan(0.33);
+    // one 3×3 conv 3→C at full size for block 1
+    expect(convMultiplyAdds(arch, 6, 1)).toBe(256 * 256 * 3 * 256 * 9);
+  });
+});
