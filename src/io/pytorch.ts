@@ -13,6 +13,7 @@
  */
 import { CheckpointError, InputError } from '../errors.js';
 import { openByteSource, type ByteSource } from './byteSource.js';
+import { formatOf } from './format.js';
 import { describe, PickleNeedsMoreBytes, PyGlobal, PyTuple, unpickle, type PyCallable, type UnpickleHost } from './pickle.js';
 import { bf16ToF32, f16ToF32 } from './safetensors.js';
 import { ZipArchive } from './zip.js';
@@ -145,9 +146,9 @@ export class TorchCheckpointReader {
     if (!Number.isSafeInteger(maxPickle) || maxPickle <= 0) throw new InputError(`maxPickleBytes must be a positive integer, got ${maxPickle}`);
     const src = await openByteSource(source);
     try {
-      const head = await src.read(0, Math.min(4, src.size));
-      const isZip = head.length === 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
-      if (!isZip && !(head.length >= 2 && head[0] === 0x80)) throw new CheckpointError(`${src.label} is not a torch.save checkpoint (neither a zip archive nor a pickle)`);
+      const format = formatOf(await src.read(0, Math.min(16, src.size)));
+      if (format !== 'pytorch-zip' && format !== 'pytorch-legacy') throw new CheckpointError(`${src.label} is not a torch.save checkpoint (neither a zip archive nor a pickle)`);
+      const isZip = format === 'pytorch-zip';
       const p = isZip ? await parseZip(src, maxPickle) : await parseLegacy(src, maxPickle);
       return new TorchCheckpointReader(src, isZip ? 'zip' : 'legacy', p.tensors, p.located, p.bigEndian);
     } catch (e) {
