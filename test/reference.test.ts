@@ -6,26 +6,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError, WeightsError } from '../src/errors';
-import { readSafetensors, type ReadTensor } from '../src/io/safetensors';
+import { readSafetensors } from '../src/io/safetensors';
 import { DifFormer } from '../src/fusion/difformer';
 import { MLPHead } from '../src/heads/linear';
 import { fromReference, type DiffSSLModel, type FinetuneArgs } from '../src/reference';
 import { ADMUNet } from '../src/unet/admUnet';
-import { BACKENDS, compareArrays, FIXTURES, fixtureJson, nchwToNhwc, setBackend } from './helpers';
-
-const HEADS = fs.readdirSync(path.join(FIXTURES, 'heads')).sort();
-const INPUTS = new Set(['x0', 't_list']);
-const isInput = (k: string) => INPUTS.has(k) || /^t\d+\.(noise|t)$/.test(k);
-
-/** Fixture tensors in our layout: NCHW maps → NHWC; tokens, vectors unchanged. */
-function local(t: ReadTensor): Float32Array {
-  const data = t.data as Float32Array;
-  return t.shape.length === 4 ? nchwToNhwc(data, t.shape).data : data;
-}
-const tensor4 = (t: ReadTensor) => {
-  const { data, shape } = nchwToNhwc(t.data as Float32Array, t.shape);
-  return tf.tensor4d(data, shape);
-};
+import { BACKENDS, FIXTURES, fixtureJson, setBackend } from './helpers';
+import { referenceParity } from './heads/fixtures';
 
 /** Max abs error per fixture and backend, printed at the end for the report. */
 const worst = new Map<string, { logits: number; all: number; keys: number }>();
@@ -42,38 +29,10 @@ for (const backend of BACKENDS) {
     });
     afterAll(() => unet?.dispose());
 
-    for (const head of HEADS) {
-      it(`${head}: logits and every recorded intermediate match the reference (eval)`, async () => {
-        const cfg = fixtureJson(`heads/${head}/config.json`);
-        const act = await readSafetensors(path.join(FIXTURES, 'heads', head, 'activations.safetensors'));
-        const x0 = tensor4(act.get('x0')!);
-        const noise = cfg.finetune_args.t_list.map((_: number, i: number) => tensor4(act.get(`t${i}.noise`)!));
-        const beforeBuild = tf.memory().numTensors;
-        const model = fromReference(cfg.finetune_args, unet);
-        await model.loadWeights(path.join(FIXTURES, 'heads', head, 'weights.safetensors'));
-        const owned = tf.memory().numTensors - beforeBuild;
-        const got = new Map<string, Float32Array>();
-        const logits = model.logits(x0, { noise, tap: (k, t) => got.set(k, t.dataSync() as Float32Array) });
-        expect(logits.shape).toEqual([2, cfg.finetune_args.num_classes]);
-        got.set('logits', logits.dataSync() as Float32Array);
-        logits.dispose();
-        let all = 0;
-        const expected = [...act.keys()].filter((k) => !isInput(k));
-        for (const key of expected) {
-          expect(got.has(key), `${head}: no tap for recorded key ${key}`).toBe(true);
-          const d = compareArrays(got.get(key)!, local(act.get(key)!));
-          expect(d.ok, `${head} ${key}: ${d.bad} off (first ${d.firstBad}), max abs ${d.maxAbs}`).toBe(true);
-          all = Math.max(all, d.maxAbs);
-        }
-        const dl = compareArrays(got.get('logits')!, act.get('logits')!.data as Float32Array);
-        worst.set(`${head}/${backend}`, { logits: dl.maxAbs, all, keys: expected.length });
-        // The U-Net may cache per-shape constants on its first pass; from the second pass on, nothing may grow.
-        const mid = tf.memory().numTensors;
-        model.logits(x0, { noise }).dispose();
-        expect(tf.memory().numTensors).toBe(mid);
-        model.dispose();
-        expect(tf.memory().numTensors).toBe(mid - owned);
-        tf.dispose([x0, ...noise]);
+    // DifFormer and DifFeed fixtures run in test/fusion and test/feedback (each file stays short).
+    for (const head of ['attention', 'attention-bn', 'linear', 'mlp']) {
+      it(`${head}: logits and every recorded intermediate match the reference (eval); no tensor leaks`, async () => {
+        worst.set(`${head}/${backend}`, await referenceParity(head, unet));
       });
     }
 
