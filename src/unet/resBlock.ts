@@ -20,29 +20,35 @@ export interface ResBlockSpec {
  * @param emb the block embedding `[N, 4C]` (time embedding, plus label embedding if conditional).
  */
 export function resBlock(p: Params, spec: ResBlockSpec, x: tf.Tensor4D, emb: tf.Tensor2D, useScaleShiftNorm: boolean): tf.Tensor4D {
-  return tf.tidy(() => {
-    const { prefix: q, cout } = spec;
-    let h = silu(groupNorm(x, p(`${q}.in_layers.0.weight`), p(`${q}.in_layers.0.bias`)));
-    let skipIn = x;
-    if (spec.updown) {
-      const resample = spec.updown === 'up' ? upsampleNearest : downsampleAvg;
-      h = resample(h);
-      skipIn = resample(x);
-    }
-    h = p.conv3x3(h, `${q}.in_layers.2`);
-    const embOut = tf.add(tf.matMul(silu(emb), p(`${q}.emb_layers.1.weight`) as tf.Tensor2D), p(`${q}.emb_layers.1.bias`));
-    const n = x.shape[0];
-    if (useScaleShiftNorm) {
-      const [scale, shift] = tf.split(embOut, 2, 1).map((e) => tf.reshape(e, [n, 1, 1, cout]));
-      h = groupNorm(h, p(`${q}.out_layers.0.weight`), p(`${q}.out_layers.0.bias`));
-      h = tf.add(tf.mul(h, tf.add(scale, 1)), shift);
-    } else {
-      h = tf.add(h, tf.reshape(embOut, [n, 1, 1, cout]));
-      h = groupNorm(h, p(`${q}.out_layers.0.weight`), p(`${q}.out_layers.0.bias`));
-    }
-    h = p.conv3x3(silu(h), `${q}.out_layers.3`);
-    const skip = spec.cin === cout ? skipIn : conv1x1(skipIn, p(`${q}.skip_connection.weight`), p(`${q}.skip_connection.bias`));
-    return tf.add(skip, h);
+  // Each stage frees what the previous one made: at 256×256 one activation is 64 MiB per image, and
+  // a single scope over the block would hold a dozen of them at once.
+  const { prefix: q, cout } = spec;
+  const n = x.shape[0];
+  const stage = <T extends tf.Tensor>(input: tf.Tensor | null, f: () => T): T => {
+    const out = tf.tidy(f);
+    if (input && input !== x) input.dispose();
+    return out;
+  };
+  let h: tf.Tensor4D = stage(null, () => silu(groupNorm(x, p(`${q}.in_layers.0.weight`), p(`${q}.in_layers.0.bias`))));
+  let skipIn = x;
+  if (spec.updown) {
+    const resample = spec.updown === 'up' ? upsampleNearest : downsampleAvg;
+    h = stage(h, () => resample(h));
+    skipIn = resample(x);
+  }
+  h = stage(h, () => p.conv3x3(h, `${q}.in_layers.2`));
+  const embOut = tf.tidy(() => tf.add(tf.matMul(silu(emb), p(`${q}.emb_layers.1.weight`) as tf.Tensor2D), p(`${q}.emb_layers.1.bias`)));
+  h = stage(h, (): tf.Tensor4D => {
+    if (!useScaleShiftNorm) return silu(groupNorm(tf.add(h, tf.reshape(embOut, [n, 1, 1, cout])), p(`${q}.out_layers.0.weight`), p(`${q}.out_layers.0.bias`)));
+    const [scale, shift] = tf.split(embOut, 2, 1).map((e) => tf.reshape(e, [n, 1, 1, cout]));
+    return silu(tf.add(tf.mul(groupNorm(h, p(`${q}.out_layers.0.weight`), p(`${q}.out_layers.0.bias`)), tf.add(scale, 1)), shift) as tf.Tensor4D);
+  });
+  embOut.dispose();
+  h = stage(h, () => p.conv3x3(h, `${q}.out_layers.3`));
+  return stage(h, (): tf.Tensor4D => {
+    const out = spec.cin === cout ? tf.add(skipIn, h) : tf.add(conv1x1(skipIn, p(`${q}.skip_connection.weight`), p(`${q}.skip_connection.bias`)), h);
+    if (skipIn !== x) skipIn.dispose();
+    return out as tf.Tensor4D;
   });
 }
 

@@ -103,37 +103,95 @@ function transformKernel(row: number[], channels: number, vertical: boolean): tf
 }
 
 /**
+ * Floats of transform intermediates one band of tiles may hold (64 MiB); larger inputs run in
+ * horizontal bands, one example at a time, so a 256×256×256 map does not need gigabytes of heap.
+ */
+const BAND_FLOATS = 16 * 1024 * 1024;
+
+/**
  * 3×3 convolution, stride 1, PyTorch padding 1, by Winograd F(m×m, 3×3).
  * @param u transformed filters from {@link winogradFilters} (cached or fresh).
  */
 export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile): tf.Tensor4D {
+  const { alpha } = MATRICES[m];
+  const [n, h, w, cin] = x.shape;
+  const cout = u[0].shape[1];
+  const [th, tw] = [Math.ceil(h / m), Math.ceil(w / m)];
+  // Intermediates per tile row: α² transformed inputs and α² products, ×2 for the stacked copy.
+  const perTileRow = tw * alpha * alpha * (cin + 2 * cout);
+  const bandTiles = Math.max(1, Math.floor(BAND_FLOATS / perTileRow));
+  if (n === 1 && bandTiles >= th) return tf.tidy(() => tf.add(winogradTiles(x, u, m, h, w), bias));
+  return tf.tidy(() => {
+    const examples: tf.Tensor4D[] = [];
+    for (let e = 0; e < n; e++) {
+      const img = tf.reshape(n === 1 ? x : sliceRows(x, e, 1), [h, w, cin]);
+      const bands: tf.Tensor4D[] = [];
+      for (let t0 = 0; t0 < th; t0 += bandTiles) {
+        const rows = Math.min(h, (t0 + bandTiles) * m) - t0 * m; // output rows of this band
+        // Input rows the band reads: one above and one below its output rows, where they exist.
+        const top = Math.max(0, t0 * m - 1);
+        const bottom = Math.min(h, t0 * m + rows + 1);
+        bands.push(tf.tidy(() => winogradTiles(tf.reshape(sliceRows(img, top, bottom - top), [1, bottom - top, w, cin]), u, m, rows, w, t0 * m - top)));
+      }
+      const whole = bands.length === 1 ? bands[0] : (tf.concat(bands, 1) as tf.Tensor4D);
+      examples.push(whole);
+      if (bands.length > 1) tf.dispose(bands);
+    }
+    const all = examples.length === 1 ? examples[0] : (tf.concat(examples, 0) as tf.Tensor4D);
+    return tf.add(all, bias);
+  });
+}
+
+/**
+ * `outH × w` output rows (without bias) from input rows `x`. `lead` is how many rows x starts above
+ * the first output row: 1 for a band inside the image (its upper neighbour row is real data), 0 at
+ * the top of the image (where torch's zero padding supplies it).
+ */
+function winogradTiles(x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, outH: number, w: number, lead = 0): tf.Tensor4D {
   const { alpha, bt, at } = MATRICES[m];
   return tf.tidy(() => {
-    const [n, h, w, cin] = x.shape;
+    const [n, inH, , cin] = x.shape;
     const cout = u[0].shape[1];
-    const [th, tw] = [Math.ceil(h / m), Math.ceil(w / m)];
+    const [th, tw] = [Math.ceil(outH / m), Math.ceil(w / m)];
     const taps = alpha <= 4 ? alpha : 9;
-    // Pad 1 on top/left as torch does, and enough below/right for every tile and the padded taps.
+    // Pad so that padded row 0 is the row above output row 0 (torch's padding 1 at the image top),
+    // and enough below/right for every tile and the padded taps.
+    const padTop = 1 - lead;
     const padded = tf.pad(x, [
       [0, 0],
-      [1, (th - 1) * m + taps - h - 1],
+      [padTop, Math.max(0, (th - 1) * m + taps - inH - padTop)],
       [1, (tw - 1) * m + taps - w - 1],
       [0, 0],
     ]);
-    const rows = bt.map((r) => tf.depthwiseConv2d(padded, transformKernel(r, cin, true), [m, 1], 'valid'));
     const products: tf.Tensor2D[] = [];
-    bt.forEach((_, r) =>
+    bt.forEach((rRow, r) => {
+      const rowT = tf.depthwiseConv2d(padded, transformKernel(rRow, cin, true), [m, 1], 'valid');
       bt.forEach((cRow, c) => {
-        const v = tf.depthwiseConv2d(rows[r], transformKernel(cRow, cin, false), [1, m], 'valid'); // [N, th, tw, Cin]
-        products.push(tf.matMul(tf.reshape(v, [n * th * tw, cin]), u[r * alpha + c]));
-      }),
-    );
+        products.push(
+          tf.tidy(() => {
+            const v = tf.depthwiseConv2d(rowT, transformKernel(cRow, cin, false), [1, m], 'valid'); // [N, th, tw, Cin]
+            return tf.matMul(tf.reshape(v, [n * th * tw, cin]), u[r * alpha + c]);
+          }),
+        );
+      });
+      rowT.dispose();
+    });
     // Output transform as one matMul with the small (Aᵀ⊗Aᵀ)ᵀ on the right: [P·Cout, α²] × [α², m²].
     const stacked = tf.reshape(tf.stack(products, 2), [n * th * tw * cout, alpha * alpha]);
-    const y = tf.matMul(stacked, tf.transpose(tf.tensor2d(kron(at, at), [m * m, alpha * alpha])) as tf.Tensor2D);
+    tf.dispose(products);
+    const y = tf.matMul(stacked, tf.tensor2d(kronT(at, at), [alpha * alpha, m * m]));
+    stacked.dispose();
     const tiles = tf.transpose(tf.reshape(y, [n * th, tw, cout, m, m]), [0, 3, 1, 4, 2]);
-    let out = tf.reshape(tiles, [n, th * m, tw * m, cout]) as tf.Tensor4D;
-    if (th * m !== h || tw * m !== w) out = tf.slice(out, [0, 0, 0, 0], [n, h, w, cout]);
-    return tf.add(out, bias);
+    const out = tf.reshape(tiles, [n, th * m, tw * m, cout]) as tf.Tensor4D;
+    return th * m !== outH || tw * m !== w ? tf.slice(out, [0, 0, 0, 0], [n, outH, w, cout]) : out;
   });
+}
+
+/** (a⊗b)ᵀ, row-major. */
+function kronT(a: number[][], b: number[][]): Float32Array {
+  const k = kron(a, b);
+  const [rows, cols] = [a.length * b.length, a[0].length * b[0].length];
+  const out = new Float32Array(k.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = k[i * cols + j];
+  return out;
 }
