@@ -5,15 +5,15 @@
  * Why not tfjs's ops: batched matMuls and the transpose flags autodiff uses run 10–200× slower on
  * wasm than plain 2-D ones (BACKENDS.md §2), so the work is one pair of 2-D matMuls per (example,
  * head). Cutting a tensor into those pieces with `tf.split`/`tf.slice` costs a copy of the whole
- * input per piece on wasm (its Slice kernel reads the input through `readSync`), which is
- * quadratic in the number of pieces; `tf.gather` of one piece only reads that piece, but has no
- * gradient on wasm (no UnsortedSegmentSum kernel). Hence one `tf.customGrad` whose forward and
- * backward both gather pieces and write the gradient by hand (softmax recomputed in the backward
- * pass, so no [L, L] matrix per head is kept between the passes).
+ * input per piece on wasm (quadratic in the number of pieces), so pieces are cut with
+ * {@link sliceRows}, which copies only the piece — but whose gradient pads every piece back to
+ * the full size. Hence one `tf.customGrad` whose backward pass is written by hand, from the same
+ * kind of pieces (softmax recomputed there, so no [L, L] matrix per head is kept between passes).
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
+import { sliceRows } from './sliceRows.js';
 
 /** `[B, L, H·hd]` → `[B·H, L, hd]`: the rows of one (example, head) become one contiguous piece. */
 function toGroups(x: tf.Tensor, b: number, len: number, heads: number, hd: number): tf.Tensor3D {
@@ -25,7 +25,7 @@ function fromGroups(pieces: tf.Tensor[], b: number, len: number, heads: number, 
   return tf.reshape(tf.transpose(tf.reshape(tf.concat(pieces, 0), [b, heads, len, hd]), [0, 2, 1, 3]), [b, len, heads * hd]);
 }
 
-const piece = (x: tf.Tensor3D, g: number): tf.Tensor2D => tf.gather(x, g, 0) as tf.Tensor as tf.Tensor2D;
+const piece = (x: tf.Tensor3D, g: number): tf.Tensor2D => tf.reshape(sliceRows(x, g, 1), [x.shape[1], x.shape[2]]);
 
 /**
  * `softmax(q·kᵀ)·v` for every example and head: q, k, v `[B, L, H·hd]` (heads side by side on the
