@@ -224,8 +224,8 @@ export interface FromReferenceOptions {
  * const cfg = JSON.parse(fs.readFileSync('heads/difformer/config.json', 'utf8'));
  * const model = fromReference(cfg.finetune_args, unet);
  * await model.loadWeights('heads/difformer/weights.safetensors');
- * const logits = model.logits(x0, { noise }); // one ε per t → [N, num_classes]
- * model.dispose(); // the U-Net stays
+ * const logits = model.logits(x0, { noise: [n90, n150, n300] }); // one ε per t → [N, num_classes]
+ * logits.dispose(); model.dispose(); // the U-Net stays
  * ```
  * @throws InputError naming the bad argument.
  */

@@ -192,12 +192,14 @@ class FeedbackNet {
  *
  * @example
  * ```ts
- * // heads/difffeed fixture: "bottleneck" of adm-tiny = decoder blocks 12, 15, 18 → encoder 8, 5, 2
- * const feed = new DifFeed(unet, { feedback: 'bottleneck' });
- * await feed.loadWeights('weights.safetensors', { prefix: 'feedback_layers.' });
- * const xt = unet.qSample(x0, [150, 150], noise);
- * const { second } = feed.forward(xt, [150, 150], { capture: [15] });
- * const feature = second.get(15); // [2, 16, 16, 32], for a head
+ * // args = heads/difffeed/config.json's finetune_args: feedback_b_list [12, 15, 18] (adm-tiny's
+ * // "bottleneck": into encoder blocks 8, 5, 2), feedback_arch "C_B_R", second_fw_b_list [15], t 150
+ * const feed = new DifFeed(unet, { feedback: args.feedback_b_list, arch: args.feedback_arch }); // or { feedback: 'bottleneck' }
+ * await feed.loadWeights('heads/difffeed/weights.safetensors', { prefix: 'feedback_layers.' });
+ * const t = new Array(x0.shape[0]).fill(150);
+ * const xt = unet.qSample(x0, t, noise);
+ * const { second } = feed.forward(xt, t, { capture: args.second_fw_b_list });
+ * const feature = second.get(15); // [N, 16, 16, 32], for a DifFormer / attention head
  * feed.dispose(); // the U-Net stays
  * ```
  */

@@ -59,15 +59,16 @@ export interface FusionInput {
  *
  * @example
  * ```ts
- * // heads/difformer fixture: blocks 10, 15, 18 of adm-tiny at t = 90, 150, 300
+ * // args = heads/difformer/config.json's finetune_args: t_list [90, 150, 300], first_fw_b_list [10, 15, 18],
+ * // pre_pool_size 16, norm_type "layer", fusion_arc "Use_CLS_Token:True:64,…", 10 classes
  * const fusion = new DifFormer({
- *   blocks: [10, 15, 18].map((b) => unet.block(b)), timesteps: 3, pool: 16, norm: 'layer', classes: 10,
- *   arc: 'Use_CLS_Token:True:64,Insert_CLS_Token,Attention:64:4:4:2,Extract_CLS_Token',
+ *   blocks: args.first_fw_b_list.map((b) => unet.block(b)), timesteps: args.t_list.length,
+ *   pool: args.pre_pool_size, norm: args.norm_type, arc: args.fusion_arc, classes: args.num_classes,
  * });
- * await fusion.loadWeights('weights.safetensors', { prefix: 'head.' });
- * // features.get(t, b): NHWC maps, e.g. from extractFeatures(x0, { t: [90, 150, 300], b: [10, 15, 18], model: unet })
- * const logits = fusion.forward([90, 150, 300].map((t) => [10, 15, 18].map((b) => ({ b, map: features.get(t, b) }))));
- * fusion.dispose();
+ * await fusion.loadWeights('heads/difformer/weights.safetensors', { prefix: 'head.' });
+ * const features = await extractFeatures(x0, { t: args.t_list, b: args.first_fw_b_list, model: unet, noise });
+ * const logits = fusion.forward(args.t_list.map((t) => args.first_fw_b_list.map((b) => ({ b, map: features.get(t, b) }))));
+ * features.dispose(); fusion.dispose();
  * ```
  */
 export class DifFormer {

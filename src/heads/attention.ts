@@ -92,10 +92,15 @@ export interface AttentionHeadConfig {
  *
  * @example
  * ```ts
- * // heads/attention fixture: D = 64, 4 heads, MLP ratio 4, 2 blocks, 10 classes
- * const head = new AttentionHead({ arc: 'Use_CLS_Token:True:64,Insert_CLS_Token,Attention:64:4:4:2,Extract_CLS_Token', classes: 10 });
- * const logits = head.forward(tokens); // tokens [N, L, 64] → [N, 10]
- * head.dispose();
+ * // args = heads/attention/config.json's finetune_args (fusion_arc: D = 64, 4 heads, MLP ratio 4, 2 blocks);
+ * // tokens = a Tokenizer's output [N, 16, 64]
+ * const head = new AttentionHead({ arc: args.fusion_arc });
+ * await head.loadWeights('heads/attention/weights.safetensors', { prefix: 'head.intra_inter_block_attention.' });
+ * const cls = head.encode(tokens); // [N, 64]
+ * // With its own classifier, for your own training:
+ * const clf = new AttentionHead({ arc: args.fusion_arc, classes: args.num_classes });
+ * const logits = clf.forward(tokens); // [N, 10]
+ * head.dispose(); clf.dispose();
  * ```
  */
 export class AttentionHead {

@@ -44,10 +44,11 @@ export interface MLPHeadConfig {
  *
  * @example
  * ```ts
- * // heads/mlp fixture: block 10 of adm-tiny (32 channels), pre_pool_size 2, head_arc "48_24"
- * const head = new MLPHead({ channels: 32, pool: 2, hidden: parseHeadArc('48_24'), classes: 10 });
- * await head.loadWeights('weights.safetensors', { prefix: 'head.' });
- * const logits = head.forward(feature); // [N, 8, 8, 32] → [N, 10]
+ * // args = heads/mlp/config.json's finetune_args: block 10, pre_pool_size 2, head_arc "48_24", 10 classes;
+ * // feature = block 10's map [N, 8, 8, 32]
+ * const head = new MLPHead({ channels: unet.block(10).channels, pool: args.pre_pool_size, hidden: parseHeadArc(args.head_arc), classes: args.num_classes });
+ * await head.loadWeights('heads/mlp/weights.safetensors', { prefix: 'head.' });
+ * const logits = head.forward(feature); // [N, 10]
  * head.dispose();
  * ```
  */
@@ -132,10 +133,11 @@ export type LinearHeadConfig = Omit<MLPHeadConfig, 'hidden'>;
  *
  * @example
  * ```ts
- * // heads/linear fixture: block 15 of adm-tiny (32 channels), pre_pool_size 2, 10 classes
- * const head = new LinearHead({ channels: 32, pool: 2, classes: 10 });
- * await head.loadWeights('weights.safetensors', { prefix: 'head.' });
- * const logits = head.forward(feature); // [N, 16, 16, 32] → [N, 10]
+ * // args = heads/linear/config.json's finetune_args: block 15, pre_pool_size 2, head_arc "", 10 classes;
+ * // feature = block 15's map [N, 16, 16, 32]
+ * const head = new LinearHead({ channels: unet.block(15).channels, pool: args.pre_pool_size, classes: args.num_classes });
+ * await head.loadWeights('heads/linear/weights.safetensors', { prefix: 'head.' });
+ * const logits = head.forward(feature); // [N, 10]
  * head.dispose();
  * ```
  */

@@ -40,10 +40,12 @@ export interface TokenizerConfig {
  *
  * @example
  * ```ts
- * // heads/attention fixture: block 15 of adm-tiny (32 channels, 16×16), pre_pool_size 4, D = 64
- * const tok = new Tokenizer({ channels: 32, side: 16, pool: 4, dim: 64, norm: 'layer' });
- * await tok.loadWeights('weights.safetensors', { prefix: 'head.pre_layer.15.' });
- * const tokens = tok.forward(feature); // [N, 16, 64]
+ * // args = heads/attention/config.json's finetune_args: block 15, pre_pool_size 4, norm_type "layer",
+ * // fusion_arc "Use_CLS_Token:True:64,…"; feature = block 15's map [N, 16, 16, 32] (extractFeatures)
+ * const { channels, size } = unet.block(15);
+ * const tok = new Tokenizer({ channels, side: size, pool: args.pre_pool_size, dim: parseFusionArc(args.fusion_arc).dim, norm: args.norm_type });
+ * await tok.loadWeights('heads/attention/weights.safetensors', { prefix: 'head.pre_layer.15.' });
+ * const tokens = tok.forward(feature); // [N, 4·4, 64]
  * tok.dispose();
  * ```
  */
