@@ -16,6 +16,7 @@ import type { NormType } from './heads/tokenizer.js';
 import type { TensorToWrite } from './io/safetensors.js';
 import { noGrad } from './ops/noGrad.js';
 import type { ADMUNet } from './unet/admUnet.js';
+import type { FeatureSet } from './features.js';
 
 /**
  * The arguments of the reference's `finetune.py` that shape the model (a fixture's
@@ -164,6 +165,25 @@ export class DiffSSLModel {
       }
       // The reference's linear Head reads the first block at the first t only.
       return this.head.forward(perT(first.get(this.firstBlocks[0])!)[0], { training, tap });
+    });
+  }
+
+  /**
+   * Class scores from features extracted beforehand (a {@link FeatureSet} or anything with
+   * `get(t, b)` returning NHWC maps): the head alone, for training on cached features. The maps
+   * stay owned by the caller. Not for DifFeed, whose second pass needs the U-Net.
+   * @throws InputError for a DifFeed system or a missing (t, b).
+   */
+  logitsFromFeatures(features: { get(t: number, b: number): tf.Tensor4D }, opts: Pick<LogitsOptions, 'training' | 'tap'> = {}): tf.Tensor2D {
+    if (this.feedback) throw new InputError('logitsFromFeatures: a DifFeed system needs the U-Net for its second pass; use logits(x0, …)');
+    if (!features || typeof features.get !== 'function') throw new InputError('logitsFromFeatures: features must have get(t, b) (a FeatureSet)');
+    const training = opts.training ?? false;
+    return tf.tidy(() => {
+      if (this.head instanceof DifFormer) {
+        const inputs = this.t.map((t) => this.firstBlocks.map((b) => ({ b, map: features.get(t, b) })));
+        return this.head.forward(inputs, { training, tap: opts.tap });
+      }
+      return this.head.forward(features.get(this.t[0], this.firstBlocks[0]), { training, tap: opts.tap });
     });
   }
 

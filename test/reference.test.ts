@@ -12,7 +12,8 @@ import { MLPHead } from '../src/heads/linear';
 import { fromReference, type DiffSSLModel, type FinetuneArgs } from '../src/reference';
 import { ADMUNet } from '../src/unet/admUnet';
 import { BACKENDS, FIXTURES, fixtureJson, setBackend } from './helpers';
-import { referenceParity } from './heads/fixtures';
+import { expectMatch, headFixture, headWeights, referenceParity, tensorOf } from './heads/fixtures';
+import { extractFeatures } from '../src/features';
 
 /** Max abs error per fixture and backend, printed at the end for the report. */
 const worst = new Map<string, { logits: number; all: number; keys: number }>();
@@ -35,6 +36,26 @@ for (const backend of BACKENDS) {
         worst.set(`${head}/${backend}`, await referenceParity(head, unet));
       });
     }
+
+    it('logitsFromFeatures: the head alone on features extracted beforehand gives the same logits', async () => {
+      for (const head of ['attention-bn', 'mlp']) {
+        const { cfg, act } = await headFixture(head);
+        const args = cfg.finetune_args;
+        const model = fromReference(args, unet);
+        await model.loadWeights(headWeights(head));
+        const x0 = tensorOf(act.get('x0')!) as tf.Tensor4D;
+        const noise = args.t_list.map((_: number, i: number) => tensorOf(act.get(`t${i}.noise`)!) as tf.Tensor4D);
+        const feats = await extractFeatures(x0, { t: args.t_list, b: args.first_fw_b_list, model: unet, noise });
+        const logits = model.logitsFromFeatures(feats);
+        expectMatch(logits.dataSync(), act.get('logits')!, `${head} logits`);
+        tf.dispose([logits, x0, ...noise]);
+        feats.dispose();
+        model.dispose();
+      }
+      const fb = fromReference(fixtureJson('heads/difffeed/config.json').finetune_args, unet);
+      expect(() => fb.logitsFromFeatures({ get: () => tf.zeros([1, 16, 16, 32]) as tf.Tensor4D })).toThrow(/DifFeed/);
+      fb.dispose();
+    });
 
     it('save → load round-trips every weight exactly, under the reference names and shapes', async () => {
       for (const head of ['attention-bn', 'difffeed', 'mlp']) {

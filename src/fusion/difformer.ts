@@ -161,6 +161,11 @@ export class DifFormer {
     });
   }
 
+  /** Same as {@link DifFormer.forward}: the name the training helpers call. */
+  logits(inputs: FusionInput[][], opts: ForwardPassOptions = {}): tf.Tensor2D {
+    return this.forward(inputs, opts);
+  }
+
   /** State-dict entries under the reference's names within `head`. */
   state(): StateEntry[] {
     return [

@@ -218,6 +218,11 @@ export class AttentionHead {
     return tf.tidy(() => this.classifier!.apply(this.encode(tokens, opts)));
   }
 
+  /** Same as {@link AttentionHead.forward}: the name the training helpers call. */
+  logits(tokens: tf.Tensor3D, opts: ForwardPassOptions = {}): tf.Tensor2D {
+    return this.forward(tokens, opts);
+  }
+
   /** State-dict entries: `cls_token`, `layers.<i>.…` and, with a classifier, `head.weight`/`head.bias`. */
   state(): StateEntry[] {
     const out: StateEntry[] = this.cls ? [this.cls] : [];

@@ -98,6 +98,11 @@ export class MLPHead {
     });
   }
 
+  /** Same as {@link MLPHead.forward}: the name the training helpers call. */
+  logits(x: tf.Tensor4D, opts: ForwardPassOptions = {}): tf.Tensor2D {
+    return this.forward(x, opts);
+  }
+
   /** State-dict entries under the reference's names within `head`. */
   state(): StateEntry[] {
     return this.fcs.flatMap((fc, i) => prefixed(`fcs.${i}.`, fc.state()));
