@@ -6,7 +6,7 @@ import { multiHeadAttention } from '../../src/ops/attention';
 import { SeededRandom } from '../../src/random';
 import { BACKENDS, compareArrays, setBackend } from '../helpers';
 
-const rnd = (shape: number[], seed: number) => tf.tensor(new SeededRandom(seed).normals(shape.reduce((a, b) => a * b, 1)), shape) as tf.Tensor3D;
+const rnd = (shape: number[], seed: number) => tf.tensor(new SeededRandom(seed).normals(shape.reduce((a, b) => a * b, 1)), shape) as tf.Tensor as tf.Tensor3D;
 
 /** The textbook batched form (what PyTorch's `Attention.forward` does), for comparison. */
 function reference(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number): tf.Tensor {
