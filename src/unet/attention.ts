@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { groupNorm } from './groupNorm.js';
 import type { Params } from './params.js';
+import { multiHeadAttention } from '../ops/attention.js';
 import { sliceRows } from '../ops/sliceRows.js';
 
 /**
@@ -9,8 +10,8 @@ import { sliceRows } from '../ops/sliceRows.js';
  * q, k, v). The product is scaled by `1/√ch` (the reference scales q and k by `ch^(-1/4)` each);
  * the output channel of head h, channel c, is `h·ch + c` in both orders.
  *
- * Works per example and head with plain 2-D matMuls on contiguous row blocks of qkvᵀ: batched or
- * transposed matMuls run 10–200× slower on wasm (BACKENDS.md §2).
+ * The attention itself is {@link multiHeadAttention}: plain 2-D matMuls per example and head, with
+ * a hand-written backward pass (batched or transposed matMuls run 10–200× slower on wasm).
  * @param qkv `[N, L, 3C]` (tokens last-but-one, unlike the reference's `[N, 3C, L]`).
  * @returns `[N, L, C]`.
  */
@@ -19,21 +20,13 @@ export function qkvAttention(qkv: tf.Tensor3D, heads: number, legacy: boolean): 
     const [n, l, width] = qkv.shape;
     const c = width / 3;
     const ch = c / heads;
-    const scale = 1 / Math.sqrt(ch);
-    const flat = tf.reshape(qkv, [n * l, width]);
-    const perExample: tf.Tensor2D[] = [];
-    for (let e = 0; e < n; e++) {
-      const rowsT = tf.transpose(n === 1 ? flat : sliceRows(flat, e * l, l)) as tf.Tensor2D; // [3C, L]
-      const perHead: tf.Tensor2D[] = [];
-      for (let h = 0; h < heads; h++) {
-        const [qAt, kAt, vAt] = legacy ? [3 * h * ch, 3 * h * ch + ch, 3 * h * ch + 2 * ch] : [h * ch, c + h * ch, 2 * c + h * ch];
-        const q = tf.transpose(tf.mul(sliceRows(rowsT, qAt, ch), scale)) as tf.Tensor2D; // [L, ch]
-        const weight = tf.softmax(tf.matMul(q, sliceRows(rowsT, kAt, ch))); // [L, L]
-        perHead.push(tf.matMul(weight, tf.transpose(sliceRows(rowsT, vAt, ch)) as tf.Tensor2D)); // [L, ch]
-      }
-      perExample.push(heads === 1 ? perHead[0] : tf.concat(perHead, 1));
-    }
-    return tf.reshape(n === 1 ? perExample[0] : tf.concat(perExample, 0), [n, l, c]);
+    // → [3, N·L·C] with q, k, v each laid out [N, L, heads·ch]
+    const split = legacy
+      ? tf.transpose(tf.reshape(qkv, [n, l, heads, 3, ch]), [3, 0, 1, 2, 4])
+      : tf.transpose(tf.reshape(qkv, [n, l, 3, c]), [2, 0, 1, 3]);
+    const rows = tf.reshape(split, [3, n * l * c]);
+    const [q, k, v] = [0, 1, 2].map((i) => tf.reshape(sliceRows(rows, i, 1), [n, l, c]) as tf.Tensor3D);
+    return multiHeadAttention(tf.mul(q, 1 / Math.sqrt(ch)), k, v, heads);
   });
 }
 
