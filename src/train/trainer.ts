@@ -94,7 +94,8 @@ export interface TrainOptions<I> {
   checkpoint?: CheckpointOptions;
   /**
    * `true`: continue from `checkpoint.path` when it holds a checkpoint, else start fresh. A path:
-   * continue from that directory, which must hold one.
+   * continue from that directory, which must hold one. Without it, a `checkpoint.path` that already
+   * holds a checkpoint is an error (nothing is overwritten by accident).
    */
   resume?: boolean | string;
   /** Stops after the current update; the position is saved first when `checkpoint` is set. */
@@ -254,6 +255,9 @@ export async function train<I>(model: TrainableModel<I>, data: Dataset<I>, opts:
     if (!ck) throw new InputError('resume: true needs checkpoint.path (or pass the checkpoint directory as resume)');
     if (await hasCheckpoint(ck.path)) resumeDir = ck.path;
   }
+  // A fresh run must not silently replace another run's checkpoint.
+  if (ck && resumeDir === undefined && opts.resume !== true && (await hasCheckpoint(ck.path)))
+    throw new InputError(`${ck.path} already holds a checkpoint: pass resume: true to continue that run, or choose another checkpoint.path`);
 
   let state: RunState;
   if (resumeDir !== undefined) {

@@ -166,7 +166,7 @@ describe('heads learn on the adm-tiny U-Net', () => {
         head.dispose();
       });
 
-      it('DifFormer over 2 t × 2 blocks, BatchNorm tokenizers; checkpoint-resume is exact (running statistics included)', async () => {
+      it('DifFormer over 2 t × 2 blocks, BatchNorm tokenizers; checkpoint-resume is exact, running statistics included (first backend)', async () => {
         const make = () => new DifFormer({ blocks: B.map((b) => ({ b, channels: 32, size: 4 })), timesteps: 2, pool: 4, norm: 'batch', arc: ARC, classes: 4, seed: 5 });
         const asModel = (d: DifFormer) => ({
           trainableVariables: d.trainableVariables,
@@ -179,6 +179,12 @@ describe('heads learn on the adm-tiny U-Net', () => {
         await learns(asModel(fusion), cache, valCache, { epochs: 6, batchSize: 4, optimizer: opt });
         const values = (d: DifFormer) => new Map(d.state().map((e) => [e.name, e.kind === 'float' ? Array.from(e.variable.dataSync()) : [e.get()]]));
         const want = values(fusion);
+        if (backend !== BACKENDS[0]) {
+          // Resume bookkeeping is backend-independent (and tested in trainer.test.ts on every backend).
+          fusion.dispose();
+          opt.dispose();
+          return;
+        }
         // The same 6 epochs as 3 + resume + 3 from a fresh DifFormer.
         const dir = path.join(tmpRoot, `difformer-${backend}`);
         const a = make();

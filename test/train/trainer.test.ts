@@ -244,6 +244,7 @@ for (const backend of BACKENDS) {
       expect(tf.memory().numTensors).toBe(baseline);
       const dir = freshDir();
       await train(model, data, { epochs: 1, batchSize: 16, optimizer: opt, checkpoint: { path: dir } });
+      await expect(train(model, data, { epochs: 2, batchSize: 16, optimizer: opt, checkpoint: { path: dir } })).rejects.toThrow(/already holds a checkpoint/);
       await expect(train(model, data, { epochs: 2, batchSize: 32, optimizer: opt, checkpoint: { path: dir }, resume: true })).rejects.toThrow(/batchSize = 16/);
       await expect(train(model, data, { epochs: 2, batchSize: 16, optimizer: adam(0.1), checkpoint: { path: dir }, resume: true })).rejects.toThrow(/SGD optimizer state/);
       const other = mlp(10, DIM, 9, CLASSES);
