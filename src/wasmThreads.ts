@@ -135,7 +135,11 @@ export async function initThreadedWasm(opts: ThreadedWasmOptions = {}): Promise<
   const factory = tf.findBackendFactory('wasm');
   const priority = (tf.engine().registryFactory as Record<string, { priority: number }>).wasm?.priority ?? 2;
   const stock = async (reason: string): Promise<ThreadedWasmResult> => {
-    if (tf.engine().backendName === 'wasm' && !threadedNow()) return { threaded: false, threads: 1, reason };
+    // An existing stock instance is reused: re-creating it would orphan the tensors that live on it.
+    if (hasInstance() && !threadedNow()) {
+      await tf.setBackend('wasm');
+      return { threaded: false, threads: 1, reason };
+    }
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     wasmApi.setThreadsCount(-1);
     if (factory) resetWasmBackend(factory, priority);
@@ -143,6 +147,7 @@ export async function initThreadedWasm(opts: ThreadedWasmOptions = {}): Promise<
     await tf.ready();
     return { threaded: false, threads: 1, reason };
   };
+  const hasInstance = () => !!(tf.engine().registry as Record<string, unknown>).wasm;
   const threadedNow = () => {
     try {
       return wasmApi.getThreadsCount() > 1;
@@ -159,7 +164,10 @@ export async function initThreadedWasm(opts: ThreadedWasmOptions = {}): Promise<
   const path = await importUnbundled<typeof import('node:path')>('node:path');
   const threads = Math.max(1, Math.floor(opts.threads ?? os.cpus().length));
   if (threads < 2) return stock(opts.threads === undefined ? 'one core: nothing to gain from threads' : 'one thread, as asked');
-  if (tf.engine().backendName === 'wasm' && threadedNow()) return { threaded: true, threads: wasmApi.getThreadsCount(), reason: 'already threaded' };
+  if (hasInstance() && threadedNow()) {
+    await tf.setBackend('wasm');
+    return { threaded: true, threads: wasmApi.getThreadsCount(), reason: 'already threaded' };
+  }
   let dir: string;
   try {
     dir = fs.mkdtempSync(path.join(opts.tempDir ?? os.tmpdir(), 'diffssl-wasm-'));
