@@ -7,7 +7,7 @@ import { InputError } from '../errors.js';
 import { drawText, GLYPH_H, setPixel, textWidth, type Canvas } from './font.js';
 import { checkMatrix, resolveLabels } from './json.js';
 import { encodePNG } from './png.js';
-import { writeFileAtomic } from './writeAtomic.js';
+import { writeBytesAtomic } from '../io/atomicFile.js';
 
 /** Options of {@link ckaHeatmapPNG}. */
 export interface HeatmapOptions {
@@ -181,5 +181,6 @@ export async function ckaHeatmapPNG(matrix: readonly (readonly number[])[], opts
 /** Writes {@link ckaHeatmapPNG} to a file, atomically (Node). */
 export async function writeCKAHeatmap(path: string, matrix: readonly (readonly number[])[], opts: HeatmapOptions = {}): Promise<void> {
   const png = await ckaHeatmapPNG(matrix, opts);
-  await writeFileAtomic(path, png, 'writeCKAHeatmap');
+  if (typeof path !== 'string' || path === '') throw new InputError('writeCKAHeatmap needs a non-empty file path');
+  await writeBytesAtomic(path, png);
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import { InputError } from '../errors.js';
-import { writeFileAtomic } from './writeAtomic.js';
+import { writeBytesAtomic } from '../io/atomicFile.js';
 
 /** What {@link ckaMatrixJSON} returns. */
 export interface CKAMatrixJSON {
@@ -79,5 +79,6 @@ export function ckaMatrixJSON(matrix: readonly (readonly number[])[], opts: CKAM
 /** Writes {@link ckaMatrixJSON} to a file, atomically (Node). */
 export async function writeCKAJSON(path: string, matrix: readonly (readonly number[])[], opts: CKAMatrixJSONOptions = {}): Promise<void> {
   const text = `${JSON.stringify(ckaMatrixJSON(matrix, opts), null, 1)}\n`;
-  await writeFileAtomic(path, new TextEncoder().encode(text), 'writeCKAJSON');
+  if (typeof path !== 'string' || path === '') throw new InputError('writeCKAJSON needs a non-empty file path');
+  await writeBytesAtomic(path, text);
 }

@@ -8,6 +8,7 @@
  */
 import { CheckpointError, InputError } from '../errors.js';
 import { importUnbundled } from '../util/dynamicImport.js';
+import { writeAtomic, writeFully } from './atomicFile.js';
 
 /** The safetensors dtypes this library reads and writes. */
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'U8' | 'BOOL';
@@ -192,28 +193,10 @@ export function serializeSafetensors(tensors: TensorsToWrite, metadata?: Record<
 export async function writeSafetensors(path: string, tensors: TensorsToWrite, metadata?: Record<string, string>): Promise<void> {
   if (typeof path !== 'string' || path === '') throw new InputError('writeSafetensors expects a non-empty path');
   const { header, parts } = plan(tensors, metadata);
-  const fs = await importUnbundled<NodeFs>('node:fs');
-  const nodePath = await importUnbundled<typeof import('node:path')>('node:path');
-  const dir = nodePath.dirname(path);
-  const tmp = nodePath.join(dir, `.${nodePath.basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  let handle: FileHandle | undefined;
-  try {
-    handle = await fs.promises.open(tmp, 'wx');
+  await writeAtomic(path, async (handle) => {
     await writeFully(handle, header);
     for (const part of parts) await writeFully(handle, part());
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
-    await fs.promises.rename(tmp, path);
-  } catch (e) {
-    await handle?.close().catch(() => {});
-    await fs.promises.rm(tmp, { force: true }).catch(() => {});
-    throw e;
-  }
-  // Make the rename itself durable; directories cannot be opened for sync on every platform, hence best effort.
-  const dirHandle = await fs.promises.open(dir, 'r').catch(() => undefined);
-  await dirHandle?.sync().catch(() => {});
-  await dirHandle?.close();
+  });
 }
 
 /** IEEE half to float32, exact for every input including subnormals, infinities and NaN payloads. */
@@ -426,10 +409,6 @@ async function readFully(handle: FileHandle, pos: number, len: number, source: s
 }
 
 /** A single write may be short (e.g. large buffers), so loop as for reads. */
-async function writeFully(handle: FileHandle, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length; ) off += (await handle.write(bytes, off, bytes.length - off)).bytesWritten;
-}
-
 function truncatedWhileReading(source: string): CheckpointError {
   return new CheckpointError(`safetensors file ${source} ended early while reading (was it truncated after opening?)`);
 }

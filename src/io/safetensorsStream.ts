@@ -5,7 +5,7 @@
  * @module
  */
 import { InputError } from '../errors.js';
-import { importUnbundled } from '../util/dynamicImport.js';
+import { writeAtomic, writeFully } from './atomicFile.js';
 import type { SafetensorsDtype } from './safetensors.js';
 
 /** Dtypes this writer can lay out (the safetensors names). */
@@ -48,13 +48,7 @@ export async function writeSafetensorsStream(
   if (typeof path !== 'string' || path === '') throw new InputError('writeSafetensorsStream expects a non-empty path');
   if (!Array.isArray(tensors)) throw new InputError('tensors must be an array of {name, dtype, shape}');
   const { header, layout, total } = planStream(tensors, opts.metadata);
-  const fs = await importUnbundled<typeof import('node:fs')>('node:fs');
-  const nodePath = await importUnbundled<typeof import('node:path')>('node:path');
-  const dir = nodePath.dirname(path);
-  const tmp = nodePath.join(dir, `.${nodePath.basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  let handle: import('node:fs/promises').FileHandle | undefined;
-  try {
-    handle = await fs.promises.open(tmp, 'wx');
+  await writeAtomic(path, async (handle) => {
     await writeFully(handle, header);
     let written = 0;
     for (const t of layout) {
@@ -66,19 +60,7 @@ export async function writeSafetensorsStream(
       written += bytes.length;
       opts.onProgress?.({ written, total, key: t.name });
     }
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
-    await fs.promises.rename(tmp, path);
-  } catch (e) {
-    await handle?.close().catch(() => {});
-    await fs.promises.rm(tmp, { force: true }).catch(() => {});
-    throw e;
-  }
-  // Make the rename durable; directories cannot be opened for sync on every platform, hence best effort.
-  const dirHandle = await fs.promises.open(dir, 'r').catch(() => undefined);
-  await dirHandle?.sync().catch(() => {});
-  await dirHandle?.close();
+  });
 }
 
 /** Validates the tensors and computes the header and the data layout. */
@@ -117,6 +99,3 @@ function planStream(tensors: StreamTensor[], metadata?: Record<string, string>) 
 }
 
 /** A single write may be short (large buffers), so loop. */
-async function writeFully(handle: import('node:fs/promises').FileHandle, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length; ) off += (await handle.write(bytes, off, bytes.length - off)).bytesWritten;
-}
