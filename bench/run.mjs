@@ -68,6 +68,7 @@ async function child() {
     await r.output.data();
     r.output.dispose();
   };
+  const save = () => fs.writeFileSync(args.child, JSON.stringify({ model: args.model, threads, backend: choice.reason, peakConvGflops: peakGflops, createS, params: model.numParameters, weightBytes: model.weightBytes, rssAfterCreate, peakRss: vm('VmHWM'), heapPeak, rows }));
   const warm = x(1);
   await extract(warm, 150, spec.bs[0]);
   warm.dispose();
@@ -89,11 +90,11 @@ async function child() {
       rows.push(row);
       x0.dispose();
       console.error(JSON.stringify(row));
+      save(); // a crash later (e.g. the wasm heap running out at batch 4) keeps the rows measured so far
     }
   }
-  const out = { model: args.model, threads, backend: choice.reason, peakConvGflops: peakGflops, createS, params: model.numParameters, weightBytes: model.weightBytes, rssAfterCreate, peakRss: vm('VmHWM'), heapPeak, rows };
+  save();
   model.dispose();
-  fs.writeFileSync(args.child, JSON.stringify(out));
 }
 
 function table(results) {
@@ -105,6 +106,7 @@ function table(results) {
       lines.push(
         `${r.model.padEnd(5)} ${String(r.threads).padStart(7)} ${x.algo.padEnd(10)} ${String(x.batch).padStart(5)} |  ${f(x[`b${lo}`]).padStart(6)} ${f(x[`b${hi}`]).padStart(7)} ${f(x.full).padStart(7)} | ${f(x.fullGflops, 1).padStart(12)} ${f(x.fullGflops / r.peakConvGflops).padStart(13)} | ${f(x[`b${hi}`] / x.full).padStart(9)} ${x.threeT ? f(x.threeT / x[`b${hi}`]).padStart(11) : '—'.padStart(11)}`,
       );
+    if (r.failed) lines.push(`      ${r.model} ${r.threads}T: ${r.failed}`);
     lines.push(`      ${r.model} ${r.threads}T: conv2d peak ${f(r.peakConvGflops, 1)} GFLOP/s; weights ${(r.weightBytes.resident / 2 ** 20).toFixed(0)} MiB resident + ${(r.weightBytes.streamed / 2 ** 20).toFixed(0)} MiB streamed; peak RSS ${(r.peakRss / 2 ** 30).toFixed(2)} GiB (${((r.peakRss / (4 * r.params)) ).toFixed(2)}× the float32 weights); wasm heap ${(r.heapPeak / 2 ** 30).toFixed(2)} GiB; create ${f(r.createS, 1)} s`);
   }
   const by = (m, t) => results.find((r) => r.model === m && r.threads === t);
@@ -136,8 +138,10 @@ if (args.child) {
         const file = path.join(tmp, `${model}-${t}.json`);
         console.log(`running ${model} with ${t} thread(s)…`);
         const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', file, '--model', model, '--threads', String(t)], { stdio: ['ignore', 'inherit', 'inherit'] });
-        if (r.status !== 0) throw new Error(`bench child ${model}/${t} failed with status ${r.status}`);
-        results.push(JSON.parse(fs.readFileSync(file, 'utf8')));
+        if (!fs.existsSync(file)) throw new Error(`bench child ${model}/${t} failed with status ${r.status} before measuring anything`);
+        const res = JSON.parse(fs.readFileSync(file, 'utf8'));
+        if (r.status !== 0) res.failed = `the process ended with status ${r.status ?? r.signal} after ${res.rows.length} rows`;
+        results.push(res);
       }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
