@@ -3,6 +3,7 @@
 // every ratio compares two numbers measured in the same process.
 //
 //   node bench/run.mjs [--models tiny,64,256] [--threads 2,1] [--out bench/results/latest.json]
+//   node bench/run.mjs --report DIR     (tables from the per-child files of an interrupted run)
 //
 // Models get random weights made in the process (ADMUNet.create; never written to disk). The 256 rows are
 // the paper's backbone, 256x256_diffusion_uncond (553 M parameters): on wasm its weights are streamed from
@@ -127,6 +128,10 @@ function table(results) {
 
 if (args.child) {
   await child();
+} else if (args.report) {
+  // Tables from the per-child JSON files of an earlier (possibly interrupted) run.
+  const files = fs.readdirSync(args.report).filter((f) => f.endsWith('.json')).sort();
+  console.log(table(files.map((f) => JSON.parse(fs.readFileSync(path.join(args.report, f), 'utf8')))));
 } else {
   const models = (args.models ?? 'tiny,64,256').split(',');
   const threads = (args.threads ?? '2,1').split(',').map(Number);

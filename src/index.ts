@@ -6,7 +6,6 @@
  * @packageDocumentation
  */
 export { ADMUNet } from './unet/admUnet.js';
-export { AUTO_WINOGRAD_MIN_CHANNELS } from './unet/admUnet.js';
 export { SeededRandom } from './random.js';
 export type { ConvAlgorithm, ForwardOptions, ForwardResult, LoadOptions, LoadProgress, ModelOptions, ReferenceTensor } from './unet/admUnet.js';
 export type { WeightOptions } from './unet/weightStore.js';

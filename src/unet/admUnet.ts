@@ -60,17 +60,13 @@ export interface LoadProgress {
 
 /**
  * How 3×3 convolutions are computed. `direct` is `tf.conv2d`. `winograd2` and `winograd4` are
- * Winograd F(2×2,3×3) and F(4×4,3×3) from plain tfjs ops: on wasm 1.7–2.9× and 2.5–4.5× faster than
- * `tf.conv2d`, with errors of about 1e-6 and 1e-5 relative to the output's scale (F(4×4) grows with
- * the input channels). `auto` (default) takes `winograd2` on wasm for convs with at least
- * {@link AUTO_WINOGRAD_MIN_CHANNELS} input channels (narrower ones are dominated by per-op overhead)
- * and `direct` elsewhere, where native or reference kernels are better. Stride-2 convs and convs with
- * fewer than 8 input channels are always direct.
+ * Winograd F(2×2,3×3) and F(4×4,3×3) from plain tfjs ops, with errors of about 1e-6 and 1e-5 relative
+ * to the output's scale (F(4×4) grows with the input channels). `auto` (default) is `direct`: in
+ * `npm run bench` the Winograd versions did not beat XNNPACK's convolution inside whole models on two
+ * cores (256×256 model, batch 1, 2 threads: full pass 82 s with winograd2 against 60 s direct), so they
+ * stay an explicit choice. Stride-2 convs and convs with fewer than 8 input channels are always direct.
  */
 export type ConvAlgorithm = 'direct' | 'winograd2' | 'winograd4' | 'auto';
-
-/** With `auto`, Winograd is used on wasm for 3×3 convs with at least this many input channels. */
-export const AUTO_WINOGRAD_MIN_CHANNELS = 128;
 
 /** Options of {@link ADMUNet.create}, {@link ADMUNet.load} and {@link ADMUNet.fromStateDict}. */
 export interface ModelOptions extends WeightOptions {
@@ -376,8 +372,7 @@ export class ADMUNet {
     const w = this.weights.get(`${prefix}.weight`) as tf.Tensor4D;
     const b = this.weights.get(`${prefix}.bias`);
     if (stride !== 1) return conv3x3(x, w, b, stride);
-    // Narrow convs are dominated by per-op overhead, which Winograd multiplies.
-    const algo = this.conv === 'auto' ? (tf.getBackend() === 'wasm' && w.shape[2] >= AUTO_WINOGRAD_MIN_CHANNELS ? 'winograd2' : 'direct') : this.conv;
+    const algo = this.conv === 'auto' ? 'direct' : this.conv;
     if (algo === 'direct' || w.shape[2] < 8) return withFastInputGrad(x, w, (v) => conv3x3(v, w, b));
     const m: WinogradTile = algo === 'winograd4' ? 4 : 2;
     const u = this.winogradFilters(prefix, w, m);
