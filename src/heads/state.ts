@@ -10,6 +10,7 @@ import { CheckpointError, InputError, WeightsError } from '../errors.js';
 import { SafetensorsReader, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import { openWeights } from '../io/weights.js';
 import { SeededRandom } from '../random.js';
+import { transpose2d } from '../util/reverseAxes.js';
 
 /**
  * How a reference tensor is laid out here:
@@ -75,12 +76,6 @@ export function tfShape(layout: Layout, refShape: readonly number[]): number[] {
     case 'chw':
       return [refShape[1], refShape[2], refShape[0]];
   }
-}
-
-function transpose2d(src: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(src.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c];
-  return out;
 }
 
 /** Reference-layout data → this library's layout (a new array). */
