@@ -11,7 +11,7 @@ import { planResidency, WeightStore, type WeightOptions } from './weightStore.js
 import { buildArchitecture, convMultiplyAdds, type Architecture, type BlockInfo, type BlockSpec } from './architecture.js';
 import { attentionBlock } from './attention.js';
 import { resolveConfig, type ModelSpec, type ResolvedConfig } from './config.js';
-import { conv3x3, withFastInputGrad } from './conv.js';
+import { conv3x3, conv3x3Gemm, withFastInputGrad } from './conv.js';
 import { winogradConv3x3, winogradFilters, type WinogradTile } from './winograd.js';
 import { groupNorm } from './groupNorm.js';
 import { randomWeights } from './init.js';
@@ -57,6 +57,11 @@ export interface LoadProgress {
   /** The weight just read. */
   key: string;
 }
+
+// Streamed 3×3 filters applied to at most this many pixels (N·H·W) run as conv3x3Gemm, which does not
+// repack the filter: measured on wasm with 2 threads, a 1024→1024 conv on one 8×8 map took 35 ms
+// that way against 138 ms through tf.conv2d with a fresh filter; at 4×16×16 the conv was faster.
+const GEMM_MAX_PIXELS = 512;
 
 /**
  * How 3×3 convolutions are computed. `direct` is `tf.conv2d`. `winograd2` and `winograd4` are
@@ -306,22 +311,28 @@ export class ADMUNet {
     const stopAt = runAll ? this.totalBlocks : Math.max(0, ...capture);
 
     const features = new Map<number, tf.Tensor4D>();
-    const skips: tf.Tensor4D[] = [];
+    // Skips are kept only for the output blocks that will run: stopping at b = 24 of the 256×256
+    // model frees the 256² and 128² encoder maps as soon as the next block has read them.
+    const needed = new Set(this.arch.blocks.filter((s) => s.part === 'output' && s.b <= stopAt).map((s) => s.skipFrom!));
+    const skips = new Map<number, tf.Tensor4D>();
     const emb = this.embed(t, opts.y);
     let h = xt;
     try {
       for (const spec of this.arch.blocks) {
         if (spec.b > stopAt) break;
         const next = tf.tidy((): tf.Tensor4D => {
-          const input = spec.part === 'output' ? tf.concat([h, skips[skips.length - 1]], 3) : h;
+          const input = spec.part === 'output' ? tf.concat([h, skips.get(spec.skipFrom!)!], 3) : h;
           const out = this.runBlock(spec, input, emb);
           const extra = add.get(spec.b);
           return extra ? tf.add(out, extra) : out;
         });
-        if (spec.part === 'output') skips.pop()!.dispose();
+        if (spec.part === 'output') {
+          skips.get(spec.skipFrom!)!.dispose();
+          skips.delete(spec.skipFrom!);
+        }
         if (h !== xt) h.dispose();
         h = next;
-        if (spec.part === 'input') skips.push(tf.clone(h));
+        if (needed.has(spec.b)) skips.set(spec.b, tf.clone(h));
         if (capture.has(spec.b)) features.set(spec.b, tf.clone(h));
       }
       const output = runAll ? this.outHead(h) : undefined;
@@ -369,15 +380,33 @@ export class ADMUNet {
   });
 
   private conv3x3(x: tf.Tensor4D, prefix: string, stride: 1 | 2): tf.Tensor4D {
-    const w = this.weights.get(`${prefix}.weight`) as tf.Tensor4D;
+    const name = `${prefix}.weight`;
     const b = this.weights.get(`${prefix}.bias`);
-    if (stride !== 1) return conv3x3(x, w, b, stride);
-    const algo = this.conv === 'auto' ? 'direct' : this.conv;
-    if (algo === 'direct' || w.shape[2] < 8) return withFastInputGrad(x, w, (v) => conv3x3(v, w, b));
+    if (stride !== 1) return conv3x3(x, this.weights.get(name) as tf.Tensor4D, b, stride);
+    const [n, h, wd] = x.shape;
+    const [, , cin, cout] = this.weights.shapeOf(name);
+    const algo = this.conv === 'auto' ? this.autoAlgorithm(h * wd, cin * cout) : this.conv;
+    if (algo === 'direct' && cin >= 8 && n * h * wd <= GEMM_MAX_PIXELS && !this.weights.isResident(name)) {
+      this.weights.storeAsRows(name);
+      const wT = this.weights.getRows(name);
+      return withFastInputGrad(x, wT, (v) => conv3x3Gemm(v, wT, b));
+    }
+    const w = this.weights.get(name) as tf.Tensor4D;
+    if (algo === 'direct' || cin < 8) return withFastInputGrad(x, w, (v) => conv3x3(v, w, b));
     const m: WinogradTile = algo === 'winograd4' ? 4 : 2;
     const u = this.winogradFilters(prefix, w, m);
     return withFastInputGrad(x, w, (v) => winogradConv3x3(v, u, b, m));
   }
+
+  // Winograd pays where a conv has many tiles to share each transformed filter: on a 32×32 map or
+  // larger with at least 128×128 channels. On smaller maps the filter transform (for streamed weights,
+  // redone on every forward) and the per-point matMul dispatch cost more than it saves.
+  private autoAlgorithm(pixels: number, channelPairs: number): 'direct' | 'winograd2' | 'winograd4' {
+    return pixels >= 32 * 32 && channelPairs >= 128 * 128 ? this.autoTile : 'direct';
+  }
+
+  /** @internal Tile of `auto`'s Winograd convs. */
+  autoTile: 'winograd2' | 'winograd4' = 'winograd2';
 
   // Transformed filters: kept between forwards for resident weights within the cache budget,
   // otherwise made in the caller's scope and freed with it.

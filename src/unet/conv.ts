@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
  * tfjs's 'same' pads only the bottom/right there, torch pads both sides.
  */
 export function conv3x3(x: tf.Tensor4D, w: tf.Tensor, b: tf.Tensor, stride: 1 | 2 = 1): tf.Tensor4D {
-  return tf.add(tf.conv2d(x, w as tf.Tensor4D, stride, 1), b);
+  // The fused op adds the bias inside XNNPACK's kernel on wasm instead of in another pass.
+  return tf.fused.conv2d({ x, filter: w as tf.Tensor4D, strides: stride, pad: 1, bias: b });
 }
 
 /** 1×1 convolution (the ResBlock's channel-changing skip) as a matMul over pixels. */
@@ -16,19 +17,53 @@ export function conv1x1(x: tf.Tensor4D, w: tf.Tensor, b: tf.Tensor): tf.Tensor4D
 }
 
 /**
- * Runs a stride-1, padding-1 3×3 convolution `forward` (direct or Winograd) whose gradient with
+ * Stride-1, padding-1 3×3 convolution as one matMul with the filter on the left:
+ * `outᵀ [Cout, P] = wᵀ [Cout, 9·Cin] × im2colᵀ [9·Cin, P]` for P = N·H·W pixels. On wasm XNNPACK
+ * repacks (and transposes) the right operand of every matMul and conv whose weights it has not seen;
+ * for a streamed 3×3×1024×1024 filter on a 16×16 or 8×8 map that repacking costs several times the
+ * convolution, while the few pixels here are cheap to pack. Only worth it for small P.
+ * @param wT the filter as `[Cout, 9·Cin]`, rows ordered (kh, kw, cin) like HWIO.
+ */
+export function conv3x3Gemm(x: tf.Tensor4D, wT: tf.Tensor2D, b: tf.Tensor): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [n, h, w, cin] = x.shape;
+    const cout = wT.shape[0];
+    const padded = tf.pad(x, [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ]);
+    const taps: tf.Tensor[] = [];
+    for (let kh = 0; kh < 3; kh++) for (let kw = 0; kw < 3; kw++) taps.push(tf.reshape(tf.slice(padded, [0, kh, kw, 0], [n, h, w, cin]), [n * h * w, cin]));
+    const outT = tf.matMul(wT, tf.transpose(tf.concat(taps, 1)));
+    return tf.reshape(tf.add(tf.transpose(outT), b), [n, h, w, cout]);
+  });
+}
+
+/** A `[Cout, 9·Cin]` filter (see {@link conv3x3Gemm}) back in HWIO. */
+export function hwioFromRows(wT: tf.Tensor2D): tf.Tensor4D {
+  const [cout, k] = wT.shape;
+  return tf.reshape(tf.transpose(wT), [3, 3, k / 9, cout]);
+}
+
+/**
+ * Runs a stride-1, padding-1 3×3 convolution `forward` (direct, GEMM or Winograd) whose gradient with
  * respect to its input is another stride-1 convolution with the filter turned 180° and its channels
  * swapped. That keeps backpropagation through a frozen U-Net (DifFeed) at forward speed on wasm,
  * where `Conv2DBackpropInput` is slow and the depthwise backprop that Winograd would need is missing
  * (BACKENDS.md §4). The filter is a constant: it receives no gradient.
+ * @param w the filter, HWIO or `[Cout, 9·Cin]`.
  */
-export function withFastInputGrad(x: tf.Tensor4D, w: tf.Tensor4D, forward: (x: tf.Tensor4D) => tf.Tensor4D): tf.Tensor4D {
+export function withFastInputGrad(x: tf.Tensor4D, w: tf.Tensor4D | tf.Tensor2D, forward: (x: tf.Tensor4D) => tf.Tensor4D): tf.Tensor4D {
   const f = tf.customGrad(((input: tf.Tensor4D, save: (t: tf.Tensor[]) => void) => {
     save([w]);
     return {
       value: forward(input),
-      gradFunc: (dy: tf.Tensor4D, [filter]: tf.Tensor[]) =>
-        tf.conv2d(dy, tf.transpose(tf.reverse(filter as tf.Tensor4D, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D, 1, 1),
+      gradFunc: (dy: tf.Tensor4D, [saved]: tf.Tensor[]) => {
+        const filter = saved.rank === 2 ? hwioFromRows(saved as tf.Tensor2D) : (saved as tf.Tensor4D);
+        return tf.conv2d(dy, tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D, 1, 1);
+      },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x) as tf.Tensor4D;

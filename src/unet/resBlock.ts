@@ -40,8 +40,8 @@ export function resBlock(p: Params, spec: ResBlockSpec, x: tf.Tensor4D, emb: tf.
   const embOut = tf.tidy(() => tf.add(tf.matMul(silu(emb), p(`${q}.emb_layers.1.weight`) as tf.Tensor2D), p(`${q}.emb_layers.1.bias`)));
   h = stage(h, (): tf.Tensor4D => {
     if (!useScaleShiftNorm) return silu(groupNorm(tf.add(h, tf.reshape(embOut, [n, 1, 1, cout])), p(`${q}.out_layers.0.weight`), p(`${q}.out_layers.0.bias`)));
-    const [scale, shift] = tf.split(embOut, 2, 1).map((e) => tf.reshape(e, [n, 1, 1, cout]));
-    return silu(tf.add(tf.mul(groupNorm(h, p(`${q}.out_layers.0.weight`), p(`${q}.out_layers.0.bias`)), tf.add(scale, 1)), shift) as tf.Tensor4D);
+    const [scale, shift] = tf.split(embOut, 2, 1) as [tf.Tensor2D, tf.Tensor2D];
+    return silu(groupNorm(h, p(`${q}.out_layers.0.weight`), p(`${q}.out_layers.0.bias`), { scale, shift }));
   });
   embOut.dispose();
   h = stage(h, () => p.conv3x3(h, `${q}.out_layers.3`));

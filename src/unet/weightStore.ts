@@ -62,7 +62,9 @@ export function planResidency(params: readonly (readonly [string, readonly numbe
 /** The weights of one model, under their reference names, in tfjs layout. */
 export class WeightStore {
   private readonly resident = new Map<string, tf.Tensor>();
-  private readonly streamed = new Map<string, { shape: number[]; data: Float32Array | Uint16Array }>();
+  // `rows`: the array holds the weight as [last dim, product of the others] (a 3×3 filter as
+  // [Cout, 9·Cin]) instead of the tfjs layout; see storeAsRows.
+  private readonly streamed = new Map<string, { shape: number[]; data: Float32Array | Uint16Array; rows: boolean }>();
   private disposed = false;
 
   constructor(
@@ -74,7 +76,7 @@ export class WeightStore {
   /** Adds a weight (tfjs layout). The store owns `data` afterwards. */
   add(name: string, shape: number[], data: Float32Array): void {
     if (this.residentNames.has(name)) this.resident.set(name, tf.tensor(data, shape, 'float32'));
-    else this.streamed.set(name, { shape, data: this.storage === 'float16' ? f32ToF16(data) : data });
+    else this.streamed.set(name, { shape, data: this.storage === 'float16' ? f32ToF16(data) : data, rows: false });
   }
 
   /** Whether the weight is a resident tensor (not streamed). */
@@ -96,26 +98,70 @@ export class WeightStore {
     return { resident, streamed };
   }
 
+  /** The weight's shape in tfjs layout. */
+  shapeOf(name: string): number[] {
+    const r = this.resident.get(name);
+    return r ? r.shape : this.entry(name).shape;
+  }
+
   /**
-   * The weight as a tensor. A streamed one is a new tensor in the caller's scope: call this inside
-   * `tf.tidy` (every layer does) so it is freed when the layer is done.
+   * The weight as a tensor (tfjs layout). A streamed one is a new tensor in the caller's scope: call
+   * this inside `tf.tidy` (every layer does) so it is freed when the layer is done.
    */
   get(name: string): tf.Tensor {
     const r = this.resident.get(name);
     if (r) return r;
+    const s = this.entry(name);
+    if (!s.rows) return this.upload(s, s.shape);
+    return tf.tidy(() => tf.reshape(tf.transpose(this.upload(s, rowsShape(s.shape))), s.shape));
+  }
+
+  /**
+   * The weight as `[last dim, product of the others]`, e.g. a HWIO 3×3 filter as `[Cout, 9·Cin]`;
+   * a new tensor in the caller's scope unless resident. Streamed weights kept this way
+   * ({@link storeAsRows}) are uploaded as they are; others are transposed after upload.
+   */
+  getRows(name: string): tf.Tensor2D {
+    const r = this.resident.get(name);
+    const s = r ? null : this.entry(name);
+    if (s?.rows) return this.upload(s, rowsShape(s.shape)) as tf.Tensor2D;
+    return tf.tidy(() => {
+      const t = r ?? this.upload(s!, s!.shape);
+      return tf.transpose(tf.reshape(t, [t.size / t.shape[t.rank - 1], t.shape[t.rank - 1]])) as tf.Tensor2D;
+    });
+  }
+
+  /**
+   * From now on keeps a streamed weight in JS memory as rows (see {@link getRows}), for layers that
+   * consume it that way on every forward. A one-time transpose in JS; resident weights are left as
+   * they are.
+   */
+  storeAsRows(name: string): void {
     const s = this.streamed.get(name);
-    if (!s) throw new InputError(this.disposed ? 'the model was disposed' : `weight "${name}" is not loaded`);
-    const src = s.data;
-    return tensorFromFill(s.shape, (dst) => (src instanceof Uint16Array ? f16ToF32(src, dst) : dst.set(src)));
+    if (!s || s.rows) return;
+    const cols = s.shape[s.shape.length - 1];
+    s.data = transpose2d(s.data, s.data.length / cols, cols);
+    s.rows = true;
   }
 
   /** The weight's values (tfjs layout), as float32. */
   read(name: string): Float32Array {
     const r = this.resident.get(name);
     if (r) return r.dataSync() as Float32Array;
+    const s = this.entry(name);
+    const data = s.rows ? transpose2d(s.data, s.shape[s.shape.length - 1], s.data.length / s.shape[s.shape.length - 1]) : s.data;
+    return data instanceof Uint16Array ? f16ToF32(data) : data === s.data ? data.slice() : data;
+  }
+
+  private entry(name: string): { shape: number[]; data: Float32Array | Uint16Array; rows: boolean } {
     const s = this.streamed.get(name);
-    if (!s) throw new InputError(`weight "${name}" is not loaded`);
-    return s.data instanceof Uint16Array ? f16ToF32(s.data) : s.data.slice();
+    if (!s) throw new InputError(this.disposed ? 'the model was disposed' : `weight "${name}" is not loaded`);
+    return s;
+  }
+
+  private upload(s: { data: Float32Array | Uint16Array }, shape: number[]): tf.Tensor {
+    const src = s.data;
+    return tensorFromFill(shape, (dst) => (src instanceof Uint16Array ? f16ToF32(src, dst) : dst.set(src)));
   }
 
   /** Frees the resident tensors and drops the streamed arrays. */
@@ -125,4 +171,22 @@ export class WeightStore {
     this.streamed.clear();
     this.disposed = true;
   }
+}
+
+function rowsShape(shape: number[]): number[] {
+  const cols = shape[shape.length - 1];
+  return [cols, shape.reduce((a, b) => a * b, 1) / cols];
+}
+
+/** `[rows, cols]` → `[cols, rows]`, in tiles so both sides stay in cache. */
+function transpose2d<T extends Float32Array | Uint16Array>(src: T, rows: number, cols: number): T {
+  const dst = new (src.constructor as { new (n: number): T })(src.length);
+  const B = 64;
+  for (let r0 = 0; r0 < rows; r0 += B)
+    for (let c0 = 0; c0 < cols; c0 += B) {
+      const r1 = Math.min(rows, r0 + B);
+      const c1 = Math.min(cols, c0 + B);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) dst[c * rows + r] = src[r * cols + c];
+    }
+  return dst;
 }

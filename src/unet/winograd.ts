@@ -176,22 +176,18 @@ function winogradTiles(x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, outH: 
       });
       rowT.dispose();
     });
-    // Output transform as one matMul with the small (Aᵀ⊗Aᵀ)ᵀ on the right: [P·Cout, α²] × [α², m²].
-    const stacked = tf.reshape(tf.stack(products, 2), [n * th * tw * cout, alpha * alpha]);
+    // Output transform as one matMul with the small Aᵀ⊗Aᵀ on the left: [m², α²] × [α², P·Cout]. The
+    // products are joined along axis 0, which wasm's Concat does with one block copy per input
+    // (joining along an inner axis copies element by element in JS and cost seconds at 256²).
+    const joined = tf.reshape(tf.concat(products, 0), [alpha * alpha, n * th * tw * cout]);
     tf.dispose(products);
-    const y = tf.matMul(stacked, tf.tensor2d(kronT(at, at), [alpha * alpha, m * m]));
-    stacked.dispose();
-    const tiles = tf.transpose(tf.reshape(y, [n * th, tw, cout, m, m]), [0, 3, 1, 4, 2]);
+    const y = tf.matMul(tf.tensor2d(kron(at, at), [m * m, alpha * alpha]), joined);
+    joined.dispose();
+    // y is (i, j, tile row, tile column, Cout); the image wants (tile row, i, tile column, j, Cout).
+    // Two 4-D transposes, because wasm's 5-D transpose takes a generic path about 8× slower.
+    const rowsFirst = tf.transpose(tf.reshape(y, [m, m, n * th, tw * cout]), [2, 0, 1, 3]);
+    const tiles = tf.transpose(tf.reshape(rowsFirst, [n * th * m, m, tw, cout]), [0, 2, 1, 3]);
     const out = tf.reshape(tiles, [n, th * m, tw * m, cout]) as tf.Tensor4D;
     return th * m !== outH || tw * m !== w ? tf.slice(out, [0, 0, 0, 0], [n, outH, w, cout]) : out;
   });
-}
-
-/** (a⊗b)ᵀ, row-major. */
-function kronT(a: number[][], b: number[][]): Float32Array {
-  const k = kron(a, b);
-  const [rows, cols] = [a.length * b.length, a[0].length * b[0].length];
-  const out = new Float32Array(k.length);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = k[i * cols + j];
-  return out;
 }
