@@ -64,14 +64,21 @@ export interface LoadProgress {
 const GEMM_MAX_PIXELS = 512;
 
 /**
- * How 3×3 convolutions are computed. `direct` is `tf.conv2d`. `winograd2` and `winograd4` are
- * Winograd F(2×2,3×3) and F(4×4,3×3) from plain tfjs ops, with errors of about 1e-6 and 1e-5 relative
- * to the output's scale (F(4×4) grows with the input channels). `auto` (default) is `direct`: in
- * `npm run bench` the Winograd versions did not beat XNNPACK's convolution inside whole models on two
- * cores (256×256 model, batch 1, 2 threads: full pass 82 s with winograd2 against 60 s direct), so they
- * stay an explicit choice. Stride-2 convs and convs with fewer than 8 input channels are always direct.
+ * How 3×3 convolutions are computed.
+ * - `auto` (default): per layer, Winograd F(2×2,3×3) on maps of 32×32 or more (with at least 128×128
+ *   channels), elsewhere `tf.conv2d`, or for streamed filters on few pixels a GEMM with the filter on
+ *   the left, which spares XNNPACK from repacking the filter on every forward. Errors stay at the
+ *   level of `direct` (about 1e-6 relative to the output's scale).
+ * - `fast`: as `auto` with F(4×4,3×3): fastest, with errors of about 1e-5 relative to the output's
+ *   scale that grow with the input channels (1e-4 absolute at 512), beyond an elementwise `1e-4`
+ *   parity tolerance in places. On the 256×256 model (batch 1, wasm, 2 threads) the pass to b = 24
+ *   took 7.6 s with `fast`, 9.2 s with `auto` and 11.0 s with `direct`.
+ * - `direct`: `tf.conv2d` everywhere. `winograd2`, `winograd4`: that algorithm for every stride-1
+ *   conv, however small its map (for measurements and tests).
+ *
+ * Stride-2 convs and convs with fewer than 8 input channels are always direct.
  */
-export type ConvAlgorithm = 'direct' | 'winograd2' | 'winograd4' | 'auto';
+export type ConvAlgorithm = 'direct' | 'winograd2' | 'winograd4' | 'auto' | 'fast';
 
 /** Options of {@link ADMUNet.create}, {@link ADMUNet.load} and {@link ADMUNet.fromStateDict}. */
 export interface ModelOptions extends WeightOptions {
@@ -133,7 +140,7 @@ export class ADMUNet {
     this.config = config;
     this.arch = arch;
     this.weights = weights;
-    if (opts.conv !== undefined && !['direct', 'winograd2', 'winograd4', 'auto'].includes(opts.conv)) throw new InputError(`conv must be direct, winograd2, winograd4 or auto, got "${opts.conv}"`);
+    if (opts.conv !== undefined && !['direct', 'winograd2', 'winograd4', 'auto', 'fast'].includes(opts.conv)) throw new InputError(`conv must be auto, fast, direct, winograd2 or winograd4, got "${opts.conv}"`);
     this.conv = opts.conv ?? 'auto';
     this.winogradCacheLeft = opts.winogradCacheBytes ?? 256 * 1024 ** 2;
     this.schedule = noiseSchedule(config.noiseSchedule, config.diffusionSteps);
@@ -385,8 +392,8 @@ export class ADMUNet {
     if (stride !== 1) return conv3x3(x, this.weights.get(name) as tf.Tensor4D, b, stride);
     const [n, h, wd] = x.shape;
     const [, , cin, cout] = this.weights.shapeOf(name);
-    const algo = this.conv === 'auto' ? this.autoAlgorithm(h * wd, cin * cout) : this.conv;
-    if (algo === 'direct' && cin >= 8 && n * h * wd <= GEMM_MAX_PIXELS && !this.weights.isResident(name)) {
+    const algo = this.conv === 'auto' || this.conv === 'fast' ? this.autoAlgorithm(name, h * wd, n * h * wd, cin * cout) : this.conv;
+    if (algo === 'gemm' && cin >= 8) {
       this.weights.storeAsRows(name);
       const wT = this.weights.getRows(name);
       return withFastInputGrad(x, wT, (v) => conv3x3Gemm(v, wT, b));
@@ -400,13 +407,12 @@ export class ADMUNet {
 
   // Winograd pays where a conv has many tiles to share each transformed filter: on a 32×32 map or
   // larger with at least 128×128 channels. On smaller maps the filter transform (for streamed weights,
-  // redone on every forward) and the per-point matMul dispatch cost more than it saves.
-  private autoAlgorithm(pixels: number, channelPairs: number): 'direct' | 'winograd2' | 'winograd4' {
-    return pixels >= 32 * 32 && channelPairs >= 128 * 128 ? this.autoTile : 'direct';
+  // redone on every forward) and the per-point matMul dispatch cost more than it saves; there a
+  // streamed filter goes through conv3x3Gemm when the pixels are few, tf.conv2d otherwise.
+  private autoAlgorithm(name: string, pixels: number, batchPixels: number, channelPairs: number): 'direct' | 'winograd2' | 'winograd4' | 'gemm' {
+    if (pixels >= 32 * 32 && channelPairs >= 128 * 128) return this.conv === 'fast' ? 'winograd4' : 'winograd2';
+    return batchPixels <= GEMM_MAX_PIXELS && !this.weights.isResident(name) ? 'gemm' : 'direct';
   }
-
-  /** @internal Tile of `auto`'s Winograd convs. */
-  autoTile: 'winograd2' | 'winograd4' = 'winograd2';
 
   // Transformed filters: kept between forwards for resident weights within the cache budget,
   // otherwise made in the caller's scope and freed with it.
