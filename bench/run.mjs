@@ -17,9 +17,9 @@ const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) =>
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 const MODELS = {
-  tiny: { flags: { image_size: 32, num_channels: 32, num_res_blocks: 2, channel_mult: '1,1,1', attention_resolutions: '16,8', num_head_channels: 16, resblock_updown: true, use_scale_shift_norm: true, learn_sigma: true }, bs: [5, 10], reps: 5, batches: [1, 4], algos: ['direct', 'winograd2', 'winograd4'] },
-  64: { flags: '64x64_diffusion', bs: [16, 22], reps: 2, batches: [1, 4], algos: ['direct', 'winograd2', 'winograd4'] },
-  256: { flags: '256x256_diffusion_uncond', bs: [19, 24], reps: 1, batches: [1, 4], algos: ['direct', 'winograd2', 'winograd4'] },
+  tiny: { flags: { image_size: 32, num_channels: 32, num_res_blocks: 2, channel_mult: '1,1,1', attention_resolutions: '16,8', num_head_channels: 16, resblock_updown: true, use_scale_shift_norm: true, learn_sigma: true }, bs: [5, 10], reps: 5, batches: [1, 4], algos: ['auto', 'fast', 'direct', 'winograd2', 'winograd4'] },
+  64: { flags: '64x64_diffusion', bs: [16, 22], reps: 2, batches: [1, 4], algos: ['auto', 'fast', 'direct'] },
+  256: { flags: '256x256_diffusion_uncond', bs: [19, 24], reps: 1, batches: [1, 4], algos: ['auto', 'fast', 'direct'] },
 };
 
 async function child() {
@@ -63,21 +63,30 @@ async function child() {
   const total = model.totalBlocks;
   const rows = [];
   const x = (n) => tf.randomUniform([n, S, S, 3], -1, 1, 'float32', 1);
-  const extract = async (x0, t, b) => (await extractFeatures(x0, { t, b, model, seed: 0, ...y(x0.shape[0]) })).dispose();
+  // Batches run as extractFeatures runs them by default: in forwards of at most maxBatch rows (1 at
+  // 256×256, where a batch-4 forward would need about 4× the heap for little gain).
+  const maxBatch = Math.max(1, Math.floor((256 * 256) / (S * S)));
+  const extract = async (x0, t, b, opts = {}) => (await extractFeatures(x0, { t, b, model, seed: 0, ...y(x0.shape[0]), ...opts })).dispose();
   const full = async (x0) => {
-    const r = model.forward(x0, Array(x0.shape[0]).fill(150), y(x0.shape[0]));
-    await r.output.data();
-    r.output.dispose();
+    for (let i = 0; i < x0.shape[0]; i += maxBatch) {
+      const part = tf.slice(x0, i, Math.min(maxBatch, x0.shape[0] - i));
+      const r = model.forward(part, Array(part.shape[0]).fill(150), y(part.shape[0]));
+      await r.output.data();
+      tf.dispose([r.output, part]);
+    }
   };
   const save = () => fs.writeFileSync(args.child, JSON.stringify({ model: args.model, threads, backend: choice.reason, peakConvGflops: peakGflops, createS, params: model.numParameters, weightBytes: model.weightBytes, rssAfterCreate, peakRss: vm('VmHWM'), heapPeak, rows }));
+  // Warm-up: one full pass, so that one-time work (kernel set-up, re-laying out streamed filters for the
+  // GEMM path, cached Winograd filters) is not in any timed row.
   const warm = x(1);
-  await extract(warm, 150, spec.bs[0]);
+  await full(warm);
   warm.dispose();
   for (const algo of spec.algos) {
     model.conv = algo;
     for (const n of spec.batches) {
       // The 256 model at batch 4 is slow: only the default algorithm there, and only with 2 threads.
-      if (args.model === '256' && n > 1 && (algo !== 'winograd2' || threads < 2)) continue;
+      if (args.model === '256' && n > 1 && (algo !== 'auto' || threads < 2)) continue;
+      if (args.model === '256' && threads < 2 && algo === 'direct') continue;
       const x0 = x(n);
       const row = { model: args.model, threads, algo, batch: n };
       for (const b of spec.bs) {
@@ -87,7 +96,7 @@ async function child() {
       }
       row.full = (await time(() => full(x0), spec.reps)) / n;
       row.fullGflops = (2 * model.multiplyAdds()) / row.full / 1e9;
-      if (n === 1 && algo === 'winograd2') row.threeT = await time(() => extract(x0, [90, 150, 300], spec.bs[1]), spec.reps);
+      if (n === 1 && algo !== 'direct') row.threeT = await time(() => extract(x0, [90, 150, 300], spec.bs[1]), spec.reps);
       rows.push(row);
       x0.dispose();
       console.error(JSON.stringify(row));
@@ -116,11 +125,12 @@ function table(results) {
     if (!a || !b) continue;
     for (const x of a.rows) {
       const y = b.rows.find((r) => r.algo === x.algo && r.batch === x.batch);
-      if (y) lines.push(`${m} ${x.algo} batch ${x.batch}: 2 threads / 1 thread speed-up, full forward ${f(y.full / x.full)}×`);
+      const hi = `b${MODELS[m].bs[1]}`;
+      if (y) lines.push(`${m} ${x.algo} batch ${x.batch}: 2 threads / 1 thread speed-up, full forward ${f(y.full / x.full)}×, b = ${MODELS[m].bs[1]} ${f(y[hi] / x[hi])}×`);
     }
     for (const r of [a, b]) {
-      const [b1, b4] = [r.rows.find((x) => x.algo === 'winograd2' && x.batch === 1), r.rows.find((x) => x.algo === 'winograd2' && x.batch === 4)];
-      if (b1 && b4) lines.push(`${m} ${r.threads}T winograd2: batch 4 costs ${f((4 * b4.full) / b1.full)}× batch 1 (full forward)`);
+      const [b1, b4] = [r.rows.find((x) => x.algo === 'auto' && x.batch === 1), r.rows.find((x) => x.algo === 'auto' && x.batch === 4)];
+      if (b1 && b4) lines.push(`${m} ${r.threads}T auto: batch 4 costs ${f((4 * b4.full) / b1.full)}× batch 1 (full forward), ${f((4 * b4[`b${MODELS[m].bs[1]}`]) / b1[`b${MODELS[m].bs[1]}`])}× at b = ${MODELS[m].bs[1]}`);
     }
   }
   return lines.join('\n');

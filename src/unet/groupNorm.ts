@@ -22,15 +22,22 @@ export interface FiLM {
 export function groupNorm(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, film?: FiLM, groups = 32, eps = 1e-5): tf.Tensor4D {
   return tf.tidy(() => {
     const [n, , , c] = x.shape;
+    // Map-sized intermediates are freed as soon as they are used, so that no more than two exist
+    // beside x (at 256×256×512 each is 128 MiB per image).
     const centred = tf.sub(x, groupMeans(x, groups));
-    let scale: tf.Tensor = tf.mul(tf.rsqrt(tf.add(groupMeans(tf.square(centred) as tf.Tensor4D, groups), eps)), gamma);
+    const squares = tf.square(centred) as tf.Tensor4D;
+    const variance = groupMeans(squares, groups);
+    squares.dispose();
+    let scale: tf.Tensor = tf.mul(tf.rsqrt(tf.add(variance, eps)), gamma);
     let offset: tf.Tensor = beta;
     if (film) {
       const one = tf.reshape(tf.add(film.scale, 1), [n, 1, 1, c]);
       scale = tf.mul(scale, one);
       offset = tf.add(tf.mul(beta, one), tf.reshape(film.shift, [n, 1, 1, c]));
     }
-    return tf.add(tf.mul(centred, scale), offset);
+    const scaled = tf.mul(centred, scale);
+    centred.dispose();
+    return tf.add(scaled, offset);
   });
 }
 

@@ -121,6 +121,8 @@ export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tenso
   const perTileRow = tw * alpha * alpha * (cin + 2 * cout);
   const bandTiles = Math.max(1, Math.floor(BAND_FLOATS / perTileRow));
   if (n === 1 && bandTiles >= th) return tf.tidy(() => tf.add(winogradTiles(x, u, m, h, w), bias));
+  // Each band gets its bias and every copy is freed once joined, so that the peak beside x is about
+  // two outputs and one band's intermediates.
   return tf.tidy(() => {
     const examples: tf.Tensor4D[] = [];
     for (let e = 0; e < n; e++) {
@@ -131,15 +133,20 @@ export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tenso
         // Input rows the band reads: one above and one below its output rows, where they exist.
         const top = Math.max(0, t0 * m - 1);
         const bottom = Math.min(h, t0 * m + rows + 1);
-        bands.push(tf.tidy(() => winogradTiles(tf.reshape(sliceRows(img, top, bottom - top), [1, bottom - top, w, cin]), u, m, rows, w, t0 * m - top)));
+        bands.push(tf.tidy(() => tf.add(winogradTiles(tf.reshape(sliceRows(img, top, bottom - top), [1, bottom - top, w, cin]), u, m, rows, w, t0 * m - top), bias)));
       }
-      const whole = bands.length === 1 ? bands[0] : (tf.concat(bands, 1) as tf.Tensor4D);
-      examples.push(whole);
-      if (bands.length > 1) tf.dispose(bands);
+      if (n > 1) img.dispose();
+      examples.push(joinAndFree(bands, 1));
     }
-    const all = examples.length === 1 ? examples[0] : (tf.concat(examples, 0) as tf.Tensor4D);
-    return tf.add(all, bias);
+    return joinAndFree(examples, 0);
   });
+}
+
+function joinAndFree(parts: tf.Tensor4D[], axis: number): tf.Tensor4D {
+  if (parts.length === 1) return parts[0];
+  const whole = tf.concat(parts, axis);
+  tf.dispose(parts);
+  return whole;
 }
 
 /**
