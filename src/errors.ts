@@ -32,3 +32,36 @@ export class WeightsError extends DiffsslError {
     super(message);
   }
 }
+
+/**
+ * Compares a model's state dict (names and reference shapes) with the keys a weights source
+ * holds, and throws one {@link WeightsError} listing every missing, mis-shaped and (if `strict`)
+ * unexpected key. `prefix` is put back in front of every key the error names.
+ * @param subject what failed to fit, e.g. `model.safetensors does not fit this model's state dict`.
+ * @param advice what to check, appended to the message.
+ */
+export function checkStateDict(
+  expected: Iterable<readonly [string, readonly number[]]>,
+  got: ReadonlyMap<string, readonly number[]>,
+  opts: { subject: string; advice: string; strict?: boolean; prefix?: string },
+): void {
+  const prefix = opts.prefix ?? '';
+  const missing: string[] = [];
+  const mismatched: [string, number[], number[]][] = [];
+  const known = new Set<string>();
+  for (const [name, shape] of expected) {
+    known.add(name);
+    const s = got.get(name);
+    if (!s) missing.push(prefix + name);
+    else if (s.length !== shape.length || s.some((v, i) => v !== shape[i])) mismatched.push([prefix + name, [...shape], [...s]]);
+  }
+  const unexpected = opts.strict === false ? [] : [...got.keys()].filter((k) => !known.has(k)).map((k) => prefix + k);
+  if (!missing.length && !mismatched.length && !unexpected.length) return;
+  const list = (xs: string[]) => xs.slice(0, 20).join(', ') + (xs.length > 20 ? `, … (${xs.length} in all)` : '');
+  const parts = [
+    missing.length ? `${missing.length} missing: ${list(missing)}` : '',
+    mismatched.length ? `${mismatched.length} mis-shaped: ${list(mismatched.map(([k, w, g]) => `${k} (model [${w}], file [${g}])`))}` : '',
+    unexpected.length ? `${unexpected.length} unexpected: ${list(unexpected)}` : '',
+  ].filter(Boolean);
+  throw new WeightsError(`${opts.subject}: ${parts.join('; ')}. ${opts.advice}`, missing, unexpected, mismatched);
+}

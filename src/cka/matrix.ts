@@ -8,6 +8,7 @@ import { InputError } from '../errors.js';
 import { hsicFromSums, kernelSums, minExamples, selfHsic, traceOfProduct, type KernelSums } from './hsic.js';
 import { ckaFromTerms, gramMatrix, readOptions } from './linearCka.js';
 import { readRepresentation, representationShape, type Representation } from './representation.js';
+import { trackPending } from '../util/pending.js';
 
 /**
  * Labelled maps in the shape of `extractFeatures`' `FeatureSet` (anything with `entries()` yielding
@@ -126,13 +127,7 @@ export class CKAMatrix {
    *   of examples, too few examples, NaN or Inf (naming the representation).
    */
   update(rows: RepresentationList, cols?: RepresentationList): Promise<void> {
-    const job = this.add(rows, cols);
-    const settled: Promise<unknown> = job.then(
-      () => this.inFlight.delete(settled),
-      () => this.inFlight.delete(settled),
-    );
-    this.inFlight.add(settled);
-    return job;
+    return trackPending(this.inFlight, this.add(rows, cols));
   }
 
   private async add(rowList: RepresentationList, colList?: RepresentationList): Promise<void> {

@@ -7,6 +7,7 @@ import { InputError } from '../errors.js';
 import type { HSICTerms } from './hsic.js';
 import { checkExamples, ckaFromTerms, pairTerms, readOptions, type CKAOptions } from './linearCka.js';
 import { featureCount, representationShape, type Representation } from './representation.js';
+import { trackPending } from '../util/pending.js';
 
 /** Options of {@link MinibatchCKA}. */
 export interface MinibatchCKAOptions extends CKAOptions {}
@@ -70,13 +71,7 @@ export class MinibatchCKA {
    *   or Inf, or a feature count that differs from the earlier batches'.
    */
   update(x: Representation, y: Representation): Promise<HSICTerms> {
-    const job = this.add(x, y);
-    const settled: Promise<unknown> = job.then(
-      () => this.inFlight.delete(settled),
-      () => this.inFlight.delete(settled),
-    );
-    this.inFlight.add(settled);
-    return job;
+    return trackPending(this.inFlight, this.add(x, y));
   }
 
   private async add(x: Representation, y: Representation): Promise<HSICTerms> {

@@ -6,7 +6,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CheckpointError, InputError, WeightsError } from '../errors.js';
+import { CheckpointError, checkStateDict, InputError } from '../errors.js';
 import { SafetensorsReader, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import { openWeights } from '../io/weights.js';
 import { SeededRandom } from '../random.js';
@@ -180,32 +180,15 @@ export async function loadState(entries: StateEntry[], source: string | Uint8Arr
   try {
     const present = new Map<string, number[]>();
     for (const k of src.keys()) if (k.startsWith(prefix)) present.set(k.slice(prefix.length), src.shape(k));
-    const missing: string[] = [];
-    const mismatched: [string, number[], number[]][] = [];
-    const known = new Set<string>();
-    for (const e of entries) {
-      known.add(e.name);
-      const got = present.get(e.name);
-      const want = e.kind === 'count' ? [] : e.refShape;
-      if (!got) missing.push(prefix + e.name);
-      else if (!tf.util.arraysEqual(got, want)) mismatched.push([prefix + e.name, want, got]);
-    }
-    const unexpected = [...present.keys()].filter((k) => !known.has(k)).map((k) => prefix + k);
-    if (missing.length || mismatched.length || unexpected.length) {
-      const list = (xs: string[]) => xs.slice(0, 20).join(', ') + (xs.length > 20 ? `, … (${xs.length} in all)` : '');
-      const parts = [
-        missing.length ? `${missing.length} missing: ${list(missing)}` : '',
-        mismatched.length ? `${mismatched.length} mis-shaped: ${list(mismatched.map(([k, w, g]) => `${k} (model [${w}], file [${g}])`))}` : '',
-        unexpected.length ? `${unexpected.length} unexpected: ${list(unexpected)}` : '',
-      ].filter(Boolean);
-      throw new WeightsError(
-        `${src.label} does not fit this head's state dict${prefix ? ` under "${prefix}"` : ''}: ${parts.join('; ')}. ` +
-          'Check that the configuration (head_type, blocks, fusion_arc, pre_pool_size, norm_type, feedback blocks) matches the one the weights were trained with.',
-        missing,
-        unexpected,
-        mismatched,
-      );
-    }
+    checkStateDict(
+      entries.map((e): [string, number[]] => [e.name, e.kind === 'count' ? [] : e.refShape]),
+      present,
+      {
+        subject: `${src.label} does not fit this head's state dict${prefix ? ` under "${prefix}"` : ''}`,
+        advice: 'Check that the configuration (head_type, blocks, fusion_arc, pre_pool_size, norm_type, feedback blocks) matches the one the weights were trained with.',
+        prefix,
+      },
+    );
     // Read everything first so that a broken file leaves the module untouched.
     const values: [StateEntry, Float32Array | number][] = [];
     for (const e of entries) {

@@ -4,7 +4,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { InputError, WeightsError } from '../errors.js';
+import { checkStateDict, InputError } from '../errors.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { openWeights } from '../io/weights.js';
 import { planResidency, WeightStore, type WeightOptions } from './weightStore.js';
@@ -394,7 +394,6 @@ export class ADMUNet {
     const [, , cin, cout] = this.weights.shapeOf(name);
     const algo = this.conv === 'auto' || this.conv === 'fast' ? this.autoAlgorithm(name, h * wd, n * h * wd, cin * cout) : this.conv;
     if (algo === 'gemm' && cin >= 8) {
-      this.weights.storeAsRows(name);
       const wT = this.weights.getRows(name);
       return withFastInputGrad(x, wT, (v) => conv3x3Gemm(v, wT, b));
     }
@@ -513,27 +512,9 @@ export class ADMUNet {
 }
 
 function checkKeys(arch: Architecture, got: Map<string, number[]>, strict: boolean, label: string): void {
-  const missing: string[] = [];
-  const mismatched: [string, number[], number[]][] = [];
-  const expected = new Set<string>();
-  for (const [name, shape] of arch.parameters) {
-    expected.add(name);
-    const s = got.get(name);
-    if (!s) missing.push(name);
-    else if (!tf.util.arraysEqual(s, shape)) mismatched.push([name, shape, s]);
-  }
-  const unexpected = strict ? [...got.keys()].filter((k) => !expected.has(k)) : [];
-  if (!missing.length && !mismatched.length && !unexpected.length) return;
-  const list = (xs: string[]) => xs.slice(0, 20).join(', ') + (xs.length > 20 ? `, … (${xs.length} in all)` : '');
-  const parts = [
-    missing.length ? `${missing.length} missing: ${list(missing)}` : '',
-    mismatched.length ? `${mismatched.length} mis-shaped: ${list(mismatched.map(([k, w, g]) => `${k} (model [${w}], file [${g}])`))}` : '',
-    unexpected.length ? `${unexpected.length} unexpected: ${list(unexpected)}` : '',
-  ].filter(Boolean);
-  throw new WeightsError(
-    `${label} does not fit this model's state dict: ${parts.join('; ')}. Check that the flags match the checkpoint (a preset name such as "256x256_diffusion_uncond" picks the released ones).`,
-    missing,
-    unexpected,
-    mismatched,
-  );
+  checkStateDict(arch.parameters, got, {
+    subject: `${label} does not fit this model's state dict`,
+    advice: 'Check that the flags match the checkpoint (a preset name such as "256x256_diffusion_uncond" picks the released ones).',
+    strict,
+  });
 }

@@ -63,7 +63,7 @@ export function planResidency(params: readonly (readonly [string, readonly numbe
 export class WeightStore {
   private readonly resident = new Map<string, tf.Tensor>();
   // `rows`: the array holds the weight as [last dim, product of the others] (a 3×3 filter as
-  // [Cout, 9·Cin]) instead of the tfjs layout; see storeAsRows.
+  // [Cout, 9·Cin]) instead of the tfjs layout; see getRows.
   private readonly streamed = new Map<string, { shape: number[]; data: Float32Array | Uint16Array; rows: boolean }>();
   private disposed = false;
 
@@ -117,31 +117,19 @@ export class WeightStore {
   }
 
   /**
-   * The weight as `[last dim, product of the others]`, e.g. a HWIO 3×3 filter as `[Cout, 9·Cin]`;
-   * a new tensor in the caller's scope unless resident. Streamed weights kept this way
-   * ({@link storeAsRows}) are uploaded as they are; others are transposed after upload.
+   * A streamed weight as `[last dim, product of the others]` (a HWIO 3×3 filter as `[Cout, 9·Cin]`),
+   * a new tensor in the caller's scope. The first call re-lays the weight out that way in JS memory
+   * (a one-time transpose) for layers that consume it so on every forward; {@link get} and
+   * {@link read} still give the tfjs layout.
    */
   getRows(name: string): tf.Tensor2D {
-    const r = this.resident.get(name);
-    const s = r ? null : this.entry(name);
-    if (s?.rows) return this.upload(s, rowsShape(s.shape)) as tf.Tensor2D;
-    return tf.tidy(() => {
-      const t = r ?? this.upload(s!, s!.shape);
-      return tf.transpose(tf.reshape(t, [t.size / t.shape[t.rank - 1], t.shape[t.rank - 1]])) as tf.Tensor2D;
-    });
-  }
-
-  /**
-   * From now on keeps a streamed weight in JS memory as rows (see {@link getRows}), for layers that
-   * consume it that way on every forward. A one-time transpose in JS; resident weights are left as
-   * they are.
-   */
-  storeAsRows(name: string): void {
-    const s = this.streamed.get(name);
-    if (!s || s.rows) return;
-    const cols = s.shape[s.shape.length - 1];
-    s.data = transpose2d(s.data, s.data.length / cols, cols);
-    s.rows = true;
+    const s = this.entry(name);
+    if (!s.rows) {
+      const cols = s.shape[s.shape.length - 1];
+      s.data = transpose2d(s.data, s.data.length / cols, cols);
+      s.rows = true;
+    }
+    return this.upload(s, rowsShape(s.shape)) as tf.Tensor2D;
   }
 
   /** The weight's values (tfjs layout), as float32. */
@@ -149,8 +137,10 @@ export class WeightStore {
     const r = this.resident.get(name);
     if (r) return r.dataSync() as Float32Array;
     const s = this.entry(name);
-    const data = s.rows ? transpose2d(s.data, s.shape[s.shape.length - 1], s.data.length / s.shape[s.shape.length - 1]) : s.data;
-    return data instanceof Uint16Array ? f16ToF32(data) : data === s.data ? data.slice() : data;
+    const cols = s.shape[s.shape.length - 1];
+    const data = s.rows ? transpose2d(s.data, cols, s.data.length / cols) : s.data;
+    if (data instanceof Uint16Array) return f16ToF32(data);
+    return s.rows ? data : data.slice(); // always a fresh array: the store keeps its own
   }
 
   private entry(name: string): { shape: number[]; data: Float32Array | Uint16Array; rows: boolean } {
