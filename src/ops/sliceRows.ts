@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { alias } from './alias.js';
 import { heapView, tensorFromFill, wasmHeap } from './wasmHeap.js';
 
 /**
@@ -11,7 +12,7 @@ export function sliceRows<T extends tf.Tensor>(x: T, start: number, count: numbe
   const rows = x.shape[0];
   if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 1 || start + count > rows)
     throw new RangeError(`sliceRows: rows [${start}, ${start + count}) outside [0, ${rows})`);
-  if (start === 0 && count === rows) return tf.clone(x);
+  if (start === 0 && count === rows) return alias(x);
   const shape = [count, ...x.shape.slice(1)];
   const rowSize = x.size / rows;
   const f = tf.customGrad(((input: tf.Tensor) => {

@@ -11,13 +11,15 @@ import { planResidency, WeightStore, type WeightOptions } from './weightStore.js
 import { buildArchitecture, convMultiplyAdds, type Architecture, type BlockInfo, type BlockSpec } from './architecture.js';
 import { attentionBlock } from './attention.js';
 import { resolveConfig, type ModelSpec, type ResolvedConfig } from './config.js';
-import { conv3x3, conv3x3Gemm, withFastInputGrad } from './conv.js';
+import { conv3x3, conv3x3Gemm, withFastInputGrad, type RowPad } from './conv.js';
 import { winogradConv3x3, winogradFilters, type WinogradTile } from './winograd.js';
-import { groupNorm } from './groupNorm.js';
+import { applyAffine, groupNormAffine } from './groupNorm.js';
 import { randomWeights } from './init.js';
 import { tfjsShape, toReferenceLayout, toTfjsLayout } from './layout.js';
 import type { Params } from './params.js';
-import { upsampleNearest } from './resample.js';
+import { bandRows, mapBands, rowsOf, upsampledRows, type Rows } from './rows.js';
+import { alias } from '../ops/alias.js';
+import { sliceRows } from '../ops/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
 import { checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
 import { timestepEmbedding } from './timestepEmbedding.js';
@@ -89,6 +91,13 @@ export interface ModelOptions extends WeightOptions {
    * 16/9 or 4× the filters); the rest are transformed on each use. Default 256 MiB.
    */
   winogradCacheBytes?: number;
+  /**
+   * Bytes of intermediates one band of a large map may hold (default 64 MiB). Layers on maps whose
+   * normalised, activated or Winograd-transformed copies would exceed it run in horizontal bands,
+   * one example at a time, so that peak memory follows this budget rather than the image size:
+   * lower it to fit a smaller heap, at some cost in speed.
+   */
+  bandBytes?: number;
 }
 
 /** Options of {@link ADMUNet.load}; {@link ModelOptions} choose where the weights live and how convs run. */
@@ -134,6 +143,7 @@ export class ADMUNet {
   private readonly weights: WeightStore;
   private readonly winogradCache = new Map<string, { m: WinogradTile; u: tf.Tensor2D[] }>();
   private winogradCacheLeft: number;
+  private readonly bandFloats: number;
   private disposed = false;
 
   private constructor(config: ResolvedConfig, arch: Architecture, weights: WeightStore, opts: ModelOptions) {
@@ -143,6 +153,9 @@ export class ADMUNet {
     if (opts.conv !== undefined && !['direct', 'winograd2', 'winograd4', 'auto', 'fast'].includes(opts.conv)) throw new InputError(`conv must be auto, fast, direct, winograd2 or winograd4, got "${opts.conv}"`);
     this.conv = opts.conv ?? 'auto';
     this.winogradCacheLeft = opts.winogradCacheBytes ?? 256 * 1024 ** 2;
+    const bandBytes = opts.bandBytes ?? 64 * 1024 ** 2;
+    if (!(bandBytes > 0)) throw new InputError(`bandBytes must be a positive number of bytes, got ${opts.bandBytes}`);
+    this.bandFloats = bandBytes / 4;
     this.schedule = noiseSchedule(config.noiseSchedule, config.diffusionSteps);
     this.blocks = arch.blocks.map(({ b, part, module, channels, size }) => ({ b, part, module, channels, size }));
   }
@@ -327,20 +340,26 @@ export class ADMUNet {
     try {
       for (const spec of this.arch.blocks) {
         if (spec.b > stopAt) break;
+        if (spec.part === 'output') {
+          // Joined before the block runs, so that h and the skip are freed before its intermediates exist.
+          const skip = skips.get(spec.skipFrom!)!;
+          skips.delete(spec.skipFrom!);
+          const joined = tf.concat([h, skip], 3);
+          skip.dispose();
+          if (h !== xt) h.dispose();
+          h = joined;
+        }
+        const input = h;
         const next = tf.tidy((): tf.Tensor4D => {
-          const input = spec.part === 'output' ? tf.concat([h, skips.get(spec.skipFrom!)!], 3) : h;
           const out = this.runBlock(spec, input, emb);
           const extra = add.get(spec.b);
           return extra ? tf.add(out, extra) : out;
         });
-        if (spec.part === 'output') {
-          skips.get(spec.skipFrom!)!.dispose();
-          skips.delete(spec.skipFrom!);
-        }
         if (h !== xt) h.dispose();
         h = next;
-        if (needed.has(spec.b)) skips.set(spec.b, tf.clone(h));
-        if (capture.has(spec.b)) features.set(spec.b, tf.clone(h));
+        // Skips and captures share h's data (an alias, not a copy).
+        if (needed.has(spec.b)) skips.set(spec.b, alias(h));
+        if (capture.has(spec.b)) features.set(spec.b, alias(h));
       }
       const output = runAll ? this.outHead(h) : undefined;
       return output ? { features, output } : { features };
@@ -383,25 +402,52 @@ export class ADMUNet {
   }
 
   private readonly param: Params = Object.assign((name: string) => this.weights.get(name), {
-    conv3x3: (x: tf.Tensor4D, prefix: string, stride: 1 | 2 = 1) => this.conv3x3(x, prefix, stride),
+    conv3x3: (x: tf.Tensor4D, prefix: string, stride: 1 | 2 = 1) =>
+      stride === 1 ? tf.tidy(() => this.convFor(prefix, x.shape)(x)) : conv3x3(x, this.weights.get(`${prefix}.weight`), this.weights.get(`${prefix}.bias`), stride),
+    conv3x3Rows: (x: Rows, prefix: string, epilogue?: (y: tf.Tensor4D, top: number) => tf.Tensor4D) => this.conv3x3Rows(x, prefix, epilogue),
+    statRows: ([, h, w, c]: readonly number[]) => bandRows(h, 3 * w * c, this.bandFloats),
   });
 
-  private conv3x3(x: tf.Tensor4D, prefix: string, stride: 1 | 2): tf.Tensor4D {
+  // Bands of output rows, each convolved from its input rows plus one neighbour row on either side
+  // (zero rows only at the map's edges), with the filter fetched and transformed once for all.
+  private conv3x3Rows(x: Rows, prefix: string, epilogue?: (y: tf.Tensor4D, top: number) => tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const [n, h, w, cin] = x.shape;
+      const conv = this.convFor(prefix, x.shape);
+      const rows = n === 1 ? this.rowsPerBand(h, w, cin, this.weights.shapeOf(`${prefix}.weight`)[3]) : h;
+      return mapBands(h, rows, (top, count) =>
+        tf.tidy(() => {
+          const first = Math.max(0, top - 1);
+          const last = Math.min(h, top + count + 1);
+          const y = conv(x.get(first, last - first), [1 - (top - first), 1 - (last - top - count)]);
+          return epilogue ? epilogue(y, top) : y;
+        }),
+      );
+    });
+  }
+
+  // Output rows per band of a conv on a `h × w` map: its input band, the activation made on the way
+  // (about 3 band-sized copies) and, for Winograd F(2×2, 3×3), 4× the input and twice 4× the output.
+  private rowsPerBand(h: number, w: number, cin: number, cout: number): number {
+    return bandRows(h, w * (4 * cin + 4 * (cin + 2 * cout)), this.bandFloats);
+  }
+
+  // A stride-1 3×3 conv for maps of `shape` (rows padded by `rowPad`, columns by 1), its algorithm
+  // chosen for the whole map and its filter fetched (and transformed) now, in the caller's scope.
+  private convFor(prefix: string, [n, h, wd]: readonly number[]): (x: tf.Tensor4D, rowPad?: RowPad) => tf.Tensor4D {
     const name = `${prefix}.weight`;
     const b = this.weights.get(`${prefix}.bias`);
-    if (stride !== 1) return conv3x3(x, this.weights.get(name) as tf.Tensor4D, b, stride);
-    const [n, h, wd] = x.shape;
     const [, , cin, cout] = this.weights.shapeOf(name);
     const algo = this.conv === 'auto' || this.conv === 'fast' ? this.autoAlgorithm(name, h * wd, n * h * wd, cin * cout) : this.conv;
     if (algo === 'gemm' && cin >= 8) {
       const wT = this.weights.getRows(name);
-      return withFastInputGrad(x, wT, (v) => conv3x3Gemm(v, wT, b));
+      return (x, rowPad) => withFastInputGrad(x, wT, (v) => conv3x3Gemm(v, wT, b, rowPad), rowPad);
     }
     const w = this.weights.get(name) as tf.Tensor4D;
-    if (algo === 'direct' || cin < 8) return withFastInputGrad(x, w, (v) => conv3x3(v, w, b));
+    if (algo === 'direct' || cin < 8) return (x, rowPad) => withFastInputGrad(x, w, (v) => conv3x3(v, w, b, 1, rowPad), rowPad);
     const m: WinogradTile = algo === 'winograd4' ? 4 : 2;
     const u = this.winogradFilters(prefix, w, m);
-    return withFastInputGrad(x, w, (v) => winogradConv3x3(v, u, b, m));
+    return (x, rowPad) => withFastInputGrad(x, w, (v) => winogradConv3x3(v, u, b, m, rowPad), rowPad);
   }
 
   // Winograd pays where a conv has many tiles to share each transformed filter: on a 32×32 map or
@@ -434,12 +480,21 @@ export class ADMUNet {
   }
 
   private runBlock(spec: BlockSpec, x: tf.Tensor4D, emb: tf.Tensor2D): tf.Tensor4D {
+    const [n, hgt, wd, c] = x.shape;
+    // Bands cover one example: a batch of maps that need them runs through the block an example at a time.
+    if (n > 1 && this.rowsPerBand(hgt, wd, c, c) < hgt) {
+      const outs: tf.Tensor4D[] = [];
+      for (let e = 0; e < n; e++) outs.push(tf.tidy(() => this.runBlock(spec, sliceRows(x, e, 1), sliceRows(emb, e, 1))));
+      const whole = tf.concat(outs, 0);
+      tf.dispose(outs);
+      return whole;
+    }
     const p = this.param;
     let h = x;
     for (const l of spec.layers) {
       switch (l.kind) {
         case 'conv':
-          h = p.conv3x3(h, l.prefix);
+          h = p.conv3x3Rows(rowsOf(h), l.prefix);
           break;
         case 'res':
           h = resBlock(p, l, h, emb, this.config.useScaleShiftNorm);
@@ -451,7 +506,7 @@ export class ADMUNet {
           h = p.conv3x3(h, `${l.prefix}.op`, 2);
           break;
         case 'up':
-          h = p.conv3x3(upsampleNearest(h), `${l.prefix}.conv`);
+          h = p.conv3x3Rows(upsampledRows(rowsOf(h)), `${l.prefix}.conv`);
           break;
       }
     }
@@ -460,7 +515,10 @@ export class ADMUNet {
 
   private outHead(h: tf.Tensor4D): tf.Tensor4D {
     const p = this.param;
-    return tf.tidy(() => p.conv3x3(silu(groupNorm(h, p('out.0.weight'), p('out.0.bias'))), 'out.2'));
+    return tf.tidy(() => {
+      const norm = groupNormAffine(h, p('out.0.weight'), p('out.0.bias'), undefined, { rows: p.statRows(h.shape) });
+      return p.conv3x3Rows(rowsOf(h, (band) => silu(applyAffine(band, norm))), 'out.2');
+    });
   }
 
   private assertAlive(): void {

@@ -1,12 +1,24 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
+ * Zero rows a stride-1 3×3 conv adds above and below its input: `[1, 1]` is torch's padding 1. A
+ * band of a larger map carries its neighbours' rows instead, so it is padded only at the map's edges
+ * (`[0, 1]` for the last band, `[0, 0]` inside); columns are always padded by 1. The output has
+ * `inputRows + top + bottom − 2` rows.
+ */
+export type RowPad = readonly [top: number, bottom: number];
+
+/**
  * 3×3 convolution with PyTorch's symmetric padding 1. Explicit padding matters for stride 2:
  * tfjs's 'same' pads only the bottom/right there, torch pads both sides.
  */
-export function conv3x3(x: tf.Tensor4D, w: tf.Tensor, b: tf.Tensor, stride: 1 | 2 = 1): tf.Tensor4D {
+export function conv3x3(x: tf.Tensor4D, w: tf.Tensor, b: tf.Tensor, stride: 1 | 2 = 1, rowPad: RowPad = [1, 1]): tf.Tensor4D {
   // The fused op adds the bias inside XNNPACK's kernel on wasm instead of in another pass.
-  return tf.fused.conv2d({ x, filter: w as tf.Tensor4D, strides: stride, pad: 1, bias: b });
+  return tf.fused.conv2d({ x, filter: w as tf.Tensor4D, strides: stride, pad: padding(rowPad), bias: b });
+}
+
+function padding(rowPad: RowPad): number | [[number, number], [number, number], [number, number], [number, number]] {
+  return rowPad[0] === 1 && rowPad[1] === 1 ? 1 : [[0, 0], [rowPad[0], rowPad[1]], [1, 1], [0, 0]];
 }
 
 /** 1×1 convolution (the ResBlock's channel-changing skip) as a matMul over pixels. */
@@ -24,13 +36,14 @@ export function conv1x1(x: tf.Tensor4D, w: tf.Tensor, b: tf.Tensor): tf.Tensor4D
  * convolution, while the few pixels here are cheap to pack. Only worth it for small P.
  * @param wT the filter as `[Cout, 9·Cin]`, rows ordered (kh, kw, cin) like HWIO.
  */
-export function conv3x3Gemm(x: tf.Tensor4D, wT: tf.Tensor2D, b: tf.Tensor): tf.Tensor4D {
+export function conv3x3Gemm(x: tf.Tensor4D, wT: tf.Tensor2D, b: tf.Tensor, rowPad: RowPad = [1, 1]): tf.Tensor4D {
   return tf.tidy(() => {
-    const [n, h, w, cin] = x.shape;
+    const [n, inH, w, cin] = x.shape;
     const cout = wT.shape[0];
+    const h = inH + rowPad[0] + rowPad[1] - 2;
     const padded = tf.pad(x, [
       [0, 0],
-      [1, 1],
+      [rowPad[0], rowPad[1]],
       [1, 1],
       [0, 0],
     ]);
@@ -48,21 +61,22 @@ export function hwioFromRows(wT: tf.Tensor2D): tf.Tensor4D {
 }
 
 /**
- * Runs a stride-1, padding-1 3×3 convolution `forward` (direct, GEMM or Winograd) whose gradient with
- * respect to its input is another stride-1 convolution with the filter turned 180° and its channels
- * swapped. That keeps backpropagation through a frozen U-Net (DifFeed) at forward speed on wasm,
+ * Runs a stride-1 3×3 convolution `forward` (direct, GEMM or Winograd; rows padded by `rowPad`,
+ * columns by 1) whose gradient with respect to its input is another stride-1 convolution with the
+ * filter turned 180°, its channels swapped and the padding mirrored (`2 − pad`). That keeps backpropagation through a frozen U-Net (DifFeed) at forward speed on wasm,
  * where `Conv2DBackpropInput` is slow and the depthwise backprop that Winograd would need is missing
  * (BACKENDS.md §4). The filter is a constant: it receives no gradient.
  * @param w the filter, HWIO or `[Cout, 9·Cin]`.
  */
-export function withFastInputGrad(x: tf.Tensor4D, w: tf.Tensor4D | tf.Tensor2D, forward: (x: tf.Tensor4D) => tf.Tensor4D): tf.Tensor4D {
+export function withFastInputGrad(x: tf.Tensor4D, w: tf.Tensor4D | tf.Tensor2D, forward: (x: tf.Tensor4D) => tf.Tensor4D, rowPad: RowPad = [1, 1]): tf.Tensor4D {
   const f = tf.customGrad(((input: tf.Tensor4D, save: (t: tf.Tensor[]) => void) => {
     save([w]);
     return {
       value: forward(input),
       gradFunc: (dy: tf.Tensor4D, [saved]: tf.Tensor[]) => {
         const filter = saved.rank === 2 ? hwioFromRows(saved as tf.Tensor2D) : (saved as tf.Tensor4D);
-        return tf.conv2d(dy, tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D, 1, 1);
+        const turned = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+        return tf.conv2d(dy, turned, 1, padding([2 - rowPad[0], 2 - rowPad[1]]));
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);

@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { sliceRows } from '../ops/sliceRows.js';
+import type { RowPad } from './conv.js';
 
 /** Tile size m of F(m×m, 3×3). */
 export type WinogradTile = 2 | 4;
@@ -103,67 +104,29 @@ function transformKernel(row: number[], channels: number, vertical: boolean): tf
 }
 
 /**
- * Floats of transform intermediates one band of tiles may hold (64 MiB); larger inputs run in
- * horizontal bands, one example at a time, so a 256×256×256 map does not need gigabytes of heap.
- */
-const BAND_FLOATS = 16 * 1024 * 1024;
-
-/**
- * 3×3 convolution, stride 1, PyTorch padding 1, by Winograd F(m×m, 3×3).
+ * 3×3 convolution, stride 1, by Winograd F(m×m, 3×3): torch's padding 1, or with `rowPad` the rows
+ * of a band (see {@link RowPad}). It holds about `(α/m)²·(Cin + 2·Cout)` floats per output pixel
+ * of intermediates: large maps should come in bands.
  * @param u transformed filters from {@link winogradFilters} (cached or fresh).
  */
-export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile): tf.Tensor4D {
-  const { alpha } = MATRICES[m];
-  const [n, h, w, cin] = x.shape;
-  const cout = u[0].shape[1];
-  const [th, tw] = [Math.ceil(h / m), Math.ceil(w / m)];
-  // Intermediates per tile row: α² transformed inputs and α² products, ×2 for the stacked copy.
-  const perTileRow = tw * alpha * alpha * (cin + 2 * cout);
-  const bandTiles = Math.max(1, Math.floor(BAND_FLOATS / perTileRow));
-  if (n === 1 && bandTiles >= th) return tf.tidy(() => tf.add(winogradTiles(x, u, m, h, w), bias));
-  // Each band gets its bias and every copy is freed once joined, so that the peak beside x is about
-  // two outputs and one band's intermediates.
-  return tf.tidy(() => {
-    const examples: tf.Tensor4D[] = [];
-    for (let e = 0; e < n; e++) {
-      const img = tf.reshape(n === 1 ? x : sliceRows(x, e, 1), [h, w, cin]);
-      const bands: tf.Tensor4D[] = [];
-      for (let t0 = 0; t0 < th; t0 += bandTiles) {
-        const rows = Math.min(h, (t0 + bandTiles) * m) - t0 * m; // output rows of this band
-        // Input rows the band reads: one above and one below its output rows, where they exist.
-        const top = Math.max(0, t0 * m - 1);
-        const bottom = Math.min(h, t0 * m + rows + 1);
-        bands.push(tf.tidy(() => tf.add(winogradTiles(tf.reshape(sliceRows(img, top, bottom - top), [1, bottom - top, w, cin]), u, m, rows, w, t0 * m - top), bias)));
-      }
-      if (n > 1) img.dispose();
-      examples.push(joinAndFree(bands, 1));
-    }
-    return joinAndFree(examples, 0);
-  });
-}
-
-function joinAndFree(parts: tf.Tensor4D[], axis: number): tf.Tensor4D {
-  if (parts.length === 1) return parts[0];
-  const whole = tf.concat(parts, axis);
-  tf.dispose(parts);
-  return whole;
+export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile, rowPad: RowPad = [1, 1]): tf.Tensor4D {
+  const [, inH, w] = x.shape;
+  return tf.tidy(() => tf.add(winogradTiles(x, u, m, inH + rowPad[0] + rowPad[1] - 2, w, rowPad[0]), bias));
 }
 
 /**
- * `outH × w` output rows (without bias) from input rows `x`. `lead` is how many rows x starts above
- * the first output row: 1 for a band inside the image (its upper neighbour row is real data), 0 at
- * the top of the image (where torch's zero padding supplies it).
+ * `outH × w` output rows (without bias) from input rows `x` with `padTop` zero rows above them: 1 at
+ * the top of the image (torch's padding), 0 for a band whose upper neighbour row is real data.
  */
-function winogradTiles(x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, outH: number, w: number, lead = 0): tf.Tensor4D {
+function winogradTiles(x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, outH: number, w: number, padTop: number): tf.Tensor4D {
   const { alpha, bt, at } = MATRICES[m];
   return tf.tidy(() => {
     const [n, inH, , cin] = x.shape;
     const cout = u[0].shape[1];
     const [th, tw] = [Math.ceil(outH / m), Math.ceil(w / m)];
     const taps = alpha <= 4 ? alpha : 9;
-    // Pad so that padded row 0 is the row above output row 0 (torch's padding 1 at the image top),
-    // and enough below/right for every tile and the padded taps.
-    const padTop = 1 - lead;
+    // Pad so that padded row 0 is the row above output row 0, and enough below/right for every
+    // tile and the padded taps.
     const padded = tf.pad(x, [
       [0, 0],
       [padTop, Math.max(0, (th - 1) * m + taps - inH - padTop)],
