@@ -82,16 +82,24 @@ function kron(a: number[][], b: number[][]): Float32Array {
 }
 
 /**
- * Transformed filters U, one `[Cin, Cout]` matrix per Winograd point ξ = (r, c), r-major: one
- * matMul `(G⊗G) [α², 9] × g [9, Cin·Cout]` (HWIO flattens to exactly that), then α² row blocks.
+ * Transformed filters U, one `[Cin, Cout]` matrix per Winograd point ξ = (r, c), r-major: for each
+ * r one matMul `(G⊗G)[rows of r] [α, 9] × g [9, Cin·Cout]` (HWIO flattens to exactly that; XNNPACK
+ * packs g once for all r), then its α row blocks. Per r rather than all at once, so that splitting
+ * into blocks never holds U twice (for F(4×4) of a 1536→512 filter U is 108 MiB).
  * The caller owns the result.
  */
 export function winogradFilters(w: tf.Tensor4D, m: WinogradTile): tf.Tensor2D[] {
   const { alpha, g } = MATRICES[m];
   const [, , cin, cout] = w.shape;
+  const gg = kron(g, g);
   return tf.tidy(() => {
-    const u = tf.matMul(tf.tensor2d(kron(g, g), [alpha * alpha, 9]), tf.reshape(w, [9, cin * cout]));
-    return Array.from({ length: alpha * alpha }, (_, xi) => tf.reshape(sliceRows(u, xi, 1), [cin, cout]) as tf.Tensor2D);
+    const taps = tf.reshape(w, [9, cin * cout]);
+    return Array.from({ length: alpha }, (_, r) =>
+      tf.tidy(() => {
+        const u = tf.matMul(tf.tensor2d(gg.subarray(r * alpha * 9, (r + 1) * alpha * 9), [alpha, 9]), taps);
+        return Array.from({ length: alpha }, (_, c) => tf.reshape(sliceRows(u, c, 1), [cin, cout]) as tf.Tensor2D);
+      }),
+    ).flat();
   });
 }
 
