@@ -78,3 +78,14 @@ export function warmUp(unet: { forward: Function; totalBlocks: number; config: {
     return [...r.features.values(), r.output];
   });
 }
+
+/**
+ * A random 3×3 conv problem: x `[n, h, w, cin]`, HWIO filter k, bias b (fixed seeds), and `want`, the
+ * stride-1, padding-1 convolution plus bias from `tf.conv2d`. Call inside `tf.tidy`.
+ */
+export function convCase(n: number, h: number, w: number, cin: number, cout: number): { x: tf.Tensor4D; k: tf.Tensor4D; b: tf.Tensor1D; want: tf.Tensor4D } {
+  const x = tf.randomNormal([n, h, w, cin], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const k = tf.randomNormal([3, 3, cin, cout], 0, 1 / Math.sqrt(9 * cin), 'float32', 2) as tf.Tensor4D;
+  const b = tf.randomNormal([cout], 0, 0.1, 'float32', 3) as tf.Tensor1D;
+  return { x, k, b, want: tf.add(tf.conv2d(x, k, 1, 1), b) as tf.Tensor4D };
+}

@@ -403,7 +403,7 @@ export class ADMUNet {
 
   private readonly param: Params = Object.assign((name: string) => this.weights.get(name), {
     conv3x3: (x: tf.Tensor4D, prefix: string, stride: 1 | 2 = 1) =>
-      stride === 1 ? tf.tidy(() => this.convFor(prefix, x.shape)(x)) : conv3x3(x, this.weights.get(`${prefix}.weight`), this.weights.get(`${prefix}.bias`), stride),
+      stride === 1 ? this.conv3x3Rows(rowsOf(x), prefix) : conv3x3(x, this.weights.get(`${prefix}.weight`), this.weights.get(`${prefix}.bias`), stride),
     conv3x3Rows: (x: Rows, prefix: string, epilogue?: (y: tf.Tensor4D, top: number) => tf.Tensor4D) => this.conv3x3Rows(x, prefix, epilogue),
     statRows: ([, h, w, c]: readonly number[]) => bandRows(h, 3 * w * c, this.bandFloats),
   });
@@ -494,7 +494,7 @@ export class ADMUNet {
     for (const l of spec.layers) {
       switch (l.kind) {
         case 'conv':
-          h = p.conv3x3Rows(rowsOf(h), l.prefix);
+          h = p.conv3x3(h, l.prefix);
           break;
         case 'res':
           h = resBlock(p, l, h, emb, this.config.useScaleShiftNorm);

@@ -9,7 +9,10 @@ import type { Rows } from './rows.js';
  */
 export interface Params {
   (name: string): tf.Tensor;
-  /** 3×3 conv with the weight and bias under `prefix` (`….weight`, `….bias`), torch padding 1. */
+  /**
+   * 3×3 conv with the weight and bias under `prefix` (`….weight`, `….bias`), torch padding 1; with
+   * stride 1 it is {@link Params.conv3x3Rows} of the map's rows.
+   */
   conv3x3(x: tf.Tensor4D, prefix: string, stride?: 1 | 2): tf.Tensor4D;
   /**
    * Stride-1 3×3 conv (torch padding 1) of a map made band by band: on a large map each band of

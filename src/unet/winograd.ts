@@ -119,23 +119,15 @@ function transformKernel(row: number[], channels: number, vertical: boolean): tf
  * @param u transformed filters from {@link winogradFilters} (cached or fresh).
  */
 export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile, rowPad: RowPad = [1, 1]): tf.Tensor4D {
-  const [, inH, w] = x.shape;
-  return winogradTiles(x, u, bias, m, inH + rowPad[0] + rowPad[1] - 2, w, rowPad[0]);
-}
-
-/**
- * `outH × w` output rows from input rows `x` with `padTop` zero rows above them: 1 at
- * the top of the image (torch's padding), 0 for a band whose upper neighbour row is real data.
- */
-function winogradTiles(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile, outH: number, w: number, padTop: number): tf.Tensor4D {
   const { alpha, bt } = MATRICES[m];
   return tf.tidy(() => {
-    const [n, inH, , cin] = x.shape;
+    const [n, inH, w, cin] = x.shape;
+    const [padTop, outH] = [rowPad[0], inH + rowPad[0] + rowPad[1] - 2];
     const cout = u[0].shape[1];
     const [th, tw] = [Math.ceil(outH / m), Math.ceil(w / m)];
     const taps = alpha <= 4 ? alpha : 9;
-    // Pad so that padded row 0 is the row above output row 0, and enough below/right for every
-    // tile and the padded taps.
+    // Pad so that padded row 0 is the row above output row 0 (a zero row at the image's top, real data
+    // for a band inside it), and enough below/right for every tile and the padded taps.
     const padded = tf.pad(x, [
       [0, 0],
       [padTop, Math.max(0, (th - 1) * m + taps - inH - padTop)],

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { conv3x3Gemm, hwioFromRows, withFastInputGrad } from '../../src/unet/conv';
 import { groupNorm } from '../../src/unet/groupNorm';
 import { ADMUNet } from '../../src/unet/admUnet';
-import { BACKENDS, compareArrays, setBackend } from '../helpers';
+import { BACKENDS, compareArrays, convCase, setBackend } from '../helpers';
 
 const rows = (k: tf.Tensor4D) => tf.transpose(tf.reshape(k, [9 * k.shape[2], k.shape[3]])) as tf.Tensor2D;
 
@@ -16,10 +16,7 @@ for (const backend of BACKENDS) {
       it(`the filter-left GEMM equals tf.conv2d with padding 1 on [${n},${h},${w},${cin}] → ${cout}`, () => {
         const before = tf.memory().numTensors;
         tf.tidy(() => {
-          const x = tf.randomNormal([n, h, w, cin], 0, 1, 'float32', 1) as tf.Tensor4D;
-          const k = tf.randomNormal([3, 3, cin, cout], 0, 1 / Math.sqrt(9 * cin), 'float32', 2) as tf.Tensor4D;
-          const b = tf.randomNormal([cout], 0, 0.1, 'float32', 3);
-          const want = tf.add(tf.conv2d(x, k, 1, 1), b);
+          const { x, k, b, want } = convCase(n, h, w, cin, cout);
           const d = compareArrays(conv3x3Gemm(x, rows(k), b).dataSync(), want.dataSync(), 1e-5, 1e-5);
           expect(d.ok, `max abs ${d.maxAbs}`).toBe(true);
           expect(Array.from(hwioFromRows(rows(k)).dataSync())).toEqual(Array.from(k.dataSync()));

@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { winogradConv3x3, winogradFilters } from '../../src/unet/winograd';
 import { withFastInputGrad } from '../../src/unet/conv';
-import { BACKENDS, compareArrays, setBackend } from '../helpers';
+import { BACKENDS, compareArrays, convCase, setBackend } from '../helpers';
 
 for (const backend of BACKENDS) {
   describe(`Winograd 3×3 convolution on ${backend}`, () => {
@@ -15,10 +15,7 @@ for (const backend of BACKENDS) {
         it(`F(${m}×${m},3×3) equals tf.conv2d with padding 1 on [${n},${h},${w},${cin}] → ${cout}`, () => {
           const before = tf.memory().numTensors;
           tf.tidy(() => {
-            const x = tf.randomNormal([n, h, w, cin], 0, 1, 'float32', 1) as tf.Tensor4D;
-            const k = tf.randomNormal([3, 3, cin, cout], 0, 1 / Math.sqrt(9 * cin), 'float32', 2) as tf.Tensor4D;
-            const b = tf.randomNormal([cout], 0, 0.1, 'float32', 3);
-            const want = tf.add(tf.conv2d(x, k, 1, 1), b);
+            const { x, k, b, want } = convCase(n, h, w, cin, cout);
             const got = winogradConv3x3(x, winogradFilters(k, m), b, m);
             expect(got.shape).toEqual(want.shape);
             const d = compareArrays(got.dataSync(), want.dataSync(), m === 2 ? 2e-5 : 1e-4, 1e-4);
