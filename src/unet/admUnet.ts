@@ -19,6 +19,7 @@ import { tfjsShape, toReferenceLayout, toTfjsLayout } from './layout.js';
 import type { Params } from './params.js';
 import { bandRows, mapBands, rowsOf, upsampledRows, type Rows } from './rows.js';
 import { alias } from '../ops/alias.js';
+import { park, type Parked } from '../ops/park.js';
 import { sliceRows } from '../ops/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
 import { checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
@@ -94,8 +95,10 @@ export interface ModelOptions extends WeightOptions {
   /**
    * Bytes of intermediates one band of a large map may hold (default 64 MiB). Layers on maps whose
    * normalised, activated or Winograd-transformed copies would exceed it run in horizontal bands,
-   * one example at a time, so that peak memory follows this budget rather than the image size:
-   * lower it to fit a smaller heap, at some cost in speed.
+   * one example at a time (a batch is carried between such blocks as one tensor per example), so
+   * that peak memory follows this budget rather than the image size or the batch: lower it to fit a
+   * smaller heap, at some cost in speed. On wasm, encoder outputs of more than a sixteenth of it wait
+   * for their decoder blocks in JS memory rather than in the heap (see `park`).
    */
   bandBytes?: number;
 }
@@ -144,6 +147,7 @@ export class ADMUNet {
   private readonly winogradCache = new Map<string, { m: WinogradTile; u: tf.Tensor2D[] }>();
   private winogradCacheLeft: number;
   private readonly bandFloats: number;
+  private readonly parkBytes: number;
   private disposed = false;
 
   private constructor(config: ResolvedConfig, arch: Architecture, weights: WeightStore, opts: ModelOptions) {
@@ -156,6 +160,7 @@ export class ADMUNet {
     const bandBytes = opts.bandBytes ?? 64 * 1024 ** 2;
     if (!(bandBytes > 0)) throw new InputError(`bandBytes must be a positive number of bytes, got ${opts.bandBytes}`);
     this.bandFloats = bandBytes / 4;
+    this.parkBytes = bandBytes / 16;
     this.schedule = noiseSchedule(config.noiseSchedule, config.diffusionSteps);
     this.blocks = arch.blocks.map(({ b, part, module, channels, size }) => ({ b, part, module, channels, size }));
   }
@@ -334,43 +339,85 @@ export class ADMUNet {
     // Skips are kept only for the output blocks that will run: stopping at b = 24 of the 256×256
     // model frees the 256² and 128² encoder maps as soon as the next block has read them.
     const needed = new Set(this.arch.blocks.filter((s) => s.part === 'output' && s.b <= stopAt).map((s) => s.skipFrom!));
-    const skips = new Map<number, tf.Tensor4D>();
+    const skips = new Map<number, Parked<tf.Tensor4D>[]>();
     const emb = this.embed(t, opts.y);
-    let h = xt;
+    // The batch as one part, or one part per example through blocks whose maps need bands (bands cover
+    // one example). Parts waiting their turn are parked like skips, so that a batch of 256×256 maps is
+    // never in the heap at once.
+    let h: Parked<tf.Tensor4D>[] = [park(alias(xt), Infinity)];
     try {
       for (const spec of this.arch.blocks) {
         if (spec.b > stopAt) break;
-        if (spec.part === 'output') {
-          // Joined before the block runs, so that h and the skip are freed before its intermediates exist.
-          const skip = skips.get(spec.skipFrom!)!;
-          skips.delete(spec.skipFrom!);
-          const joined = tf.concat([h, skip], 3);
-          skip.dispose();
-          if (h !== xt) h.dispose();
-          h = joined;
+        const [, size, width] = h[0].shape;
+        const widest = Math.max(spec.inChannels, spec.channels);
+        h = regroup(h, n > 1 && this.rowsPerBand(size, width, widest, widest) < size, this.parkBytes);
+        const skip = spec.part === 'output' ? this.skipParts(skips.get(spec.skipFrom!)!, h.length) : undefined;
+        const extra = add.get(spec.b);
+        const newSkips: Parked<tf.Tensor4D>[] = [];
+        if (needed.has(spec.b)) skips.set(spec.b, newSkips);
+        const captured: tf.Tensor4D[] = [];
+        try {
+          for (let i = 0; i < h.length; i++) {
+            let x = h[i].take();
+            try {
+              if (skip) {
+                // Joined before the block runs, so that h and the skip are freed before its intermediates exist.
+                const s = skip(i);
+                try {
+                  const joined = tf.concat([x, s], 3);
+                  x.dispose();
+                  x = joined;
+                } finally {
+                  s.dispose();
+                }
+              }
+              const one = h.length > 1;
+              const out = tf.tidy((): tf.Tensor4D => {
+                const y = this.runBlock(spec, x, one ? sliceRows(emb, i, 1) : emb);
+                return extra ? tf.add(y, one ? sliceRows(extra, i, 1) : extra) : y;
+              });
+              // Skips and captures share the output's data (an alias, not a copy); large skips wait outside the wasm heap.
+              if (needed.has(spec.b)) newSkips.push(park(alias(out), this.parkBytes));
+              if (capture.has(spec.b)) captured.push(alias(out));
+              h[i] = park(out, one ? this.parkBytes : Infinity);
+            } finally {
+              x.dispose();
+            }
+          }
+        } catch (e) {
+          tf.dispose(captured);
+          throw e;
         }
-        const input = h;
-        const next = tf.tidy((): tf.Tensor4D => {
-          const out = this.runBlock(spec, input, emb);
-          const extra = add.get(spec.b);
-          return extra ? tf.add(out, extra) : out;
-        });
-        if (h !== xt) h.dispose();
-        h = next;
-        // Skips and captures share h's data (an alias, not a copy).
-        if (needed.has(spec.b)) skips.set(spec.b, alias(h));
-        if (capture.has(spec.b)) features.set(spec.b, alias(h));
+        skips.get(spec.skipFrom!)?.forEach((s) => s.dispose());
+        skips.delete(spec.skipFrom!);
+        if (capture.has(spec.b)) features.set(spec.b, captured.length === 1 ? captured[0] : joinParts(captured));
       }
-      const output = runAll ? this.outHead(h) : undefined;
-      return output ? { features, output } : { features };
+      if (!runAll) return { features };
+      const outputs = h.map((part) => {
+        const x = part.take();
+        try {
+          return this.outHead(x);
+        } finally {
+          x.dispose();
+        }
+      });
+      return { features, output: outputs.length === 1 ? outputs[0] : joinParts(outputs) };
     } catch (e) {
       features.forEach((f) => f.dispose());
       throw e;
     } finally {
-      if (h !== xt) h.dispose();
-      skips.forEach((s) => s.dispose());
+      h.forEach((part) => part.dispose());
+      skips.forEach((parts) => parts.forEach((s) => s.dispose()));
       emb.dispose();
     }
+  }
+
+  // The skip's part for each of `count` parts of h: taken one at a time when both are split alike,
+  // otherwise taken whole and regrouped to h's parts.
+  private skipParts(parked: Parked<tf.Tensor4D>[], count: number): (i: number) => tf.Tensor4D {
+    if (parked.length === count) return (i) => parked[i].take();
+    const parts = regroup(parked, count > 1, Infinity);
+    return (i) => parts[i].take();
   }
 
   /**
@@ -480,15 +527,6 @@ export class ADMUNet {
   }
 
   private runBlock(spec: BlockSpec, x: tf.Tensor4D, emb: tf.Tensor2D): tf.Tensor4D {
-    const [n, hgt, wd, c] = x.shape;
-    // Bands cover one example: a batch of maps that need them runs through the block an example at a time.
-    if (n > 1 && this.rowsPerBand(hgt, wd, c, c) < hgt) {
-      const outs: tf.Tensor4D[] = [];
-      for (let e = 0; e < n; e++) outs.push(tf.tidy(() => this.runBlock(spec, sliceRows(x, e, 1), sliceRows(emb, e, 1))));
-      const whole = tf.concat(outs, 0);
-      tf.dispose(outs);
-      return whole;
-    }
     const p = this.param;
     let h = x;
     for (const l of spec.layers) {
@@ -566,6 +604,28 @@ export class ADMUNet {
         throw new InputError(`add: the tensor for block ${b} must have shape [${want}], got ${t instanceof tf.Tensor ? `[${t.shape}]` : typeof t}`);
     }
     return add;
+  }
+}
+
+// One part per example (splitting a batch, each parked when it holds `parkBytes` or more), or the
+// batch as one part (joining examples); the parts given are consumed.
+function regroup(parts: Parked<tf.Tensor4D>[], perExample: boolean, parkBytes: number): Parked<tf.Tensor4D>[] {
+  if (perExample && parts.length === 1 && parts[0].shape[0] > 1) {
+    const whole = parts[0].take();
+    try {
+      return Array.from({ length: whole.shape[0] }, (_, i) => park(sliceRows(whole, i, 1), parkBytes));
+    } finally {
+      whole.dispose();
+    }
+  }
+  return !perExample && parts.length > 1 ? [park(joinParts(parts.map((p) => p.take())), Infinity)] : parts;
+}
+
+function joinParts(parts: tf.Tensor4D[]): tf.Tensor4D {
+  try {
+    return tf.concat(parts, 0);
+  } finally {
+    tf.dispose(parts);
   }
 }
 
