@@ -202,35 +202,67 @@ function untile2(s: Float32Array[], bias: Float32Array, dst: Float32Array, [n, t
 function untile4(s: Float32Array[], bias: Float32Array, dst: Float32Array, [n, th, tw]: number[], outH: number, w: number, cout: number): void {
   // Aᵀ rows: [1, 1, 1, 1, 1, 0], [0, 1, −1, 2, −2, 0], [0, 1, 1, 4, 4, 0], [0, 1, −1, 8, −8, 1]; with
   // a = v1 + v2, b = v1 − v2, c = v3 + v4, d = v3 − v4 they are v0 + a + c, b + 2d, a + 4c, b + 8d + v5.
-  const t = new Float64Array(24); // Aᵀ over the rows: t[i·6 + column]
-  const y = new Float64Array(16);
+  // Unrolled into scalars: with loops over small arrays this pass took twice as long.
+  const [s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15, s16, s17, s18, s19, s20, s21, s22, s23, s24, s25, s26, s27, s28, s29, s30, s31, s32, s33, s34, s35] = s;
+  const y = new Float32Array(16);
+  const rowStride = w * cout;
   for (let e = 0; e < n; e++)
     for (let ti = 0; ti < th; ti++)
       for (let tj = 0; tj < tw; tj++) {
         const k0 = ((e * th + ti) * tw + tj) * cout;
         const rows = Math.min(4, outH - 4 * ti);
         const cols = Math.min(4, w - 4 * tj);
+        const whole = rows === 4 && cols === 4;
         const o0 = ((e * outH + 4 * ti) * w + 4 * tj) * cout;
         for (let c = 0; c < cout; c++) {
           const k = k0 + c;
-          for (let col = 0; col < 6; col++) {
-            const v0 = s[col][k], v1 = s[6 + col][k], v2 = s[12 + col][k], v3 = s[18 + col][k], v4 = s[24 + col][k], v5 = s[30 + col][k];
-            const pa = v1 + v2, pb = v1 - v2, pc = v3 + v4, pd = v3 - v4;
-            t[col] = v0 + pa + pc;
-            t[6 + col] = pb + 2 * pd;
-            t[12 + col] = pa + 4 * pc;
-            t[18 + col] = pb + 8 * pd + v5;
+          // Aᵀ over the rows r, column by column: t<i><col>.
+          const a0 = s6[k] + s12[k], b0 = s6[k] - s12[k], c0 = s18[k] + s24[k], d0 = s18[k] - s24[k];
+          const t00 = s0[k] + a0 + c0, t10 = b0 + 2 * d0, t20 = a0 + 4 * c0, t30 = b0 + 8 * d0 + s30[k];
+          const a1 = s7[k] + s13[k], b1 = s7[k] - s13[k], c1 = s19[k] + s25[k], d1 = s19[k] - s25[k];
+          const t01 = s1[k] + a1 + c1, t11 = b1 + 2 * d1, t21 = a1 + 4 * c1, t31 = b1 + 8 * d1 + s31[k];
+          const a2 = s8[k] + s14[k], b2 = s8[k] - s14[k], c2 = s20[k] + s26[k], d2 = s20[k] - s26[k];
+          const t02 = s2[k] + a2 + c2, t12 = b2 + 2 * d2, t22 = a2 + 4 * c2, t32 = b2 + 8 * d2 + s32[k];
+          const a3 = s9[k] + s15[k], b3 = s9[k] - s15[k], c3 = s21[k] + s27[k], d3 = s21[k] - s27[k];
+          const t03 = s3[k] + a3 + c3, t13 = b3 + 2 * d3, t23 = a3 + 4 * c3, t33 = b3 + 8 * d3 + s33[k];
+          const a4 = s10[k] + s16[k], b4 = s10[k] - s16[k], c4 = s22[k] + s28[k], d4 = s22[k] - s28[k];
+          const t04 = s4[k] + a4 + c4, t14 = b4 + 2 * d4, t24 = a4 + 4 * c4, t34 = b4 + 8 * d4 + s34[k];
+          const a5 = s11[k] + s17[k], b5 = s11[k] - s17[k], c5 = s23[k] + s29[k], d5 = s23[k] - s29[k];
+          const t05 = s5[k] + a5 + c5, t15 = b5 + 2 * d5, t25 = a5 + 4 * c5, t35 = b5 + 8 * d5 + s35[k];
+          const bc = bias[c];
+          const p0 = t01 + t02, q0 = t01 - t02, r0 = t03 + t04, u0 = t03 - t04;
+          const y00 = t00 + p0 + r0 + bc, y01 = q0 + 2 * u0 + bc, y02 = p0 + 4 * r0 + bc, y03 = q0 + 8 * u0 + t05 + bc;
+          const p1 = t11 + t12, q1 = t11 - t12, r1 = t13 + t14, u1 = t13 - t14;
+          const y10 = t10 + p1 + r1 + bc, y11 = q1 + 2 * u1 + bc, y12 = p1 + 4 * r1 + bc, y13 = q1 + 8 * u1 + t15 + bc;
+          const p2 = t21 + t22, q2 = t21 - t22, r2 = t23 + t24, u2 = t23 - t24;
+          const y20 = t20 + p2 + r2 + bc, y21 = q2 + 2 * u2 + bc, y22 = p2 + 4 * r2 + bc, y23 = q2 + 8 * u2 + t25 + bc;
+          const p3 = t31 + t32, q3 = t31 - t32, r3 = t33 + t34, u3 = t33 - t34;
+          const y30 = t30 + p3 + r3 + bc, y31 = q3 + 2 * u3 + bc, y32 = p3 + 4 * r3 + bc, y33 = q3 + 8 * u3 + t35 + bc;
+          if (whole) {
+            const row0 = o0 + c;
+            dst[row0] = y00;
+            dst[row0 + cout] = y01;
+            dst[row0 + 2 * cout] = y02;
+            dst[row0 + 3 * cout] = y03;
+            const row1 = row0 + rowStride;
+            dst[row1] = y10;
+            dst[row1 + cout] = y11;
+            dst[row1 + 2 * cout] = y12;
+            dst[row1 + 3 * cout] = y13;
+            const row2 = row0 + 2 * rowStride;
+            dst[row2] = y20;
+            dst[row2 + cout] = y21;
+            dst[row2 + 2 * cout] = y22;
+            dst[row2 + 3 * cout] = y23;
+            const row3 = row0 + 3 * rowStride;
+            dst[row3] = y30;
+            dst[row3 + cout] = y31;
+            dst[row3 + 2 * cout] = y32;
+            dst[row3 + 3 * cout] = y33;
+          } else {
+            y.set([y00, y01, y02, y03, y10, y11, y12, y13, y20, y21, y22, y23, y30, y31, y32, y33]);
+            for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) dst[o0 + (i * w + j) * cout + c] = y[4 * i + j];
           }
-          const b = bias[c];
-          for (let i = 0; i < 4; i++) {
-            const r = 6 * i;
-            const pa = t[r + 1] + t[r + 2], pb = t[r + 1] - t[r + 2], pc = t[r + 3] + t[r + 4], pd = t[r + 3] - t[r + 4];
-            y[4 * i] = t[r] + pa + pc + b;
-            y[4 * i + 1] = pb + 2 * pd + b;
-            y[4 * i + 2] = pa + 4 * pc + b;
-            y[4 * i + 3] = pb + 8 * pd + t[r + 5] + b;
-          }
-          for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) dst[o0 + (i * w + j) * cout + c] = y[4 * i + j];
         }
       }
 }
