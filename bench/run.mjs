@@ -69,7 +69,7 @@ async function child() {
   const rows = [];
   const x = (n) => tf.randomUniform([n, S, S, 3], -1, 1, 'float32', 1);
   // Batches run as extractFeatures runs them by default: in forwards of at most maxBatch rows (1 at
-  // 256×256, where a batch-4 forward would need about 4× the heap for little gain).
+  // 256×256, where a batch-4 forward gains little and holds 1.4× the RSS).
   const maxBatch = Math.max(1, Math.floor((256 * 256) / (S * S)));
   const extract = async (x0, t, b, opts = {}) => (await extractFeatures(x0, { t, b, model, seed: 0, ...y(x0.shape[0]), ...opts })).dispose();
   const full = async (x0) => {

@@ -37,8 +37,9 @@ export interface ExtractOptions {
    * Most (t, example) rows per U-Net forward. Default: as many as make 65 536 pixels (1 at 256×256,
    * 16 at 64×64, 64 at 32×32). Batching more
    * buys little on CPU backends, where the work is compute-bound (256×256 model, wasm: three t in one
-   * forward of batch 3 took 1.08× as long per row as three forwards of batch 1), while the wasm heap
-   * grows with the batch (2.0 GiB at batch 3 against 0.8 GiB at batch 1). Results do not depend on it.
+   * forward of batch 3 took 1.08× as long per row as three forwards of batch 1), while memory grows
+   * with the batch (at 256×256 the wasm heap stays under 1 GiB, as large maps wait in JS memory, but
+   * peak RSS went from 2.2 GiB at batch 1 to 3.1 GiB at batch 4). Results do not depend on it.
    */
   maxBatch?: number;
   /** Called after each forward with the number of (t, example) rows done so far. */
