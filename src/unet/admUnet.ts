@@ -358,31 +358,12 @@ export class ADMUNet {
         const captured: tf.Tensor4D[] = [];
         try {
           for (let i = 0; i < h.length; i++) {
-            let x = h[i].take();
-            try {
-              if (skip) {
-                // Joined before the block runs, so that h and the skip are freed before its intermediates exist.
-                const s = skip(i);
-                try {
-                  const joined = tf.concat([x, s], 3);
-                  x.dispose();
-                  x = joined;
-                } finally {
-                  s.dispose();
-                }
-              }
-              const one = h.length > 1;
-              const out = tf.tidy((): tf.Tensor4D => {
-                const y = this.runBlock(spec, x, one ? sliceRows(emb, i, 1) : emb);
-                return extra ? tf.add(y, one ? sliceRows(extra, i, 1) : extra) : y;
-              });
-              // Skips and captures share the output's data (an alias, not a copy); large skips wait outside the wasm heap.
-              if (needed.has(spec.b)) newSkips.push(park(alias(out), this.parkBytes));
-              if (capture.has(spec.b)) captured.push(alias(out));
-              h[i] = park(out, one ? this.parkBytes : Infinity);
-            } finally {
-              x.dispose();
-            }
+            const split = h.length > 1;
+            const out = this.runPart(spec, h[i].take(), skip?.(i), emb, extra, split ? i : undefined);
+            // Skips and captures share the output's data (an alias, not a copy); large skips wait outside the wasm heap.
+            if (needed.has(spec.b)) newSkips.push(park(alias(out), this.parkBytes));
+            if (capture.has(spec.b)) captured.push(alias(out));
+            h[i] = park(out, split ? this.parkBytes : Infinity);
           }
         } catch (e) {
           tf.dispose(captured);
@@ -393,14 +374,20 @@ export class ADMUNet {
         if (capture.has(spec.b)) features.set(spec.b, captured.length === 1 ? captured[0] : joinParts(captured));
       }
       if (!runAll) return { features };
-      const outputs = h.map((part) => {
-        const x = part.take();
-        try {
-          return this.outHead(x);
-        } finally {
-          x.dispose();
+      const outputs: tf.Tensor4D[] = [];
+      try {
+        for (const part of h) {
+          const x = part.take();
+          try {
+            outputs.push(this.outHead(x));
+          } finally {
+            x.dispose();
+          }
         }
-      });
+      } catch (e) {
+        tf.dispose(outputs);
+        throw e;
+      }
       return { features, output: outputs.length === 1 ? outputs[0] : joinParts(outputs) };
     } catch (e) {
       features.forEach((f) => f.dispose());
@@ -409,6 +396,26 @@ export class ADMUNet {
       h.forEach((part) => part.dispose());
       skips.forEach((parts) => parts.forEach((s) => s.dispose()));
       emb.dispose();
+    }
+  }
+
+  // Block `spec` on x, first joined with its skip for an output block, plus the tensor added to the
+  // block's output; `example` picks the rows of emb and of the added tensor when x is one example of
+  // the batch. Consumes x and skip.
+  private runPart(spec: BlockSpec, x: tf.Tensor4D, skip: tf.Tensor4D | undefined, emb: tf.Tensor2D, extra: tf.Tensor4D | undefined, example?: number): tf.Tensor4D {
+    let input = x;
+    try {
+      if (skip) {
+        input = tf.concat([x, skip], 3);
+        // Freed before the block runs, so that they are gone before its intermediates exist.
+        tf.dispose([x, skip]);
+      }
+      return tf.tidy((): tf.Tensor4D => {
+        const y = this.runBlock(spec, input, example === undefined ? emb : sliceRows(emb, example, 1));
+        return extra ? tf.add(y, example === undefined ? extra : sliceRows(extra, example, 1)) : y;
+      });
+    } finally {
+      tf.dispose([x, input, ...(skip ? [skip] : [])]);
     }
   }
 
