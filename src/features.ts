@@ -108,6 +108,9 @@ function asList(v: number | number[], what: string): number[] {
 
 const DEFAULT_BATCH_PIXELS = 256 * 256;
 
+// setImmediate where there is one (Node: no timer clamp), else a zero-delay timeout (browsers).
+const nextTurn = (): Promise<void> => new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
+
 /**
  * Diffusion features of clean images: for every t, `x_t = q_sample(x0, t, ε)`, then the U-Net's
  * block outputs for every b. The (t, example) rows run as batched forwards of up to `maxBatch` rows,
@@ -181,7 +184,10 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
         pooled.dispose();
       }
       opts.onProgress?.(end, total);
-      await Promise.resolve();
+      // A full turn of the event loop between forwards, not just a microtask: it lets a page repaint and
+      // the JS memory of the filters streamed in the last forward be reclaimed (256 model, one thread:
+      // three t at b = 24 took 3.6× one t with a microtask, 2.9–3.0× with a macrotask).
+      await nextTurn();
     }
   } catch (e) {
     pieces.forEach((l) => l.forEach((p) => p.dispose()));
