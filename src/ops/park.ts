@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { recordingGradients } from './noGrad.js';
 import { heapView, tensorFromFill, wasmHeap } from './wasmHeap.js';
 
 /** A tensor set aside until it is needed again; see {@link park}. */
@@ -20,8 +21,7 @@ export interface Parked<T extends tf.Tensor> {
  */
 export function park<T extends tf.Tensor>(x: T, minBytes = 0): Parked<T> {
   const heap = x.dtype === 'float32' && 4 * x.size >= minBytes ? wasmHeap() : null;
-  const recording = (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
-  if (!heap || recording) {
+  if (!heap || recordingGradients()) {
     let kept: T | null = x;
     return {
       shape: x.shape,

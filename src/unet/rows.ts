@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { recordingGradients } from '../ops/noGrad.js';
 import { alias } from '../ops/alias.js';
 import { sliceRows } from '../ops/sliceRows.js';
 import { heapView, wasmHeap } from '../ops/wasmHeap.js';
@@ -79,8 +80,7 @@ export function mapBands(height: number, rows: number, band: (top: number, count
   if (rows >= height) return band(0, height);
   const heap = wasmHeap();
   // Gradients need the bands as ops on the tape, so while one is recorded they are concatenated.
-  const recording = (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
-  if (!heap || recording) {
+  if (!heap || recordingGradients()) {
     const parts: tf.Tensor4D[] = [];
     for (let top = 0; top < height; top += rows) parts.push(band(top, Math.min(rows, height - top)));
     const whole = tf.concat(parts, 1);

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { noGrad } from '../../src/ops/noGrad';
+import { noGrad, recordingGradients } from '../../src/ops/noGrad';
 import { BACKENDS, setBackend } from '../helpers';
 
 for (const backend of BACKENDS) {
@@ -61,3 +61,17 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('recordingGradients', () => {
+  it('is true inside a gradient and nowhere else', () => {
+    const seen: boolean[] = [recordingGradients()];
+    const x = tf.ones([2]);
+    const g = tf.grad((x: tf.Tensor) => {
+      seen.push(recordingGradients());
+      return tf.sum(tf.square(x));
+    })(x);
+    seen.push(recordingGradients());
+    expect(seen).toEqual([false, true, false]);
+    tf.dispose([g, x]);
+  });
+});
