@@ -21,35 +21,24 @@ export interface Parked<T extends tf.Tensor> {
  */
 export function park<T extends tf.Tensor>(x: T, minBytes = 0): Parked<T> {
   const heap = x.dtype === 'float32' && 4 * x.size >= minBytes ? wasmHeap() : null;
-  if (!heap || recordingGradients()) {
-    let kept: T | null = x;
-    return {
-      shape: x.shape,
-      take: () => {
-        if (!kept) throw new Error('park: this tensor was already taken');
-        const t = kept;
-        kept = null;
-        return t;
-      },
-      dispose: () => {
-        kept?.dispose();
-        kept = null;
-      },
-    };
-  }
-  let data: Float32Array | null = heapView(heap, x).slice();
   const shape = x.shape;
-  x.dispose();
+  // The tensor itself, or its values in JS memory once it has left the heap; null once taken.
+  let held: T | Float32Array | null = x;
+  if (heap && !recordingGradients()) {
+    held = heapView(heap, x).slice();
+    x.dispose();
+  }
   return {
     shape,
     take: () => {
-      if (!data) throw new Error('park: this tensor was already taken');
-      const values = data;
-      data = null;
-      return tensorFromFill(shape, (dst) => dst.set(values)) as T;
+      if (!held) throw new Error('park: this tensor was already taken');
+      const values = held;
+      held = null;
+      return values instanceof Float32Array ? (tensorFromFill(shape, (dst) => dst.set(values)) as T) : values;
     },
     dispose: () => {
-      data = null;
+      if (held instanceof tf.Tensor) held.dispose();
+      held = null;
     },
   };
 }
