@@ -19,7 +19,7 @@ import { tfjsShape, toReferenceLayout, toTfjsLayout } from './layout.js';
 import type { Params } from './params.js';
 import { bandRows, mapBands, rowsOf, upsampledRows, type Rows } from './rows.js';
 import { alias } from '../ops/alias.js';
-import { park, type Parked } from '../ops/park.js';
+import { park, ParkingBuffers, type Parked } from '../ops/park.js';
 import { sliceRows } from '../ops/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
 import { checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
@@ -148,6 +148,7 @@ export class ADMUNet {
   private winogradCacheLeft: number;
   private readonly bandFloats: number;
   private readonly parkBytes: number;
+  private readonly parking = new ParkingBuffers();
   private disposed = false;
 
   private constructor(config: ResolvedConfig, arch: Architecture, weights: WeightStore, opts: ModelOptions) {
@@ -350,7 +351,7 @@ export class ADMUNet {
         if (spec.b > stopAt) break;
         const [, size, width] = h[0].shape;
         const widest = Math.max(spec.inChannels, spec.channels);
-        h = regroup(h, n > 1 && this.rowsPerBand(size, width, widest, widest) < size, this.parkBytes);
+        h = regroup(h, n > 1 && this.rowsPerBand(size, width, widest, widest) < size, (x) => this.park(x));
         const skip = spec.part === 'output' ? this.skipParts(skips.get(spec.skipFrom!)!, h.length) : undefined;
         const extra = add.get(spec.b);
         const newSkips: Parked<tf.Tensor4D>[] = [];
@@ -361,9 +362,9 @@ export class ADMUNet {
             const split = h.length > 1;
             const out = this.runPart(spec, h[i].take(), skip?.(i), emb, extra, split ? i : undefined);
             // Skips and captures share the output's data (an alias, not a copy); large skips wait outside the wasm heap.
-            if (needed.has(spec.b)) newSkips.push(park(alias(out), this.parkBytes));
+            if (needed.has(spec.b)) newSkips.push(this.park(alias(out)));
             if (capture.has(spec.b)) captured.push(alias(out));
-            h[i] = park(out, split ? this.parkBytes : Infinity);
+            h[i] = split ? this.park(out) : park(out, Infinity);
           }
         } catch (e) {
           tf.dispose(captured);
@@ -419,11 +420,17 @@ export class ADMUNet {
     }
   }
 
+  // Sets a map aside until a later block takes it: out of the wasm heap when it holds parkBytes or
+  // more, in JS buffers this model reuses from forward to forward.
+  private park(x: tf.Tensor4D): Parked<tf.Tensor4D> {
+    return park(x, this.parkBytes, this.parking);
+  }
+
   // The skip's part for each of `count` parts of h: taken one at a time when both are split alike,
   // otherwise taken whole and regrouped to h's parts.
   private skipParts(parked: Parked<tf.Tensor4D>[], count: number): (i: number) => tf.Tensor4D {
     if (parked.length === count) return (i) => parked[i].take();
-    const parts = regroup(parked, count > 1, Infinity);
+    const parts = regroup(parked, count > 1, (x) => park(x, Infinity));
     return (i) => parts[i].take();
   }
 
@@ -452,6 +459,7 @@ export class ADMUNet {
     this.weights.dispose();
     this.winogradCache.forEach(({ u }) => tf.dispose(u));
     this.winogradCache.clear();
+    this.parking.clear();
     this.disposed = true;
   }
 
@@ -614,13 +622,13 @@ export class ADMUNet {
   }
 }
 
-// One part per example (splitting a batch, each parked when it holds `parkBytes` or more), or the
-// batch as one part (joining examples); the parts given are consumed.
-function regroup(parts: Parked<tf.Tensor4D>[], perExample: boolean, parkBytes: number): Parked<tf.Tensor4D>[] {
+// One part per example (splitting a batch, each set aside by `hold`), or the batch as one part
+// (joining examples); the parts given are consumed.
+function regroup(parts: Parked<tf.Tensor4D>[], perExample: boolean, hold: (x: tf.Tensor4D) => Parked<tf.Tensor4D>): Parked<tf.Tensor4D>[] {
   if (perExample && parts.length === 1 && parts[0].shape[0] > 1) {
     const whole = parts[0].take();
     try {
-      return Array.from({ length: whole.shape[0] }, (_, i) => park(sliceRows(whole, i, 1), parkBytes));
+      return Array.from({ length: whole.shape[0] }, (_, i) => hold(sliceRows(whole, i, 1)));
     } finally {
       whole.dispose();
     }

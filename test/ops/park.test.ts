@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { park } from '../../src/ops/park';
+import { park, ParkingBuffers } from '../../src/ops/park';
 import { BACKENDS, setBackend } from '../helpers';
 
 for (const backend of BACKENDS) {
@@ -37,6 +37,24 @@ for (const backend of BACKENDS) {
       tf.dispose([x, y, g]);
     });
 
+    it('parks into reusable buffers, given back on take and on dispose', () => {
+      const buffers = new ParkingBuffers();
+      const x = tf.randomNormal([1, 8, 8, 4], 0, 1, 'float32', 5);
+      const want = Array.from(x.dataSync());
+      const first = park(x, 0, buffers);
+      const back = first.take();
+      expect(Array.from(back.dataSync())).toEqual(want);
+      // On wasm the buffer came back with the take; the next park of that size reuses it.
+      expect(buffers.bytes).toBe(backend === 'wasm' ? 4 * 256 : 0);
+      const second = park(tf.ones([1, 8, 8, 4]), 0, buffers);
+      expect(buffers.bytes).toBe(0);
+      expect(Array.from(second.take().dataSync())).toEqual(new Array(256).fill(1));
+      const third = park(tf.zeros([1, 8, 8, 4]), 0, buffers);
+      third.dispose();
+      expect(buffers.bytes).toBe(backend === 'wasm' ? 4 * 256 : 0);
+      tf.dispose(back);
+    });
+
     it('dispose frees what was never taken', () => {
       const before = tf.memory().numTensors;
       const parked = park(tf.ones([64, 64]));
@@ -45,3 +63,41 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('ParkingBuffers', () => {
+  it('reuses a free buffer of the same length and allocates for another', () => {
+    const buffers = new ParkingBuffers();
+    const a = buffers.get(10);
+    buffers.release(a);
+    expect(buffers.get(10)).toBe(a);
+    const b = buffers.get(20);
+    expect(b).not.toBe(a);
+    expect(b.length).toBe(20);
+  });
+
+  it('keeps free no more than the most bytes lent at once, dropping the oldest first', () => {
+    const buffers = new ParkingBuffers();
+    const a = buffers.get(10);
+    const b = buffers.get(10);
+    buffers.release(a);
+    buffers.release(b);
+    expect(buffers.bytes).toBe(80); // the peak: both were lent at once
+    const c = buffers.get(15); // another length: a new buffer, while a and b wait
+    buffers.release(c);
+    // 140 bytes free would exceed the 80-byte peak: a, then b (the oldest) are dropped.
+    expect(buffers.bytes).toBe(60);
+    expect(buffers.get(15)).toBe(c);
+    const d = buffers.get(10);
+    expect(d).not.toBe(a);
+    expect(d).not.toBe(b);
+  });
+
+  it('clear drops the free buffers', () => {
+    const buffers = new ParkingBuffers();
+    const a = buffers.get(4);
+    buffers.release(a);
+    buffers.clear();
+    expect(buffers.bytes).toBe(0);
+    expect(buffers.get(4)).not.toBe(a);
+  });
+});
