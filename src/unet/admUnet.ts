@@ -98,7 +98,8 @@ export interface ModelOptions extends WeightOptions {
    * one example at a time (a batch is carried between such blocks as one tensor per example), so
    * that peak memory follows this budget rather than the image size or the batch: lower it to fit a
    * smaller heap, at some cost in speed. On wasm, encoder outputs of more than a sixteenth of it wait
-   * for their decoder blocks in JS memory rather than in the heap (see `park`).
+   * for their decoder blocks in JS memory rather than in the heap (see `park`), in buffers the model
+   * keeps for its next forward until it is disposed.
    */
   bandBytes?: number;
 }
