@@ -15,7 +15,7 @@ export interface Parked<T extends tf.Tensor> {
 /**
  * JS buffers for parked values, reused from one forward to the next. Writing into freshly allocated
  * memory costs its page faults: on this project's 2-core VM, copying 64 MiB into a new array took
- * 265 ms against 5 ms into one already used, which made parking a 256×256 model's skips cost 0.7 s
+ * 265 ms against 5 ms into one already used, which made parking a 256×256 model's skips cost 0.5–0.9 s
  * of each full forward. The free buffers are capped at the most bytes ever parked at once (the oldest
  * are dropped first): enough for the next forward of the same shapes to allocate nothing.
  */
