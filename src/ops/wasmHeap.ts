@@ -25,11 +25,16 @@ export function wasmHeap(): WasmBackendInternals | null {
   return b as WasmBackendInternals;
 }
 
-/** A float32 view of a tensor's data in the wasm heap (valid until the heap grows). */
-export function heapView(heap: WasmBackendInternals, t: tf.TensorInfo): Float32Array {
+/** Where a float32 tensor's data starts in the wasm heap, in bytes (fixed for the tensor's life). */
+export function heapOffset(heap: WasmBackendInternals, t: tf.TensorInfo): number {
   const d = heap.dataIdMap.get(t.dataId);
   if (!d || d.dtype !== 'float32') throw new Error('not a float32 tensor of the active wasm backend');
-  return new Float32Array(heap.wasm.HEAPU8.buffer, d.memoryOffset, t.shape.reduce((a, b) => a * b, 1));
+  return d.memoryOffset;
+}
+
+/** A float32 view of a tensor's data in the wasm heap (valid until the heap grows). */
+export function heapView(heap: WasmBackendInternals, t: tf.TensorInfo): Float32Array {
+  return new Float32Array(heap.wasm.HEAPU8.buffer, heapOffset(heap, t), t.shape.reduce((a, b) => a * b, 1));
 }
 
 /**

@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { f16ToF32, f32ToF16 } from '../io/safetensors.js';
+import { simdKernels } from '../ops/simdKernels.js';
 import { tensorFromFill } from '../ops/wasmHeap.js';
 
 /** How the weights are kept. */
@@ -151,7 +152,7 @@ export class WeightStore {
 
   private upload(s: { data: Float32Array | Uint16Array }, shape: number[]): tf.Tensor {
     const src = s.data;
-    return tensorFromFill(shape, (dst) => (src instanceof Uint16Array ? f16ToF32(src, dst) : dst.set(src)));
+    return tensorFromFill(shape, (dst) => (src instanceof Uint16Array ? decodeHalves(src, dst) : dst.set(src)));
   }
 
   /** Frees the resident tensors and drops the streamed arrays. */
@@ -161,6 +162,24 @@ export class WeightStore {
     this.streamed.clear();
     this.disposed = true;
   }
+}
+
+/**
+ * Halves into `dst`; when `dst` lies in the wasm heap, by the SIMD kernel: the halves are copied
+ * into the upper half of `dst`'s own bytes and decoded from there front to back, which never
+ * overwrites a half before it is read, so no scratch memory is needed.
+ */
+function decodeHalves(src: Uint16Array, dst: Float32Array): void {
+  const simd = simdKernels();
+  const blocks = src.length >>> 3;
+  if (!simd || dst.buffer !== simd.memory.buffer || blocks === 0) {
+    f16ToF32(src, dst);
+    return;
+  }
+  const upper = dst.byteOffset + 2 * src.length;
+  new Uint16Array(dst.buffer, upper, src.length).set(src);
+  simd.f16ToF32(upper, dst.byteOffset, blocks);
+  if (8 * blocks < src.length) f16ToF32(src.subarray(8 * blocks), dst.subarray(8 * blocks));
 }
 
 function rowsShape(shape: number[]): number[] {

@@ -9,7 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { sliceRows } from '../ops/sliceRows.js';
-import { heapView, tensorFromFill, wasmHeap } from '../ops/wasmHeap.js';
+import { simdKernels } from '../ops/simdKernels.js';
+import { heapOffset, heapView, tensorFromFill, wasmHeap } from '../ops/wasmHeap.js';
 import type { RowPad } from './conv.js';
 
 /** Tile size m of F(m×m, 3×3). */
@@ -155,8 +156,9 @@ export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tenso
 
 /**
  * Y = Aᵀ M A for every tile, from the α² products `[P, Cout]` (ξ = r·α + c), plus the bias, laid out
- * as the image `[N, outH, w, Cout]`. On wasm a loop over the heap does it in one pass that reads
- * each product once and writes each output once: as tfjs ops it took a concat of the products, a
+ * as the image `[N, outH, w, Cout]`. On wasm one pass over the heap does it, reading each product
+ * once and writing each output once (a SIMD kernel, or a JavaScript loop where the kernel cannot
+ * run, about 4× slower): as tfjs ops it took a concat of the products, a
  * matMul with a 4-row left operand whose huge right operand XNNPACK repacks on every call (about
  * 2 GFLOP/s; 11 % of the 256 model's full pass), two transposes and the bias add.
  */
@@ -164,7 +166,12 @@ function outputTransform(products: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTi
   const cout = products[0].shape[1];
   const heap = wasmHeap();
   if (!heap || bias.size !== cout) return tf.add(outputTransformOps(products, m, [n, th, tw], outH, w), bias);
+  const simd = cout % 4 === 0 ? simdKernels() : null;
   return tensorFromFill([n, outH, w, cout], (dst) => {
+    if (simd) {
+      simd.untile(m, products.map((t) => heapOffset(heap, t)), heapOffset(heap, bias), dst.byteOffset, n, th, tw, outH, w, cout);
+      return;
+    }
     // Views are taken after the output exists: allocating it may have grown (and moved) the heap.
     const src = products.map((t) => heapView(heap, t));
     (m === 2 ? untile2 : untile4)(src, heapView(heap, bias), dst, [n, th, tw], outH, w, cout);

@@ -1,0 +1,227 @@
+/**
+ * Two passes of the 256 models' forward that tfjs has no kernel for, as WebAssembly SIMD functions
+ * running in the wasm backend's own memory: float16 → float32 decoding of streamed weights, and the
+ * Winograd output transform. In JavaScript they took about 1.6 ns per weight and 2 s of each 256
+ * full forward; JavaScript cannot use SIMD and pays for every typed-array bounds check.
+ *
+ * The module is assembled at first use (a few hundred bytes, see {@link ./wasmAssembler}) and imports
+ * the backend's `WebAssembly.Memory`, which tfjs-backend-wasm 4.22.0 exposes on its emscripten
+ * module (`wasmMemory` in the threaded build, `asm.memory` otherwise). Whenever any of that is not
+ * there (another backend or version, no SIMD) {@link simdKernels} is null and callers keep their
+ * JavaScript paths.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { assembleModule, FunctionBody, type ValType } from './wasmAssembler.js';
+
+/** Winograd output tile sizes with a kernel. */
+export type UntileTile = 2 | 4;
+
+/** The kernels, bound to the active wasm backend's memory. Pointers are byte offsets in its heap. */
+export interface SimdKernels {
+  readonly memory: WebAssembly.Memory;
+  /**
+   * Decodes `blocks · 8` IEEE halves at `src` to float32 at `dst`, front to back, 8 at a time, each
+   * block read before it is written: `src` may lie inside the output as long as `src ≥ dst + 16·blocks`.
+   */
+  f16ToF32(src: number, dst: number, blocks: number): void;
+  /**
+   * The Winograd output transform Y = Aᵀ M A plus bias, for F(m×m, 3×3): `products` are the α²
+   * matrices `[n·th·tw, cout]` (ξ = r·α + c), `dst` the image `[n, outH, w, cout]`; `cout % 4 === 0`.
+   */
+  untile(m: UntileTile, products: number[], bias: number, dst: number, n: number, th: number, tw: number, outH: number, w: number, cout: number): void;
+}
+
+interface EmscriptenModule {
+  wasmMemory?: unknown;
+  asm?: { memory?: unknown };
+}
+
+const cache = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
+let disabled = false;
+
+/** The kernels for the active backend, or null when it is not a wasm backend they can run in. */
+export function simdKernels(): SimdKernels | null {
+  if (disabled || tf.getBackend() !== 'wasm') return null;
+  const module = (tf.backend() as unknown as { wasm?: EmscriptenModule }).wasm;
+  const memory = module?.wasmMemory ?? module?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return null;
+  if (!cache.has(memory)) cache.set(memory, build(memory));
+  return cache.get(memory) ?? null;
+}
+
+/** Turns the kernels off (true) or back on, so tests can exercise the JavaScript paths on wasm. */
+export function disableSimdKernels(off: boolean): void {
+  disabled = off;
+}
+
+function build(memory: WebAssembly.Memory): SimdKernels | null {
+  try {
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const bytes = assembleModule(
+      [
+        { name: 'f16', body: f16Body() },
+        { name: 'untile2', body: untileBody(2) },
+        { name: 'untile4', body: untileBody(4) },
+      ],
+      { shared },
+    );
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+    const fns = instance.exports as Record<string, (...args: number[]) => void>;
+    return {
+      memory,
+      f16ToF32: (src, dst, blocks) => {
+        if (blocks > 0) fns.f16(src, dst, blocks);
+      },
+      untile: (m, products, bias, dst, n, th, tw, outH, w, cout) => {
+        if (products.length !== (m + 2) ** 2) throw new RangeError(`untile${m}: ${(m + 2) ** 2} products expected, got ${products.length}`);
+        if (cout % 4 !== 0 || cout < 4) throw new RangeError(`untile${m}: cout must be a positive multiple of 4, got ${cout}`);
+        if (n > 0 && th > 0 && tw > 0) fns[`untile${m}`](...products, bias, dst, n, th, tw, outH, w, cout);
+      },
+    };
+  } catch {
+    return null; // no SIMD, or a memory this module cannot import
+  }
+}
+
+// Halves to floats, branch-free per lane: move exponent and mantissa into place and rebias the
+// exponent (15 → 127); infinities and NaNs get the exponent's top value; zeros and subnormals are
+// renormalised by a float subtraction of 2⁻¹⁴, which is exact.
+function f16Body(): FunctionBody {
+  const [src, dst, blocks] = [0, 1, 2];
+  const b = new FunctionBody(['i32', 'i32', 'i32']);
+  const [x, u, e] = [b.local('v128'), b.local('v128'), b.local('v128')];
+  const half = (extend: string, offset: number) => {
+    b.get(dst);
+    b.get(x).op(extend).v128i32(splat(0x7fff)).op('v128.and').i32(13).op('i32x4.shl').tee(u);
+    b.v128i32(splat(0x0f800000)).op('v128.and').set(e);
+    b.get(u).v128i32(splat(0x38000000)).op('i32x4.add');
+    b.get(e).v128i32(splat(0x0f800000)).op('i32x4.eq').v128i32(splat(0x38000000)).op('v128.and', 'i32x4.add').set(u);
+    b.get(u).v128i32(splat(0x00800000)).op('i32x4.add').v128f32(2 ** -14).op('f32x4.sub');
+    b.get(u);
+    b.get(e).v128i32(splat(0)).op('i32x4.eq', 'v128.bitselect');
+    b.get(x).op(extend).v128i32(splat(0x8000)).op('v128.and').i32(16).op('i32x4.shl', 'v128.or');
+    b.mem('v128.store', offset);
+  };
+  b.begin('loop');
+  b.get(src).mem('v128.load').set(x);
+  half('i32x4.extend_low_i16x8_u', 0);
+  half('i32x4.extend_high_i16x8_u', 16);
+  b.get(src).i32(16).op('i32.add').set(src);
+  b.get(dst).i32(32).op('i32.add').set(dst);
+  b.get(blocks).i32(1).op('i32.sub').tee(blocks).br(0, true);
+  b.op('end');
+  return b;
+}
+
+function splat(v: number): [number, number, number, number] {
+  return [v, v, v, v];
+}
+
+/**
+ * Aᵀ applied to one column (or row) of α values, in the factored form that shares sums: for m = 4,
+ * with a = v1 + v2, b = v1 − v2, c = v3 + v4, d = v3 − v4, the rows are v0 + a + c, b + 2d, a + 4c,
+ * b + 8d + v5; for m = 2, v0 + v1 + v2 and v1 − v2 − v3.
+ */
+function applyAt(b: FunctionBody, m: UntileTile, v: number[], out: number[], tmp: number[], bias?: number): void {
+  const sum = (dst: number, terms: [number, number][], isOutput = true) => {
+    terms.forEach(([coef, local], i) => {
+      b.get(local);
+      if (Math.abs(coef) !== 1) b.v128f32(Math.abs(coef)).op('f32x4.mul');
+      if (i > 0) b.op(coef > 0 ? 'f32x4.add' : 'f32x4.sub');
+    });
+    if (isOutput && bias !== undefined) b.get(bias).op('f32x4.add');
+    b.set(dst);
+  };
+  if (m === 2) {
+    sum(out[0], [[1, v[0]], [1, v[1]], [1, v[2]]]);
+    sum(out[1], [[1, v[1]], [-1, v[2]], [-1, v[3]]]);
+    return;
+  }
+  const [a, bb, c, d] = tmp;
+  sum(a, [[1, v[1]], [1, v[2]]], false);
+  sum(bb, [[1, v[1]], [-1, v[2]]], false);
+  sum(c, [[1, v[3]], [1, v[4]]], false);
+  sum(d, [[1, v[3]], [-1, v[4]]], false);
+  sum(out[0], [[1, v[0]], [1, a], [1, c]]);
+  sum(out[1], [[1, bb], [2, d]]);
+  sum(out[2], [[1, a], [4, c]]);
+  sum(out[3], [[1, bb], [8, d], [1, v[5]]]);
+}
+
+/**
+ * The output transform over every tile, four channels per step: the α² products are read once,
+ * in order (they are `[tiles, cout]`), and each output written once. Edge tiles store only the
+ * rows and columns inside the image.
+ */
+function untileBody(m: UntileTile): FunctionBody {
+  const alpha = m + 2;
+  const np = alpha * alpha;
+  const params: ValType[] = [...new Array<ValType>(np).fill('i32'), 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'];
+  const b = new FunctionBody(params);
+  const [bias, dst, n, th, tw, outH, w, cout] = Array.from({ length: 8 }, (_, i) => np + i);
+  const i32 = () => b.local('i32');
+  const [e, ti, tj, c, kb, rowBase, colBase, rows, cols, cs, rs, left] = Array.from({ length: 12 }, i32);
+  const rowAddr = Array.from({ length: m }, i32);
+  const colOff = Array.from({ length: m }, i32);
+  const v128 = () => b.local('v128');
+  const col = Array.from({ length: alpha }, v128);
+  const t = Array.from({ length: m }, () => Array.from({ length: alpha }, v128));
+  const y = Array.from({ length: m }, () => Array.from({ length: m }, v128));
+  const tmp = Array.from({ length: 4 }, v128);
+  const bv = v128();
+
+  // Strides in bytes, and the column offsets j·cs of a tile.
+  b.get(cout).i32(4).op('i32.mul').set(cs);
+  b.get(w).get(cs).op('i32.mul').set(rs);
+  colOff.forEach((l, j) => b.get(cs).i32(j).op('i32.mul').set(l));
+  b.i32(0).set(kb);
+  b.i32(0).set(e);
+  b.begin('loop'); // e
+  b.i32(0).set(ti);
+  b.begin('loop'); // ti
+  // left = outH − m·ti; rows = min(m, left); rowBase = dst + (e·outH + m·ti)·rs
+  b.get(outH).get(ti).i32(m).op('i32.mul', 'i32.sub').set(left);
+  b.i32(m).get(left).get(left).i32(m).op('i32.gt_u', 'select').set(rows);
+  b.get(dst).get(e).get(outH).op('i32.mul').get(ti).i32(m).op('i32.mul', 'i32.add').get(rs).op('i32.mul', 'i32.add').set(rowBase);
+  b.i32(0).set(tj);
+  b.begin('loop'); // tj
+  b.get(w).get(tj).i32(m).op('i32.mul', 'i32.sub').set(left);
+  b.i32(m).get(left).get(left).i32(m).op('i32.gt_u', 'select').set(cols);
+  b.get(rowBase).get(tj).i32(m).op('i32.mul').get(cs).op('i32.mul', 'i32.add').set(colBase);
+  b.i32(0).set(c);
+  b.begin('loop'); // c, in bytes
+  // Aᵀ over the rows r of each column: t[i][col].
+  for (let cc = 0; cc < alpha; cc++) {
+    for (let r = 0; r < alpha; r++) b.get(r * alpha + cc).get(kb).op('i32.add').mem('v128.load').set(col[r]);
+    applyAt(b, m, col, t.map((row) => row[cc]), tmp);
+  }
+  b.get(bias).get(c).op('i32.add').mem('v128.load').set(bv);
+  // Then over the columns of each row, plus the bias: y[i][j].
+  for (let i = 0; i < m; i++) applyAt(b, m, t[i], y[i], tmp, bv);
+  rowAddr.forEach((l, i) => b.get(colBase).get(c).op('i32.add').get(rs).i32(i).op('i32.mul', 'i32.add').set(l));
+  const store = (i: number, j: number) => b.get(rowAddr[i]).get(colOff[j]).op('i32.add').get(y[i][j]).mem('v128.store');
+  b.get(rows).get(cols).op('i32.add').i32(2 * m).op('i32.eq').begin('if');
+  for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) store(i, j);
+  b.op('else');
+  for (let i = 0; i < m; i++) {
+    b.get(rows).i32(i).op('i32.gt_u').begin('if');
+    for (let j = 0; j < m; j++) {
+      b.get(cols).i32(j).op('i32.gt_u').begin('if');
+      store(i, j);
+      b.op('end');
+    }
+    b.op('end');
+  }
+  b.op('end');
+  b.get(kb).i32(16).op('i32.add').set(kb);
+  b.get(c).i32(16).op('i32.add').tee(c).get(cs).op('i32.lt_u').br(0, true);
+  b.op('end'); // c
+  b.get(tj).i32(1).op('i32.add').tee(tj).get(tw).op('i32.lt_u').br(0, true);
+  b.op('end'); // tj
+  b.get(ti).i32(1).op('i32.add').tee(ti).get(th).op('i32.lt_u').br(0, true);
+  b.op('end'); // ti
+  b.get(e).i32(1).op('i32.add').tee(e).get(n).op('i32.lt_u').br(0, true);
+  b.op('end'); // e
+  return b;
+}
