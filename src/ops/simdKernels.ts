@@ -1,8 +1,10 @@
 /**
- * Two passes of the 256 models' forward that tfjs has no kernel for, as WebAssembly SIMD functions
- * running in the wasm backend's own memory: float16 → float32 decoding of streamed weights, and the
- * Winograd output transform. In JavaScript they took about 1.6 ns per weight and 2 s of each 256
- * full forward; JavaScript cannot use SIMD and pays for every typed-array bounds check.
+ * Passes of the 256 models' forward that tfjs has no fitting kernel for, as WebAssembly SIMD
+ * functions running in the wasm backend's own memory: float16 → float32 decoding of streamed
+ * weights, and the Winograd input and output transforms. In JavaScript the decoding took 2.3 ns per
+ * weight and the output transform 2 s of each 256 full forward (JavaScript has no SIMD and checks
+ * every typed-array access); the input transform as tfjs depthwise convs pads 6-tap kernels to 9
+ * (shorter ones are an order of magnitude slower there) and copies the input into a padded one first.
  *
  * The module is assembled at first use (a few hundred bytes, see {@link ./wasmAssembler}) and imports
  * the backend's `WebAssembly.Memory`, which tfjs-backend-wasm 4.22.0 exposes on its emscripten
@@ -14,9 +16,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { assembleModule, FunctionBody, type ValType } from './wasmAssembler.js';
 
-/** Winograd output tile sizes with a kernel. */
-export type UntileTile = 2 | 4;
-
 /** The kernels, bound to the active wasm backend's memory. Pointers are byte offsets in its heap. */
 export interface SimdKernels {
   readonly memory: WebAssembly.Memory;
@@ -26,10 +25,16 @@ export interface SimdKernels {
    */
   f16ToF32(src: number, dst: number, blocks: number): void;
   /**
+   * The Winograd input transform V = Bᵀ d B of F(m×m, 3×3) for every tile: `x` is the image `[n, inH,
+   * w, cin]`, `outs` the α² matrices `[n·th·tw, cin]` (ξ = r·α + c); tile (ti, tj) starts at row
+   * m·ti − padTop and column m·tj − 1, and what lies outside the image counts as zeros. `cin % 4 === 0`.
+   */
+  tile(m: 2 | 4, x: number, outs: number[], n: number, inH: number, w: number, cin: number, padTop: number, th: number, tw: number): void;
+  /**
    * The Winograd output transform Y = Aᵀ M A plus bias, for F(m×m, 3×3): `products` are the α²
    * matrices `[n·th·tw, cout]` (ξ = r·α + c), `dst` the image `[n, outH, w, cout]`; `cout % 4 === 0`.
    */
-  untile(m: UntileTile, products: number[], bias: number, dst: number, n: number, th: number, tw: number, outH: number, w: number, cout: number): void;
+  untile(m: 2 | 4, products: number[], bias: number, dst: number, n: number, th: number, tw: number, outH: number, w: number, cout: number): void;
 }
 
 interface EmscriptenModule {
@@ -63,6 +68,8 @@ function build(memory: WebAssembly.Memory): SimdKernels | null {
         { name: 'f16', body: f16Body() },
         { name: 'untile2', body: untileBody(2) },
         { name: 'untile4', body: untileBody(4) },
+        { name: 'tile2', body: tileBody(2) },
+        { name: 'tile4', body: tileBody(4) },
       ],
       { shared },
     );
@@ -77,6 +84,11 @@ function build(memory: WebAssembly.Memory): SimdKernels | null {
         if (products.length !== (m + 2) ** 2) throw new RangeError(`untile${m}: ${(m + 2) ** 2} products expected, got ${products.length}`);
         if (cout % 4 !== 0 || cout < 4) throw new RangeError(`untile${m}: cout must be a positive multiple of 4, got ${cout}`);
         if (n > 0 && th > 0 && tw > 0) fns[`untile${m}`](...products, bias, dst, n, th, tw, outH, w, cout);
+      },
+      tile: (m, x, outs, n, inH, w, cin, padTop, th, tw) => {
+        if (outs.length !== (m + 2) ** 2) throw new RangeError(`tile${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
+        if (cin % 4 !== 0 || cin < 4) throw new RangeError(`tile${m}: cin must be a positive multiple of 4, got ${cin}`);
+        if (n > 0 && th > 0 && tw > 0) fns[`tile${m}`](...outs, x, n, inH, w, cin, padTop, th, tw);
       },
     };
   } catch {
@@ -118,35 +130,157 @@ function splat(v: number): [number, number, number, number] {
   return [v, v, v, v];
 }
 
+type Term = [coef: number, local: number];
+
 /**
- * Aᵀ applied to one column (or row) of α values, in the factored form that shares sums: for m = 4,
- * with a = v1 + v2, b = v1 − v2, c = v3 + v4, d = v3 − v4, the rows are v0 + a + c, b + 2d, a + 4c,
- * b + 8d + v5; for m = 2, v0 + v1 + v2 and v1 − v2 − v3.
+ * `dst = Σ coef·local` for each step in order (the first coefficient positive), adding `bias` to
+ * the steps marked as outputs.
  */
-function applyAt(b: FunctionBody, m: UntileTile, v: number[], out: number[], tmp: number[], bias?: number): void {
-  const sum = (dst: number, terms: [number, number][], isOutput = true) => {
+function combine(b: FunctionBody, steps: [dst: number, terms: Term[], output: boolean][], bias?: number): void {
+  for (const [dst, terms, output] of steps) {
     terms.forEach(([coef, local], i) => {
       b.get(local);
       if (Math.abs(coef) !== 1) b.v128f32(Math.abs(coef)).op('f32x4.mul');
       if (i > 0) b.op(coef > 0 ? 'f32x4.add' : 'f32x4.sub');
     });
-    if (isOutput && bias !== undefined) b.get(bias).op('f32x4.add');
+    if (output && bias !== undefined) b.get(bias).op('f32x4.add');
     b.set(dst);
-  };
+  }
+}
+
+/**
+ * Aᵀ applied to one column (or row) of α values, in a factored form that shares sums: for m = 4,
+ * with a = v1 + v2, b = v1 − v2, c = v3 + v4, d = v3 − v4, the rows are v0 + a + c, b + 2d, a + 4c,
+ * b + 8d + v5; for m = 2, v0 + v1 + v2 and v1 − v2 − v3.
+ */
+function applyAt(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: number[], bias?: number): void {
   if (m === 2) {
-    sum(out[0], [[1, v[0]], [1, v[1]], [1, v[2]]]);
-    sum(out[1], [[1, v[1]], [-1, v[2]], [-1, v[3]]]);
+    combine(b, [[out[0], [[1, v[0]], [1, v[1]], [1, v[2]]], true], [out[1], [[1, v[1]], [-1, v[2]], [-1, v[3]]], true]], bias);
     return;
   }
   const [a, bb, c, d] = tmp;
-  sum(a, [[1, v[1]], [1, v[2]]], false);
-  sum(bb, [[1, v[1]], [-1, v[2]]], false);
-  sum(c, [[1, v[3]], [1, v[4]]], false);
-  sum(d, [[1, v[3]], [-1, v[4]]], false);
-  sum(out[0], [[1, v[0]], [1, a], [1, c]]);
-  sum(out[1], [[1, bb], [2, d]]);
-  sum(out[2], [[1, a], [4, c]]);
-  sum(out[3], [[1, bb], [8, d], [1, v[5]]]);
+  combine(
+    b,
+    [
+      [a, [[1, v[1]], [1, v[2]]], false],
+      [bb, [[1, v[1]], [-1, v[2]]], false],
+      [c, [[1, v[3]], [1, v[4]]], false],
+      [d, [[1, v[3]], [-1, v[4]]], false],
+      [out[0], [[1, v[0]], [1, a], [1, c]], true],
+      [out[1], [[1, bb], [2, d]], true],
+      [out[2], [[1, a], [4, c]], true],
+      [out[3], [[1, bb], [8, d], [1, v[5]]], true],
+    ],
+    bias,
+  );
+}
+
+/**
+ * Bᵀ applied to one column (or row) of α values. For m = 4, with p = v1 + v2, q = v3 + v4,
+ * r = v1 − v2, s = v4 − v3, g = v4 − v2, h = v3 − v1, the rows are 4v0 − 5v2 + v4, q − 4p, s + 4r,
+ * g + 2h, g − 2h, 4v1 − 5v3 + v5; for m = 2, v0 − v2, v1 + v2, v2 − v1, v1 − v3.
+ */
+function applyBt(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: number[]): void {
+  if (m === 2) {
+    combine(b, [
+      [out[0], [[1, v[0]], [-1, v[2]]], true],
+      [out[1], [[1, v[1]], [1, v[2]]], true],
+      [out[2], [[1, v[2]], [-1, v[1]]], true],
+      [out[3], [[1, v[1]], [-1, v[3]]], true],
+    ]);
+    return;
+  }
+  const [p, q, r, s, g, h] = tmp;
+  combine(b, [
+    [p, [[1, v[1]], [1, v[2]]], false],
+    [q, [[1, v[3]], [1, v[4]]], false],
+    [r, [[1, v[1]], [-1, v[2]]], false],
+    [s, [[1, v[4]], [-1, v[3]]], false],
+    [g, [[1, v[4]], [-1, v[2]]], false],
+    [h, [[1, v[3]], [-1, v[1]]], false],
+    [out[0], [[4, v[0]], [-5, v[2]], [1, v[4]]], true],
+    [out[1], [[1, q], [-4, p]], true],
+    [out[2], [[1, s], [4, r]], true],
+    [out[3], [[1, g], [2, h]], true],
+    [out[4], [[1, g], [-2, h]], true],
+    [out[5], [[4, v[1]], [-5, v[3]], [1, v[5]]], true],
+  ]);
+}
+
+/**
+ * The input transform V = Bᵀ d B over every tile, four channels per step: the image `[n, inH, w,
+ * cin]` is read once per tile it overlaps and each of the α² outputs `[n·th·tw, cin]` written once,
+ * in order. Tile (ti, tj) reads rows m·ti − padTop … and columns m·tj − 1 …; those outside the
+ * image read as zeros (the conv's padding), checked only in tiles that touch an edge.
+ */
+function tileBody(m: 2 | 4): FunctionBody {
+  const alpha = m + 2;
+  const np = alpha * alpha;
+  const params: ValType[] = [...new Array<ValType>(np).fill('i32'), 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'];
+  const b = new FunctionBody(params);
+  const [x, n, inH, w, cin, padTop, th, tw] = Array.from({ length: 8 }, (_, i) => np + i);
+  const i32 = () => b.local('i32');
+  const [e, ti, tj, c, kb, y0, x0, base, cs, rs, inside, img] = Array.from({ length: 12 }, i32);
+  const rowOk = Array.from({ length: alpha }, i32);
+  const colOk = Array.from({ length: alpha }, i32);
+  const rowOff = Array.from({ length: alpha }, i32);
+  const colOff = Array.from({ length: alpha }, i32);
+  const v128 = () => b.local('v128');
+  const col = Array.from({ length: alpha }, v128);
+  const t = Array.from({ length: alpha }, () => Array.from({ length: alpha }, v128));
+  const out = Array.from({ length: alpha }, v128);
+  const tmp = Array.from({ length: 6 }, v128);
+
+  b.get(cin).i32(4).op('i32.mul').set(cs);
+  b.get(w).get(cs).op('i32.mul').set(rs);
+  for (let r = 0; r < alpha; r++) {
+    b.get(rs).i32(r).op('i32.mul').set(rowOff[r]);
+    b.get(cs).i32(r).op('i32.mul').set(colOff[r]);
+  }
+  b.i32(0).set(kb);
+  b.i32(0).set(e);
+  b.begin('loop'); // e
+  b.get(x).get(e).get(inH).op('i32.mul').get(rs).op('i32.mul', 'i32.add').set(img);
+  b.i32(0).set(ti);
+  b.begin('loop'); // ti
+  b.get(ti).i32(m).op('i32.mul').get(padTop).op('i32.sub').set(y0);
+  // Row r of the tile is inside when 0 ≤ y0 + r < inH (one unsigned compare).
+  rowOk.forEach((l, r) => b.get(y0).i32(r).op('i32.add').get(inH).op('i32.lt_u').set(l));
+  b.i32(0).set(tj);
+  b.begin('loop'); // tj
+  b.get(tj).i32(m).op('i32.mul').i32(1).op('i32.sub').set(x0);
+  colOk.forEach((l, cc) => b.get(x0).i32(cc).op('i32.add').get(w).op('i32.lt_u').set(l));
+  b.get(rowOk[0]).get(rowOk[alpha - 1]).op('i32.and').get(colOk[0]).op('i32.and').get(colOk[alpha - 1]).op('i32.and').set(inside);
+  b.get(img).get(y0).get(rs).op('i32.mul', 'i32.add').get(x0).get(cs).op('i32.mul', 'i32.add').set(base);
+  b.i32(0).set(c);
+  b.begin('loop'); // c, in bytes
+  for (let cc = 0; cc < alpha; cc++) {
+    for (let r = 0; r < alpha; r++) {
+      const load = () => b.get(base).get(c).op('i32.add').get(rowOff[r]).op('i32.add').get(colOff[cc]).op('i32.add').mem('v128.load').set(col[r]);
+      b.get(inside).begin('if');
+      load();
+      b.op('else');
+      b.v128i32([0, 0, 0, 0]).set(col[r]);
+      b.get(rowOk[r]).get(colOk[cc]).op('i32.and').begin('if');
+      load();
+      b.op('end', 'end');
+    }
+    applyBt(b, m, col, t.map((row) => row[cc]), tmp);
+  }
+  for (let i = 0; i < alpha; i++) {
+    applyBt(b, m, t[i], out, tmp);
+    out.forEach((l, j) => b.get(i * alpha + j).get(kb).op('i32.add').get(l).mem('v128.store'));
+  }
+  b.get(kb).i32(16).op('i32.add').set(kb);
+  b.get(c).i32(16).op('i32.add').tee(c).get(cs).op('i32.lt_u').br(0, true);
+  b.op('end'); // c
+  b.get(tj).i32(1).op('i32.add').tee(tj).get(tw).op('i32.lt_u').br(0, true);
+  b.op('end'); // tj
+  b.get(ti).i32(1).op('i32.add').tee(ti).get(th).op('i32.lt_u').br(0, true);
+  b.op('end'); // ti
+  b.get(e).i32(1).op('i32.add').tee(e).get(n).op('i32.lt_u').br(0, true);
+  b.op('end'); // e
+  return b;
 }
 
 /**
@@ -154,7 +288,7 @@ function applyAt(b: FunctionBody, m: UntileTile, v: number[], out: number[], tmp
  * in order (they are `[tiles, cout]`), and each output written once. Edge tiles store only the
  * rows and columns inside the image.
  */
-function untileBody(m: UntileTile): FunctionBody {
+function untileBody(m: 2 | 4): FunctionBody {
   const alpha = m + 2;
   const np = alpha * alpha;
   const params: ValType[] = [...new Array<ValType>(np).fill('i32'), 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'];

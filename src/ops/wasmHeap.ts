@@ -11,29 +11,30 @@ interface WasmData {
   memoryOffset: number;
   dtype: string;
 }
-interface WasmBackendInternals {
+/** The wasm backend's internals that these helpers use. */
+export interface WasmHeap {
   wasm: { HEAPU8: Uint8Array };
   dataIdMap: { get(id: object): WasmData | undefined };
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
 }
 
 /** The active backend's heap accessors, or null when the backend is not the known wasm one. */
-export function wasmHeap(): WasmBackendInternals | null {
+export function wasmHeap(): WasmHeap | null {
   if (tf.getBackend() !== 'wasm') return null;
-  const b = tf.backend() as unknown as Partial<WasmBackendInternals>;
+  const b = tf.backend() as unknown as Partial<WasmHeap>;
   if (!b.wasm?.HEAPU8 || typeof b.makeOutput !== 'function' || !b.dataIdMap) return null;
-  return b as WasmBackendInternals;
+  return b as WasmHeap;
 }
 
 /** Where a float32 tensor's data starts in the wasm heap, in bytes (fixed for the tensor's life). */
-export function heapOffset(heap: WasmBackendInternals, t: tf.TensorInfo): number {
+export function heapOffset(heap: WasmHeap, t: tf.TensorInfo): number {
   const d = heap.dataIdMap.get(t.dataId);
   if (!d || d.dtype !== 'float32') throw new Error('not a float32 tensor of the active wasm backend');
   return d.memoryOffset;
 }
 
 /** A float32 view of a tensor's data in the wasm heap (valid until the heap grows). */
-export function heapView(heap: WasmBackendInternals, t: tf.TensorInfo): Float32Array {
+export function heapView(heap: WasmHeap, t: tf.TensorInfo): Float32Array {
   return new Float32Array(heap.wasm.HEAPU8.buffer, heapOffset(heap, t), t.shape.reduce((a, b) => a * b, 1));
 }
 
@@ -48,7 +49,12 @@ export function tensorFromFill(shape: number[], fill: (dst: Float32Array) => voi
     fill(data);
     return tf.tensor(data, shape, 'float32');
   }
-  const info = heap.makeOutput(shape, 'float32');
-  fill(heapView(heap, info));
-  return tf.engine().makeTensorFromTensorInfo(info);
+  const t = heapTensor(heap, shape);
+  fill(heapView(heap, t));
+  return t;
+}
+
+/** A new float32 tensor in the heap whose values are not set: the caller writes every one. */
+export function heapTensor(heap: WasmHeap, shape: number[]): tf.Tensor {
+  return tf.engine().makeTensorFromTensorInfo(heap.makeOutput(shape, 'float32'));
 }

@@ -9,8 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { sliceRows } from '../ops/sliceRows.js';
-import { simdKernels } from '../ops/simdKernels.js';
-import { heapOffset, heapView, tensorFromFill, wasmHeap } from '../ops/wasmHeap.js';
+import { simdKernels, type SimdKernels } from '../ops/simdKernels.js';
+import { heapOffset, heapTensor, heapView, tensorFromFill, wasmHeap, type WasmHeap } from '../ops/wasmHeap.js';
 import type { RowPad } from './conv.js';
 
 /** Tile size m of F(m×m, 3×3). */
@@ -120,37 +120,66 @@ function transformKernel(row: number[], channels: number, vertical: boolean): tf
  * @param u transformed filters from {@link winogradFilters} (cached or fresh).
  */
 export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile, rowPad: RowPad = [1, 1]): tf.Tensor4D {
-  const { alpha, bt } = MATRICES[m];
   return tf.tidy(() => {
     const [n, inH, w, cin] = x.shape;
     const [padTop, outH] = [rowPad[0], inH + rowPad[0] + rowPad[1] - 2];
     const cout = u[0].shape[1];
     const [th, tw] = [Math.ceil(outH / m), Math.ceil(w / m)];
-    const taps = alpha <= 4 ? alpha : 9;
-    // Pad so that padded row 0 is the row above output row 0 (a zero row at the image's top, real data
-    // for a band inside it), and enough below/right for every tile and the padded taps.
-    const padded = tf.pad(x, [
-      [0, 0],
-      [padTop, Math.max(0, (th - 1) * m + taps - inH - padTop)],
-      [1, (tw - 1) * m + taps - w - 1],
-      [0, 0],
-    ]);
-    const products: tf.Tensor2D[] = [];
-    bt.forEach((rRow, r) => {
-      const rowT = tf.depthwiseConv2d(padded, transformKernel(rRow, cin, true), [m, 1], 'valid');
-      bt.forEach((cRow, c) => {
-        products.push(
-          tf.tidy(() => {
-            const v = tf.depthwiseConv2d(rowT, transformKernel(cRow, cin, false), [1, m], 'valid'); // [N, th, tw, Cin]
-            return tf.matMul(tf.reshape(v, [n * th * tw, cin]), u[r * alpha + c]);
-          }),
-        );
-      });
-      rowT.dispose();
-    });
+    const heap = cin % 4 === 0 ? wasmHeap() : null;
+    const simd = heap ? simdKernels() : null;
+    const products = heap && simd ? productsBySimd(simd, heap, x, u, m, padTop, [th, tw]) : productsByOps(x, u, m, padTop, [th, tw]);
     const out = outputTransform(products, bias, m, [n, th, tw], outH, w);
     tf.dispose(products);
     return out;
+  });
+}
+
+/**
+ * The α² products V_ξ U_ξ `[N·th·tw, Cout]`, with the input transform V = Bᵀ d B as depthwise convs
+ * along the rows, then the columns: one transformed row at a time and one V_ξ at a time, each freed
+ * once multiplied.
+ */
+function productsByOps(x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, padTop: number, [th, tw]: number[]): tf.Tensor2D[] {
+  const { alpha, bt } = MATRICES[m];
+  const [n, inH, w, cin] = x.shape;
+  const taps = alpha <= 4 ? alpha : 9;
+  // Pad so that padded row 0 is the row above output row 0 (a zero row at the image's top, real data
+  // for a band inside it), and enough below/right for every tile and the padded taps.
+  const padded = tf.pad(x, [
+    [0, 0],
+    [padTop, Math.max(0, (th - 1) * m + taps - inH - padTop)],
+    [1, (tw - 1) * m + taps - w - 1],
+    [0, 0],
+  ]);
+  const products: tf.Tensor2D[] = [];
+  bt.forEach((rRow, r) => {
+    const rowT = tf.depthwiseConv2d(padded, transformKernel(rRow, cin, true), [m, 1], 'valid');
+    bt.forEach((cRow, c) => {
+      products.push(
+        tf.tidy(() => {
+          const v = tf.depthwiseConv2d(rowT, transformKernel(cRow, cin, false), [1, m], 'valid'); // [N, th, tw, Cin]
+          return tf.matMul(tf.reshape(v, [n * th * tw, cin]), u[r * alpha + c]);
+        }),
+      );
+    });
+    rowT.dispose();
+  });
+  padded.dispose();
+  return products;
+}
+
+/**
+ * {@link productsByOps} with the input transform as one SIMD pass that reads the image in place
+ * (no padded copy) and writes all α² V_ξ; each is freed once multiplied.
+ */
+function productsBySimd(simd: SimdKernels, heap: WasmHeap, x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, padTop: number, [th, tw]: number[]): tf.Tensor2D[] {
+  const [n, inH, w, cin] = x.shape;
+  const v = u.map(() => heapTensor(heap, [n * th * tw, cin]) as tf.Tensor2D);
+  simd.tile(m, heapOffset(heap, x), v.map((t) => heapOffset(heap, t)), n, inH, w, cin, padTop, th, tw);
+  return v.map((vk, k) => {
+    const p = tf.matMul(vk, u[k]) as tf.Tensor2D;
+    vk.dispose();
+    return p;
   });
 }
 
