@@ -130,6 +130,23 @@ function splat(v: number): [number, number, number, number] {
   return [v, v, v, v];
 }
 
+/**
+ * A kernel over the α² matrices of F(m×m, 3×3): its first α² parameters point at them, eight i32
+ * parameters follow (`scalars`, their indices).
+ */
+function kernelFrame(m: 2 | 4): { b: FunctionBody; alpha: number; scalars: number[]; i32: () => number } {
+  const alpha = m + 2;
+  const np = alpha * alpha;
+  const b = new FunctionBody(new Array<ValType>(np + 8).fill('i32'));
+  return { b, alpha, scalars: Array.from({ length: 8 }, (_, i) => np + i), i32: () => b.local('i32') };
+}
+
+/** Closes a do-while loop: `counter += step`, and back to its start while `counter < limit`. */
+function endLoop(b: FunctionBody, counter: number, step: number, limit: number): void {
+  b.get(counter).i32(step).op('i32.add').tee(counter).get(limit).op('i32.lt_u').br(0, true);
+  b.op('end');
+}
+
 type Term = [coef: number, local: number];
 
 /**
@@ -214,12 +231,8 @@ function applyBt(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: num
  * image read as zeros (the conv's padding), checked only in tiles that touch an edge.
  */
 function tileBody(m: 2 | 4): FunctionBody {
-  const alpha = m + 2;
-  const np = alpha * alpha;
-  const params: ValType[] = [...new Array<ValType>(np).fill('i32'), 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'];
-  const b = new FunctionBody(params);
-  const [x, n, inH, w, cin, padTop, th, tw] = Array.from({ length: 8 }, (_, i) => np + i);
-  const i32 = () => b.local('i32');
+  const { b, alpha, scalars, i32 } = kernelFrame(m);
+  const [x, n, inH, w, cin, padTop, th, tw] = scalars;
   const [e, ti, tj, c, kb, y0, x0, base, cs, rs, inside, img] = Array.from({ length: 12 }, i32);
   const rowOk = Array.from({ length: alpha }, i32);
   const colOk = Array.from({ length: alpha }, i32);
@@ -272,14 +285,10 @@ function tileBody(m: 2 | 4): FunctionBody {
     out.forEach((l, j) => b.get(i * alpha + j).get(kb).op('i32.add').get(l).mem('v128.store'));
   }
   b.get(kb).i32(16).op('i32.add').set(kb);
-  b.get(c).i32(16).op('i32.add').tee(c).get(cs).op('i32.lt_u').br(0, true);
-  b.op('end'); // c
-  b.get(tj).i32(1).op('i32.add').tee(tj).get(tw).op('i32.lt_u').br(0, true);
-  b.op('end'); // tj
-  b.get(ti).i32(1).op('i32.add').tee(ti).get(th).op('i32.lt_u').br(0, true);
-  b.op('end'); // ti
-  b.get(e).i32(1).op('i32.add').tee(e).get(n).op('i32.lt_u').br(0, true);
-  b.op('end'); // e
+  endLoop(b, c, 16, cs);
+  endLoop(b, tj, 1, tw);
+  endLoop(b, ti, 1, th);
+  endLoop(b, e, 1, n);
   return b;
 }
 
@@ -289,12 +298,8 @@ function tileBody(m: 2 | 4): FunctionBody {
  * rows and columns inside the image.
  */
 function untileBody(m: 2 | 4): FunctionBody {
-  const alpha = m + 2;
-  const np = alpha * alpha;
-  const params: ValType[] = [...new Array<ValType>(np).fill('i32'), 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'];
-  const b = new FunctionBody(params);
-  const [bias, dst, n, th, tw, outH, w, cout] = Array.from({ length: 8 }, (_, i) => np + i);
-  const i32 = () => b.local('i32');
+  const { b, alpha, scalars, i32 } = kernelFrame(m);
+  const [bias, dst, n, th, tw, outH, w, cout] = scalars;
   const [e, ti, tj, c, kb, rowBase, colBase, rows, cols, cs, rs, left] = Array.from({ length: 12 }, i32);
   const rowAddr = Array.from({ length: m }, i32);
   const colOff = Array.from({ length: m }, i32);
@@ -349,13 +354,9 @@ function untileBody(m: 2 | 4): FunctionBody {
   }
   b.op('end');
   b.get(kb).i32(16).op('i32.add').set(kb);
-  b.get(c).i32(16).op('i32.add').tee(c).get(cs).op('i32.lt_u').br(0, true);
-  b.op('end'); // c
-  b.get(tj).i32(1).op('i32.add').tee(tj).get(tw).op('i32.lt_u').br(0, true);
-  b.op('end'); // tj
-  b.get(ti).i32(1).op('i32.add').tee(ti).get(th).op('i32.lt_u').br(0, true);
-  b.op('end'); // ti
-  b.get(e).i32(1).op('i32.add').tee(e).get(n).op('i32.lt_u').br(0, true);
-  b.op('end'); // e
+  endLoop(b, c, 16, cs);
+  endLoop(b, tj, 1, tw);
+  endLoop(b, ti, 1, th);
+  endLoop(b, e, 1, n);
   return b;
 }
