@@ -186,9 +186,8 @@ function productsBySimd(simd: SimdKernels, heap: WasmHeap, x: tf.Tensor4D, u: tf
 /**
  * Y = Aᵀ M A for every tile, from the α² products `[P, Cout]` (ξ = r·α + c), plus the bias, laid out
  * as the image `[N, outH, w, Cout]`. On wasm one pass over the heap does it, reading each product
- * once and writing each output once (a SIMD kernel, or a JavaScript loop where the kernel cannot
- * run, about 4× slower): as tfjs ops it took a concat of the products, a
- * matMul with a 4-row left operand whose huge right operand XNNPACK repacks on every call (about
+ * once and writing each output once (a SIMD kernel; a JavaScript loop where the kernel cannot run):
+ * as tfjs ops it took a concat of the products, a matMul with a 4-row left operand whose huge right operand XNNPACK repacks on every call (about
  * 2 GFLOP/s; 11 % of the 256 model's full pass), two transposes and the bias add.
  */
 function outputTransform(products: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile, [n, th, tw]: number[], outH: number, w: number): tf.Tensor4D {

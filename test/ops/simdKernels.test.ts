@@ -36,15 +36,20 @@ for (const backend of PARITY_BACKENDS.filter((b) => b.startsWith('wasm'))) {
       expect(bad).toBe(0);
     });
 
-    it('stream float16 weights of any length exactly as the JavaScript decoder does', () => {
-      for (const len of [3, 8, 29, 4096 + 5]) {
-        const values = Float32Array.from({ length: len }, (_, i) => Math.sin(i) * 10 ** ((i % 9) - 6));
-        const store = new WeightStore(new Set(), 'float16');
-        store.add('w', [len], values.slice());
-        const got = store.get('w');
-        expect(Array.from(got.dataSync())).toEqual(Array.from(f16ToF32(f32ToF16(values))));
-        got.dispose();
-        store.dispose();
+    it('stream float16 weights of any length exactly as the JavaScript decoder does, without leaking', () => {
+      for (const off of [false, true]) {
+        disableSimdKernels(off);
+        for (const len of [3, 8, 29, 4096 + 5]) {
+          const values = Float32Array.from({ length: len }, (_, i) => Math.sin(i) * 10 ** ((i % 9) - 6));
+          const store = new WeightStore(new Set(), 'float16');
+          store.add('w', [len], values.slice());
+          const before = tf.memory().numTensors;
+          const got = store.get('w');
+          expect(Array.from(got.dataSync())).toEqual(Array.from(f16ToF32(f32ToF16(values))));
+          got.dispose();
+          expect(tf.memory().numTensors).toBe(before);
+          store.dispose();
+        }
       }
     });
 
