@@ -125,10 +125,10 @@ export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tenso
     const [padTop, outH] = [rowPad[0], inH + rowPad[0] + rowPad[1] - 2];
     const cout = u[0].shape[1];
     const [th, tw] = [Math.ceil(outH / m), Math.ceil(w / m)];
-    const heap = cin % 4 === 0 ? wasmHeap() : null;
+    const heap = wasmHeap();
     const simd = heap ? simdKernels() : null;
-    const products = heap && simd ? productsBySimd(simd, heap, x, u, m, padTop, [th, tw]) : productsByOps(x, u, m, padTop, [th, tw]);
-    const out = outputTransform(products, bias, m, [n, th, tw], outH, w);
+    const products = heap && simd && cin % 4 === 0 ? productsBySimd(simd, heap, x, u, m, padTop, [th, tw]) : productsByOps(x, u, m, padTop, [th, tw]);
+    const out = outputTransform(heap, simd, products, bias, m, [n, th, tw], outH, w);
     tf.dispose(products);
     return out;
   });
@@ -188,15 +188,14 @@ function productsBySimd(simd: SimdKernels, heap: WasmHeap, x: tf.Tensor4D, u: tf
  * as the image `[N, outH, w, Cout]`. On wasm one pass over the heap does it, reading each product
  * once and writing each output once (a SIMD kernel; a JavaScript loop where the kernel cannot run):
  * as tfjs ops it took a concat of the products, a matMul with a 4-row left operand whose huge right operand XNNPACK repacks on every call (about
- * 2 GFLOP/s; 11 % of the 256 model's full pass), two transposes and the bias add.
+ * 2 GFLOP/s; 11 % of the 256 model's full pass), two transposes and the bias add. `heap` and
+ * `simd` are the caller's, looked up once per convolution (null where unavailable).
  */
-function outputTransform(products: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile, [n, th, tw]: number[], outH: number, w: number): tf.Tensor4D {
+function outputTransform(heap: WasmHeap | null, simd: SimdKernels | null, products: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile, [n, th, tw]: number[], outH: number, w: number): tf.Tensor4D {
   const cout = products[0].shape[1];
-  const heap = wasmHeap();
   if (!heap || bias.size !== cout) return tf.add(outputTransformOps(products, m, [n, th, tw], outH, w), bias);
-  const simd = cout % 4 === 0 ? simdKernels() : null;
   return tensorFromFill([n, outH, w, cout], (dst) => {
-    if (simd) {
+    if (simd && cout % 4 === 0) {
       simd.untile(m, products.map((t) => heapOffset(heap, t)), heapOffset(heap, bias), dst.byteOffset, n, th, tw, outH, w, cout);
       return;
     }
