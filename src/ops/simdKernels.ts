@@ -35,6 +35,12 @@ export interface SimdKernels {
    * matrices `[n·th·tw, cout]` (ξ = r·α + c), `dst` the image `[n, outH, w, cout]`; `cout % 4 === 0`.
    */
   untile(m: 2 | 4, products: number[], bias: number, dst: number, n: number, th: number, tw: number, outH: number, w: number, cout: number): void;
+  /**
+   * The Winograd filter transform U = G g Gᵀ of F(m×m, 3×3): `g` is a filter `[3, 3, …]` (HWIO) of
+   * `count` floats per tap, `outs` the α² matrices of `count` floats each (ξ = r·α + c, r along the
+   * filter's rows); `count % 4 === 0`.
+   */
+  filters(m: 2 | 4, g: number, outs: number[], count: number): void;
 }
 
 interface EmscriptenModule {
@@ -70,6 +76,8 @@ function build(memory: WebAssembly.Memory): SimdKernels | null {
         { name: 'untile4', body: untileBody(4) },
         { name: 'tile2', body: tileBody(2) },
         { name: 'tile4', body: tileBody(4) },
+        { name: 'filters2', body: filtersBody(2) },
+        { name: 'filters4', body: filtersBody(4) },
       ],
       { shared },
     );
@@ -89,6 +97,11 @@ function build(memory: WebAssembly.Memory): SimdKernels | null {
         if (outs.length !== (m + 2) ** 2) throw new RangeError(`tile${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
         if (cin % 4 !== 0 || cin < 4) throw new RangeError(`tile${m}: cin must be a positive multiple of 4, got ${cin}`);
         if (n > 0 && th > 0 && tw > 0) fns[`tile${m}`](...outs, x, n, inH, w, cin, padTop, th, tw);
+      },
+      filters: (m, g, outs, count) => {
+        if (outs.length !== (m + 2) ** 2) throw new RangeError(`filters${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
+        if (count % 4 !== 0) throw new RangeError(`filters${m}: count must be a multiple of 4, got ${count}`);
+        if (count > 0) fns[`filters${m}`](...outs, g, 4 * count);
       },
     };
   } catch {
@@ -150,14 +163,15 @@ function endLoop(b: FunctionBody, counter: number, step: number, limit: number):
 type Term = [coef: number, local: number];
 
 /**
- * `dst = Σ coef·local` for each step in order (the first coefficient positive), adding `bias` to
- * the steps marked as outputs.
+ * `dst = Σ coef·local` for each step in order, adding `bias` to the steps marked as outputs. Later
+ * terms are added or subtracted, so only the first one is multiplied by a negative coefficient.
  */
 function combine(b: FunctionBody, steps: [dst: number, terms: Term[], output: boolean][], bias?: number): void {
   for (const [dst, terms, output] of steps) {
     terms.forEach(([coef, local], i) => {
       b.get(local);
-      if (Math.abs(coef) !== 1) b.v128f32(Math.abs(coef)).op('f32x4.mul');
+      const factor = i === 0 ? coef : Math.abs(coef);
+      if (factor !== 1) b.v128f32(factor).op('f32x4.mul');
       if (i > 0) b.op(coef > 0 ? 'f32x4.add' : 'f32x4.sub');
     });
     if (output && bias !== undefined) b.get(bias).op('f32x4.add');
@@ -358,5 +372,58 @@ function untileBody(m: 2 | 4): FunctionBody {
   endLoop(b, tj, 1, tw);
   endLoop(b, ti, 1, th);
   endLoop(b, e, 1, n);
+  return b;
+}
+
+/**
+ * G applied to one column (or row) of 3 filter taps: for m = 4 the rows of G are [1/4, 0, 0],
+ * −[1, 1, 1]/6, [−1, 1, −1]/6, [1/24, 1/12, 1/6], [1/24, −1/12, 1/6], [0, 0, 1]; for m = 2 [1, 0, 0],
+ * [1, 1, 1]/2, [1, −1, 1]/2, [0, 0, 1].
+ */
+function applyG(b: FunctionBody, m: 2 | 4, v: number[], out: number[]): void {
+  if (m === 2) {
+    combine(b, [
+      [out[0], [[1, v[0]]], true],
+      [out[1], [[0.5, v[0]], [0.5, v[1]], [0.5, v[2]]], true],
+      [out[2], [[0.5, v[0]], [-0.5, v[1]], [0.5, v[2]]], true],
+      [out[3], [[1, v[2]]], true],
+    ]);
+    return;
+  }
+  combine(b, [
+    [out[0], [[1 / 4, v[0]]], true],
+    [out[1], [[-1 / 6, v[0]], [-1 / 6, v[1]], [-1 / 6, v[2]]], true],
+    [out[2], [[-1 / 6, v[0]], [1 / 6, v[1]], [-1 / 6, v[2]]], true],
+    [out[3], [[1 / 24, v[0]], [1 / 12, v[1]], [1 / 6, v[2]]], true],
+    [out[4], [[1 / 24, v[0]], [-1 / 12, v[1]], [1 / 6, v[2]]], true],
+    [out[5], [[1, v[2]]], true],
+  ]);
+}
+
+/**
+ * The filter transform U = G g Gᵀ, four (input, output) channel pairs per step: the 9 taps are read
+ * once and the α² outputs written once, in order. As one matMul `(G⊗G) [α², 9] × g [9, Cin·Cout]`
+ * XNNPACK first repacks g and then runs a kernel built for far larger inner dimensions than 9; this
+ * pass only moves the bytes, which are what it costs (U is 16/9 or 4× the filter).
+ */
+function filtersBody(m: 2 | 4): FunctionBody {
+  const { b, alpha, scalars, i32 } = kernelFrame(m);
+  const [g, bytes] = scalars;
+  const [off, src] = [i32(), i32()];
+  const v128 = () => b.local('v128');
+  const taps = Array.from({ length: 9 }, v128);
+  const t = Array.from({ length: alpha }, () => Array.from({ length: 3 }, v128));
+  const u = Array.from({ length: alpha }, v128);
+  b.i32(0).set(off);
+  b.begin('loop');
+  b.get(g).get(off).op('i32.add').set(src);
+  taps.forEach((l, k) => b.get(src).get(bytes).i32(k).op('i32.mul', 'i32.add').mem('v128.load').set(l));
+  // G over the filter's rows, one column kw at a time: t[r][kw]; then over the columns of each r.
+  for (let kw = 0; kw < 3; kw++) applyG(b, m, [taps[kw], taps[3 + kw], taps[6 + kw]], t.map((row) => row[kw]));
+  for (let r = 0; r < alpha; r++) {
+    applyG(b, m, t[r], u);
+    u.forEach((l, c) => b.get(r * alpha + c).get(off).op('i32.add').get(l).mem('v128.store'));
+  }
+  endLoop(b, off, 16, bytes);
   return b;
 }

@@ -83,7 +83,8 @@ function kron(a: number[][], b: number[][]): Float32Array {
 }
 
 /**
- * Transformed filters U, one `[Cin, Cout]` matrix per Winograd point ξ = (r, c), r-major: for each
+ * Transformed filters U, one `[Cin, Cout]` matrix per Winograd point ξ = (r, c), r-major. On wasm one
+ * SIMD pass writes them all (see {@link SimdKernels.filters}); elsewhere, for each
  * r one matMul `(G⊗G)[rows of r] [α, 9] × g [9, Cin·Cout]` (HWIO flattens to exactly that; XNNPACK
  * packs g once for all r), then its α row blocks. Per r rather than all at once, so that splitting
  * into blocks never holds U twice (for F(4×4) of a 1536→512 filter U is 108 MiB).
@@ -92,6 +93,13 @@ function kron(a: number[][], b: number[][]): Float32Array {
 export function winogradFilters(w: tf.Tensor4D, m: WinogradTile): tf.Tensor2D[] {
   const { alpha, g } = MATRICES[m];
   const [, , cin, cout] = w.shape;
+  const heap = wasmHeap();
+  const simd = heap ? simdKernels() : null;
+  if (heap && simd && (cin * cout) % 4 === 0) {
+    const u = Array.from({ length: alpha * alpha }, () => heapTensor(heap, [cin, cout]) as tf.Tensor2D);
+    simd.filters(m, heapOffset(heap, w), u.map((t) => heapOffset(heap, t)), cin * cout);
+    return u;
+  }
   const gg = kron(g, g);
   return tf.tidy(() => {
     const taps = tf.reshape(w, [9, cin * cout]);

@@ -89,12 +89,50 @@ for (const backend of PARITY_BACKENDS.filter((b) => b.startsWith('wasm'))) {
       }
     }
 
+    // G g Gᵀ in float64, straight from the definition, for every point ξ = (r, c): [α², cin·cout].
+    const G: Record<2 | 4, number[][]> = {
+      2: [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+      4: [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+    };
+    const transformed = (g: Float32Array, m: 2 | 4, pairs: number): Float64Array[] =>
+      G[m].flatMap((gr) =>
+        G[m].map((gc) => {
+          const u = new Float64Array(pairs);
+          for (let kh = 0; kh < 3; kh++) for (let kw = 0; kw < 3; kw++) for (let p = 0; p < pairs; p++) u[p] += gr[kh] * gc[kw] * g[(kh * 3 + kw) * pairs + p];
+          return u;
+        }),
+      );
+    for (const [cin, cout] of [[8, 4], [12, 20], [16, 3], [3, 5]]) {
+      for (const m of [2, 4] as const) {
+        it(`transform a ${cin}→${cout} filter for F(${m}×${m},3×3) as G g Gᵀ, with the kernel or without, leaking nothing`, () => {
+          const k = tf.randomNormal([3, 3, cin, cout], 0, 1, 'float32', 7) as tf.Tensor4D;
+          const want = transformed(k.dataSync() as Float32Array, m, cin * cout);
+          const before = tf.memory().numTensors;
+          const simd = winogradFilters(k, m);
+          expect(tf.memory().numTensors).toBe(before + (m + 2) ** 2);
+          disableSimdKernels(true);
+          const ops = winogradFilters(k, m);
+          for (const u of [simd, ops]) {
+            expect(u.map((t) => t.shape)).toEqual(new Array((m + 2) ** 2).fill([cin, cout]));
+            u.forEach((t, xi) => {
+              const d = compareArrays(t.dataSync(), want[xi], 2e-6, 1e-6);
+              expect(d.ok, `ξ ${xi}: max abs ${d.maxAbs}`).toBe(true);
+            });
+          }
+          tf.dispose([k, ...simd, ...ops]);
+          expect(tf.memory().numTensors).toBe(before - 1);
+        });
+      }
+    }
+
     it('name bad arguments', () => {
       const k = simdKernels()!;
       expect(() => k.tile(4, 0, [0], 1, 4, 4, 4, 1, 1, 1)).toThrow(/36 outputs expected, got 1/);
       expect(() => k.tile(2, 0, new Array(16).fill(0), 1, 4, 4, 3, 1, 2, 2)).toThrow(/cin must be a positive multiple of 4, got 3/);
       expect(() => k.untile(4, [0, 0], 0, 0, 1, 1, 1, 4, 4, 4)).toThrow(/36 products expected, got 2/);
       expect(() => k.untile(2, new Array(16).fill(0), 0, 0, 1, 1, 1, 2, 2, 6)).toThrow(/cout must be a positive multiple of 4, got 6/);
+      expect(() => k.filters(4, 0, new Array(16).fill(0), 8)).toThrow(/36 outputs expected, got 16/);
+      expect(() => k.filters(2, 0, new Array(16).fill(0), 6)).toThrow(/count must be a multiple of 4, got 6/);
     });
   });
 }
