@@ -36,11 +36,12 @@ export interface SimdKernels {
    */
   untile(m: 2 | 4, products: number[], bias: number, dst: number, n: number, th: number, tw: number, outH: number, w: number, cout: number): void;
   /**
-   * The Winograd filter transform U = G g Gᵀ of F(m×m, 3×3): `g` is a filter `[3, 3, …]` (HWIO) of
-   * `count` floats per tap, `outs` the α² matrices of `count` floats each (ξ = r·α + c, r along the
-   * filter's rows); `count % 4 === 0`.
+   * The Winograd filter transform U = G g Gᵀ of F(m×m, 3×3) for a filter `g` laid out as `[rows, 3,
+   * 3, cols]`, into the α² matrices `outs`, each `[rows, cols]` (ξ = r·α + c, r along the filter's
+   * rows). An HWIO filter is rows = 1, cols = Cin·Cout; one as rows `[Cout, 9·Cin]` is rows = Cout,
+   * cols = Cin, which makes each output U_ξᵀ. `cols % 4 === 0`.
    */
-  filters(m: 2 | 4, g: number, outs: number[], count: number): void;
+  filters(m: 2 | 4, g: number, outs: number[], rows: number, cols: number): void;
 }
 
 interface EmscriptenModule {
@@ -98,10 +99,10 @@ function build(memory: WebAssembly.Memory): SimdKernels | null {
         if (cin % 4 !== 0 || cin < 4) throw new RangeError(`tile${m}: cin must be a positive multiple of 4, got ${cin}`);
         if (n > 0 && th > 0 && tw > 0) fns[`tile${m}`](...outs, x, n, inH, w, cin, padTop, th, tw);
       },
-      filters: (m, g, outs, count) => {
+      filters: (m, g, outs, rows, cols) => {
         if (outs.length !== (m + 2) ** 2) throw new RangeError(`filters${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
-        if (count % 4 !== 0) throw new RangeError(`filters${m}: count must be a multiple of 4, got ${count}`);
-        if (count > 0) fns[`filters${m}`](...outs, g, 4 * count);
+        if (cols % 4 !== 0) throw new RangeError(`filters${m}: cols must be a multiple of 4, got ${cols}`);
+        if (rows > 0 && cols > 0) fns[`filters${m}`](...outs, g, rows, 4 * cols);
       },
     };
   } catch {
@@ -408,22 +409,27 @@ function applyG(b: FunctionBody, m: 2 | 4, v: number[], out: number[]): void {
  */
 function filtersBody(m: 2 | 4): FunctionBody {
   const { b, alpha, scalars, i32 } = kernelFrame(m);
-  const [g, bytes] = scalars;
-  const [off, src] = [i32(), i32()];
+  const [g, rows, bytes] = scalars; // bytes: of one row of each output
+  const [row, off, src, dst] = [i32(), i32(), i32(), i32()];
   const v128 = () => b.local('v128');
   const taps = Array.from({ length: 9 }, v128);
   const t = Array.from({ length: alpha }, () => Array.from({ length: 3 }, v128));
   const u = Array.from({ length: alpha }, v128);
+  b.i32(0).set(row);
+  b.begin('loop'); // row
   b.i32(0).set(off);
-  b.begin('loop');
-  b.get(g).get(off).op('i32.add').set(src);
+  b.begin('loop'); // off, in bytes
+  // src = g + 9·row·bytes + off, dst = row·bytes + off
+  b.get(row).get(bytes).op('i32.mul').get(off).op('i32.add').set(dst);
+  b.get(g).get(dst).op('i32.add').get(row).get(bytes).i32(8).op('i32.mul', 'i32.mul', 'i32.add').set(src);
   taps.forEach((l, k) => b.get(src).get(bytes).i32(k).op('i32.mul', 'i32.add').mem('v128.load').set(l));
   // G over the filter's rows, one column kw at a time: t[r][kw]; then over the columns of each r.
-  for (let kw = 0; kw < 3; kw++) applyG(b, m, [taps[kw], taps[3 + kw], taps[6 + kw]], t.map((row) => row[kw]));
+  for (let kw = 0; kw < 3; kw++) applyG(b, m, [taps[kw], taps[3 + kw], taps[6 + kw]], t.map((tr) => tr[kw]));
   for (let r = 0; r < alpha; r++) {
     applyG(b, m, t[r], u);
-    u.forEach((l, c) => b.get(r * alpha + c).get(off).op('i32.add').get(l).mem('v128.store'));
+    u.forEach((l, c) => b.get(r * alpha + c).get(dst).op('i32.add').get(l).mem('v128.store'));
   }
   endLoop(b, off, 16, bytes);
+  endLoop(b, row, 1, rows);
   return b;
 }

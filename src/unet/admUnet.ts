@@ -12,7 +12,7 @@ import { buildArchitecture, convMultiplyAdds, type Architecture, type BlockInfo,
 import { attentionBlock } from './attention.js';
 import { resolveConfig, type ModelSpec, type ResolvedConfig } from './config.js';
 import { conv3x3, conv3x3Gemm, withFastInputGrad, type RowPad } from './conv.js';
-import { winogradConv3x3, winogradFilters, type WinogradTile } from './winograd.js';
+import { winogradConv3x3, winogradFilters, winogradFiltersRows, type WinogradTile } from './winograd.js';
 import { applyAffine, groupNormAffine } from './groupNorm.js';
 import { randomWeights } from './init.js';
 import { tfjsShape, toReferenceLayout, toTfjsLayout } from './layout.js';
@@ -66,20 +66,28 @@ export interface LoadProgress {
 // that way against 138 ms through tf.conv2d with a fresh filter; at 4×16×16 the conv was faster.
 const GEMM_MAX_PIXELS = 512;
 
+// Streamed filters whose Winograd products have at most this many rows (N·tiles) go on the left of
+// their matMuls (see FilterSide). On wasm with 2 threads, F(4×4) on a 32×32 map (64 tiles) took 37 /
+// 104 / 76 ms for 512→512 / 1024→1024 / 1536→512 that way against 50 / 196 / 147 ms on the right;
+// on a 64×64 map (256 tiles) the right side was faster (102 against 129 ms).
+const LEFT_MAX_TILES = 64;
+
 /**
  * How 3×3 convolutions are computed.
- * - `auto` (default): per layer, Winograd F(2×2,3×3) on maps of 32×32 or more (with at least 128×128
- *   channels), elsewhere `tf.conv2d`, or for streamed filters on few pixels a GEMM with the filter on
- *   the left, which spares XNNPACK from repacking the filter on every forward. Errors stay at the
- *   level of `direct` (about 1e-6 relative to the output's scale).
- * - `fast`: as `auto` with F(4×4,3×3): fastest, with errors of about 1e-5 relative to the output's
- *   scale that grow with the input channels (1e-4 absolute at 512), beyond an elementwise `1e-4`
- *   parity tolerance in places. On the 256×256 model (batch 1, wasm, 2 threads) the pass to b = 24
- *   took 7.6 s with `fast`, 9.2 s with `auto` and 11.0 s with `direct`.
+ * - `auto` (default): per layer, Winograd F(2×2,3×3) where a conv has at least 128×128 channels and
+ *   a map of 32×32 or more, or, for streamed filters, 8×8 or more; elsewhere `tf.conv2d`, or for
+ *   streamed filters on few pixels a GEMM with the filter on the left. Streamed filters on maps of
+ *   few tiles also go on the left of Winograd's matMuls: both spare XNNPACK from repacking the
+ *   filter on every forward. Errors stay at the level of `direct` (about 1e-6 relative to the
+ *   output's scale).
+ * - `fast`: as `auto` with F(4×4,3×3) on maps of 16×16 or more: fastest, with errors of about 1e-5
+ *   relative to the output's scale that grow with the input channels (1e-4 absolute at 512), beyond
+ *   an elementwise `1e-4` parity tolerance in places.
  * - `direct`: `tf.conv2d` everywhere. `winograd2`, `winograd4`: that algorithm for every stride-1
  *   conv, however small its map (for measurements and tests).
  *
- * Stride-2 convs and convs with fewer than 8 input channels are always direct.
+ * Stride-2 convs and convs with fewer than 8 input channels are always direct. Speeds on the 256×256
+ * model are in the README's benchmark table.
  */
 export type ConvAlgorithm = 'direct' | 'winograd2' | 'winograd4' | 'auto' | 'fast';
 
@@ -501,25 +509,34 @@ export class ADMUNet {
     const name = `${prefix}.weight`;
     const b = this.weights.get(`${prefix}.bias`);
     const [, , cin, cout] = this.weights.shapeOf(name);
-    const algo = this.conv === 'auto' || this.conv === 'fast' ? this.autoAlgorithm(name, h * wd, n * h * wd, cin * cout) : this.conv;
+    const streamed = !this.weights.isResident(name);
+    const algo = this.conv === 'auto' || this.conv === 'fast' ? this.autoAlgorithm(streamed, [n, h, wd], cin * cout) : this.conv;
     if (algo === 'gemm' && cin >= 8) {
       const wT = this.weights.getRows(name);
       return (x, rowPad) => withFastInputGrad(x, wT, (v) => conv3x3Gemm(v, wT, b, rowPad), rowPad);
     }
+    const m: WinogradTile = algo === 'winograd4' ? 4 : 2;
+    if (algo !== 'direct' && cin >= 8 && streamed && n * Math.ceil(h / m) * Math.ceil(wd / m) <= LEFT_MAX_TILES) {
+      const wT = this.weights.getRows(name);
+      const ut = winogradFiltersRows(wT, m);
+      return (x, rowPad) => withFastInputGrad(x, wT, (v) => winogradConv3x3(v, ut, b, m, rowPad, 'left'), rowPad);
+    }
     const w = this.weights.get(name) as tf.Tensor4D;
     if (algo === 'direct' || cin < 8) return (x, rowPad) => withFastInputGrad(x, w, (v) => conv3x3(v, w, b, 1, rowPad), rowPad);
-    const m: WinogradTile = algo === 'winograd4' ? 4 : 2;
     const u = this.winogradFilters(prefix, w, m);
     return (x, rowPad) => withFastInputGrad(x, w, (v) => winogradConv3x3(v, u, b, m, rowPad), rowPad);
   }
 
-  // Winograd pays where a conv has many tiles to share each transformed filter: on a 32×32 map or
-  // larger with at least 128×128 channels. On smaller maps the filter transform (for streamed weights,
-  // redone on every forward) and the per-point matMul dispatch cost more than it saves; there a
-  // streamed filter goes through conv3x3Gemm when the pixels are few, tf.conv2d otherwise.
-  private autoAlgorithm(name: string, pixels: number, batchPixels: number, channelPairs: number): 'direct' | 'winograd2' | 'winograd4' | 'gemm' {
-    if (pixels >= 32 * 32 && channelPairs >= 128 * 128) return this.conv === 'fast' ? 'winograd4' : 'winograd2';
-    return batchPixels <= GEMM_MAX_PIXELS && !this.weights.isResident(name) ? 'gemm' : 'direct';
+  // Winograd pays where a conv has at least 128×128 channels and enough tiles to share each
+  // transformed filter: on a 32×32 map or larger. Streamed filters are repacked by XNNPACK on every
+  // forward whatever the algorithm, and with the filters on the left (see convFor) Winograd
+  // beat the other paths down to 8×8 maps (wasm, 2 threads, 1024→1024: 12 ms on 8×8 against 22 ms by
+  // conv3x3Gemm; 33 against 126 ms on 16×16). F(4×4) is worth its larger filters from 16×16 on (at
+  // 8×8, 30 against 12 ms for F(2×2)). Below that a streamed filter goes through conv3x3Gemm when the
+  // pixels are few, tf.conv2d otherwise.
+  private autoAlgorithm(streamed: boolean, [n, h, w]: number[], channelPairs: number): 'direct' | 'winograd2' | 'winograd4' | 'gemm' {
+    if (channelPairs >= 128 * 128 && h * w >= (streamed ? 8 * 8 : 32 * 32)) return this.conv === 'fast' && h * w >= 16 * 16 ? 'winograd4' : 'winograd2';
+    return n * h * w <= GEMM_MAX_PIXELS && streamed ? 'gemm' : 'direct';
   }
 
   // Transformed filters: kept between forwards for resident weights within the cache budget,

@@ -97,7 +97,7 @@ export function winogradFilters(w: tf.Tensor4D, m: WinogradTile): tf.Tensor2D[] 
   const simd = heap ? simdKernels() : null;
   if (heap && simd && (cin * cout) % 4 === 0) {
     const u = Array.from({ length: alpha * alpha }, () => heapTensor(heap, [cin, cout]) as tf.Tensor2D);
-    simd.filters(m, heapOffset(heap, w), u.map((t) => heapOffset(heap, t)), cin * cout);
+    simd.filters(m, heapOffset(heap, w), u.map((t) => heapOffset(heap, t)), 1, cin * cout);
     return u;
   }
   const gg = kron(g, g);
@@ -112,6 +112,28 @@ export function winogradFilters(w: tf.Tensor4D, m: WinogradTile): tf.Tensor2D[] 
   });
 }
 
+/**
+ * Transformed filters for {@link winogradConv3x3}'s left orientation, U_ξᵀ `[Cout, Cin]`, from a
+ * filter as rows `[Cout, 9·Cin]` (kh, kw, cin; the layout streamed weights keep for small maps). On
+ * wasm one SIMD pass reads the rows in place; elsewhere they are turned back into HWIO with the
+ * channels swapped, whose U is exactly these. The caller owns the result.
+ */
+export function winogradFiltersRows(wT: tf.Tensor2D, m: WinogradTile): tf.Tensor2D[] {
+  const { alpha } = MATRICES[m];
+  const [cout, cin] = [wT.shape[0], wT.shape[1] / 9];
+  const heap = wasmHeap();
+  const simd = heap ? simdKernels() : null;
+  if (heap && simd && cin % 4 === 0) {
+    const u = Array.from({ length: alpha * alpha }, () => heapTensor(heap, [cout, cin]) as tf.Tensor2D);
+    simd.filters(m, heapOffset(heap, wT), u.map((t) => heapOffset(heap, t)), cout, cin);
+    return u;
+  }
+  const swapped = tf.tidy(() => tf.transpose(tf.reshape(wT, [cout, 3, 3, cin]), [1, 2, 0, 3]) as tf.Tensor4D);
+  const u = winogradFilters(swapped, m);
+  swapped.dispose();
+  return u;
+}
+
 // A depthwise filter that applies one row of Bᵀ to every channel along one axis. Kernels of 6 taps
 // run an order of magnitude slower than 9-tap ones on wasm (BACKENDS.md §9), so they are padded to 9.
 function transformKernel(row: number[], channels: number, vertical: boolean): tf.Tensor4D {
@@ -122,20 +144,30 @@ function transformKernel(row: number[], channels: number, vertical: boolean): tf
 }
 
 /**
+ * Which side of the α² matMuls the transformed filters go: `right` multiplies `V_ξ [tiles, Cin] ×
+ * U_ξ [Cin, Cout]`; `left` computes the transposed product `U_ξᵀ [Cout, Cin] × V_ξᵀ [Cin, tiles]`.
+ * On wasm XNNPACK repacks the right operand of every matMul whose weights it has not seen, a
+ * single-threaded copy of it: for streamed filters on maps of few tiles that copy costs more than
+ * the product, and `left` repacks the small V_ξᵀ instead.
+ */
+export type FilterSide = 'right' | 'left';
+
+/**
  * 3×3 convolution, stride 1, by Winograd F(m×m, 3×3): torch's padding 1, or with `rowPad` the rows
  * of a band (see {@link RowPad}). It holds about `(α/m)²·(Cin + 2·Cout)` floats per output pixel
  * of intermediates: large maps should come in bands.
- * @param u transformed filters from {@link winogradFilters} (cached or fresh).
+ * @param u transformed filters: for `side` `right` U_ξ from {@link winogradFilters} (cached or
+ *   fresh), for `left` U_ξᵀ from {@link winogradFiltersRows}.
  */
-export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile, rowPad: RowPad = [1, 1]): tf.Tensor4D {
+export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile, rowPad: RowPad = [1, 1], side: FilterSide = 'right'): tf.Tensor4D {
   return tf.tidy(() => {
     const [n, inH, w, cin] = x.shape;
     const [padTop, outH] = [rowPad[0], inH + rowPad[0] + rowPad[1] - 2];
-    const cout = u[0].shape[1];
     const [th, tw] = [Math.ceil(outH / m), Math.ceil(w / m)];
     const heap = wasmHeap();
     const simd = heap ? simdKernels() : null;
-    const products = heap && simd && cin % 4 === 0 ? productsBySimd(simd, heap, x, u, m, padTop, [th, tw]) : productsByOps(x, u, m, padTop, [th, tw]);
+    const multiply = side === 'left' ? multiplyLeft : (v: tf.Tensor2D, uk: tf.Tensor2D) => tf.matMul(v, uk) as tf.Tensor2D;
+    const products = heap && simd && cin % 4 === 0 ? productsBySimd(simd, heap, x, u, m, padTop, [th, tw], multiply) : productsByOps(x, u, m, padTop, [th, tw], multiply);
     const out = outputTransform(heap, simd, products, bias, m, [n, th, tw], outH, w);
     tf.dispose(products);
     return out;
@@ -147,7 +179,7 @@ export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tenso
  * along the rows, then the columns: one transformed row at a time and one V_ξ at a time, each freed
  * once multiplied.
  */
-function productsByOps(x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, padTop: number, [th, tw]: number[]): tf.Tensor2D[] {
+function productsByOps(x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, padTop: number, [th, tw]: number[], multiply: Multiply): tf.Tensor2D[] {
   const { alpha, bt } = MATRICES[m];
   const [n, inH, w, cin] = x.shape;
   const taps = alpha <= 4 ? alpha : 9;
@@ -166,7 +198,7 @@ function productsByOps(x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, padTop
       products.push(
         tf.tidy(() => {
           const v = tf.depthwiseConv2d(rowT, transformKernel(cRow, cin, false), [1, m], 'valid'); // [N, th, tw, Cin]
-          return tf.matMul(tf.reshape(v, [n * th * tw, cin]), u[r * alpha + c]);
+          return multiply(tf.reshape(v, [n * th * tw, cin]), u[r * alpha + c]);
         }),
       );
     });
@@ -180,15 +212,23 @@ function productsByOps(x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, padTop
  * {@link productsByOps} with the input transform as one SIMD pass that reads the image in place
  * (no padded copy) and writes all α² V_ξ; each is freed once multiplied.
  */
-function productsBySimd(simd: SimdKernels, heap: WasmHeap, x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, padTop: number, [th, tw]: number[]): tf.Tensor2D[] {
+function productsBySimd(simd: SimdKernels, heap: WasmHeap, x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, padTop: number, [th, tw]: number[], multiply: Multiply): tf.Tensor2D[] {
   const [n, inH, w, cin] = x.shape;
   const v = u.map(() => heapTensor(heap, [n * th * tw, cin]) as tf.Tensor2D);
   simd.tile(m, heapOffset(heap, x), v.map((t) => heapOffset(heap, t)), n, inH, w, cin, padTop, th, tw);
   return v.map((vk, k) => {
-    const p = tf.matMul(vk, u[k]) as tf.Tensor2D;
+    const p = multiply(vk, u[k]);
     vk.dispose();
     return p;
   });
+}
+
+/** One product V_ξ U_ξ `[tiles, Cout]`, from V_ξ and the filters as they are passed. */
+type Multiply = (v: tf.Tensor2D, u: tf.Tensor2D) => tf.Tensor2D;
+
+// V U as (Uᵀ Vᵀ)ᵀ, with explicit transposes: matMul's transpose flags leave XNNPACK on wasm.
+function multiplyLeft(v: tf.Tensor2D, ut: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.transpose(tf.matMul(ut, tf.transpose(v))) as tf.Tensor2D);
 }
 
 /**

@@ -4,7 +4,7 @@ import { f16ToF32, f32ToF16 } from '../../src/io/safetensors';
 import { disableSimdKernels, simdKernels } from '../../src/ops/simdKernels';
 import { heapView, wasmHeap } from '../../src/ops/wasmHeap';
 import { WeightStore } from '../../src/unet/weightStore';
-import { winogradConv3x3, winogradFilters } from '../../src/unet/winograd';
+import { winogradConv3x3, winogradFilters, winogradFiltersRows } from '../../src/unet/winograd';
 import { compareArrays, convCase, PARITY_BACKENDS, setBackend } from '../helpers';
 
 for (const backend of PARITY_BACKENDS.filter((b) => b.startsWith('wasm'))) {
@@ -122,6 +122,27 @@ for (const backend of PARITY_BACKENDS.filter((b) => b.startsWith('wasm'))) {
           tf.dispose([k, ...simd, ...ops]);
           expect(tf.memory().numTensors).toBe(before - 1);
         });
+
+        it(`transform a ${cin}→${cout} filter given as rows [Cout, 9·Cin] into U_ξᵀ for F(${m}×${m},3×3), with the kernel or without, leaking nothing`, () => {
+          const k = tf.randomNormal([3, 3, cin, cout], 0, 1, 'float32', 9) as tf.Tensor4D;
+          const want = transformed(k.dataSync() as Float32Array, m, cin * cout);
+          const rows = tf.tidy(() => tf.reshape(tf.transpose(k, [3, 0, 1, 2]), [cout, 9 * cin]) as tf.Tensor2D);
+          const before = tf.memory().numTensors;
+          const simd = winogradFiltersRows(rows, m);
+          expect(tf.memory().numTensors).toBe(before + (m + 2) ** 2);
+          disableSimdKernels(true);
+          const ops = winogradFiltersRows(rows, m);
+          expect(tf.memory().numTensors).toBe(before + 2 * (m + 2) ** 2);
+          for (const u of [simd, ops]) {
+            expect(u.map((t) => t.shape)).toEqual(new Array((m + 2) ** 2).fill([cout, cin]));
+            u.forEach((t, xi) => {
+              const wantT = new Float64Array(cin * cout).map((_, j) => want[xi][(j % cin) * cout + Math.floor(j / cin)]);
+              const d = compareArrays(t.dataSync(), wantT, 2e-6, 1e-6);
+              expect(d.ok, `ξ ${xi}: max abs ${d.maxAbs}`).toBe(true);
+            });
+          }
+          tf.dispose([k, rows, ...simd, ...ops]);
+        });
       }
     }
 
@@ -131,8 +152,8 @@ for (const backend of PARITY_BACKENDS.filter((b) => b.startsWith('wasm'))) {
       expect(() => k.tile(2, 0, new Array(16).fill(0), 1, 4, 4, 3, 1, 2, 2)).toThrow(/cin must be a positive multiple of 4, got 3/);
       expect(() => k.untile(4, [0, 0], 0, 0, 1, 1, 1, 4, 4, 4)).toThrow(/36 products expected, got 2/);
       expect(() => k.untile(2, new Array(16).fill(0), 0, 0, 1, 1, 1, 2, 2, 6)).toThrow(/cout must be a positive multiple of 4, got 6/);
-      expect(() => k.filters(4, 0, new Array(16).fill(0), 8)).toThrow(/36 outputs expected, got 16/);
-      expect(() => k.filters(2, 0, new Array(16).fill(0), 6)).toThrow(/count must be a multiple of 4, got 6/);
+      expect(() => k.filters(4, 0, new Array(16).fill(0), 1, 8)).toThrow(/36 outputs expected, got 16/);
+      expect(() => k.filters(2, 0, new Array(16).fill(0), 2, 6)).toThrow(/cols must be a multiple of 4, got 6/);
     });
   });
 }

@@ -78,5 +78,27 @@ for (const backend of BACKENDS) {
       tf.dispose([x, direct, auto, fast, w2]);
       unet.dispose();
     });
+
+    it('streamed filters on maps of few tiles (Winograd with the filters on the left) give what resident ones give through tf.conv2d', () => {
+      // Maps of 16×16 and 8×8: F(2×2) has 64 and 16 tiles there, F(4×4) 16 and 4.
+      const flags = { image_size: 16, num_channels: 128, num_res_blocks: 1, channel_mult: '1,1', attention_resolutions: '', num_head_channels: 64, resblock_updown: false, use_scale_shift_norm: true, learn_sigma: false };
+      const resident = ADMUNet.create(flags, 5, { conv: 'direct', residency: 'resident' });
+      const streamed = ADMUNet.create(flags, 5, { residency: 'stream', residentBudget: 0 });
+      const x = tf.randomUniform([1, 16, 16, 3], -1, 1, 'float32', 6) as tf.Tensor4D;
+      const run = (unet: ADMUNet) => tf.tidy(() => unet.forward(x, [300]).output!);
+      const want = run(resident);
+      const before = tf.memory().numTensors;
+      for (const [conv, tol] of [['auto', 1e-4], ['fast', 1e-3], ['winograd4', 1e-3]] as const) {
+        streamed.conv = conv;
+        const got = run(streamed);
+        const d = compareArrays(got.dataSync(), want.dataSync(), tol, tol);
+        expect(d.ok && d.maxAbs > 0, `${conv}: max abs ${d.maxAbs}`).toBe(true);
+        got.dispose();
+        expect(tf.memory().numTensors).toBe(before);
+      }
+      tf.dispose([x, want]);
+      resident.dispose();
+      streamed.dispose();
+    });
   });
 }

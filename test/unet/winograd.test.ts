@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { winogradConv3x3, winogradFilters } from '../../src/unet/winograd';
+import { winogradConv3x3, winogradFilters, winogradFiltersRows } from '../../src/unet/winograd';
 import { withFastInputGrad } from '../../src/unet/conv';
 import { BACKENDS, compareArrays, convCase, setBackend } from '../helpers';
 
@@ -11,12 +11,14 @@ for (const backend of BACKENDS) {
 
     // Shapes that exercise a large map, several examples, and sides that are not multiples of the tile.
     for (const [n, h, w, cin, cout] of [[2, 8, 8, 16, 24], [1, 96, 96, 160, 8], [3, 10, 6, 12, 5], [2, 7, 9, 8, 4]]) {
-      for (const m of [2, 4] as const) {
-        it(`F(${m}×${m},3×3) equals tf.conv2d with padding 1 on [${n},${h},${w},${cin}] → ${cout}`, () => {
+      for (const [m, side] of [[2, 'right'], [4, 'right'], [2, 'left'], [4, 'left']] as const) {
+        it(`F(${m}×${m},3×3), filters on the ${side}, equals tf.conv2d with padding 1 on [${n},${h},${w},${cin}] → ${cout}`, () => {
           const before = tf.memory().numTensors;
           tf.tidy(() => {
             const { x, k, b, want } = convCase(n, h, w, cin, cout);
-            const got = winogradConv3x3(x, winogradFilters(k, m), b, m);
+            const rows = tf.reshape(tf.transpose(k, [3, 0, 1, 2]), [cout, 9 * cin]) as tf.Tensor2D;
+            const u = side === 'left' ? winogradFiltersRows(rows, m) : winogradFilters(k, m);
+            const got = winogradConv3x3(x, u, b, m, [1, 1], side);
             expect(got.shape).toEqual(want.shape);
             const d = compareArrays(got.dataSync(), want.dataSync(), m === 2 ? 2e-5 : 1e-4, 1e-4);
             expect(d.ok, `max abs ${d.maxAbs}`).toBe(true);
