@@ -1,7 +1,7 @@
 /**
  * Passes of the 256 models' forward that tfjs has no fitting kernel for, as WebAssembly SIMD
  * functions running in the wasm backend's own memory: float16 → float32 decoding of streamed
- * weights, and the Winograd input and output transforms. In JavaScript the decoding took 2.3 ns per
+ * weights, and the Winograd filter, input and output transforms. In JavaScript the decoding took 2.3 ns per
  * weight and the output transform 2 s of each 256 full forward (JavaScript has no SIMD and checks
  * every typed-array access); the input transform as tfjs depthwise convs pads 6-tap kernels to 9
  * (shorter ones are an order of magnitude slower there) and copies the input into a padded one first.

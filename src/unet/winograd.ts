@@ -93,13 +93,8 @@ function kron(a: number[][], b: number[][]): Float32Array {
 export function winogradFilters(w: tf.Tensor4D, m: WinogradTile): tf.Tensor2D[] {
   const { alpha, g } = MATRICES[m];
   const [, , cin, cout] = w.shape;
-  const heap = wasmHeap();
-  const simd = heap ? simdKernels() : null;
-  if (heap && simd && (cin * cout) % 4 === 0) {
-    const u = Array.from({ length: alpha * alpha }, () => heapTensor(heap, [cin, cout]) as tf.Tensor2D);
-    simd.filters(m, heapOffset(heap, w), u.map((t) => heapOffset(heap, t)), 1, cin * cout);
-    return u;
-  }
+  const bySimd = filtersBySimd(w, m, 1, [cin, cout]);
+  if (bySimd) return bySimd;
   const gg = kron(g, g);
   return tf.tidy(() => {
     const taps = tf.reshape(w, [9, cin * cout]);
@@ -119,18 +114,24 @@ export function winogradFilters(w: tf.Tensor4D, m: WinogradTile): tf.Tensor2D[] 
  * channels swapped, whose U is exactly these. The caller owns the result.
  */
 export function winogradFiltersRows(wT: tf.Tensor2D, m: WinogradTile): tf.Tensor2D[] {
-  const { alpha } = MATRICES[m];
   const [cout, cin] = [wT.shape[0], wT.shape[1] / 9];
-  const heap = wasmHeap();
-  const simd = heap ? simdKernels() : null;
-  if (heap && simd && cin % 4 === 0) {
-    const u = Array.from({ length: alpha * alpha }, () => heapTensor(heap, [cout, cin]) as tf.Tensor2D);
-    simd.filters(m, heapOffset(heap, wT), u.map((t) => heapOffset(heap, t)), cout, cin);
-    return u;
-  }
+  const bySimd = filtersBySimd(wT, m, cout, [cout, cin]);
+  if (bySimd) return bySimd;
   const swapped = tf.tidy(() => tf.transpose(tf.reshape(wT, [cout, 3, 3, cin]), [1, 2, 0, 3]) as tf.Tensor4D);
   const u = winogradFilters(swapped, m);
   swapped.dispose();
+  return u;
+}
+
+// The α² transformed filters of `g`, laid out `[rows, 3, 3, cols]`, by one SIMD pass into tensors of
+// `shape` (rows·cols elements); null where the kernel cannot run.
+function filtersBySimd(g: tf.Tensor, m: WinogradTile, rows: number, shape: [number, number]): tf.Tensor2D[] | null {
+  const heap = wasmHeap();
+  const simd = heap ? simdKernels() : null;
+  const cols = (shape[0] * shape[1]) / rows;
+  if (!heap || !simd || cols % 4 !== 0) return null;
+  const u = Array.from({ length: MATRICES[m].alpha ** 2 }, () => heapTensor(heap, shape) as tf.Tensor2D);
+  simd.filters(m, heapOffset(heap, g), u.map((t) => heapOffset(heap, t)), rows, cols);
   return u;
 }
 
@@ -166,7 +167,7 @@ export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tenso
     const [th, tw] = [Math.ceil(outH / m), Math.ceil(w / m)];
     const heap = wasmHeap();
     const simd = heap ? simdKernels() : null;
-    const multiply = side === 'left' ? multiplyLeft : (v: tf.Tensor2D, uk: tf.Tensor2D) => tf.matMul(v, uk) as tf.Tensor2D;
+    const multiply = side === 'left' ? multiplyLeft : multiplyRight;
     const products = heap && simd && cin % 4 === 0 ? productsBySimd(simd, heap, x, u, m, padTop, [th, tw], multiply) : productsByOps(x, u, m, padTop, [th, tw], multiply);
     const out = outputTransform(heap, simd, products, bias, m, [n, th, tw], outH, w);
     tf.dispose(products);
@@ -225,6 +226,10 @@ function productsBySimd(simd: SimdKernels, heap: WasmHeap, x: tf.Tensor4D, u: tf
 
 /** One product V_ξ U_ξ `[tiles, Cout]`, from V_ξ and the filters as they are passed. */
 type Multiply = (v: tf.Tensor2D, u: tf.Tensor2D) => tf.Tensor2D;
+
+function multiplyRight(v: tf.Tensor2D, u: tf.Tensor2D): tf.Tensor2D {
+  return tf.matMul(v, u);
+}
 
 // V U as (Uᵀ Vᵀ)ᵀ, with explicit transposes: matMul's transpose flags leave XNNPACK on wasm.
 function multiplyLeft(v: tf.Tensor2D, ut: tf.Tensor2D): tf.Tensor2D {
