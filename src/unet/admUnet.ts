@@ -19,6 +19,7 @@ import { tfjsShape, toReferenceLayout, toTfjsLayout } from './layout.js';
 import type { Params } from './params.js';
 import { bandRows, mapBands, rowsOf, upsampledRows, type Rows } from './rows.js';
 import { alias } from '../ops/alias.js';
+import { matMul2d } from '../ops/dense.js';
 import { park, ParkingBuffers, type Parked } from '../ops/park.js';
 import { sliceRows } from '../ops/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
@@ -65,6 +66,9 @@ export interface LoadProgress {
 // repack the filter: measured on wasm with 2 threads, a 1024→1024 conv on one 8×8 map took 35 ms
 // that way against 138 ms through tf.conv2d with a fresh filter; at 4×16×16 the conv was faster.
 const GEMM_MAX_PIXELS = 512;
+
+// Rows up to which a linear layer with a streamed weight multiplies it from the left (see linear).
+const LINEAR_LEFT_MAX_ROWS = 64;
 
 // Streamed filters whose Winograd products have at most this many rows (N·tiles) go on the left of
 // their matMuls (see FilterSide). On wasm with 2 threads, F(4×4) on a 32×32 map (64 tiles) took 37 /
@@ -307,8 +311,7 @@ export class ADMUNet {
     const p = this.param;
     return tf.tidy(() => {
       const temb = timestepEmbedding(t, this.config.modelChannels);
-      const h = silu(tf.add(tf.matMul(temb, p('time_embed.0.weight') as tf.Tensor2D), p('time_embed.0.bias')));
-      let emb = tf.add(tf.matMul(h, p('time_embed.2.weight') as tf.Tensor2D), p('time_embed.2.bias')) as tf.Tensor2D;
+      let emb = p.linear(silu(p.linear(temb, 'time_embed.0')), 'time_embed.2');
       if (y) emb = tf.add(emb, tf.gather(p('label_emb.weight'), tf.tensor1d(y, 'int32'))) as tf.Tensor2D;
       return emb;
     });
@@ -476,8 +479,25 @@ export class ADMUNet {
     conv3x3: (x: tf.Tensor4D, prefix: string, stride: 1 | 2 = 1) =>
       stride === 1 ? this.conv3x3Rows(rowsOf(x), prefix) : conv3x3(x, this.weights.get(`${prefix}.weight`), this.weights.get(`${prefix}.bias`), stride),
     conv3x3Rows: (x: Rows, prefix: string, epilogue?: (y: tf.Tensor4D, top: number) => tf.Tensor4D) => this.conv3x3Rows(x, prefix, epilogue),
+    linear: (x: tf.Tensor2D, prefix: string) => this.linear(x, prefix),
     statRows: ([, h, w, c]: readonly number[]) => bandRows(h, 3 * w * c, this.bandFloats),
   });
+
+  // XNNPACK repacks, on one thread, the right operand of every matMul it has not seen, and a
+  // streamed weight is new on every forward. With few rows (the embedding's one per example,
+  // attention and skips on 8×8 maps) the product with the weight's rows on the left, (Wᵀ xᵀ)ᵀ,
+  // repacks only xᵀ: on wasm with 2 threads 0.9 against 6.5 ms for 1 × 1024 → 2048, 11.8 against
+  // 16.2 ms for 64 × 1024 → 3072; from 256 rows on the weight on the right was faster.
+  private linear(x: tf.Tensor2D, prefix: string): tf.Tensor2D {
+    return tf.tidy(() => {
+      const name = `${prefix}.weight`;
+      const b = this.weights.get(`${prefix}.bias`);
+      if (x.shape[0] <= LINEAR_LEFT_MAX_ROWS && !this.weights.isResident(name))
+        return tf.add(tf.transpose(matMul2d(this.weights.getRows(name), tf.transpose(x))), b) as tf.Tensor2D;
+      const [cin, cout] = this.weights.shapeOf(name).slice(-2);
+      return tf.add(matMul2d(x, tf.reshape(this.weights.get(name), [cin, cout]) as tf.Tensor2D), b) as tf.Tensor2D;
+    });
+  }
 
   // Bands of output rows, each convolved from its input rows plus one neighbour row on either side
   // (zero rows only at the map's edges), with the filter fetched and transformed once for all.

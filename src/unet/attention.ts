@@ -42,10 +42,10 @@ export function attentionBlock(p: Params, spec: AttentionSpec, x: tf.Tensor4D, l
   return tf.tidy(() => {
     const [n, h, w, c] = x.shape;
     const q = spec.prefix;
-    const normed = tf.reshape(groupNorm(x, p(`${q}.norm.weight`), p(`${q}.norm.bias`)), [n * h * w, c]);
-    const qkv = tf.add(tf.matMul(normed, p(`${q}.qkv.weight`) as tf.Tensor2D), p(`${q}.qkv.bias`));
+    const normed = tf.reshape(groupNorm(x, p(`${q}.norm.weight`), p(`${q}.norm.bias`)), [n * h * w, c]) as tf.Tensor2D;
+    const qkv = p.linear(normed, `${q}.qkv`);
     const a = qkvAttention(tf.reshape(qkv, [n, h * w, 3 * c]), spec.heads, legacy);
-    const out = tf.add(tf.matMul(tf.reshape(a, [n * h * w, c]), p(`${q}.proj_out.weight`) as tf.Tensor2D), p(`${q}.proj_out.bias`));
+    const out = p.linear(tf.reshape(a, [n * h * w, c]), `${q}.proj_out`);
     return tf.add(x, tf.reshape(out, [n, h, w, c]));
   });
 }

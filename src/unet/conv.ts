@@ -21,13 +21,6 @@ function padding(rowPad: RowPad): number | [[number, number], [number, number], 
   return rowPad[0] === 1 && rowPad[1] === 1 ? 1 : [[0, 0], [rowPad[0], rowPad[1]], [1, 1], [0, 0]];
 }
 
-/** 1×1 convolution (the ResBlock's channel-changing skip) as a matMul over pixels. */
-export function conv1x1(x: tf.Tensor4D, w: tf.Tensor, b: tf.Tensor): tf.Tensor4D {
-  const [n, h, wd, c] = x.shape;
-  const cout = w.shape[w.rank - 1];
-  return tf.reshape(tf.add(tf.matMul(tf.reshape(x, [n * h * wd, c]), tf.reshape(w, [c, cout])), b), [n, h, wd, cout]);
-}
-
 /**
  * Stride-1, padding-1 3×3 convolution as one matMul with the filter on the left:
  * `outᵀ [Cout, P] = wᵀ [Cout, 9·Cin] × im2colᵀ [9·Cin, P]` for P = N·H·W pixels. On wasm XNNPACK

@@ -20,6 +20,11 @@ export interface Params {
    * band and its first row) and joined; a small map is one band.
    */
   conv3x3Rows(x: Rows, prefix: string, epilogue?: (y: tf.Tensor4D, top: number) => tf.Tensor4D): tf.Tensor4D;
+  /**
+   * `x · W + b` for the linear layer (or 1×1 conv, over pixels) under `prefix`: x `[rows, in]`, W
+   * the weight in tfjs layout `[…, in, out]`.
+   */
+  linear(x: tf.Tensor2D, prefix: string): tf.Tensor2D;
   /** Rows per band for statistics over a map of this shape. */
   statRows(shape: readonly number[]): number;
 }

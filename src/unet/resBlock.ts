@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { conv1x1 } from './conv.js';
 import { applyAffine, groupNormAffine, type NormAffine } from './groupNorm.js';
 import type { Params } from './params.js';
 import { downsampledRows, rowsOf, upsampledRows, type Rows } from './rows.js';
@@ -32,7 +31,7 @@ export function resBlock(p: Params, spec: ResBlockSpec, x: tf.Tensor4D, emb: tf.
   const norm1 = groupNormAffine(x, p(`${q}.in_layers.0.weight`), p(`${q}.in_layers.0.bias`), undefined, { rows: p.statRows(x.shape) });
   let h = withDispose([norm1.scale, norm1.offset], () => p.conv3x3Rows(resample(activated(x, norm1)), `${q}.in_layers.2`));
 
-  const embOut = tf.tidy(() => tf.add(tf.matMul(silu(emb), p(`${q}.emb_layers.1.weight`) as tf.Tensor2D), p(`${q}.emb_layers.1.bias`)));
+  const embOut = tf.tidy(() => p.linear(silu(emb), `${q}.emb_layers.1`));
   const norm2 = withDispose([embOut], () => {
     const [gamma, beta] = [p(`${q}.out_layers.0.weight`), p(`${q}.out_layers.0.bias`)];
     if (!useScaleShiftNorm) {
@@ -51,7 +50,7 @@ export function resBlock(p: Params, spec: ResBlockSpec, x: tf.Tensor4D, emb: tf.
   return withDispose([h, norm2.scale, norm2.offset], () =>
     p.conv3x3Rows(activated(h, norm2), `${q}.out_layers.3`, (y, top) => {
       const s = skip.get(top, y.shape[1]);
-      return tf.add(cin === cout ? s : conv1x1(s, p(`${q}.skip_connection.weight`), p(`${q}.skip_connection.bias`)), y) as tf.Tensor4D;
+      return tf.add(cin === cout ? s : conv1x1(p, s, `${q}.skip_connection`), y) as tf.Tensor4D;
     }),
   );
 }
@@ -63,6 +62,13 @@ function withDispose<T>(tensors: tf.Tensor[], f: () => T): T {
   } finally {
     tf.dispose(tensors);
   }
+}
+
+/** The 1×1 conv under `prefix` as a linear layer over pixels. */
+function conv1x1(p: Params, x: tf.Tensor4D, prefix: string): tf.Tensor4D {
+  const [n, h, w, c] = x.shape;
+  const y = p.linear(tf.reshape(x, [n * h * w, c]), prefix);
+  return tf.reshape(y, [n, h, w, y.shape[1]]);
 }
 
 /** SiLU, x·σ(x). */
