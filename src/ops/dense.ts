@@ -35,6 +35,17 @@ export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 }
 
 /**
+ * `x · rowsᵀ` for `rows` `[out, in]` (a weight as PyTorch lays it out), computed as `(rows · xᵀ)ᵀ`
+ * with explicit transposes. On wasm XNNPACK repacks, on one thread, the right operand of every matMul
+ * it has not seen; with the rows on the left only xᵀ is repacked, which pays when x has few rows and
+ * the rows are new on every call (streamed weights, freshly transformed filters).
+ * @throws InputError when the operands are not 2-D or their inner sizes differ.
+ */
+export function matMulRowsLeft(x: tf.Tensor2D, rows: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.transpose(matMul2d(rows, tf.transpose(x))));
+}
+
+/**
  * A linear layer on the last axis: `x · w + b` for x `[..., in]`, w `[in, out]` (the transpose of
  * PyTorch's `[out, in]`), b `[out]`. Any leading axes are folded into one 2-D matMul.
  * @throws InputError when the shapes do not fit.

@@ -19,7 +19,7 @@ import { tfjsShape, toReferenceLayout, toTfjsLayout } from './layout.js';
 import type { Params } from './params.js';
 import { bandRows, mapBands, rowsOf, upsampledRows, type Rows } from './rows.js';
 import { alias } from '../ops/alias.js';
-import { matMul2d } from '../ops/dense.js';
+import { matMul2d, matMulRowsLeft } from '../ops/dense.js';
 import { park, ParkingBuffers, type Parked } from '../ops/park.js';
 import { sliceRows } from '../ops/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
@@ -483,17 +483,16 @@ export class ADMUNet {
     statRows: ([, h, w, c]: readonly number[]) => bandRows(h, 3 * w * c, this.bandFloats),
   });
 
-  // XNNPACK repacks, on one thread, the right operand of every matMul it has not seen, and a
-  // streamed weight is new on every forward. With few rows (the embedding's one per example,
-  // attention and skips on 8×8 maps) the product with the weight's rows on the left, (Wᵀ xᵀ)ᵀ,
-  // repacks only xᵀ: on wasm with 2 threads 0.9 against 6.5 ms for 1 × 1024 → 2048, 11.8 against
-  // 16.2 ms for 64 × 1024 → 3072; from 256 rows on the weight on the right was faster.
+  // A streamed weight is new on every forward, so with few rows (the embedding's one per example,
+  // attention and skips on 8×8 maps) it goes on the left (matMulRowsLeft): on wasm with 2 threads
+  // 0.9 against 6.5 ms for 1 × 1024 → 2048, 11.8 against 16.2 ms for 64 × 1024 → 3072; from 256
+  // rows on the weight on the right was faster.
   private linear(x: tf.Tensor2D, prefix: string): tf.Tensor2D {
     return tf.tidy(() => {
       const name = `${prefix}.weight`;
       const b = this.weights.get(`${prefix}.bias`);
       if (x.shape[0] <= LINEAR_LEFT_MAX_ROWS && !this.weights.isResident(name))
-        return tf.add(tf.transpose(matMul2d(this.weights.getRows(name), tf.transpose(x))), b) as tf.Tensor2D;
+        return tf.add(matMulRowsLeft(x, this.weights.getRows(name)), b) as tf.Tensor2D;
       const [cin, cout] = this.weights.shapeOf(name).slice(-2);
       return tf.add(matMul2d(x, tf.reshape(this.weights.get(name), [cin, cout]) as tf.Tensor2D), b) as tf.Tensor2D;
     });

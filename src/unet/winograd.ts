@@ -8,6 +8,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { matMulRowsLeft } from '../ops/dense.js';
 import { sliceRows } from '../ops/sliceRows.js';
 import { simdKernels, type SimdKernels } from '../ops/simdKernels.js';
 import { heapOffset, heapTensor, heapView, tensorFromFill, wasmHeap, type WasmHeap } from '../ops/wasmHeap.js';
@@ -231,10 +232,8 @@ function multiplyRight(v: tf.Tensor2D, u: tf.Tensor2D): tf.Tensor2D {
   return tf.matMul(v, u);
 }
 
-// V U as (Uᵀ Vᵀ)ᵀ, with explicit transposes: matMul's transpose flags leave XNNPACK on wasm.
-function multiplyLeft(v: tf.Tensor2D, ut: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => tf.transpose(tf.matMul(ut, tf.transpose(v))) as tf.Tensor2D);
-}
+// V U from Uᵀ, as (Uᵀ Vᵀ)ᵀ.
+const multiplyLeft: Multiply = matMulRowsLeft;
 
 /**
  * Y = Aᵀ M A for every tile, from the α² products `[P, Cout]` (ξ = r·α + c), plus the bias, laid out

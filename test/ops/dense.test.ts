@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
-import { dense, matMul2d } from '../../src/ops/dense';
+import { dense, matMul2d, matMulRowsLeft } from '../../src/ops/dense';
 import { SeededRandom } from '../../src/random';
 import { BACKENDS, compareArrays, setBackend } from '../helpers';
 
@@ -23,6 +23,25 @@ function numericGrad(f: (x: Float32Array) => number, x: Float32Array, eps = 1e-2
 for (const backend of BACKENDS) {
   describe(`matMul2d and dense on ${backend}`, () => {
     beforeAll(() => setBackend(backend));
+
+    it('matMulRowsLeft equals x · rowsᵀ, passes gradients to both, names bad shapes and leaks nothing', () => {
+      const [x, rows] = [rnd([4, 6], 3), rnd([9, 6], 4)] as tf.Tensor2D[];
+      const want = tf.tidy(() => tf.matMul(x, tf.transpose(rows)));
+      const before = tf.memory().numTensors;
+      const y = matMulRowsLeft(x, rows);
+      expect(y.shape).toEqual([4, 9]);
+      const d = compareArrays(y.dataSync(), want.dataSync(), 1e-6, 1e-6);
+      expect(d.ok, `max abs ${d.maxAbs}`).toBe(true);
+      y.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      want.dispose();
+      const loss = (f: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor) => (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(f(a as tf.Tensor2D, b as tf.Tensor2D)));
+      const got = tf.grads(loss(matMulRowsLeft))([x, rows]);
+      const wantGrads = tf.grads(loss((a, b) => tf.matMul(a, tf.transpose(b))))([x, rows]);
+      got.forEach((g, i) => expect(compareArrays(g.dataSync(), wantGrads[i].dataSync(), 1e-5, 1e-5).ok).toBe(true));
+      expect(() => matMulRowsLeft(x, rnd([9, 5], 5) as tf.Tensor2D)).toThrow(InputError);
+      tf.dispose([x, rows, ...got, ...wantGrads]);
+    });
 
     it('matMul2d equals tf.matMul', () => {
       const [a, b] = [rnd([7, 5], 1), rnd([5, 3], 2)] as tf.Tensor2D[];
