@@ -21,7 +21,8 @@ export function qkvAttention(qkv: tf.Tensor3D, heads: number, legacy: boolean): 
     const c = width / 3;
     const ch = c / heads;
     // → [3, N·L·C] with q, k, v each laid out [N, L, heads·ch]. As rank-3 transposes: wasm's rank-5 one
-    // (N > 1; size-1 axes are dropped first) ran at ~90 ns per element, 0.9 s of a batch-3 256 pass.
+    // (N > 1; size-1 axes are dropped first) takes a generic path, 862 against 15 ms for the qkv of one
+    // 32×32 block of the 256 model at batch 3.
     const split = legacy
       ? tf.transpose(tf.reshape(qkv, [n * l * heads, 3, ch]), [1, 0, 2])
       : tf.transpose(tf.reshape(qkv, [n * l, 3, c]), [1, 0, 2]);
