@@ -19,7 +19,7 @@ import { tfjsShape, toReferenceLayout, toTfjsLayout } from './layout.js';
 import type { Params } from './params.js';
 import { bandRows, mapBands, rowsOf, upsampledRows, type Rows } from './rows.js';
 import { alias } from '../ops/alias.js';
-import { matMul2d, matMulRowsLeft } from '../ops/dense.js';
+import { dense, matMulRowsLeft } from '../ops/dense.js';
 import { park, ParkingBuffers, type Parked } from '../ops/park.js';
 import { sliceRows } from '../ops/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
@@ -494,7 +494,7 @@ export class ADMUNet {
       if (x.shape[0] <= LINEAR_LEFT_MAX_ROWS && !this.weights.isResident(name))
         return tf.add(matMulRowsLeft(x, this.weights.getRows(name)), b) as tf.Tensor2D;
       const [cin, cout] = this.weights.shapeOf(name).slice(-2);
-      return tf.add(matMul2d(x, tf.reshape(this.weights.get(name), [cin, cout]) as tf.Tensor2D), b) as tf.Tensor2D;
+      return dense(x, tf.reshape(this.weights.get(name), [cin, cout]) as tf.Tensor2D, b as tf.Tensor1D);
     });
   }
 
