@@ -63,7 +63,7 @@ async function generate(file, dir) {
   fs.writeFileSync(modFile, built.outputFiles[0].text);
   const W = await import(pathToFileURL(modFile).href);
 
-  const m = JSON.parse(fs.readFileSync(path.join(root, '..', 'shared', 'fixtures', 'manifests', '256x256_diffusion_uncond.json'), 'utf8'));
+  const m = JSON.parse(fs.readFileSync(path.join(root, 'test', 'fixtures', 'manifests', '256x256_diffusion_uncond.json'), 'utf8'));
   const listed = new Set(m.float16_under_use_fp16);
   const isHalf = (k) => listed.has(k) && /^input_blocks\.([0-9]|1[01])\./.test(k);
   const tensors = [];

@@ -14,7 +14,7 @@ const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) =>
 const backends = (args.backends ?? 'wasm,cpu').split(',');
 const reps = Number(args.reps ?? 5);
 const out = args.out ?? 'bench/results/train-latest.json';
-const FIX = path.resolve('../shared/fixtures');
+const FIX = path.resolve('test/fixtures');
 
 async function median(fn, n = reps) {
   await fn();

@@ -23,7 +23,7 @@ console.log(`backend: ${backend} (${reason})`);
 // 2. Backbone. The reference fixture beside the checkout if it is there, else the same
 //    architecture with seeded random weights. Either way the weights are NOT trained.
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const fixture = path.join(repoRoot, '..', 'shared', 'fixtures', 'adm-tiny');
+const fixture = path.join(repoRoot, 'test', 'fixtures', 'adm-tiny');
 const FLAGS = {
   image_size: 32,
   num_channels: 32,

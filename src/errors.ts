@@ -5,7 +5,7 @@
  */
 
 /** Base class of every error diffssl throws on purpose. */
-export class DiffsslError extends Error {
+export class DiffSSLError extends Error {
   constructor(message: string) {
     super(message);
     this.name = new.target.name;
@@ -13,13 +13,13 @@ export class DiffsslError extends Error {
 }
 
 /** A bad argument: wrong rank, channels or side, t outside [0, T), unknown block, bad label, bad option. */
-export class InputError extends DiffsslError {}
+export class InputError extends DiffSSLError {}
 
 /** A file that cannot be read as what it claims to be: corrupt, truncated, unsupported format or dtype. */
-export class CheckpointError extends DiffsslError {}
+export class CheckpointError extends DiffSSLError {}
 
 /** The weights do not fit the model: missing, unexpected or mis-shaped keys, all listed at once. */
-export class WeightsError extends DiffsslError {
+export class WeightsError extends DiffSSLError {
   constructor(
     message: string,
     /** Model keys the weights lack. */

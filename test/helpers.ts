@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 
-/** `../shared/fixtures` beside the checkout, where CI puts it too. */
-export const FIXTURES = path.resolve(__dirname, '../../shared/fixtures');
+/** The reference's golden tensors, copied into the repository (see `test/fixtures/README.md`). */
+export const FIXTURES = path.resolve(__dirname, 'fixtures');
 
 export function fixtureJson<T = any>(rel: string): T {
   return JSON.parse(fs.readFileSync(path.join(FIXTURES, rel), 'utf8')) as T;
@@ -60,7 +60,7 @@ export async function setBackend(name: string): Promise<void> {
   tf.enableProdMode();
   if (name === 'wasm' || name === 'wasm-mt') {
     await import('@tensorflow/tfjs-backend-wasm');
-    const { initThreadedWasm } = await import('../src/wasmThreads');
+    const { initThreadedWasm } = await import('../src/backend/wasm/threads');
     const r = await initThreadedWasm({ threads: name === 'wasm' ? 1 : 2 });
     if (r.threaded !== (name === 'wasm-mt')) throw new Error(`${name}: ${r.reason}`);
     return;

@@ -6,7 +6,7 @@
 import { InputError } from '../errors.js';
 import { drawText, GLYPH_H, setPixel, textWidth, type Canvas } from './font.js';
 import { checkMatrix, resolveLabels } from './json.js';
-import { encodePNG } from './png.js';
+import { encodePNG } from '../io/png.js';
 import { writeBytesAtomic } from '../io/atomicFile.js';
 
 /** Options of {@link ckaHeatmapPNG}. */

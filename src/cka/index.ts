@@ -4,11 +4,11 @@
  * CKA takes tensors or arrays and knows nothing of the models that made them.
  * @module
  */
-export { linearCKA } from './linearCka.js';
-export type { CKAOptions } from './linearCka.js';
+export { linearCKA } from './linearCKA.js';
+export type { CKAOptions } from './linearCKA.js';
 export { MinibatchCKA } from './minibatch.js';
 export type { MinibatchCKAOptions } from './minibatch.js';
-export { CKAMatrix, ckaMatrix } from './matrix.js';
+export { MinibatchCKAMatrix, ckaMatrix } from './matrix.js';
 export type { CKAMatrixOptions, LabelledMaps, RepresentationList } from './matrix.js';
 export { hsic0, hsic1 } from './hsic.js';
 export type { HSICTerms } from './hsic.js';

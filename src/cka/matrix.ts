@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { hsicFromSums, kernelSums, minExamples, selfHsic, traceOfProduct, type KernelSums } from './hsic.js';
-import { ckaFromTerms, gramMatrix, readOptions } from './linearCka.js';
+import { ckaFromTerms, gramMatrix, readOptions } from './linearCKA.js';
 import { readRepresentation, representationShape, type Representation } from './representation.js';
 import { trackPending } from '../util/pending.js';
 
@@ -24,7 +24,7 @@ export interface LabelledMaps {
  */
 export type RepresentationList = readonly Representation[] | ReadonlyMap<unknown, Representation> | LabelledMaps;
 
-/** Options of {@link CKAMatrix} and {@link ckaMatrix}. */
+/** Options of {@link MinibatchCKAMatrix} and {@link ckaMatrix}. */
 export interface CKAMatrixOptions {
   /** Unbiased HSIC_1 terms (needs ≥ 4 examples per batch). Default false. */
   debiased?: boolean;
@@ -64,7 +64,7 @@ function normalise(list: RepresentationList, what: string): { reps: Representati
  *
  * @example
  * ```ts
- * const acc = new CKAMatrix({ debiased: true });
+ * const acc = new MinibatchCKAMatrix({ debiased: true });
  * for (const batch of batches) {
  *   const feats = await extractFeatures(batch, { t: 90, b: [4, 7, 10, 13, 16], model: unet, seed: 0 });
  *   await acc.update(feats); // blocks × blocks at t = 90, labels "t=90 b=4", …
@@ -74,7 +74,7 @@ function normalise(list: RepresentationList, what: string): { reps: Representati
  * await writeCKAHeatmap('cka.png', matrix, { rowLabels: acc.rowLabels, title: 'CKA at t=90' });
  * ```
  */
-export class CKAMatrix {
+export class MinibatchCKAMatrix {
   /** Whether the terms are the unbiased HSIC_1. */
   readonly debiased: boolean;
   private rowNames?: string[];
@@ -91,9 +91,9 @@ export class CKAMatrix {
   private readonly given: { labels?: string[]; colLabels?: string[] };
 
   constructor(opts?: CKAMatrixOptions) {
-    this.debiased = readOptions({ debiased: opts?.debiased }, 'CKAMatrix').debiased;
+    this.debiased = readOptions({ debiased: opts?.debiased }, 'MinibatchCKAMatrix').debiased;
     const check = (l: unknown, name: string) => {
-      if (l !== undefined && !(Array.isArray(l) && l.every((s) => typeof s === 'string'))) throw new InputError(`CKAMatrix: ${name} must be an array of strings`);
+      if (l !== undefined && !(Array.isArray(l) && l.every((s) => typeof s === 'string'))) throw new InputError(`MinibatchCKAMatrix: ${name} must be an array of strings`);
       return l === undefined ? undefined : [...(l as string[])];
     };
     this.given = { labels: check(opts?.labels, 'labels'), colLabels: check(opts?.colLabels, 'colLabels') };
@@ -131,12 +131,12 @@ export class CKAMatrix {
   }
 
   private async add(rowList: RepresentationList, colList?: RepresentationList): Promise<void> {
-    const rows = normalise(rowList, 'CKAMatrix.update rows');
-    const cols = colList === undefined ? undefined : normalise(colList, 'CKAMatrix.update cols');
-    if (rows.reps.length === 0 || (cols && cols.reps.length === 0)) throw new InputError('CKAMatrix.update: every list needs at least one representation');
+    const rows = normalise(rowList, 'MinibatchCKAMatrix.update rows');
+    const cols = colList === undefined ? undefined : normalise(colList, 'MinibatchCKAMatrix.update cols');
+    if (rows.reps.length === 0 || (cols && cols.reps.length === 0)) throw new InputError('MinibatchCKAMatrix.update: every list needs at least one representation');
     const rectangular = cols !== undefined;
     if (this.rectangular !== undefined && this.rectangular !== rectangular) {
-      throw new InputError(`CKAMatrix.update: the first batch gave ${this.rectangular ? 'rows and columns' : 'one list'}, this one ${rectangular ? 'rows and columns' : 'one list'}`);
+      throw new InputError(`MinibatchCKAMatrix.update: the first batch gave ${this.rectangular ? 'rows and columns' : 'one list'}, this one ${rectangular ? 'rows and columns' : 'one list'}`);
     }
     const rowNames = this.names(rows, this.given.labels, this.rowNames, 'rows');
     const colNames = cols ? this.names(cols, this.given.colLabels, this.colNames, 'cols') : undefined;
@@ -151,7 +151,7 @@ export class CKAMatrix {
       if (s[0] !== n) throw new InputError(`${shown[i]} has ${s[0]} examples but ${shown[0]} has ${n}: every representation must see the same examples`);
     });
     if (n < minExamples(this.debiased)) {
-      throw new InputError(`CKAMatrix batch of ${n} examples: ${this.debiased ? 'the debiased estimator (unbiased HSIC_1) needs n ≥ 4' : 'CKA needs n ≥ 2'}`);
+      throw new InputError(`MinibatchCKAMatrix batch of ${n} examples: ${this.debiased ? 'the debiased estimator (unbiased HSIC_1) needs n ≥ 4' : 'CKA needs n ≥ 2'}`);
     }
     const features = shapes.map((s) => s.slice(1).reduce((a, b) => a * b, 1));
     if (this.features) {
@@ -200,10 +200,10 @@ export class CKAMatrix {
 
   private names(list: { reps: Representation[]; labels?: string[] }, given: string[] | undefined, earlier: string[] | undefined, what: string): string[] {
     const count = list.reps.length;
-    if (given && given.length !== count) throw new InputError(`CKAMatrix: ${given.length} ${what === 'rows' ? 'labels' : 'colLabels'} for ${count} ${what}`);
-    if (earlier && earlier.length !== count) throw new InputError(`CKAMatrix.update: ${count} ${what} in this batch, ${earlier.length} in earlier ones`);
+    if (given && given.length !== count) throw new InputError(`MinibatchCKAMatrix: ${given.length} ${what === 'rows' ? 'labels' : 'colLabels'} for ${count} ${what}`);
+    if (earlier && earlier.length !== count) throw new InputError(`MinibatchCKAMatrix.update: ${count} ${what} in this batch, ${earlier.length} in earlier ones`);
     if (!given && earlier && list.labels && list.labels.some((l, i) => l !== earlier[i])) {
-      throw new InputError(`CKAMatrix.update: this batch's ${what} are [${list.labels.join(', ')}], earlier ones were [${earlier.join(', ')}]`);
+      throw new InputError(`MinibatchCKAMatrix.update: this batch's ${what} are [${list.labels.join(', ')}], earlier ones were [${earlier.join(', ')}]`);
     }
     return given ?? earlier ?? list.labels ?? Array.from({ length: count }, (_, i) => String(i));
   }
@@ -216,7 +216,7 @@ export class CKAMatrix {
    */
   async result(): Promise<number[][]> {
     await Promise.all(this.inFlight);
-    if (!this.diag || !this.cross) throw new InputError('CKAMatrix.result(): no batch was added; call update(reps) first');
+    if (!this.diag || !this.cross) throw new InputError('MinibatchCKAMatrix.result(): no batch was added; call update(reps) first');
     const R = this.rowNames!.length;
     const C = this.rectangular ? this.colNames!.length : R;
     const label = (k: number) => (k < R ? `${this.rectangular ? 'row' : 'representation'} ${this.rowNames![k]}` : `column ${this.colNames![k - R]}`);
@@ -232,7 +232,7 @@ export class CKAMatrix {
 
 /**
  * CKA between every pair of representations of the same examples: the symmetric matrix (unit diagonal), each
- * representation's Gram matrix computed once. For data larger than one batch use {@link CKAMatrix}.
+ * representation's Gram matrix computed once. For data larger than one batch use {@link MinibatchCKAMatrix}.
  *
  * @param reps an array of representations `[n, ...]`, a Map, or a `FeatureSet` from `extractFeatures`.
  * @returns `matrix[i][j]` = CKA(reps[i], reps[j]).
@@ -246,7 +246,7 @@ export class CKAMatrix {
  * ```
  */
 export async function ckaMatrix(reps: RepresentationList, opts?: Pick<CKAMatrixOptions, 'debiased'>): Promise<number[][]> {
-  const acc = new CKAMatrix({ debiased: readOptions(opts, 'ckaMatrix').debiased });
+  const acc = new MinibatchCKAMatrix({ debiased: readOptions(opts, 'ckaMatrix').debiased });
   await acc.update(reps);
   return acc.result();
 }

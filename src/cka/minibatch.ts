@@ -5,7 +5,7 @@
  */
 import { InputError } from '../errors.js';
 import type { HSICTerms } from './hsic.js';
-import { checkExamples, ckaFromTerms, pairTerms, readOptions, type CKAOptions } from './linearCka.js';
+import { checkExamples, ckaFromTerms, pairTerms, readOptions, type CKAOptions } from './linearCKA.js';
 import { featureCount, representationShape, type Representation } from './representation.js';
 import { trackPending } from '../util/pending.js';
 

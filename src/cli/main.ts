@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { version } from '../../package.json';
-import { DiffsslError, InputError } from '../errors.js';
+import { DiffSSLError, InputError } from '../errors.js';
 import { sniffFormat } from '../io/format.js';
 import { TorchCheckpointReader, type TorchDtype } from '../io/pytorch.js';
 import { writeSafetensorsStream, type StreamDtype } from '../io/safetensorsStream.js';
@@ -65,7 +65,7 @@ export async function main(args: string[], io: CliIO = processIO()): Promise<num
       io.stderr(`diffssl: ${e.message}\n\n${USAGE}`);
       return 2;
     }
-    io.stderr(`diffssl: ${e instanceof DiffsslError ? e.message : (e as Error)?.stack ?? String(e)}\n`);
+    io.stderr(`diffssl: ${e instanceof DiffSSLError ? e.message : (e as Error)?.stack ?? String(e)}\n`);
     return 1;
   }
 }

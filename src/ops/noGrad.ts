@@ -41,11 +41,3 @@ export function noGrad<T extends tf.Tensor>(fn: () => T[]): T[] {
     });
   });
 }
-
-/**
- * Whether a gradient is being recorded around the caller (inside `tf.grad`, `tf.variableGrads`…):
- * then ops must stay on the tape, so memory tricks that step outside tfjs's ops are off.
- */
-export function recordingGradients(): boolean {
-  return (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
-}

@@ -8,8 +8,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CheckpointError, InputError } from '../errors.js';
 import { SafetensorsReader, writeSafetensors } from '../io/safetensors.js';
-import { isTempName, nodeFs, writeFileAtomic } from './atomicFile.js';
-import type { TrainableModel } from './model.js';
+import { nodeFs } from '../util/nodeFs.js';
+import { isTempName, writeBytesAtomic } from '../io/atomicFile.js';
+import type { TrainableModel } from './trainableModel.js';
 
 /** The file that names the current checkpoint of a directory. */
 export const CHECKPOINT_FILE = 'checkpoint.json';
@@ -112,7 +113,7 @@ export async function saveCheckpoint<I>(dir: string, model: TrainableModel<I>, o
     savedAt: new Date().toISOString(),
   };
   const target = path.join(dir, CHECKPOINT_FILE);
-  await writeFileAtomic(target, JSON.stringify(json, null, 1));
+  await writeBytesAtomic(target, JSON.stringify(json, null, 1));
   await pruneOld(dir, keep);
   return target;
 }

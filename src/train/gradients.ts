@@ -8,7 +8,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { DiffsslError } from '../errors.js';
+import { DiffSSLError } from '../errors.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 
 const SPECIFIER = '@tensorflow/tfjs-core/dist/register_all_gradients';
@@ -53,7 +53,7 @@ async function load(): Promise<string> {
       errors.push((e as Error).message);
     }
   }
-  throw new DiffsslError(
+  throw new DiffSSLError(
     `tfjs has no gradient functions registered and diffssl could not load them (${errors.join('; ')}). ` +
       `Import '@tensorflow/tfjs' or '@tensorflow/tfjs-node' (both register them), or add ` +
       `import '${SPECIFIER}'; to an app that a bundler builds.`,
@@ -65,7 +65,7 @@ async function load(): Promise<string> {
  * `register_all_gradients` when nothing has yet. Idempotent and cheap after the first call; the
  * trainer calls it, call it yourself before using `tf.grad` or an optimizer directly.
  * @returns how the gradients came to be there.
- * @throws DiffsslError when they cannot be loaded in this environment (the message says what to import).
+ * @throws DiffSSLError when they cannot be loaded in this environment (the message says what to import).
  */
 export function ensureGradients(): Promise<string> {
   if (registered()) return Promise.resolve('already registered');

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
-import { checkLabels, type Labels } from './labels.js';
+import { checkLabels, type Labels } from '../data/labels.js';
 
 /** Options of {@link crossEntropy}. */
 export interface CrossEntropyOptions {

@@ -4,12 +4,12 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { DiffsslError, InputError } from '../errors.js';
-import { topKCorrect } from './accuracy.js';
+import { DiffSSLError, InputError } from '../errors.js';
+import { topKCorrect } from '../eval/accuracy.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type RunState } from './checkpoint.js';
-import { batchesOf, disposeBatch, epochOrder, mixSeed, type Batch, type Dataset } from './data.js';
+import { batchesOf, disposeBatch, epochOrder, mixSeed, type Batch, type Dataset } from '../data/dataset.js';
 import { crossEntropy } from './loss.js';
-import type { TrainableModel } from './model.js';
+import type { TrainableModel } from './trainableModel.js';
 import { getLearningRate, type LRSchedule } from './optimizers.js';
 
 /** Reported after every optimizer update. */
@@ -303,7 +303,7 @@ export async function train<I>(model: TrainableModel<I>, data: Dataset<I>, opts:
       } finally {
         disposeBatch(batch);
       }
-      if (!Number.isFinite(r.loss)) throw new DiffsslError(`the loss became ${r.loss} at epoch ${epoch}, step ${step}: lower the learning rate`);
+      if (!Number.isFinite(r.loss)) throw new DiffSSLError(`the loss became ${r.loss} at epoch ${epoch}, step ${step}: lower the learning rate`);
       const s = state.epochSums;
       s.loss += r.loss;
       s.correct += r.correct;

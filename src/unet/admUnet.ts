@@ -7,25 +7,25 @@ import * as tf from '@tensorflow/tfjs-core';
 import { checkStateDict, InputError } from '../errors.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { openWeights } from '../io/weights.js';
-import { planResidency, WeightStore, type WeightOptions } from './weightStore.js';
+import { planResidency, WeightStore, type WeightOptions } from './runtime/weightStore.js';
 import { buildArchitecture, convMultiplyAdds, type Architecture, type BlockInfo, type BlockSpec } from './architecture.js';
-import { attentionBlock } from './attention.js';
+import { attentionBlock } from './attentionBlock.js';
 import { resolveConfig, type ModelSpec, type ResolvedConfig } from './config.js';
-import { conv3x3, conv3x3Gemm, withFastInputGrad, type RowPad } from './conv.js';
-import { winogradConv3x3, winogradFilters, winogradFiltersRows, type WinogradTile } from './winograd.js';
+import { conv3x3, conv3x3Gemm, withFastInputGrad, type RowPad } from './runtime/conv3x3.js';
+import { winogradConv3x3, winogradFilters, winogradFiltersRows, type WinogradTile } from './runtime/winograd.js';
 import { applyAffine, groupNormAffine } from './groupNorm.js';
 import { randomWeights } from './init.js';
 import { tfjsShape, toReferenceLayout, toTfjsLayout } from './layout.js';
-import type { Params } from './params.js';
-import { bandRows, mapBands, rowsOf, upsampledRows, type Rows } from './rows.js';
-import { alias } from '../ops/alias.js';
+import type { Params } from './runtime/params.js';
+import { bandRows, mapBands, rowsOf, upsampledRows, type Rows } from './runtime/rows.js';
+import { alias } from '../backend/engine.js';
 import { dense, matMulRowsLeft } from '../ops/dense.js';
-import { park, ParkingBuffers, type Parked } from '../ops/park.js';
-import { sliceRows } from '../ops/sliceRows.js';
+import { park, ParkingBuffers, type Parked } from '../backend/wasm/park.js';
+import { sliceRows } from '../backend/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
 import { checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
 import { timestepEmbedding } from './timestepEmbedding.js';
-import { extractFeatures, type ExtractOptions, type FeatureSet } from '../features.js';
+import { extractFeatures, type ExtractOptions, type FeatureSet } from '../features/extractFeatures.js';
 
 /** Options of {@link ADMUNet.forward}. */
 export interface ForwardOptions {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { rowSlice } from './rows.js';
+import { rowSlice } from './runtime/rows.js';
 
 /** A per-example, per-channel affine applied after the norm's own: `y·(1 + scale) + shift`. */
 export interface FiLM {

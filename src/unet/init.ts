@@ -1,4 +1,4 @@
-import { SeededRandom } from '../random.js';
+import { SeededRandom } from '../util/random.js';
 
 // Layers the reference zero-initialises; zeros would make every ResBlock an identity and every
 // feature map trivial, so they get a smaller gain instead (the fixtures' `reinit` recipe).

@@ -4,7 +4,7 @@
  * '256x256_diffusion_uncond')` builds the model that file's state dict fits.
  * @module
  */
-import type { ReferenceFlags } from './config.js';
+import type { ReferenceFlags } from './flags.js';
 
 // Flags every release shares; each preset lists only what differs.
 const COMMON = {

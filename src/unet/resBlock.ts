@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { applyAffine, groupNormAffine, type NormAffine } from './groupNorm.js';
-import type { Params } from './params.js';
-import { downsampledRows, rowsOf, upsampledRows, type Rows } from './rows.js';
+import type { Params } from './runtime/params.js';
+import { downsampledRows, rowsOf, upsampledRows, type Rows } from './runtime/rows.js';
 
 /** What a ResBlock is built from; `prefix` is its state-dict prefix (`input_blocks.1.0`). */
 export interface ResBlockSpec {

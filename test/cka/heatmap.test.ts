@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
 import { ckaHeatmapPNG, colormap, renderHeatmap, writeCKAHeatmap } from '../../src/cka/heatmap';
 import { ckaMatrixJSON, writeCKAJSON } from '../../src/cka/json';
-import { adler32, encodePNG, zlibStored } from '../../src/cka/png';
+import { adler32, encodePNG, zlibStored } from '../../src/io/png';
 import { glyph } from '../../src/cka/font';
 
 interface Decoded {

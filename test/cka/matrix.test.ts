@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
-import { extractFeatures } from '../../src/features';
+import { extractFeatures } from '../../src/features/extractFeatures';
 import { ADMUNet } from '../../src/unet/admUnet';
-import { CKAMatrix, ckaMatrix } from '../../src/cka/matrix';
-import { linearCKA } from '../../src/cka/linearCka';
+import { MinibatchCKAMatrix, ckaMatrix } from '../../src/cka/matrix';
+import { linearCKA } from '../../src/cka/linearCKA';
 import { MinibatchCKA } from '../../src/cka/minibatch';
 import { BACKENDS, fixtureJson, setBackend } from '../helpers';
 import { gaussian, matmul } from './data';
@@ -12,7 +12,7 @@ import { gaussian, matmul } from './data';
 const maxDiff = (a: number[][], b: number[][]) => Math.max(...a.flatMap((r, i) => r.map((v, j) => Math.abs(v - b[i][j]))));
 
 for (const backend of BACKENDS) {
-  describe(`ckaMatrix and CKAMatrix on ${backend}`, () => {
+  describe(`ckaMatrix and MinibatchCKAMatrix on ${backend}`, () => {
     beforeAll(() => setBackend(backend));
     const n = 36;
     const A = gaussian(n, 10, 31);
@@ -43,8 +43,8 @@ for (const backend of BACKENDS) {
       const before = tf.memory().numTensors;
       const batches = [[0, 10], [10, 24], [24, 36]];
       for (const debiased of [false, true]) {
-        const sym = new CKAMatrix({ debiased, labels: ['a', 'b', 'c', 'd'] });
-        const rect = new CKAMatrix({ debiased });
+        const sym = new MinibatchCKAMatrix({ debiased, labels: ['a', 'b', 'c', 'd'] });
+        const rect = new MinibatchCKAMatrix({ debiased });
         const pairs = reps.map(() => reps.map(() => new MinibatchCKA({ debiased, form: 'gram' })));
         for (const [s, e] of batches) {
           const cut = reps.map((r) => tf.tensor2d(r.slice(s, e)));
@@ -69,7 +69,7 @@ for (const backend of BACKENDS) {
 
     it('rejects inconsistent batches with an InputError naming the representation', async () => {
       const before = tf.memory().numTensors;
-      const acc = new CKAMatrix({ debiased: true });
+      const acc = new MinibatchCKAMatrix({ debiased: true });
       await expect(acc.result()).rejects.toThrow(/no batch was added/);
       await expect(acc.update([A, B.slice(1)])).rejects.toThrow(/reps\[1\] \(1\) has 35 examples but reps\[0\] \(0\) has 36/);
       await expect(acc.update([A.slice(0, 3), B.slice(0, 3)])).rejects.toThrow(/batch of 3 examples: the debiased estimator .* needs n ≥ 4/);
@@ -84,9 +84,9 @@ for (const backend of BACKENDS) {
       await expect(ckaMatrix([A, A.map(() => A[0])])).rejects.toThrow(/representation 1 has zero variance/);
       await expect(ckaMatrix([])).rejects.toThrow(InputError);
       await expect(ckaMatrix('abc' as unknown as number[][][])).rejects.toThrow(/must be an array of representations/);
-      expect(() => new CKAMatrix({ labels: [1, 2] as unknown as string[] })).toThrow(/labels must be an array of strings/);
-      await expect(new CKAMatrix({ labels: ['only one'] }).update([A, B])).rejects.toThrow(/1 labels for 2 rows/);
-      const byName = new CKAMatrix();
+      expect(() => new MinibatchCKAMatrix({ labels: [1, 2] as unknown as string[] })).toThrow(/labels must be an array of strings/);
+      await expect(new MinibatchCKAMatrix({ labels: ['only one'] }).update([A, B])).rejects.toThrow(/1 labels for 2 rows/);
+      const byName = new MinibatchCKAMatrix();
       await byName.update(new Map([['x', A], ['y', B]]));
       await expect(byName.update(new Map([['y', A], ['x', B]]))).rejects.toThrow(/this batch's rows are \[y, x\], earlier ones were \[x, y\]/);
       expect(tf.memory().numTensors).toBe(before);
@@ -120,7 +120,7 @@ describe('CKA of U-Net blocks from extractFeatures (wasm)', () => {
     expect(ab).toBeGreaterThan(0);
     expect(ab).toBeLessThan(1);
 
-    const acc = new CKAMatrix();
+    const acc = new MinibatchCKAMatrix();
     await acc.update(feats);
     const all = await acc.result();
     expect(acc.rowLabels).toEqual(['t=90 b=5', 't=90 b=10', 't=90 b=15', 't=300 b=5', 't=300 b=10', 't=300 b=15']);
@@ -133,7 +133,7 @@ describe('CKA of U-Net blocks from extractFeatures (wasm)', () => {
     expect(Math.abs(steps[0][1] - all[1][4])).toBeLessThan(1e-9);
 
     // U-Net blocks × another model's layers given as tensors (here: random projections of the input pixels).
-    const cross = new CKAMatrix({ colLabels: ['layer1', 'layer2'] });
+    const cross = new MinibatchCKAMatrix({ colLabels: ['layer1', 'layer2'] });
     await cross.update([5, 10, 15].map((b) => feats.get(90, b)), other);
     const r = await cross.result();
     expect(r.length).toBe(3);

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
 import { hsic0, hsic1 } from '../../src/cka/hsic';
-import { linearCKA } from '../../src/cka/linearCka';
+import { linearCKA } from '../../src/cka/linearCKA';
 import { MinibatchCKA } from '../../src/cka/minibatch';
 import { BACKENDS, setBackend } from '../helpers';
 import { gaussian, matmul } from './data';

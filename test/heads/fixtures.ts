@@ -3,7 +3,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'vitest';
 import { readSafetensors, type ReadTensor } from '../../src/io/safetensors';
-import { fromReference } from '../../src/reference';
+import { fromReference } from '../../src/diffsslModel';
 import type { ADMUNet } from '../../src/unet/admUnet';
 import { compareArrays, FIXTURES, fixtureJson, nchwToNhwc } from '../helpers';
 

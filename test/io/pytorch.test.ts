@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointError, DiffsslError, InputError, WeightsError } from '../../src/errors';
+import { CheckpointError, DiffSSLError, InputError, WeightsError } from '../../src/errors';
 import { TorchCheckpointReader, type TorchDtype } from '../../src/io/pytorch';
 import { f16ToF32, f32ToBf16, f32ToF16, readSafetensors, type ReadTensor } from '../../src/io/safetensors';
 import { openWeights } from '../../src/io/weights';
@@ -461,7 +461,7 @@ describe('hostile and broken checkpoints: a typed error, quickly, and nothing ru
     await expect(TorchCheckpointReader.open(torchLegacy(oneFloat()), { maxPickleBytes: 100 })).rejects.toThrow(/pickles exceed 100 bytes/);
     const r = await TorchCheckpointReader.open(torchZip(oneFloat()));
     expect(() => r.info('nope')).toThrow(InputError);
-    expect((await errorOf(r.readFloat32('nope')))).toBeInstanceOf(DiffsslError);
+    expect((await errorOf(r.readFloat32('nope')))).toBeInstanceOf(DiffSSLError);
   });
 });
 

@@ -14,7 +14,7 @@ import {
   writeSafetensors,
 } from '../../src/io/safetensors';
 
-const FIXTURES = path.resolve(__dirname, '../../../shared/fixtures/adm-tiny');
+const FIXTURES = path.resolve(__dirname, '../fixtures/adm-tiny');
 const WEIGHTS = path.join(FIXTURES, 'weights.safetensors');
 const ACTIVATIONS = path.join(FIXTURES, 'activations.safetensors');
 

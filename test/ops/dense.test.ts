@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
 import { dense, matMul2d, matMulRowsLeft } from '../../src/ops/dense';
-import { SeededRandom } from '../../src/random';
+import { SeededRandom } from '../../src/util/random';
 import { BACKENDS, compareArrays, setBackend } from '../helpers';
 
 const rnd = (shape: number[], seed: number) => tf.tensor(new SeededRandom(seed).normals(shape.reduce((a, b) => a * b, 1)), shape);

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { noGrad, recordingGradients } from '../../src/ops/noGrad';
+import { recordingGradients } from '../../src/backend/engine';
+import { noGrad } from '../../src/ops/noGrad';
 import { BACKENDS, setBackend } from '../helpers';
 
 for (const backend of BACKENDS) {

@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
 import { crossEntropy } from '../../src/train/loss';
-import { topKAccuracy, topKCorrect } from '../../src/train/accuracy';
-import { SeededRandom } from '../../src/random';
+import { topKAccuracy, topKCorrect } from '../../src/eval/accuracy';
+import { SeededRandom } from '../../src/util/random';
 import { ensureGradients } from '../../src/train/gradients';
 import { BACKENDS, compareArrays, setBackend } from '../helpers';
 

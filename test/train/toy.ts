@@ -1,8 +1,8 @@
 // A small fixed-seed task and model for the training tests: Gaussian clusters, a two-layer MLP.
 import * as tf from '@tensorflow/tfjs-core';
-import { SeededRandom } from '../../src/random';
-import type { Dataset } from '../../src/train/data';
-import type { TrainableModel } from '../../src/train/model';
+import { SeededRandom } from '../../src/util/random';
+import type { Dataset } from '../../src/data/dataset';
+import type { TrainableModel } from '../../src/train/trainableModel';
 
 /** `n` points in `dim` dimensions around `classes` random centres (spread 1, centres ~N(0, sep²)). */
 export function clusters(seed: number, n: number, dim: number, classes: number, sep = 1.5): { x: Float32Array; y: Int32Array } {

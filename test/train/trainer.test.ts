@@ -5,11 +5,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CheckpointError, InputError } from '../../src/errors';
 import { CHECKPOINT_FILE } from '../../src/train/checkpoint';
-import { batchesOf, epochOrder, tensorDataset } from '../../src/train/data';
+import { batchesOf, epochOrder, tensorDataset } from '../../src/data/dataset';
 import { ensureGradients } from '../../src/train/gradients';
 import { adam, momentum, sgd, StepLR } from '../../src/train/optimizers';
 import { evaluate, train, type StepProgress } from '../../src/train/trainer';
-import { topKCorrect } from '../../src/train/accuracy';
+import { topKCorrect } from '../../src/eval/accuracy';
 import { BACKENDS, setBackend } from '../helpers';
 import { arrayDataset, clusters, mlp } from './toy';
 

@@ -4,9 +4,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensors, type ReadTensor } from '../../src/io/safetensors';
 import { ADMUNet } from '../../src/unet/admUnet';
-import { qkvAttention } from '../../src/unet/attention';
+import { qkvAttention } from '../../src/unet/attentionBlock';
 import { timestepEmbedding } from '../../src/unet/timestepEmbedding';
-import { extractFeatures } from '../../src/features';
+import { extractFeatures } from '../../src/features/extractFeatures';
 import { PARITY_BACKENDS as BACKENDS, compareArrays, FIXTURES, fixtureJson, nchwToNhwc, setBackend, warmUp, type Diff } from '../helpers';
 
 // Float32 parity tolerance of the fixtures: |a − b| ≤ 1e-4 + 1e-4·|b| elementwise.

@@ -7,7 +7,7 @@ import { CheckpointError, InputError, WeightsError } from '../../src/errors';
 import { readSafetensors, serializeSafetensors } from '../../src/io/safetensors';
 import { ADMUNet } from '../../src/unet/admUnet';
 import { resolveConfig } from '../../src/unet/config';
-import { extractFeatures } from '../../src/features';
+import { extractFeatures } from '../../src/features/extractFeatures';
 import { FIXTURES, fixtureJson, setBackend, warmUp } from '../helpers';
 
 const tinyFlags = fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args;

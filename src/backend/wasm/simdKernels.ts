@@ -1,0 +1,435 @@
+/**
+ * Passes of the 256 models' forward that tfjs has no fitting kernel for, as WebAssembly SIMD
+ * functions running in the wasm backend's own memory: float16 → float32 decoding of streamed
+ * weights, and the Winograd filter, input and output transforms. In JavaScript the decoding took 2.3 ns per
+ * weight and the output transform 2 s of each 256 full forward (JavaScript has no SIMD and checks
+ * every typed-array access); the input transform as tfjs depthwise convs pads 6-tap kernels to 9
+ * (shorter ones are an order of magnitude slower there) and copies the input into a padded one first.
+ *
+ * The module is assembled at first use (a few hundred bytes, see {@link ./wasmAssembler}) and imports
+ * the backend's `WebAssembly.Memory`, which tfjs-backend-wasm 4.22.0 exposes on its emscripten
+ * module (`wasmMemory` in the threaded build, `asm.memory` otherwise). Whenever any of that is not
+ * there (another backend or version, no SIMD) {@link simdKernels} is null and callers keep their
+ * JavaScript paths.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { assembleModule, FunctionBody, type ValType } from './assembler.js';
+
+/** The kernels, bound to the active wasm backend's memory. Pointers are byte offsets in its heap. */
+export interface SimdKernels {
+  readonly memory: WebAssembly.Memory;
+  /**
+   * Decodes `blocks · 8` IEEE halves at `src` to float32 at `dst`, front to back, 8 at a time, each
+   * block read before it is written: `src` may lie inside the output as long as `src ≥ dst + 16·blocks`.
+   */
+  f16ToF32(src: number, dst: number, blocks: number): void;
+  /**
+   * The Winograd input transform V = Bᵀ d B of F(m×m, 3×3) for every tile: `x` is the image `[n, inH,
+   * w, cin]`, `outs` the α² matrices `[n·th·tw, cin]` (ξ = r·α + c); tile (ti, tj) starts at row
+   * m·ti − padTop and column m·tj − 1, and what lies outside the image counts as zeros. `cin % 4 === 0`.
+   */
+  tile(m: 2 | 4, x: number, outs: number[], n: number, inH: number, w: number, cin: number, padTop: number, th: number, tw: number): void;
+  /**
+   * The Winograd output transform Y = Aᵀ M A plus bias, for F(m×m, 3×3): `products` are the α²
+   * matrices `[n·th·tw, cout]` (ξ = r·α + c), `dst` the image `[n, outH, w, cout]`; `cout % 4 === 0`.
+   */
+  untile(m: 2 | 4, products: number[], bias: number, dst: number, n: number, th: number, tw: number, outH: number, w: number, cout: number): void;
+  /**
+   * The Winograd filter transform U = G g Gᵀ of F(m×m, 3×3) for a filter `g` laid out as `[rows, 3,
+   * 3, cols]`, into the α² matrices `outs`, each `[rows, cols]` (ξ = r·α + c, r along the filter's
+   * rows). An HWIO filter is rows = 1, cols = Cin·Cout; one as rows `[Cout, 9·Cin]` is rows = Cout,
+   * cols = Cin, which makes each output U_ξᵀ. `cols % 4 === 0`.
+   */
+  filters(m: 2 | 4, g: number, outs: number[], rows: number, cols: number): void;
+}
+
+interface EmscriptenModule {
+  wasmMemory?: unknown;
+  asm?: { memory?: unknown };
+}
+
+const cache = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
+let disabled = false;
+
+/** The kernels for the active backend, or null when it is not a wasm backend they can run in. */
+export function simdKernels(): SimdKernels | null {
+  if (disabled || tf.getBackend() !== 'wasm') return null;
+  const module = (tf.backend() as unknown as { wasm?: EmscriptenModule }).wasm;
+  const memory = module?.wasmMemory ?? module?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return null;
+  if (!cache.has(memory)) cache.set(memory, build(memory));
+  return cache.get(memory) ?? null;
+}
+
+/** Turns the kernels off (true) or back on, so tests can exercise the JavaScript paths on wasm. */
+export function disableSimdKernels(off: boolean): void {
+  disabled = off;
+}
+
+function build(memory: WebAssembly.Memory): SimdKernels | null {
+  try {
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const bytes = assembleModule(
+      [
+        { name: 'f16', body: f16Body() },
+        { name: 'untile2', body: untileBody(2) },
+        { name: 'untile4', body: untileBody(4) },
+        { name: 'tile2', body: tileBody(2) },
+        { name: 'tile4', body: tileBody(4) },
+        { name: 'filters2', body: filtersBody(2) },
+        { name: 'filters4', body: filtersBody(4) },
+      ],
+      { shared },
+    );
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+    const fns = instance.exports as Record<string, (...args: number[]) => void>;
+    return {
+      memory,
+      f16ToF32: (src, dst, blocks) => {
+        if (blocks > 0) fns.f16(src, dst, blocks);
+      },
+      untile: (m, products, bias, dst, n, th, tw, outH, w, cout) => {
+        if (products.length !== (m + 2) ** 2) throw new RangeError(`untile${m}: ${(m + 2) ** 2} products expected, got ${products.length}`);
+        if (cout % 4 !== 0 || cout < 4) throw new RangeError(`untile${m}: cout must be a positive multiple of 4, got ${cout}`);
+        if (n > 0 && th > 0 && tw > 0) fns[`untile${m}`](...products, bias, dst, n, th, tw, outH, w, cout);
+      },
+      tile: (m, x, outs, n, inH, w, cin, padTop, th, tw) => {
+        if (outs.length !== (m + 2) ** 2) throw new RangeError(`tile${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
+        if (cin % 4 !== 0 || cin < 4) throw new RangeError(`tile${m}: cin must be a positive multiple of 4, got ${cin}`);
+        if (n > 0 && th > 0 && tw > 0) fns[`tile${m}`](...outs, x, n, inH, w, cin, padTop, th, tw);
+      },
+      filters: (m, g, outs, rows, cols) => {
+        if (outs.length !== (m + 2) ** 2) throw new RangeError(`filters${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
+        if (cols % 4 !== 0) throw new RangeError(`filters${m}: cols must be a multiple of 4, got ${cols}`);
+        if (rows > 0 && cols > 0) fns[`filters${m}`](...outs, g, rows, 4 * cols);
+      },
+    };
+  } catch {
+    return null; // no SIMD, or a memory this module cannot import
+  }
+}
+
+// Halves to floats, branch-free per lane: move exponent and mantissa into place and rebias the
+// exponent (15 → 127); infinities and NaNs get the exponent's top value; zeros and subnormals are
+// renormalised by a float subtraction of 2⁻¹⁴, which is exact.
+function f16Body(): FunctionBody {
+  const [src, dst, blocks] = [0, 1, 2];
+  const b = new FunctionBody(['i32', 'i32', 'i32']);
+  const [x, u, e] = [b.local('v128'), b.local('v128'), b.local('v128')];
+  const half = (extend: string, offset: number) => {
+    b.get(dst);
+    b.get(x).op(extend).v128i32(splat(0x7fff)).op('v128.and').i32(13).op('i32x4.shl').tee(u);
+    b.v128i32(splat(0x0f800000)).op('v128.and').set(e);
+    b.get(u).v128i32(splat(0x38000000)).op('i32x4.add');
+    b.get(e).v128i32(splat(0x0f800000)).op('i32x4.eq').v128i32(splat(0x38000000)).op('v128.and', 'i32x4.add').set(u);
+    b.get(u).v128i32(splat(0x00800000)).op('i32x4.add').v128f32(2 ** -14).op('f32x4.sub');
+    b.get(u);
+    b.get(e).v128i32(splat(0)).op('i32x4.eq', 'v128.bitselect');
+    b.get(x).op(extend).v128i32(splat(0x8000)).op('v128.and').i32(16).op('i32x4.shl', 'v128.or');
+    b.mem('v128.store', offset);
+  };
+  b.begin('loop');
+  b.get(src).mem('v128.load').set(x);
+  half('i32x4.extend_low_i16x8_u', 0);
+  half('i32x4.extend_high_i16x8_u', 16);
+  b.get(src).i32(16).op('i32.add').set(src);
+  b.get(dst).i32(32).op('i32.add').set(dst);
+  b.get(blocks).i32(1).op('i32.sub').tee(blocks).br(0, true);
+  b.op('end');
+  return b;
+}
+
+function splat(v: number): [number, number, number, number] {
+  return [v, v, v, v];
+}
+
+/**
+ * A kernel over the α² matrices of F(m×m, 3×3): its first α² parameters point at them, eight i32
+ * parameters follow (`scalars`, their indices).
+ */
+function kernelFrame(m: 2 | 4): { b: FunctionBody; alpha: number; scalars: number[]; i32: () => number } {
+  const alpha = m + 2;
+  const np = alpha * alpha;
+  const b = new FunctionBody(new Array<ValType>(np + 8).fill('i32'));
+  return { b, alpha, scalars: Array.from({ length: 8 }, (_, i) => np + i), i32: () => b.local('i32') };
+}
+
+/** Closes a do-while loop: `counter += step`, and back to its start while `counter < limit`. */
+function endLoop(b: FunctionBody, counter: number, step: number, limit: number): void {
+  b.get(counter).i32(step).op('i32.add').tee(counter).get(limit).op('i32.lt_u').br(0, true);
+  b.op('end');
+}
+
+type Term = [coef: number, local: number];
+
+/**
+ * `dst = Σ coef·local` for each step in order, adding `bias` to the steps marked as outputs. Later
+ * terms are added or subtracted, so only the first one is multiplied by a negative coefficient.
+ */
+function combine(b: FunctionBody, steps: [dst: number, terms: Term[], output: boolean][], bias?: number): void {
+  for (const [dst, terms, output] of steps) {
+    terms.forEach(([coef, local], i) => {
+      b.get(local);
+      const factor = i === 0 ? coef : Math.abs(coef);
+      if (factor !== 1) b.v128f32(factor).op('f32x4.mul');
+      if (i > 0) b.op(coef > 0 ? 'f32x4.add' : 'f32x4.sub');
+    });
+    if (output && bias !== undefined) b.get(bias).op('f32x4.add');
+    b.set(dst);
+  }
+}
+
+/**
+ * Aᵀ applied to one column (or row) of α values, in a factored form that shares sums: for m = 4,
+ * with a = v1 + v2, b = v1 − v2, c = v3 + v4, d = v3 − v4, the rows are v0 + a + c, b + 2d, a + 4c,
+ * b + 8d + v5; for m = 2, v0 + v1 + v2 and v1 − v2 − v3.
+ */
+function applyAt(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: number[], bias?: number): void {
+  if (m === 2) {
+    combine(b, [[out[0], [[1, v[0]], [1, v[1]], [1, v[2]]], true], [out[1], [[1, v[1]], [-1, v[2]], [-1, v[3]]], true]], bias);
+    return;
+  }
+  const [a, bb, c, d] = tmp;
+  combine(
+    b,
+    [
+      [a, [[1, v[1]], [1, v[2]]], false],
+      [bb, [[1, v[1]], [-1, v[2]]], false],
+      [c, [[1, v[3]], [1, v[4]]], false],
+      [d, [[1, v[3]], [-1, v[4]]], false],
+      [out[0], [[1, v[0]], [1, a], [1, c]], true],
+      [out[1], [[1, bb], [2, d]], true],
+      [out[2], [[1, a], [4, c]], true],
+      [out[3], [[1, bb], [8, d], [1, v[5]]], true],
+    ],
+    bias,
+  );
+}
+
+/**
+ * Bᵀ applied to one column (or row) of α values. For m = 4, with p = v1 + v2, q = v3 + v4,
+ * r = v1 − v2, s = v4 − v3, g = v4 − v2, h = v3 − v1, the rows are 4v0 − 5v2 + v4, q − 4p, s + 4r,
+ * g + 2h, g − 2h, 4v1 − 5v3 + v5; for m = 2, v0 − v2, v1 + v2, v2 − v1, v1 − v3.
+ */
+function applyBt(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: number[]): void {
+  if (m === 2) {
+    combine(b, [
+      [out[0], [[1, v[0]], [-1, v[2]]], true],
+      [out[1], [[1, v[1]], [1, v[2]]], true],
+      [out[2], [[1, v[2]], [-1, v[1]]], true],
+      [out[3], [[1, v[1]], [-1, v[3]]], true],
+    ]);
+    return;
+  }
+  const [p, q, r, s, g, h] = tmp;
+  combine(b, [
+    [p, [[1, v[1]], [1, v[2]]], false],
+    [q, [[1, v[3]], [1, v[4]]], false],
+    [r, [[1, v[1]], [-1, v[2]]], false],
+    [s, [[1, v[4]], [-1, v[3]]], false],
+    [g, [[1, v[4]], [-1, v[2]]], false],
+    [h, [[1, v[3]], [-1, v[1]]], false],
+    [out[0], [[4, v[0]], [-5, v[2]], [1, v[4]]], true],
+    [out[1], [[1, q], [-4, p]], true],
+    [out[2], [[1, s], [4, r]], true],
+    [out[3], [[1, g], [2, h]], true],
+    [out[4], [[1, g], [-2, h]], true],
+    [out[5], [[4, v[1]], [-5, v[3]], [1, v[5]]], true],
+  ]);
+}
+
+/**
+ * The input transform V = Bᵀ d B over every tile, four channels per step: the image `[n, inH, w,
+ * cin]` is read once per tile it overlaps and each of the α² outputs `[n·th·tw, cin]` written once,
+ * in order. Tile (ti, tj) reads rows m·ti − padTop … and columns m·tj − 1 …; those outside the
+ * image read as zeros (the conv's padding), checked only in tiles that touch an edge.
+ */
+function tileBody(m: 2 | 4): FunctionBody {
+  const { b, alpha, scalars, i32 } = kernelFrame(m);
+  const [x, n, inH, w, cin, padTop, th, tw] = scalars;
+  const [e, ti, tj, c, kb, y0, x0, base, cs, rs, inside, img] = Array.from({ length: 12 }, i32);
+  const rowOk = Array.from({ length: alpha }, i32);
+  const colOk = Array.from({ length: alpha }, i32);
+  const rowOff = Array.from({ length: alpha }, i32);
+  const colOff = Array.from({ length: alpha }, i32);
+  const v128 = () => b.local('v128');
+  const col = Array.from({ length: alpha }, v128);
+  const t = Array.from({ length: alpha }, () => Array.from({ length: alpha }, v128));
+  const out = Array.from({ length: alpha }, v128);
+  const tmp = Array.from({ length: 6 }, v128);
+
+  b.get(cin).i32(4).op('i32.mul').set(cs);
+  b.get(w).get(cs).op('i32.mul').set(rs);
+  for (let r = 0; r < alpha; r++) {
+    b.get(rs).i32(r).op('i32.mul').set(rowOff[r]);
+    b.get(cs).i32(r).op('i32.mul').set(colOff[r]);
+  }
+  b.i32(0).set(kb);
+  b.i32(0).set(e);
+  b.begin('loop'); // e
+  b.get(x).get(e).get(inH).op('i32.mul').get(rs).op('i32.mul', 'i32.add').set(img);
+  b.i32(0).set(ti);
+  b.begin('loop'); // ti
+  b.get(ti).i32(m).op('i32.mul').get(padTop).op('i32.sub').set(y0);
+  // Row r of the tile is inside when 0 ≤ y0 + r < inH (one unsigned compare).
+  rowOk.forEach((l, r) => b.get(y0).i32(r).op('i32.add').get(inH).op('i32.lt_u').set(l));
+  b.i32(0).set(tj);
+  b.begin('loop'); // tj
+  b.get(tj).i32(m).op('i32.mul').i32(1).op('i32.sub').set(x0);
+  colOk.forEach((l, cc) => b.get(x0).i32(cc).op('i32.add').get(w).op('i32.lt_u').set(l));
+  b.get(rowOk[0]).get(rowOk[alpha - 1]).op('i32.and').get(colOk[0]).op('i32.and').get(colOk[alpha - 1]).op('i32.and').set(inside);
+  b.get(img).get(y0).get(rs).op('i32.mul', 'i32.add').get(x0).get(cs).op('i32.mul', 'i32.add').set(base);
+  b.i32(0).set(c);
+  b.begin('loop'); // c, in bytes
+  for (let cc = 0; cc < alpha; cc++) {
+    for (let r = 0; r < alpha; r++) {
+      const load = () => b.get(base).get(c).op('i32.add').get(rowOff[r]).op('i32.add').get(colOff[cc]).op('i32.add').mem('v128.load').set(col[r]);
+      b.get(inside).begin('if');
+      load();
+      b.op('else');
+      b.v128i32([0, 0, 0, 0]).set(col[r]);
+      b.get(rowOk[r]).get(colOk[cc]).op('i32.and').begin('if');
+      load();
+      b.op('end', 'end');
+    }
+    applyBt(b, m, col, t.map((row) => row[cc]), tmp);
+  }
+  for (let i = 0; i < alpha; i++) {
+    applyBt(b, m, t[i], out, tmp);
+    out.forEach((l, j) => b.get(i * alpha + j).get(kb).op('i32.add').get(l).mem('v128.store'));
+  }
+  b.get(kb).i32(16).op('i32.add').set(kb);
+  endLoop(b, c, 16, cs);
+  endLoop(b, tj, 1, tw);
+  endLoop(b, ti, 1, th);
+  endLoop(b, e, 1, n);
+  return b;
+}
+
+/**
+ * The output transform over every tile, four channels per step: the α² products are read once,
+ * in order (they are `[tiles, cout]`), and each output written once. Edge tiles store only the
+ * rows and columns inside the image.
+ */
+function untileBody(m: 2 | 4): FunctionBody {
+  const { b, alpha, scalars, i32 } = kernelFrame(m);
+  const [bias, dst, n, th, tw, outH, w, cout] = scalars;
+  const [e, ti, tj, c, kb, rowBase, colBase, rows, cols, cs, rs, left] = Array.from({ length: 12 }, i32);
+  const rowAddr = Array.from({ length: m }, i32);
+  const colOff = Array.from({ length: m }, i32);
+  const v128 = () => b.local('v128');
+  const col = Array.from({ length: alpha }, v128);
+  const t = Array.from({ length: m }, () => Array.from({ length: alpha }, v128));
+  const y = Array.from({ length: m }, () => Array.from({ length: m }, v128));
+  const tmp = Array.from({ length: 4 }, v128);
+  const bv = v128();
+
+  // Strides in bytes, and the column offsets j·cs of a tile.
+  b.get(cout).i32(4).op('i32.mul').set(cs);
+  b.get(w).get(cs).op('i32.mul').set(rs);
+  colOff.forEach((l, j) => b.get(cs).i32(j).op('i32.mul').set(l));
+  b.i32(0).set(kb);
+  b.i32(0).set(e);
+  b.begin('loop'); // e
+  b.i32(0).set(ti);
+  b.begin('loop'); // ti
+  // left = outH − m·ti; rows = min(m, left); rowBase = dst + (e·outH + m·ti)·rs
+  b.get(outH).get(ti).i32(m).op('i32.mul', 'i32.sub').set(left);
+  b.i32(m).get(left).get(left).i32(m).op('i32.gt_u', 'select').set(rows);
+  b.get(dst).get(e).get(outH).op('i32.mul').get(ti).i32(m).op('i32.mul', 'i32.add').get(rs).op('i32.mul', 'i32.add').set(rowBase);
+  b.i32(0).set(tj);
+  b.begin('loop'); // tj
+  b.get(w).get(tj).i32(m).op('i32.mul', 'i32.sub').set(left);
+  b.i32(m).get(left).get(left).i32(m).op('i32.gt_u', 'select').set(cols);
+  b.get(rowBase).get(tj).i32(m).op('i32.mul').get(cs).op('i32.mul', 'i32.add').set(colBase);
+  b.i32(0).set(c);
+  b.begin('loop'); // c, in bytes
+  // Aᵀ over the rows r of each column: t[i][col].
+  for (let cc = 0; cc < alpha; cc++) {
+    for (let r = 0; r < alpha; r++) b.get(r * alpha + cc).get(kb).op('i32.add').mem('v128.load').set(col[r]);
+    applyAt(b, m, col, t.map((row) => row[cc]), tmp);
+  }
+  b.get(bias).get(c).op('i32.add').mem('v128.load').set(bv);
+  // Then over the columns of each row, plus the bias: y[i][j].
+  for (let i = 0; i < m; i++) applyAt(b, m, t[i], y[i], tmp, bv);
+  rowAddr.forEach((l, i) => b.get(colBase).get(c).op('i32.add').get(rs).i32(i).op('i32.mul', 'i32.add').set(l));
+  const store = (i: number, j: number) => b.get(rowAddr[i]).get(colOff[j]).op('i32.add').get(y[i][j]).mem('v128.store');
+  b.get(rows).get(cols).op('i32.add').i32(2 * m).op('i32.eq').begin('if');
+  for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) store(i, j);
+  b.op('else');
+  for (let i = 0; i < m; i++) {
+    b.get(rows).i32(i).op('i32.gt_u').begin('if');
+    for (let j = 0; j < m; j++) {
+      b.get(cols).i32(j).op('i32.gt_u').begin('if');
+      store(i, j);
+      b.op('end');
+    }
+    b.op('end');
+  }
+  b.op('end');
+  b.get(kb).i32(16).op('i32.add').set(kb);
+  endLoop(b, c, 16, cs);
+  endLoop(b, tj, 1, tw);
+  endLoop(b, ti, 1, th);
+  endLoop(b, e, 1, n);
+  return b;
+}
+
+/**
+ * G applied to one column (or row) of 3 filter taps: for m = 4 the rows of G are [1/4, 0, 0],
+ * −[1, 1, 1]/6, [−1, 1, −1]/6, [1/24, 1/12, 1/6], [1/24, −1/12, 1/6], [0, 0, 1]; for m = 2 [1, 0, 0],
+ * [1, 1, 1]/2, [1, −1, 1]/2, [0, 0, 1].
+ */
+function applyG(b: FunctionBody, m: 2 | 4, v: number[], out: number[]): void {
+  if (m === 2) {
+    combine(b, [
+      [out[0], [[1, v[0]]], true],
+      [out[1], [[0.5, v[0]], [0.5, v[1]], [0.5, v[2]]], true],
+      [out[2], [[0.5, v[0]], [-0.5, v[1]], [0.5, v[2]]], true],
+      [out[3], [[1, v[2]]], true],
+    ]);
+    return;
+  }
+  combine(b, [
+    [out[0], [[1 / 4, v[0]]], true],
+    [out[1], [[-1 / 6, v[0]], [-1 / 6, v[1]], [-1 / 6, v[2]]], true],
+    [out[2], [[-1 / 6, v[0]], [1 / 6, v[1]], [-1 / 6, v[2]]], true],
+    [out[3], [[1 / 24, v[0]], [1 / 12, v[1]], [1 / 6, v[2]]], true],
+    [out[4], [[1 / 24, v[0]], [-1 / 12, v[1]], [1 / 6, v[2]]], true],
+    [out[5], [[1, v[2]]], true],
+  ]);
+}
+
+/**
+ * The filter transform U = G g Gᵀ, four (input, output) channel pairs per step: the 9 taps are read
+ * once and the α² outputs written once, in order. As one matMul `(G⊗G) [α², 9] × g [9, Cin·Cout]`
+ * XNNPACK first repacks g and then runs a kernel built for far larger inner dimensions than 9; this
+ * pass only moves the bytes, which are what it costs (U is 16/9 or 4× the filter).
+ */
+function filtersBody(m: 2 | 4): FunctionBody {
+  const { b, alpha, scalars, i32 } = kernelFrame(m);
+  const [g, rows, bytes] = scalars; // bytes: of one row of each output
+  const [row, off, src, dst] = [i32(), i32(), i32(), i32()];
+  const v128 = () => b.local('v128');
+  const taps = Array.from({ length: 9 }, v128);
+  const t = Array.from({ length: alpha }, () => Array.from({ length: 3 }, v128));
+  const u = Array.from({ length: alpha }, v128);
+  b.i32(0).set(row);
+  b.begin('loop'); // row
+  b.i32(0).set(off);
+  b.begin('loop'); // off, in bytes
+  // src = g + 9·row·bytes + off, dst = row·bytes + off
+  b.get(row).get(bytes).op('i32.mul').get(off).op('i32.add').set(dst);
+  b.get(g).get(dst).op('i32.add').get(row).get(bytes).i32(8).op('i32.mul', 'i32.mul', 'i32.add').set(src);
+  taps.forEach((l, k) => b.get(src).get(bytes).i32(k).op('i32.mul', 'i32.add').mem('v128.load').set(l));
+  // G over the filter's rows, one column kw at a time: t[r][kw]; then over the columns of each r.
+  for (let kw = 0; kw < 3; kw++) applyG(b, m, [taps[kw], taps[3 + kw], taps[6 + kw]], t.map((tr) => tr[kw]));
+  for (let r = 0; r < alpha; r++) {
+    applyG(b, m, t[r], u);
+    u.forEach((l, c) => b.get(r * alpha + c).get(dst).op('i32.add').get(l).mem('v128.store'));
+  }
+  endLoop(b, off, 16, bytes);
+  endLoop(b, row, 1, rows);
+  return b;
+}

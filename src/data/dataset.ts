@@ -1,0 +1,116 @@
+/**
+ * What the trainer reads: a dataset of `size` examples that builds a batch from example indices.
+ * The trainer owns the order (a seeded shuffle per epoch) and hands every batch a seed, so a run is
+ * a pure function of its seed: that is what makes checkpoint-and-resume exact.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from '../errors.js';
+import { SeededRandom } from '../util/random.js';
+import { checkLabels } from './labels.js';
+
+/** Where a batch sits in a run; sources use `seed` for every random choice (noise, augmentation). */
+export interface BatchContext {
+  /** True for training batches (augment, fresh noise), false for evaluation (deterministic transform). */
+  training: boolean;
+  /** A 32-bit seed unique to this batch of this run. */
+  seed: number;
+  /** 0-based epoch (evaluation: the epoch just trained). */
+  epoch: number;
+  /** 0-based batch index within the epoch (or the evaluation pass). */
+  step: number;
+}
+
+/** One batch: the model's input, one label per example, and extra options for `model.logits`. */
+export interface Batch<I> {
+  input: I;
+  labels: ArrayLike<number>;
+  /** Merged into the options of `model.logits(input, { ...options, training })`, e.g. `{ noise }`. */
+  options?: Record<string, unknown>;
+  /**
+   * Frees the batch's tensors. Without it the trainer calls `tf.dispose` on `input` and `options`
+   * (or `input.dispose()` when the input has one, as a FeatureSet does).
+   */
+  dispose?(): void;
+}
+
+/** A dataset the trainer can batch: `size` examples, any of which {@link Dataset.batch} loads. */
+export interface Dataset<I> {
+  readonly size: number;
+  /** Builds the batch of the examples `indices` (each in [0, size)); the trainer frees it. */
+  batch(indices: number[], ctx: BatchContext): Batch<I> | Promise<Batch<I>>;
+}
+
+/** Frees a batch as {@link Batch.dispose} describes. */
+export function disposeBatch(batch: Batch<unknown>): void {
+  if (typeof batch.dispose === 'function') {
+    batch.dispose();
+    return;
+  }
+  const input = batch.input as { dispose?: () => void } | tf.TensorContainer;
+  if (input && !(input instanceof tf.Tensor) && typeof (input as { dispose?: unknown }).dispose === 'function') (input as { dispose: () => void }).dispose();
+  else tf.dispose(input as tf.TensorContainer);
+  if (batch.options) tf.dispose(Object.values(batch.options).filter((v) => v instanceof tf.Tensor || Array.isArray(v)) as tf.TensorContainer[]);
+}
+
+/**
+ * A 32-bit seed from a base seed and integers (epoch, step, …): FNV-style mixing with a final
+ * avalanche, so neighbouring steps get unrelated seeds.
+ */
+export function mixSeed(seed: number, ...parts: number[]): number {
+  let h = (Math.trunc(seed) ^ 0x811c9dc5) >>> 0;
+  for (const p of [...parts, parts.length]) {
+    h = Math.imul(h ^ (Math.trunc(p) >>> 0), 0x01000193) >>> 0;
+    h ^= h >>> 15;
+    h = Math.imul(h, 0x2c1b3c6d) >>> 0;
+    h ^= h >>> 12;
+  }
+  return h >>> 0;
+}
+
+/** The example order of one epoch: `0..size-1`, Fisher–Yates shuffled from `mixSeed(seed, epoch)` when asked. */
+export function epochOrder(size: number, seed: number, epoch: number, shuffle = true): Int32Array {
+  const order = new Int32Array(size);
+  for (let i = 0; i < size; i++) order[i] = i;
+  if (!shuffle) return order;
+  const rng = new SeededRandom(mixSeed(seed, epoch, 0x5eed));
+  for (let i = size - 1; i > 0; i--) {
+    const j = Math.floor(rng.uniform() * (i + 1));
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return order;
+}
+
+/** Batches of an epoch's order: full batches, plus the remainder unless `dropLast` (the reference drops it). */
+export function batchesOf(order: Int32Array, batchSize: number, dropLast: boolean): number[][] {
+  const out: number[][] = [];
+  for (let s = 0; s < order.length; s += batchSize) {
+    if (s + batchSize > order.length && dropLast) break;
+    out.push(Array.from(order.subarray(s, Math.min(order.length, s + batchSize))));
+  }
+  return out;
+}
+
+/**
+ * A dataset over tensors already in memory: rows of `inputs` (first axis) with their labels. The
+ * tensor stays the caller's; batches are gathered copies.
+ * @example
+ * ```ts
+ * const data = tensorDataset(features, labels); // features [N, D]
+ * await train(head, data, { epochs: 10, batchSize: 32, optimizer: sgd(0.01) });
+ * ```
+ */
+export function tensorDataset<T extends tf.Tensor>(inputs: T, labels: ArrayLike<number>, classes?: number): Dataset<T> {
+  if (!(inputs instanceof tf.Tensor) || inputs.rank < 1) throw new InputError('tensorDataset: inputs must be a tensor with examples on the first axis');
+  const n = inputs.shape[0];
+  const y = checkLabels(labels, n, classes ?? Number.MAX_SAFE_INTEGER);
+  return {
+    size: n,
+    batch: (indices) => ({
+      input: tf.tidy(() => tf.gather(inputs, tf.tensor1d(indices, 'int32'))) as T,
+      labels: Int32Array.from(indices, (i) => y[i]),
+    }),
+  };
+}

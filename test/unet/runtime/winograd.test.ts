@@ -1,0 +1,41 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { winogradConv3x3, winogradFilters, winogradFiltersRows } from '../../../src/unet/runtime/winograd';
+import { withFastInputGrad } from '../../../src/unet/runtime/conv3x3';
+import { BACKENDS, compareArrays, convCase, setBackend } from '../../helpers';
+
+for (const backend of BACKENDS) {
+  describe(`Winograd 3×3 convolution on ${backend}`, () => {
+    beforeAll(() => setBackend(backend));
+
+    // Shapes that exercise a large map, several examples, and sides that are not multiples of the tile.
+    for (const [n, h, w, cin, cout] of [[2, 8, 8, 16, 24], [1, 96, 96, 160, 8], [3, 10, 6, 12, 5], [2, 7, 9, 8, 4]]) {
+      for (const [m, side] of [[2, 'right'], [4, 'right'], [2, 'left'], [4, 'left']] as const) {
+        it(`F(${m}×${m},3×3), filters on the ${side}, equals tf.conv2d with padding 1 on [${n},${h},${w},${cin}] → ${cout}`, () => {
+          const before = tf.memory().numTensors;
+          tf.tidy(() => {
+            const { x, k, b, want } = convCase(n, h, w, cin, cout);
+            const rows = tf.reshape(tf.transpose(k, [3, 0, 1, 2]), [cout, 9 * cin]) as tf.Tensor2D;
+            const u = side === 'left' ? winogradFiltersRows(rows, m) : winogradFilters(k, m);
+            const got = winogradConv3x3(x, u, b, m, [1, 1], side);
+            expect(got.shape).toEqual(want.shape);
+            const d = compareArrays(got.dataSync(), want.dataSync(), m === 2 ? 2e-5 : 1e-4, 1e-4);
+            expect(d.ok, `max abs ${d.maxAbs}`).toBe(true);
+          });
+          expect(tf.memory().numTensors).toBe(before);
+        });
+      }
+    }
+
+    it('the fast input gradient equals autodiff of tf.conv2d', () => {
+      const x = tf.randomNormal([2, 6, 5, 4], 0, 1, 'float32', 7) as tf.Tensor4D;
+      const k = tf.randomNormal([3, 3, 4, 3], 0, 0.3, 'float32', 8) as tf.Tensor4D;
+      const loss = (f: (v: tf.Tensor4D) => tf.Tensor4D) => (v: tf.Tensor) => tf.sum(tf.square(f(v as tf.Tensor4D)));
+      const auto = tf.grad(loss((v) => tf.conv2d(v, k, 1, 1)))(x);
+      const fast = tf.grad(loss((v) => withFastInputGrad(v, k, (z) => winogradConv3x3(z, winogradFilters(k, 2), tf.zeros([3]), 2))))(x);
+      expect(compareArrays(fast.dataSync(), auto.dataSync(), 1e-4, 1e-4).ok).toBe(true);
+      tf.dispose([x, k, auto, fast]);
+    });
+  });
+}
