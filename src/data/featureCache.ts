@@ -20,6 +20,7 @@ import { extractFeatures, FeatureSet } from '../features/extractFeatures.js';
 import { SafetensorsReader, writeSafetensors } from '../io/safetensors.js';
 import type { ADMUNet } from '../unet/admUnet.js';
 import { nodeFs } from '../util/nodeFs.js';
+import { positiveInt } from '../util/checks.js';
 import { writeBytesAtomic } from '../io/atomicFile.js';
 import { mixSeed, type Batch, type BatchContext, type Dataset } from './dataset.js';
 import { loadBatch, type ImageSource } from './images.js';
@@ -233,11 +234,6 @@ function list(v: number | number[], what: string): number[] {
   const l = typeof v === 'number' ? [v] : v;
   if (!Array.isArray(l) || l.length === 0 || !l.every(Number.isInteger)) throw new InputError(`${what} must be an integer or a non-empty array of integers, got ${JSON.stringify(v)}`);
   return l;
-}
-
-function positiveInt(v: unknown, what: string): number {
-  if (!Number.isInteger(v) || (v as number) < 1) throw new InputError(`${what} must be a positive integer, got ${String(v)}`);
-  return v as number;
 }
 
 /**

@@ -4,7 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
-import { BatchNorm2d, positiveInt, type ForwardPassOptions } from '../nn/layers.js';
+import { BatchNorm2d, type ForwardPassOptions } from '../nn/layers.js';
+import { positiveInt } from '../util/checks.js';
 import { disposeState, floatEntry, Init, loadState, prefixed, saveState, trainableOf, type FloatEntry, type LoadWeightsOptions, type StateEntry } from '../nn/state.js';
 import { dense } from '../ops/dense.js';
 import { noGrad } from '../ops/noGrad.js';

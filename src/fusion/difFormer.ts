@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { AttentionHead } from '../heads/attentionHead.js';
 import { parseFusionArc, type FusionArc } from '../heads/fusionArc.js';
-import { Linear, positiveInt, type ForwardPassOptions } from '../nn/layers.js';
+import { Linear, type ForwardPassOptions } from '../nn/layers.js';
+import { positiveInt } from '../util/checks.js';
 import { disposeState, Init, loadState, prefixed, saveState, trainableOf, type LoadWeightsOptions, type StateEntry } from '../nn/state.js';
 import { Tokenizer, type NormType } from '../heads/tokenizer.js';
 

@@ -8,7 +8,8 @@ import { InputError } from '../errors.js';
 import { multiHeadAttention } from '../ops/multiHeadAttention.js';
 import { dense } from '../ops/dense.js';
 import { formatFusionArc, parseFusionArc, type DenseActivation, type FusionArc } from './fusionArc.js';
-import { gelu, LayerNorm, Linear, positiveInt, type ForwardPassOptions } from '../nn/layers.js';
+import { gelu, LayerNorm, Linear, type ForwardPassOptions } from '../nn/layers.js';
+import { positiveInt } from '../util/checks.js';
 import { disposeState, floatEntry, Init, loadState, prefixed, saveState, trainableOf, type FloatEntry, type LoadWeightsOptions, type StateEntry } from '../nn/state.js';
 
 /**

@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
 import { Init, disposeState, loadState, prefixed, saveState, trainableOf, type LoadWeightsOptions, type StateEntry } from '../nn/state.js';
-import { Linear, positiveInt, type ForwardPassOptions } from '../nn/layers.js';
+import { Linear, type ForwardPassOptions } from '../nn/layers.js';
+import { positiveInt } from '../util/checks.js';
 
 /**
  * The reference's `head_arc`: `''` (no hidden layer), `'48'` or `'48_24'` (hidden widths).

@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { dense } from '../ops/dense.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
-import { BatchNorm2d, layerNorm, NORM_EPS, positiveInt, type ForwardPassOptions } from '../nn/layers.js';
+import { BatchNorm2d, layerNorm, NORM_EPS, type ForwardPassOptions } from '../nn/layers.js';
+import { positiveInt } from '../util/checks.js';
 import { disposeState, filled, floatEntry, Init, loadState, prefixed, saveState, trainableOf, type FloatEntry, type LoadWeightsOptions, type StateEntry } from '../nn/state.js';
 
 /** Which normalisation a tokenizer applies (the reference's `norm_type`). */

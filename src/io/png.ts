@@ -5,25 +5,9 @@
  * @module
  */
 import { importUnbundled } from '../util/dynamicImport.js';
+import { crc32 } from './crc32.js';
 
 const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
-
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 (ISO 3309, polynomial 0xEDB88320), as PNG chunks use. */
-export function crc32(bytes: Uint8Array, crc = 0): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = ~crc >>> 0;
-  for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
 
 /** Adler-32, the zlib stream checksum. */
 export function adler32(bytes: Uint8Array): number {

@@ -12,6 +12,7 @@
 import { CheckpointError } from '../errors.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import type { ByteSource } from './byteSource.js';
+import { crc32 } from './crc32.js';
 
 /** One file of the archive, as the central directory describes it. */
 export interface ZipEntry {
@@ -291,24 +292,6 @@ export async function inflateRawBounded(data: Uint8Array, size: number, fail: (w
     throw fail(`cannot be inflated: ${(e as Error).message}`);
   }
   return out.subarray(0, n);
-}
-
-let CRC_TABLE: Uint32Array | undefined;
-
-/** CRC-32 (the ZIP / IEEE 802.3 polynomial), optionally continuing from a previous value. */
-export function crc32(bytes: Uint8Array, previous = 0): number {
-  const table = (CRC_TABLE ??= (() => {
-    const t = new Uint32Array(256);
-    for (let i = 0; i < 256; i++) {
-      let c = i;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      t[i] = c >>> 0;
-    }
-    return t;
-  })());
-  let c = ~previous >>> 0;
-  for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
 }
 
 function latin1(bytes: Uint8Array): string {

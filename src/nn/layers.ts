@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { dense } from '../ops/dense.js';
+
 import { filled, floatEntry, Init, type FloatEntry, type StateEntry } from './state.js';
 
 /**
@@ -21,12 +22,6 @@ export interface ForwardPassOptions {
   training?: boolean;
   /** Receives every intermediate under its fixture key. */
   tap?: Tap;
-}
-
-/** A positive integer or an InputError naming the argument. */
-export function positiveInt(v: unknown, what: string): number {
-  if (!Number.isInteger(v) || (v as number) < 1) throw new InputError(`${what} must be a positive integer, got ${String(v)}`);
-  return v as number;
 }
 
 /** PyTorch's default epsilon for LayerNorm and BatchNorm. */

@@ -10,6 +10,7 @@ import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type RunState } from './
 import { batchesOf, disposeBatch, epochOrder, mixSeed, type Batch, type Dataset } from '../data/dataset.js';
 import { crossEntropy } from './loss.js';
 import type { TrainableModel } from './trainableModel.js';
+import { positiveInt } from '../util/checks.js';
 import { getLearningRate, type LRSchedule } from './optimizers.js';
 
 /** Reported after every optimizer update. */
@@ -115,11 +116,6 @@ export interface TrainResult {
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof (v as { then?: unknown })?.then === 'function';
-}
-
-function positiveInt(v: unknown, what: string): number {
-  if (!Number.isInteger(v) || (v as number) < 1) throw new InputError(`${what} must be a positive integer, got ${String(v)}`);
-  return v as number;
 }
 
 /**

@@ -6,6 +6,7 @@
 import { InputError } from '../errors.js';
 import type { ReferenceFlags } from './flags.js';
 import { PRESETS, type PresetName } from './presets.js';
+import { positiveInt } from '../util/checks.js';
 
 /** Typed camelCase form of the same flags. Omitted fields take guided-diffusion's defaults. */
 export interface UNetConfig {
@@ -103,11 +104,6 @@ function fromReference(f: ReferenceFlags): UNetConfig {
     diffusionSteps: f.diffusion_steps,
     noiseSchedule: schedule,
   };
-}
-
-function positiveInt(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new InputError(`${what} must be a positive integer, got ${String(v)}`);
-  return v;
 }
 
 /**

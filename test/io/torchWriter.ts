@@ -7,7 +7,7 @@
 import zlib from 'node:zlib';
 import type { TorchDtype } from '../../src/io/pytorch';
 import { f16ToF32, f32ToF16 } from '../../src/io/safetensors';
-import { crc32 } from '../../src/io/zip';
+import { crc32 } from '../../src/io/crc32';
 
 const STORAGE_TYPE: Record<TorchDtype, string> = {
   float32: 'FloatStorage', float16: 'HalfStorage', bfloat16: 'BFloat16Storage', float64: 'DoubleStorage', int64: 'LongStorage',

@@ -4,7 +4,8 @@ import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { CheckpointError } from '../../src/errors';
 import { openByteSource } from '../../src/io/byteSource';
-import { crc32, inflateRawBounded, ZipArchive } from '../../src/io/zip';
+import { crc32 } from '../../src/io/crc32';
+import { inflateRawBounded, ZipArchive } from '../../src/io/zip';
 import { FIXTURES } from '../helpers';
 import { zipArchive, type ZipFileSpec, type ZipOptions } from './torchWriter';
 
