@@ -1,7 +1,7 @@
 /**
  * Matrix products that stay fast on wasm in both directions. tfjs's own matMul gradient uses the
  * `transposeA`/`transposeB` flags, which wasm runs 10–200× slower than a plain 2-D matMul
- * (BACKENDS.md §2); these ops transpose explicitly so that the forward and both gradients are
+ * (docs/backends.md#throughput); these ops transpose explicitly so that the forward and both gradients are
  * plain, untransposed 2-D matMuls.
  * @module
  */

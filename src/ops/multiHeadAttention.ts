@@ -3,7 +3,7 @@
  * 2-D matMuls, so that it is fast on wasm in both directions.
  *
  * Why not tfjs's ops: batched matMuls and the transpose flags autodiff uses run 10–200× slower on
- * wasm than plain 2-D ones (BACKENDS.md §2), so the work is one pair of 2-D matMuls per (example,
+ * wasm than plain 2-D ones (docs/backends.md#throughput), so the work is one pair of 2-D matMuls per (example,
  * head). Cutting a tensor into those pieces with `tf.split`/`tf.slice` costs a copy of the whole
  * input per piece on wasm (quadratic in the number of pieces), so pieces are cut with
  * {@link sliceRows}, which copies only the piece — but whose gradient pads every piece back to

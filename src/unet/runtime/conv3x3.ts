@@ -58,7 +58,7 @@ export function hwioFromRows(wT: tf.Tensor2D): tf.Tensor4D {
  * columns by 1) whose gradient with respect to its input is another stride-1 convolution with the
  * filter turned 180°, its channels swapped and the padding mirrored (`2 − pad`). That keeps backpropagation through a frozen U-Net (DifFeed) at forward speed on wasm,
  * where `Conv2DBackpropInput` is slow and the depthwise backprop that Winograd would need is missing
- * (BACKENDS.md §4). The filter is a constant: it receives no gradient.
+ * (docs/backends.md#gradients). The filter is a constant: it receives no gradient.
  * @param w the filter, HWIO or `[Cout, 9·Cin]`.
  */
 export function withFastInputGrad(x: tf.Tensor4D, w: tf.Tensor4D | tf.Tensor2D, forward: (x: tf.Tensor4D) => tf.Tensor4D, rowPad: RowPad = [1, 1]): tf.Tensor4D {

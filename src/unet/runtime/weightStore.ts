@@ -4,7 +4,7 @@
  * only inside the layer that uses them, freed when that layer's `tf.tidy` ends. On wasm this is
  * what makes big checkpoints fit: XNNPACK keeps a packed copy of every live conv/matMul weight, so
  * resident 3×3 filters cost about 3× their size in the heap and the module aborts near 3.8 GiB
- * (BACKENDS.md §3).
+ * (docs/backends.md#memory).
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';

@@ -1,6 +1,6 @@
 /**
  * Winograd 3×3 convolutions F(m×m, 3×3) built from ordinary tfjs ops, for wasm where they beat
- * `tf.conv2d` 1.7–4.5× at every ADM shape (BACKENDS.md §9). Stride 1, padding 1, NHWC/HWIO.
+ * `tf.conv2d` 1.7–4.5× at every ADM shape (docs/backends.md#winograd). Stride 1, padding 1, NHWC/HWIO.
  *
  * Each output tile of m×m comes from an (m+2)×(m+2) input tile: V = Bᵀ d B (input transform),
  * U = G g Gᵀ (filter transform), M = V ⊙ U summed over input channels — which is (m+2)² plain 2-D
@@ -137,7 +137,7 @@ function filtersBySimd(g: tf.Tensor, m: WinogradTile, rows: number, shape: [numb
 }
 
 // A depthwise filter that applies one row of Bᵀ to every channel along one axis. Kernels of 6 taps
-// run an order of magnitude slower than 9-tap ones on wasm (BACKENDS.md §9), so they are padded to 9.
+// run an order of magnitude slower than 9-tap ones on wasm (docs/backends.md#winograd), so they are padded to 9.
 function transformKernel(row: number[], channels: number, vertical: boolean): tf.Tensor4D {
   const taps = row.length <= 4 ? row.length : 9;
   const data = new Float32Array(taps * channels);
