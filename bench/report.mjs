@@ -31,10 +31,12 @@ const gib = (bytes) => (bytes / 2 ** 30).toFixed(2);
 const mib = (bytes) => (bytes / 2 ** 20).toFixed(0);
 const rel = (p) => path.relative(root, path.resolve(p)).split(path.sep).join('/');
 
+const when = (iso) => iso.replace('T', ' ').replace(/(:\d\d)\.\d+Z$/, '$1 UTC');
+
 function header(r) {
   const m = r.machine;
   const lines = ['| | |', '|---|---|'];
-  lines.push(`| date | ${r.date ? r.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC') : 'not recorded'} |`);
+  lines.push(`| date | ${r.date ? `${when(r.date)}${r.finished ? ` to ${when(r.finished).slice(11)}` : ''}` : 'not recorded'} |`);
   lines.push(`| commit | ${r.commit ? `\`${r.commit}\`${r.dirty ? ' with uncommitted changes' : ''}` : 'not recorded'} |`);
   lines.push(`| machine | ${m ? `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.platform}` : 'not recorded'} |`);
   lines.push(`| runtime | Node ${r.node ?? '?'}${r.tfjs ? `, tfjs-core ${r.tfjs}` : ''}${r.tfjsWasm ? `, tfjs-backend-wasm ${r.tfjsWasm}` : ''} |`);
@@ -47,6 +49,7 @@ function header(r) {
     const reduced = p.algos || p.batches || p.reps || p.models.join() !== 'tiny,64,256' || p.threads.join() !== '2,1';
     lines.push(`| command | \`node bench/run.mjs ${opts.join(' ')}\`${reduced ? ' (a reduced run)' : ' (the full run)'} |`);
   }
+  if (r.note) lines.push('', r.note);
   return lines.join('\n');
 }
 
@@ -66,7 +69,7 @@ function modelSection(model, results) {
   for (const r of results) {
     const w = r.weightBytes;
     out.push(
-      `- ${r.threads} thread${r.threads > 1 ? 's' : ''} (${r.backend}): conv2d peak ${f(r.peakConvGflops, 1)} GFLOP/s; ${(r.params / 1e6).toFixed(1)} M parameters, weights ${mib(w.resident)} MiB resident + ${mib(w.streamed)} MiB streamed; peak RSS ${gib(r.peakRss)} GiB (${f(r.peakRss / (4 * r.params))}× the float32 weights); wasm heap ${gib(r.heapPeak)} GiB; create ${f(r.createS, 1)} s${r.reps ? `; ${r.reps} rep${r.reps > 1 ? 's' : ''} per row` : ''}.`,
+      `- ${r.threads} thread${r.threads > 1 ? 's' : ''}: conv2d peak ${f(r.peakConvGflops, 1)} GFLOP/s; ${(r.params / 1e6).toFixed(1)} M parameters, weights ${mib(w.resident)} MiB resident + ${mib(w.streamed)} MiB streamed; peak RSS ${gib(r.peakRss)} GiB (${f(r.peakRss / (4 * r.params))}× the float32 weights); wasm heap ${gib(r.heapPeak)} GiB; create ${f(r.createS, 1)} s${r.reps ? `; ${r.reps} rep${r.reps > 1 ? 's' : ''} per row` : ''}. Backend: ${r.backend}.`,
     );
     if (r.failed) out.push(`- ${r.threads} thread${r.threads > 1 ? 's' : ''}: **${r.failed}**.`);
   }
@@ -84,7 +87,7 @@ function modelSection(model, results) {
 }
 
 function trainSection(t) {
-  const out = ['## Training steps', '', `From \`${rel(trainFile)}\` (\`node bench/train.mjs\`)${t.date ? `, ${t.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}` : ''}${t.commit ? `, commit \`${t.commit}\`${t.dirty ? ' with uncommitted changes' : ''}` : ''}${t.node ? `, Node ${t.node}` : ''}. Medians after a warm-up, in milliseconds; "faster" compares two ways of computing the same thing in one process.`, ''];
+  const out = ['## Training steps', '', `From \`${rel(trainFile)}\` (\`node bench/train.mjs\`)${t.date ? `, ${when(t.date)}` : ''}${t.commit ? `, commit \`${t.commit}\`${t.dirty ? ' with uncommitted changes' : ''}` : ''}${t.node ? `, Node ${t.node}` : ''}. Medians after a warm-up, in milliseconds; "faster" compares two ways of computing the same thing in one process.`, ''];
   out.push('| backend | case | how | ms | |', '|---|---|---|---:|---|');
   for (const r of t.rows) out.push(`| ${r.backend} | ${r.case} | ${r.a} | ${f(r.ms, 1)} | ${r.vs !== undefined ? `${f(r.vs / r.ms)}× faster than ${r.b}` : ''} |`);
   return out.join('\n');

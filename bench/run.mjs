@@ -4,6 +4,7 @@
 //
 //   node bench/run.mjs [--models tiny,64,256] [--threads 2,1] [--out bench/results/latest.json]
 //                      [--algos auto,fast] [--batches 1] [--reps 3]   (a reduced run: these replace each model's own)
+//                      [--note "text"]   (saved with the results, printed under the header of docs/benchmarks.md)
 //   node bench/run.mjs --report DIR     (tables from the per-child files of an interrupted run)
 //   node bench/report.mjs [bench/results/latest.json]   (docs/benchmarks.md from the saved results)
 //
@@ -161,6 +162,7 @@ if (args.child) {
   const models = (args.models ?? 'tiny,64,256').split(',');
   const threads = (args.threads ?? '2,1').split(',').map(Number);
   const passOn = ['algos', 'batches', 'reps'].flatMap((k) => (args[k] ? [`--${k}`, args[k]] : []));
+  const meta = runMeta(); // the commit and work tree as the run starts: the code that is measured
   const results = [];
   const tmp = fs.mkdtempSync(path.join(here, '..', '.tmp-bench-'));
   try {
@@ -183,7 +185,8 @@ if (args.child) {
   fs.mkdirSync(path.dirname(out), { recursive: true });
   // Everything bench/report.mjs needs for docs/benchmarks.md: when, which commit, which machine, which plan.
   const plan = { models, threads, algos: list(args.algos), batches: list(args.batches, Number), reps: args.reps ? Number(args.reps) : undefined };
-  fs.writeFileSync(`${out}.tmp`, JSON.stringify({ ...runMeta(), plan, results, table: text }, null, 2));
+  const note = args.note && args.note !== 'true' ? args.note : undefined; // --note "…": printed under the page header
+  fs.writeFileSync(`${out}.tmp`, JSON.stringify({ ...meta, finished: new Date().toISOString(), note, plan, results, table: text }, null, 2));
   fs.renameSync(`${out}.tmp`, out);
   console.log(`wrote ${out}`);
 }
