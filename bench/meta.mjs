@@ -37,6 +37,9 @@ export function runMeta() {
       cores: cpus.length,
       memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
       platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+      // Other work on the machine as the run starts (1, 5 and 15 minute load averages): above the core
+      // count, every absolute time in the run is inflated.
+      loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
     },
     node: process.version,
     tfjs: packageVersion('@tensorflow/tfjs-core'),

@@ -39,6 +39,7 @@ function header(r) {
   lines.push(`| date | ${r.date ? `${when(r.date)}${r.finished ? ` to ${when(r.finished).slice(11)}` : ''}` : 'not recorded'} |`);
   lines.push(`| commit | ${r.commit ? `\`${r.commit}\`${r.dirty ? ' with uncommitted changes' : ''}` : 'not recorded'} |`);
   lines.push(`| machine | ${m ? `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.platform}` : 'not recorded'} |`);
+  if (m?.loadAverage) lines.push(`| load average at the start | ${m.loadAverage.join(', ')} (1, 5, 15 min) |`);
   lines.push(`| runtime | Node ${r.node ?? '?'}${r.tfjs ? `, tfjs-core ${r.tfjs}` : ''}${r.tfjsWasm ? `, tfjs-backend-wasm ${r.tfjsWasm}` : ''} |`);
   if (r.plan) {
     const p = r.plan;
