@@ -25,6 +25,10 @@ const trainFile = flag('train') ?? (fs.existsSync(defaultTrain) ? defaultTrain :
 const BLOCKS = { tiny: [5, 10], 64: [16, 22], 256: [19, 24] };
 const MODEL_NAMES = { tiny: 'adm-tiny architecture (32×32)', 64: '`64x64_diffusion`', 256: '`256x256_diffusion_uncond`' };
 
+if (!fs.existsSync(input)) {
+  console.error(`no bench results at ${input}: run \`npm run bench\` first (or name a results file)`);
+  process.exit(1);
+}
 const run = JSON.parse(fs.readFileSync(input, 'utf8'));
 const f = (v, d = 2) => (v === undefined || v === null || !Number.isFinite(v) ? '—' : v.toFixed(d));
 const gib = (bytes) => (bytes / 2 ** 30).toFixed(2);
