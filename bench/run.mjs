@@ -3,7 +3,10 @@
 // every ratio compares two numbers measured in the same process.
 //
 //   node bench/run.mjs [--models tiny,64,256] [--threads 2,1] [--out bench/results/latest.json]
+//                      [--algos auto,fast] [--batches 1] [--reps 3]   (a reduced run: these replace each model's own)
+//                      [--note "text"]   (saved with the results, printed under the header of docs/benchmarks.md)
 //   node bench/run.mjs --report DIR     (tables from the per-child files of an interrupted run)
+//   node bench/report.mjs [bench/results/latest.json]   (docs/benchmarks.md from the saved results)
 //
 // Models get random weights made in the process (ADMUNet.create; never written to disk). The 256 rows are
 // the paper's backbone, 256x256_diffusion_uncond (553 M parameters): on wasm its weights are streamed from
@@ -12,6 +15,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runMeta } from './meta.mjs';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : 'true']] : acc), []));
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -22,10 +26,17 @@ const MODELS = {
   256: { flags: '256x256_diffusion_uncond', bs: [19, 24], reps: 1, batches: [1, 4], algos: ['auto', 'fast', 'direct', 'winograd2', 'winograd4'] },
 };
 
+const list = (v, f = String) => (v === undefined ? undefined : v.split(',').filter(Boolean).map(f));
+/** A model's bench plan, narrowed by --algos, --batches and --reps when given. */
+const planOf = (model) => {
+  const base = MODELS[model];
+  return { ...base, algos: list(args.algos) ?? base.algos, batches: list(args.batches, Number) ?? base.batches, reps: args.reps ? Number(args.reps) : base.reps };
+};
+
 async function child() {
   const tf = await import('@tensorflow/tfjs-core');
   const { ADMUNet, extractFeatures, useBestBackend } = await import('diffssl');
-  const spec = MODELS[args.model];
+  const spec = planOf(args.model);
   const threads = Number(args.threads);
   const choice = await useBestBackend({ force: 'wasm', threads });
   const heap = () => tf.backend().wasm.HEAPU8.length;
@@ -80,7 +91,7 @@ async function child() {
       tf.dispose([r.output, part]);
     }
   };
-  const save = () => fs.writeFileSync(args.child, JSON.stringify({ model: args.model, threads, backend: choice.reason, peakConvGflops: peakGflops, createS, params: model.numParameters, weightBytes: model.weightBytes, rssAfterCreate, peakRss: vm('VmHWM'), heapPeak, rows }));
+  const save = () => fs.writeFileSync(args.child, JSON.stringify({ model: args.model, threads, backend: choice.reason, bs: spec.bs, reps: spec.reps, peakConvGflops: peakGflops, createS, params: model.numParameters, weightBytes: model.weightBytes, rssAfterCreate, peakRss: vm('VmHWM'), heapPeak, rows }));
   // Warm-up: one full pass, so that one-time work (kernel set-up, re-laying out streamed filters for the
   // GEMM path, cached Winograd filters) is not in any timed row.
   const warm = x(1);
@@ -150,6 +161,8 @@ if (args.child) {
 } else {
   const models = (args.models ?? 'tiny,64,256').split(',');
   const threads = (args.threads ?? '2,1').split(',').map(Number);
+  const passOn = ['algos', 'batches', 'reps'].flatMap((k) => (args[k] ? [`--${k}`, args[k]] : []));
+  const meta = runMeta(); // the commit and work tree as the run starts: the code that is measured
   const results = [];
   const tmp = fs.mkdtempSync(path.join(here, '..', '.tmp-bench-'));
   try {
@@ -157,7 +170,7 @@ if (args.child) {
       for (const t of threads) {
         const file = path.join(tmp, `${model}-${t}.json`);
         console.log(`running ${model} with ${t} thread(s)…`);
-        const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', file, '--model', model, '--threads', String(t)], { stdio: ['ignore', 'inherit', 'inherit'] });
+        const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', file, '--model', model, '--threads', String(t), ...passOn], { stdio: ['ignore', 'inherit', 'inherit'] });
         if (!fs.existsSync(file)) throw new Error(`bench child ${model}/${t} failed with status ${r.status} before measuring anything`);
         const res = JSON.parse(fs.readFileSync(file, 'utf8'));
         if (r.status !== 0) res.failed = `the process ended with status ${r.status ?? r.signal} after ${res.rows.length} rows`;
@@ -170,7 +183,10 @@ if (args.child) {
   console.log(`\n${text}`);
   const out = args.out ?? path.join(here, 'results', 'latest.json');
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(`${out}.tmp`, JSON.stringify({ date: new Date().toISOString(), node: process.version, results, table: text }, null, 2));
+  // Everything bench/report.mjs needs for docs/benchmarks.md: when, which commit, which machine, which plan.
+  const plan = { models, threads, algos: list(args.algos), batches: list(args.batches, Number), reps: args.reps ? Number(args.reps) : undefined };
+  const note = args.note && args.note !== 'true' ? args.note : undefined; // --note "…": printed under the page header
+  fs.writeFileSync(`${out}.tmp`, JSON.stringify({ ...meta, finished: new Date().toISOString(), note, plan, results, table: text }, null, 2));
   fs.renameSync(`${out}.tmp`, out);
   console.log(`wrote ${out}`);
 }

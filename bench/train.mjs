@@ -8,6 +8,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-backend-cpu';
+import { runMeta } from './meta.mjs';
 
 const d = await import(process.env.DIFFSSL_DIST ?? 'diffssl');
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
@@ -164,5 +165,5 @@ for (const r of rows.filter((r) => r.backend === 'wasm' && r.case.startsWith('tr
   if (c) console.log(`${r.case}: wasm ${(c.ms / r.ms).toFixed(1)}× faster than cpu`);
 }
 fs.mkdirSync(path.dirname(out), { recursive: true });
-fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), node: process.version, rows }, null, 1));
+fs.writeFileSync(out, JSON.stringify({ ...runMeta(), rows }, null, 1));
 console.log(`wrote ${out}`);
