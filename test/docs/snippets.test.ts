@@ -2,8 +2,8 @@
  * Every ```ts, ```js and ```mjs block of README.md and docs/*.md runs as a user's ES module would:
  * bundled with esbuild (`diffssl` → this checkout's src/index.ts, `@tensorflow/*` left to
  * node_modules), then run by a child `node` in an empty temp working directory. It must exit 0
- * within the time limit and write nothing to stderr. Other blocks (```sh, ```text, ```json, …) are
- * not run.
+ * within the time limit and write nothing to stderr. The ```ts blocks must also type-check
+ * (strict) against src/. Other blocks (```sh, ```text, ```json, …) are not run.
  *
  * Stand-ins: released checkpoints and the user's own files are too large or absent here, so a block
  * may be preceded by
@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -148,6 +149,45 @@ describe('code blocks of README.md and docs/', () => {
     expect(() => applyStandIns(stale)).toThrow(/"c.pt" is not in the block/);
     expect(() => extractSnippets('x.md', '<!-- test: replace "a" with "b" -->\n```sh\nls\n```\n')).toThrow(/not run/);
     expect(() => extractSnippets('x.md', '<!-- test: replace "a" with "b" -->\ntext\n```ts\nx\n```\n')).toThrow(/not followed/);
+  });
+
+  it('every ts block type-checks (strict) against this checkout', () => {
+    const dir = path.join(REPO, '.tmp', `snippets-ts-${process.pid}`); // inside the repo: node_modules resolve
+    fs.mkdirSync(dir, { recursive: true });
+    try {
+      const roots = snippets
+        .filter((s) => s.lang === 'ts' || s.lang === 'typescript')
+        .map((s) => {
+          const file = path.join(dir, `${path.basename(s.file, '.md')}-${s.line}.ts`);
+          fs.writeFileSync(file, applyStandIns(s));
+          return file;
+        });
+      const program = ts.createProgram(roots, {
+        target: ts.ScriptTarget.ES2022,
+        module: ts.ModuleKind.ESNext,
+        moduleResolution: ts.ModuleResolutionKind.Bundler,
+        lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
+        types: ['node'],
+        typeRoots: [path.join(REPO, 'node_modules', '@types')],
+        strict: true,
+        esModuleInterop: true,
+        skipLibCheck: true,
+        resolveJsonModule: true,
+        noEmit: true,
+        paths: { diffssl: [path.join(REPO, 'src', 'index.ts')] },
+      });
+      const errors = roots.flatMap((f) => {
+        const sf = program.getSourceFile(f)!;
+        return [...program.getSyntacticDiagnostics(sf), ...program.getSemanticDiagnostics(sf)];
+      });
+      const text = errors.map((d) => {
+        const { line } = d.file!.getLineAndCharacterOfPosition(d.start ?? 0);
+        return `${path.basename(d.file!.fileName)} line ${line + 1} of the block: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
+      });
+      expect(text).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   for (const s of snippets) {
