@@ -151,6 +151,15 @@ describe('code blocks of README.md and docs/', () => {
     expect(() => extractSnippets('x.md', '<!-- test: replace "a" with "b" -->\ntext\n```ts\nx\n```\n')).toThrow(/not followed/);
   });
 
+  it('every snippet that uses diffssl picks a backend and leaves gradients to the trainer', () => {
+    const users = snippets.filter((s) => /from ['"]diffssl['"]/.test(s.code));
+    expect(users.length).toBeGreaterThan(0);
+    for (const s of users) {
+      expect(s.code, `${s.file}:${s.line} never calls useBestBackend()`).toMatch(/await useBestBackend\(/);
+      expect(s.code, `${s.file}:${s.line} calls ensureGradients()`).not.toMatch(/ensureGradients/);
+    }
+  });
+
   it('every ts block type-checks (strict) against this checkout', () => {
     const dir = path.join(REPO, '.tmp', `snippets-ts-${process.pid}`); // inside the repo: node_modules resolve
     fs.mkdirSync(dir, { recursive: true });
