@@ -26,7 +26,7 @@ import { describe, expect, it } from 'vitest';
 const REPO = path.resolve(__dirname, '../..');
 const FIXTURES = path.join(REPO, 'test', 'fixtures');
 const RUN_LANGS = new Set(['ts', 'typescript', 'js', 'javascript', 'mjs']);
-const TIMEOUT_MS = 90_000; // per block; the whole file stays well under vitest's 120 s per test
+const TIMEOUT_MS = 90_000; // per block, below vitest's 120 s test timeout so a hang reports its output
 
 interface Snippet {
   file: string;
