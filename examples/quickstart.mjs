@@ -20,8 +20,8 @@ const CLASSES = ['disc', 'square', 'stripes'];
 const { backend, reason } = await useBestBackend();
 console.log(`backend: ${backend} (${reason})`);
 
-// 2. Backbone. The reference fixture beside the checkout if it is there, else the same
-//    architecture with seeded random weights. Either way the weights are NOT trained.
+// 2. Backbone. The adm-tiny reference fixture of test/fixtures (in a clone of the repository), else
+//    the same architecture with seeded random weights. Either way the weights are NOT trained.
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixture = path.join(repoRoot, 'test', 'fixtures', 'adm-tiny');
 const FLAGS = {
