@@ -244,7 +244,11 @@ function list(v: number | number[], what: string): number[] {
  * @example
  * ```ts
  * const cache = await cacheFeatures(trainImages, { model: unet, t: 150, b: 24, pool: 16, dir: 'cache/train' });
- * await train(head, cache, { epochs: 28, batchSize: 32, optimizer: sgd(0.05) });
+ * const head = new LinearHead({ channels: unet.block(24).channels, pool: 16, classes: 10 });
+ * // Batches of a cache are FeatureSets: the model handed to train picks the map its head reads.
+ * const model = { trainableVariables: head.trainableVariables, logits: (f: FeatureSet) => head.logits(f.get(150, 24)) };
+ * await train(model, cache, { epochs: 28, batchSize: 32, optimizer: sgd(0.05) });
+ * await cache.close();
  * ```
  * @throws InputError for bad options; CheckpointError when `dir` cannot be written.
  */

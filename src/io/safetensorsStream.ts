@@ -99,5 +99,3 @@ function planStream(tensors: StreamTensor[], metadata?: Record<string, string>) 
   header.set(json, 8);
   return { header, layout, total };
 }
-
-/** A single write may be short (large buffers), so loop. */
