@@ -74,7 +74,7 @@ async function load(): Promise<string> {
   throw new DiffSSLError(
     `tfjs has no gradient functions registered and diffssl could not load them (${errors.join('; ')}). ` +
       `Import '@tensorflow/tfjs' or '@tensorflow/tfjs-node' (both register them), or add ` +
-      `import '${SPECIFIER}'; to your app.`,
+      `import '${SPECIFIER}'; to an app that a bundler builds.`,
   );
 }
 
@@ -82,7 +82,8 @@ async function load(): Promise<string> {
  * Makes sure tfjs's gradient functions are registered, loading tfjs-core's own
  * `register_all_gradients` when nothing has yet. Idempotent and cheap after the first call.
  * {@link train} and {@link trainStep} call it; call it yourself before using `tf.grad`,
- * `tf.variableGrads` or `optimizer.minimize` directly.
+ * `tf.variableGrads` or `optimizer.minimize` directly. Under Node it installs, once, a
+ * module-resolution hook that touches only tfjs-core's own files (see the module notes).
  * @returns how the gradients came to be there.
  * @throws DiffSSLError when they cannot be loaded in this environment (the message says what to import).
  */
