@@ -62,6 +62,7 @@ export { topKAccuracy, topKCorrect } from './eval/accuracy.js';
 export { sgd, momentum, adam, makeOptimizer, getLearningRate, setLearningRate, StepLR, referenceRecipe } from './train/optimizers.js';
 export type { OptimizerSpec, SgdSpec, MomentumSpec, AdamSpec, LRSchedule, StepLROptions, ReferenceRecipe } from './train/optimizers.js';
 export { ensureGradients } from './train/gradients.js';
+export type { ProgressInfo, ProgressCallback, ProgressBase, LoadProgressInfo, WriteProgressInfo, ExtractProgressInfo, CacheProgressInfo, TrainProgressInfo } from './util/progress.js';
 export { tensorDataset } from './data/dataset.js';
 export type { Dataset, Batch, BatchContext } from './data/dataset.js';
 export { imagesFromTensor } from './data/images.js';

@@ -122,7 +122,7 @@ async function convertCommand(args: string[], io: CliIO): Promise<number> {
         metadata: { format: 'pt', producer: 'diffssl convert' },
         onProgress: (p) => {
           total = p.total;
-          bar?.update(p.written, p.total);
+          bar?.update(p.done, p.total);
         },
       },
     );

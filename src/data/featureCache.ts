@@ -25,6 +25,7 @@ import { writeBytesAtomic } from '../io/atomicFile.js';
 import { mixSeed, type Batch, type BatchContext, type Dataset } from './dataset.js';
 import { loadBatch, type ImageSource } from './images.js';
 import { batchNoise } from './onTheFly.js';
+import { progressClock, type CacheProgressInfo, type ProgressCallback } from '../util/progress.js';
 
 const FORMAT = 'diffssl.feature-cache';
 /** The manifest a disk cache is opened by; written last, so a directory without it is unfinished. */
@@ -54,8 +55,8 @@ export interface CacheOptions {
   shardSize?: number;
   /** Reuse shards already in `dir` that were written with the same settings (an interrupted extraction continues). */
   resume?: boolean;
-  /** Called after each U-Net forward with the (image, copy) pairs done so far. */
-  onProgress?: (done: number, total: number) => void;
+  /** Called after each U-Net forward, and after each shard reused, with a `'cache'` report; `done`/`total` count (image, copy) pairs. */
+  onProgress?: ProgressCallback<CacheProgressInfo>;
   /** Stops between forwards; finished shards stay on disk for `resume`. */
   signal?: AbortSignal;
 }
@@ -243,7 +244,11 @@ function list(v: number | number[], what: string): number[] {
  * @example
  * ```ts
  * const cache = await cacheFeatures(trainImages, { model: unet, t: 150, b: 24, pool: 16, dir: 'cache/train' });
- * await train(head, cache, { epochs: 28, batchSize: 32, optimizer: sgd(0.05) });
+ * const head = new LinearHead({ channels: unet.block(24).channels, pool: 16, classes: 10 });
+ * // Batches of a cache are FeatureSets: the model handed to train picks the map its head reads.
+ * const model = { trainableVariables: head.trainableVariables, logits: (f: FeatureSet) => head.logits(f.get(150, 24)) };
+ * await train(model, cache, { epochs: 28, batchSize: 32, optimizer: sgd(0.05) });
+ * await cache.close();
  * ```
  * @throws InputError for bad options; CheckpointError when `dir` cannot be written.
  */
@@ -276,6 +281,9 @@ export async function cacheFeatures(images: ImageSource, opts: CacheOptions): Pr
   const shards: ShardInfo[] = [];
   const total = n * copies;
   let done = 0;
+  let reusedPairs = 0;
+  const clock = progressClock();
+  const report = () => opts.onProgress?.({ kind: 'cache', ...clock(done, total, reusedPairs), reused: reusedPairs });
 
   const { fs, path } = opts.dir !== undefined ? await nodeFs() : ({} as Awaited<ReturnType<typeof nodeFs>>);
   if (opts.dir !== undefined) await fs.promises.mkdir(opts.dir, { recursive: true });
@@ -289,7 +297,8 @@ export async function cacheFeatures(images: ImageSource, opts: CacheOptions): Pr
         if (reused) {
           shards.push({ file, copy, start, count });
           done += count;
-          opts.onProgress?.(done, total);
+          reusedPairs += count;
+          report();
           continue;
         }
       }
@@ -319,7 +328,7 @@ export async function cacheFeatures(images: ImageSource, opts: CacheOptions): Pr
         }
         idx.forEach((i, k) => (labels[i] = y[k]));
         done += idx.length;
-        opts.onProgress?.(done, total);
+        report();
       }
       if (memory) {
         for (const [k, buf] of parts) {

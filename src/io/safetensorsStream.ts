@@ -7,6 +7,7 @@
 import { InputError } from '../errors.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
 import type { SafetensorsDtype } from './safetensors.js';
+import { progressClock, type ProgressCallback, type WriteProgressInfo } from '../util/progress.js';
 
 /** Dtypes this writer can lay out (the safetensors names). */
 export type StreamDtype = SafetensorsDtype | 'I16' | 'I8';
@@ -22,8 +23,8 @@ export interface StreamTensor {
 export interface StreamWriteOptions {
   /** The header's `__metadata__` string map. */
   metadata?: Record<string, string>;
-  /** Called after each tensor is written, with the data bytes written so far. */
-  onProgress?: (p: { written: number; total: number; key: string }) => void;
+  /** Called after each tensor is written with a `'write'` report; `done`/`total` count bytes of tensor data. */
+  onProgress?: ProgressCallback<WriteProgressInfo>;
 }
 
 const ITEM_SIZE: Record<StreamDtype, number> = { F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, I16: 2, U8: 1, I8: 1, BOOL: 1 };
@@ -51,6 +52,7 @@ export async function writeSafetensorsStream(
   await writeAtomic(path, async (handle) => {
     await writeFully(handle, header);
     let written = 0;
+    const clock = progressClock();
     for (const t of layout) {
       const bytes = await produce(t.name);
       if (!(bytes instanceof Uint8Array) || bytes.length !== t.byteLength) {
@@ -58,7 +60,7 @@ export async function writeSafetensorsStream(
       }
       await writeFully(handle, bytes);
       written += bytes.length;
-      opts.onProgress?.({ written, total, key: t.name });
+      opts.onProgress?.({ kind: 'write', ...clock(written, total), key: t.name });
     }
   });
 }
@@ -97,5 +99,3 @@ function planStream(tensors: StreamTensor[], metadata?: Record<string, string>) 
   header.set(json, 8);
   return { header, layout, total };
 }
-
-/** A single write may be short (large buffers), so loop. */

@@ -12,26 +12,11 @@ import { crossEntropy } from './loss.js';
 import type { TrainableModel } from './trainableModel.js';
 import { positiveInt } from '../util/checks.js';
 import { getLearningRate, type LRSchedule } from './optimizers.js';
+import { progressClock, type ProgressCallback, type ProgressInfo, type TrainProgressInfo } from '../util/progress.js';
+import { ensureGradients } from './gradients.js';
 
-/** Reported after every optimizer update. */
-export interface StepProgress {
-  /** 0-based epoch. */
-  epoch: number;
-  epochs: number;
-  /** Batches of this epoch done (1-based). */
-  step: number;
-  /** Batches per epoch. */
-  steps: number;
-  /** Updates done in the whole run, resumed ones included. */
-  globalStep: number;
-  /** This batch's mean cross-entropy. */
-  loss: number;
-  lr: number;
-  /** Milliseconds since this call of {@link train} started. */
-  elapsedMs: number;
-  /** Estimated milliseconds to the end of training, from this call's mean step time (evaluation not included). */
-  etaMs: number;
-}
+/** Reported after every optimizer update: the `'train'` member of {@link ProgressInfo}. */
+export type StepProgress = TrainProgressInfo;
 
 /** Loss and top-k accuracy of a model on a dataset. */
 export interface EvalResult {
@@ -84,7 +69,9 @@ export interface TrainOptions<I> {
   shuffle?: boolean;
   /** Skip the last, smaller batch of an epoch (default true, as the reference's DataLoader). */
   dropLast?: boolean;
-  onProgress?: (p: StepProgress) => void;
+  /** Called after every update with a `'train'` report; `done`/`total` count updates of the whole run. */
+  onProgress?: ProgressCallback<TrainProgressInfo>;
+  /** Called after every epoch (and its evaluation and checkpoint). */
   onEpoch?: (r: EpochReport) => void;
   /** Evaluated every `evalEvery` epochs and after the last one. */
   evalData?: Dataset<I>;
@@ -119,7 +106,8 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 }
 
 /**
- * One update on one batch: loss, gradients of the trainable variables, optimizer step.
+ * One update on one batch: loss, gradients of the trainable variables, optimizer step. Loads
+ * tfjs's gradient functions on first use (see {@link ensureGradients}).
  * Gradients are handed to the optimizer as an array in the model's variable order, so slot i of
  * the optimizer is always variable i (what checkpoints rely on).
  * @returns the batch's mean loss and how many examples were classified right (top-1).
@@ -127,6 +115,8 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 export async function trainStep<I>(model: TrainableModel<I>, batch: Batch<I>, optimizer: tf.Optimizer): Promise<{ loss: number; correct: number }> {
   const vars = model.trainableVariables;
   if (!Array.isArray(vars) || vars.length === 0 || !vars.every((v) => v instanceof tf.Variable)) throw new InputError('model.trainableVariables must be a non-empty array of tf.Variable');
+  // tfjs-core alone registers no gradient functions; the first update loads them.
+  await ensureGradients();
   let logits: tf.Tensor2D | undefined;
   // An error thrown while tfjs records the tape would leave the tape's saved tensors behind, so
   // errors inside are stashed, an unconnected scalar is returned (tfjs then frees the tape), and the
@@ -207,6 +197,7 @@ function checkDataset(data: Dataset<unknown>, what: string): void {
 /**
  * Trains `model` on `data`: every epoch a seeded shuffle, batches of `batchSize`, one update per
  * batch with softmax cross-entropy; the schedule sets the learning rate at each epoch start.
+ * tfjs's gradient functions are loaded on first use (see {@link ensureGradients}).
  *
  * Deterministic given the seed (the example order, and each batch's seed for noise and
  * augmentation, derive from it), which is why a run stopped and resumed from a checkpoint ends
@@ -222,7 +213,8 @@ function checkDataset(data: Dataset<unknown>, what: string): void {
  * });
  * ```
  * @throws InputError for bad options, a dataset smaller than one batch, or a checkpoint made with
- *   other settings; CheckpointError for an unreadable checkpoint.
+ *   other settings; CheckpointError for an unreadable checkpoint; DiffSSLError when tfjs's
+ *   gradient functions cannot be loaded in this environment.
  */
 export async function train<I>(model: TrainableModel<I>, data: Dataset<I>, opts: TrainOptions<I>): Promise<TrainResult> {
   if (!model || typeof model.logits !== 'function') throw new InputError('train needs a model with logits(input, { training }) and trainableVariables');
@@ -244,6 +236,8 @@ export async function train<I>(model: TrainableModel<I>, data: Dataset<I>, opts:
   if (opts.seed !== undefined && !Number.isInteger(opts.seed)) throw new InputError(`seed must be an integer, got ${opts.seed}`);
   const shuffle = opts.shuffle ?? true;
   const dropLast = opts.dropLast ?? true;
+  // Fail before any data or checkpoint work when gradients cannot be had here.
+  await ensureGradients();
 
   let resumeDir: string | undefined;
   if (typeof opts.resume === 'string') resumeDir = opts.resume;
@@ -273,7 +267,7 @@ export async function train<I>(model: TrainableModel<I>, data: Dataset<I>, opts:
   const history = state.history as EpochReport[];
   const stepsPerEpoch = batchesOf(epochOrder(data.size, 0, 0, false), batchSize, dropLast).length;
   if (stepsPerEpoch === 0) throw new InputError(`the dataset has ${data.size} examples, fewer than one batch of ${batchSize} (dropLast is on)`);
-  const t0 = performance.now();
+  const clock = progressClock();
   let stepsHere = 0;
   const totalSteps = epochs * stepsPerEpoch;
 
@@ -308,9 +302,9 @@ export async function train<I>(model: TrainableModel<I>, data: Dataset<I>, opts:
       state.globalStep++;
       state.step = step + 1;
       stepsHere++;
-      const elapsedMs = performance.now() - t0;
       const done = epoch * stepsPerEpoch + step + 1;
-      opts.onProgress?.({ epoch, epochs, step: step + 1, steps: batches.length, globalStep: state.globalStep, loss: r.loss, lr: state.lr, elapsedMs, etaMs: (elapsedMs / stepsHere) * (totalSteps - done) });
+      const { elapsedMs, etaMs = 0 } = clock(done, totalSteps, done - stepsHere);
+      opts.onProgress?.({ kind: 'train', done, total: totalSteps, elapsedMs, etaMs, epoch, epochs, step: step + 1, steps: batches.length, globalStep: state.globalStep, loss: r.loss, lr: state.lr });
       if (ck?.everySteps && state.globalStep % ck.everySteps === 0 && step + 1 < batches.length) await save();
     }
     const report: EpochReport = { epoch, lr: state.lr, trainLoss: state.epochSums.loss / state.epochSums.steps, trainTop1: state.epochSums.correct / state.epochSums.seen };

@@ -16,6 +16,8 @@ import { sgd } from '../../src/train/optimizers';
 import { evaluate, train } from '../../src/train/trainer';
 import { SeededRandom } from '../../src/util/random';
 import { BACKENDS, compareArrays, FIXTURES, fixtureJson, setBackend } from '../helpers';
+import type { CacheProgressInfo } from '../../src/util/progress';
+import { expectProgress } from '../util/progressReports';
 
 const FLAGS = fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args;
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'diffssl-cache-'));
@@ -159,13 +161,18 @@ for (const backend of BACKENDS) {
       const dir = freshDir();
       const ctl = new AbortController();
       const opts = { model: unet, t: 150, b: 5, pool: 2, batchSize: 2, shardSize: 4, dir };
-      await expect(cacheFeatures(source, { ...opts, signal: ctl.signal, onProgress: (done) => done === 4 && ctl.abort() })).rejects.toThrow(/aborted/);
+      const stopped: CacheProgressInfo[] = [];
+      await expect(cacheFeatures(source, { ...opts, signal: ctl.signal, onProgress: (p) => (stopped.push(p), p.done === 4 && ctl.abort()) })).rejects.toThrow(/aborted/);
+      expectProgress(stopped, 'cache', false);
       expect(fs.existsSync(path.join(dir, CACHE_MANIFEST))).toBe(false);
       await expect(FeatureCache.open(dir)).rejects.toThrow(CheckpointError);
-      const progress: number[] = [];
-      const resumed = await cacheFeatures(source, { ...opts, resume: true, onProgress: (d) => progress.push(d) });
+      const progress: CacheProgressInfo[] = [];
+      const resumed = await cacheFeatures(source, { ...opts, resume: true, onProgress: (p) => progress.push(p) });
       // Shard 0 (4 images) was reused in one go; the rest computed two at a time.
-      expect(progress).toEqual([4, 6]);
+      expectProgress(progress, 'cache');
+      expect(progress.map((p) => [p.done, p.reused])).toEqual([[4, 4], [6, 4]]);
+      // No estimate from a reused shard, which took no U-Net time.
+      expect(progress[0].etaMs).toBeUndefined();
       const fresh = await cacheFeatures(source, { ...opts, dir: undefined });
       const f16 = await cacheFeatures(source, { ...opts, dir: freshDir(), dtype: 'F16' });
       const all = Array.from({ length: 6 }, (_, i) => i);

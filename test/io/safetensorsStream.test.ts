@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
 import { readSafetensors, SafetensorsReader, serializeSafetensors } from '../../src/io/safetensors';
 import { writeSafetensorsStream, type StreamTensor } from '../../src/io/safetensorsStream';
+import type { WriteProgressInfo } from '../../src/util/progress';
+import { expectProgress } from '../util/progressReports';
 
 let tmp: string;
 beforeAll(() => {
@@ -25,14 +27,16 @@ describe('streaming safetensors writer', () => {
   it('writes what the reader reads back, aligned, with sorted keys, asking for one tensor at a time', async () => {
     const file = path.join(tmp, 'a.safetensors');
     const asked: string[] = [];
-    const progress: number[] = [];
+    const progress: WriteProgressInfo[] = [];
     await writeSafetensorsStream(file, TENSORS.map(([t]) => t), (n) => (asked.push(n), produce(n)), {
       metadata: { format: 'pt' },
-      onProgress: (p) => progress.push(p.written / p.total),
+      onProgress: (p) => progress.push(p),
     });
     // Widest first, in the given order within a width.
     expect(asked).toEqual(['a.count', '10', 'b.half', 'flag']);
-    expect(progress.at(-1)).toBe(1);
+    // One 'write' report per tensor, in bytes of tensor data, in the order written.
+    expectProgress(progress, 'write');
+    expect(progress.map((p) => [p.key, p.done])).toEqual([['a.count', 8], ['10', 24], ['b.half', 30], ['flag', 32]]);
     const r = await SafetensorsReader.open(file);
     expect(r.metadata).toEqual({ format: 'pt' });
     expect(r.keys()).toEqual(['10', 'a.count', 'b.half', 'flag']);

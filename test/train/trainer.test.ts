@@ -12,6 +12,7 @@ import { evaluate, train, type StepProgress } from '../../src/train/trainer';
 import { topKCorrect } from '../../src/eval/accuracy';
 import { BACKENDS, setBackend } from '../helpers';
 import { arrayDataset, clusters, mlp } from './toy';
+import { expectProgress } from '../util/progressReports';
 
 const DIM = 8, CLASSES = 4;
 const trainSet = clusters(1, 96, DIM, CLASSES);
@@ -77,8 +78,8 @@ for (const backend of BACKENDS) {
       expect(after.top5).toBe(1); // 4 classes: every label is in the top 5
       // After the first update (which creates nothing here: plain SGD has no slots) the count never moves.
       expect(new Set(counts).size).toBe(1);
-      expect(progress[0]).toMatchObject({ epoch: 0, epochs: 8, step: 1, steps: 6, globalStep: 1, lr: 0.2 });
-      expect(progress.at(-1)!.etaMs).toBe(0);
+      expect(progress[0]).toMatchObject({ kind: 'train', done: 1, total: 48, epoch: 0, epochs: 8, step: 1, steps: 6, globalStep: 1, lr: 0.2 });
+      expectProgress(progress, 'train');
       model.dispose();
       opt.dispose();
     });
@@ -155,8 +156,12 @@ for (const backend of BACKENDS) {
       expect(saved).toMatchObject({ epoch: 1, step: 3, globalStep: 9 });
       const second = mlp(8, DIM, 8, CLASSES);
       const o3 = optimizers.adam();
-      const r2 = await train(second, data, { epochs: 3, batchSize: 16, optimizer: o3, checkpoint: { path: dir }, resume: true });
+      const resumed: StepProgress[] = [];
+      const r2 = await train(second, data, { epochs: 3, batchSize: 16, optimizer: o3, checkpoint: { path: dir }, resume: true, onProgress: (p) => resumed.push(p) });
       expect(r2.startedAt).toEqual({ epoch: 1, step: 3 });
+      // A resumed run counts from where it stopped, to the end of the whole run.
+      expectProgress(resumed, 'train');
+      expect(resumed[0]).toMatchObject({ done: 10, total: 18, globalStep: 10 });
       second.snapshot().forEach((g, i) => expect(Array.from(g)).toEqual(Array.from(want[i])));
       // The interrupted epoch's report covers all of its steps, as in the straight run.
       expect(r2.history.length).toBe(3);

@@ -1,0 +1,88 @@
+/**
+ * One progress report shape for every long-running call of the library (loading weights, writing
+ * a converted file, extracting or caching features, training): a discriminated union on `kind`,
+ * each member with the same `done`/`total`/`elapsedMs`/`etaMs` fields, so one progress bar serves
+ * them all and a `switch (p.kind)` reaches the fields of one activity.
+ * @module
+ */
+
+/** Fields every progress report has, whatever the activity. */
+export interface ProgressBase {
+  /** Units of work done so far in this call (bytes, rows, pairs or updates: see `kind`); never decreases. */
+  done: number;
+  /** Units of the whole activity; `done === total` in the last report of a call that completes. */
+  total: number;
+  /** Milliseconds since the call started. */
+  elapsedMs: number;
+  /** Estimated milliseconds to the end, from this call's own pace; absent before there is a pace to go by. */
+  etaMs?: number;
+}
+
+/** {@link ADMUNet.load} read one weight: `done`/`total` count bytes of tensor data. */
+export interface LoadProgressInfo extends ProgressBase {
+  kind: 'load';
+  /** The weight just read. */
+  key: string;
+}
+
+/** A streamed file write stored one tensor: `done`/`total` count bytes of tensor data. */
+export interface WriteProgressInfo extends ProgressBase {
+  kind: 'write';
+  /** The tensor just written. */
+  key: string;
+}
+
+/** A U-Net forward of {@link extractFeatures} finished: `done`/`total` count (t, example) rows. */
+export interface ExtractProgressInfo extends ProgressBase {
+  kind: 'extract';
+}
+
+/** {@link cacheFeatures} stored more maps: `done`/`total` count (image, copy) pairs. */
+export interface CacheProgressInfo extends ProgressBase {
+  kind: 'cache';
+  /** Pairs taken from shards of an earlier run (`resume`) rather than computed, so far. */
+  reused: number;
+}
+
+/** One optimizer update of {@link train}: `done`/`total` count updates of the whole run, resumed ones included. */
+export interface TrainProgressInfo extends ProgressBase {
+  kind: 'train';
+  /** 0-based epoch. */
+  epoch: number;
+  /** Epochs of the run. */
+  epochs: number;
+  /** Batches of this epoch done (1-based). */
+  step: number;
+  /** Batches per epoch. */
+  steps: number;
+  /** Updates done in the whole run, resumed ones included. */
+  globalStep: number;
+  /** This batch's mean cross-entropy. */
+  loss: number;
+  /** The learning rate of this update. */
+  lr: number;
+  /** Estimated milliseconds to the end of training, from this call's mean step time (evaluation not included). */
+  etaMs: number;
+}
+
+/** A progress report; `kind` says which activity, and which fields beyond the common ones it has. */
+export type ProgressInfo = LoadProgressInfo | WriteProgressInfo | ExtractProgressInfo | CacheProgressInfo | TrainProgressInfo;
+
+/** What the library's `onProgress` options take. A callback that throws aborts the call it watches. */
+export type ProgressCallback<P extends ProgressInfo = ProgressInfo> = (p: P) => void;
+
+/**
+ * A clock for the common fields of one call's reports. The pace is measured on the units this
+ * call actually worked through, so units skipped at the start (a resumed run) do not make the
+ * estimate optimistic.
+ * @param now milliseconds source (default `performance.now`).
+ * @internal
+ */
+export function progressClock(now: () => number = () => performance.now()): (done: number, total: number, skipped?: number) => ProgressBase {
+  const t0 = now();
+  return (done, total, skipped = 0) => {
+    const elapsedMs = now() - t0;
+    const worked = done - skipped;
+    return worked > 0 ? { done, total, elapsedMs, etaMs: (elapsedMs / worked) * (total - done) } : { done, total, elapsedMs };
+  };
+}
