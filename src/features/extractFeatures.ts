@@ -5,7 +5,25 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
-import type { ADMUNet } from '../unet/admUnet.js';
+
+/**
+ * What {@link extractFeatures} needs of a backbone; `ADMUNet` has it. Declared here, not imported,
+ * so that the U-Net can offer `extractFeatures` as a method without an import circle.
+ */
+export interface FeatureBackbone {
+  /** The side of the images the backbone takes. */
+  readonly config: { readonly imageSize: number };
+  /** The number of diffusion steps T; valid t are the integers 0..T−1. */
+  readonly schedule: { readonly steps: number };
+  /** Throws an InputError for a block the backbone does not have. */
+  block(b: number): unknown;
+  /** Throws an InputError for images the backbone does not take; returns the batch size. */
+  checkImages(x: tf.Tensor4D, what?: string): number;
+  /** `q_sample(x0, t, ε)`, one step per example. */
+  qSample(x0: tf.Tensor4D, t: number[], noise: tf.Tensor4D): tf.Tensor4D;
+  /** Block outputs of noised images for the blocks in `capture`, owned by the caller. */
+  forward(xt: tf.Tensor4D, t: number[], opts: { capture: number[]; y?: number[] }): { features: Map<number, tf.Tensor4D> };
+}
 
 /** Options of {@link extractFeatures}. */
 export interface ExtractOptions {
@@ -13,8 +31,8 @@ export interface ExtractOptions {
   t: number | number[];
   /** Block(s) in the paper's numbering, 1..total. */
   b: number | number[];
-  /** The backbone. */
-  model: ADMUNet;
+  /** The backbone, an `ADMUNet`. */
+  model: FeatureBackbone;
   /**
    * Explicit ε, one NHWC tensor of x0's shape per t, in t order (the reference draws fresh
    * `randn_like(x0)` per t). Stays owned by the caller.
