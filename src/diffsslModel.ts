@@ -16,6 +16,7 @@ import { disposeState, loadState, prefixed, saveState, stateDict, trainableOf, t
 import type { NormType } from './heads/tokenizer.js';
 import type { TensorToWrite } from './io/safetensors.js';
 import { noGrad } from './ops/noGrad.js';
+import { checkSeed, stepNoise } from './util/noise.js';
 import type { ADMUNet } from './unet/admUnet.js';
 import type { FeatureSet } from './features/extractFeatures.js';
 
@@ -58,7 +59,10 @@ export interface LogitsOptions {
    * by the caller. Without it noise is drawn with `tf.randomNormal` (seeded by `seed` when given).
    */
   noise?: tf.Tensor4D[];
-  /** Seed for drawn noise: the i-th t gets `tf.randomNormal(x0.shape, 0, 1, 'float32', seed + i)`. */
+  /**
+   * Seed for drawn noise: any integer, 0 and negative ones included. ε for step t depends only on
+   * (seed, t), as in {@link extractFeatures}'s `seed`.
+   */
   seed?: number;
   /** Training mode: BatchNorm layers use and update batch statistics. Default false (eval). */
   training?: boolean;
@@ -129,11 +133,13 @@ export class DiffSSLModel {
       });
     }
     if (opts.y !== undefined && (!Array.isArray(opts.y) || opts.y.length !== n)) throw new InputError(`y must hold one label per example (${n})`);
+    if (opts.seed !== undefined) checkSeed(opts.seed);
     const training = opts.training ?? false;
     const tap = opts.tap;
     return tf.tidy(() => {
+      const drawn = opts.noise ? undefined : stepNoise<tf.Rank.R4>(x0.shape, this.t, opts.seed);
       const xts = this.t.map((t, i) => {
-        const eps = opts.noise ? opts.noise[i] : (tf.randomNormal(x0.shape, 0, 1, 'float32', opts.seed === undefined ? undefined : opts.seed + i) as tf.Tensor4D);
+        const eps = opts.noise ? opts.noise[i] : drawn![i];
         const xt = unet.qSample(x0, new Array(n).fill(t), eps);
         tap?.(`t${i}.x_t`, xt);
         return xt;

@@ -5,6 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
+import { checkTimesteps } from '../unet/schedule.js';
+import { checkSeed, stepNoise } from '../util/noise.js';
 
 /**
  * What {@link extractFeatures} needs of a backbone; `ADMUNet` has it. Declared here, not imported,
@@ -39,9 +41,10 @@ export interface ExtractOptions {
    */
   noise?: tf.Tensor4D | tf.Tensor4D[];
   /**
-   * Makes the noise reproducible when `noise` is not given: ε for the i-th t is
-   * `tf.randomNormal(x0.shape, 0, 1, 'float32', seed + i)`, the same on every backend. Without
-   * `noise` or `seed` the noise is fresh on every call.
+   * Makes the noise reproducible when `noise` is not given: any integer, 0 and negative ones
+   * included. ε for step t depends only on (seed, t), so a step's features do not change with the
+   * other steps asked for or their order, and are the same on every backend. Without `noise` or
+   * `seed` the noise is fresh on every call.
    */
   seed?: number;
   /**
@@ -149,6 +152,7 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
   const { model } = opts ?? ({} as ExtractOptions);
   if (!model || typeof model.forward !== 'function') throw new InputError('extractFeatures needs opts.model, an ADMUNet');
   const ts = asList(opts.t, 't');
+  checkTimesteps(ts, model.schedule.steps, ts.length, 't');
   const bs = asList(opts.b, 'b');
   bs.forEach((b) => model.block(b));
   const n = model.checkImages(x0, 'x0');
@@ -166,8 +170,8 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
       if (!(e instanceof tf.Tensor) || !tf.util.arraysEqual(e.shape, x0.shape)) throw new InputError(`noise[${i}] must have x0's shape [${x0.shape}], got ${e instanceof tf.Tensor ? `[${e.shape}]` : typeof e}`);
     });
   } else {
-    if (opts.seed !== undefined && !Number.isFinite(opts.seed)) throw new InputError(`seed must be a number, got ${opts.seed}`);
-    noise = ts.map((_, i) => tf.randomNormal(x0.shape, 0, 1, 'float32', opts.seed === undefined ? undefined : opts.seed + i));
+    if (opts.seed !== undefined) checkSeed(opts.seed);
+    noise = stepNoise<tf.Rank.R4>(x0.shape, ts, opts.seed);
     ownNoise = true;
   }
 
