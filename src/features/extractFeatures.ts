@@ -186,29 +186,34 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
       const rowsT = Array.from({ length: end - start }, (_, k) => ts[Math.floor((start + k) / n)]);
       const y = opts.y ? rowsT.map((_, k) => opts.y![(start + k) % n]) : undefined;
       const chunk = tf.slice(xt, start, end - start);
-      const { features } = model.forward(chunk, rowsT, { capture: bs, ...(y ? { y } : {}) });
-      chunk.dispose();
-      for (const b of bs) {
-        const map = features.get(b)!;
-        const side = map.shape[1];
-        const pooled = opts.pool !== undefined && opts.pool < side ? adaptiveAvgPool2d(map, opts.pool) : map;
-        if (pooled !== map) map.dispose();
-        // Split the chunk's rows by t.
-        for (let r = start; r < end; ) {
-          const ti = Math.floor(r / n);
-          const stop = Math.min(end, (ti + 1) * n);
-          const key = `${ts[ti]}:${b}`;
-          const list = pieces.get(key) ?? [];
-          list.push(stop - r === end - start ? tf.clone(pooled) : tf.slice(pooled, r - start, stop - r));
-          pieces.set(key, list);
-          r = stop;
+      let features: Map<number, tf.Tensor4D>;
+      try {
+        ({ features } = model.forward(chunk, rowsT, { capture: bs, ...(y ? { y } : {}) }));
+      } finally {
+        chunk.dispose();
+      }
+      try {
+        for (const b of bs) {
+          const map = features.get(b)!;
+          const split = tf.tidy(() => {
+            const pooled = opts.pool !== undefined && opts.pool < map.shape[1] ? adaptiveAvgPool2d(map, opts.pool) : map;
+            // The chunk's rows, split by t.
+            const out: { key: string; part: tf.Tensor4D }[] = [];
+            for (let r = start; r < end; ) {
+              const ti = Math.floor(r / n);
+              const stop = Math.min(end, (ti + 1) * n);
+              out.push({ key: `${ts[ti]}:${b}`, part: stop - r === end - start ? tf.clone(pooled) : tf.slice(pooled, r - start, stop - r) });
+              r = stop;
+            }
+            return out;
+          });
+          for (const { key, part } of split) pieces.set(key, [...(pieces.get(key) ?? []), part]);
         }
-        pooled.dispose();
+      } finally {
+        features.forEach((m) => m.dispose());
       }
       opts.onProgress?.(end, total);
-      // A full turn of the event loop between forwards, not just a microtask: it lets a page repaint and
-      // the JS memory of the filters streamed in the last forward be reclaimed (256 model, one thread:
-      // three t at b = 24 took 3.6× one t with a microtask, 2.9–3.0× with a macrotask).
+      // A full turn of the event loop, not a microtask: a page can repaint and streamed filters' JS memory be reclaimed.
       await nextTurn();
     }
   } catch (e) {
@@ -219,9 +224,13 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
     if (ownNoise) noise.forEach((e) => e.dispose());
   }
   const maps = new Map<string, tf.Tensor4D>();
-  for (const [key, list] of pieces) {
-    maps.set(key, list.length === 1 ? list[0] : tf.concat(list, 0));
-    if (list.length > 1) list.forEach((p) => p.dispose());
+  try {
+    for (const [key, list] of pieces) maps.set(key, list.length === 1 ? tf.clone(list[0]) : tf.concat(list, 0));
+  } catch (e) {
+    maps.forEach((m) => m.dispose());
+    throw e;
+  } finally {
+    pieces.forEach((l) => l.forEach((p) => p.dispose()));
   }
   return new FeatureSet(ts, bs, maps);
 }
