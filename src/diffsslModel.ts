@@ -17,6 +17,7 @@ import type { NormType } from './heads/tokenizer.js';
 import type { TensorToWrite } from './io/safetensors.js';
 import { noGrad } from './ops/noGrad.js';
 import { checkSeed, stepNoise } from './util/noise.js';
+import { checkImageRange } from './unet/schedule.js';
 import type { ADMUNet } from './unet/admUnet.js';
 import type { FeatureSet } from './features/extractFeatures.js';
 
@@ -64,6 +65,11 @@ export interface LogitsOptions {
    * (seed, t), as in {@link extractFeatures}'s `seed`.
    */
   seed?: number;
+  /**
+   * Check that x0 is finite and scaled to [-1, 1] (see `checkImageRange`), throwing an InputError
+   * that says how to rescale otherwise. Default true; false for callers who mean other values.
+   */
+  checkRange?: boolean;
   /** Training mode: BatchNorm layers use and update batch statistics. Default false (eval). */
   training?: boolean;
   /** Class labels for a class-conditional U-Net, one per example. */
@@ -117,7 +123,7 @@ export class DiffSSLModel {
    * Class scores of clean images, as the reference's forward: for each t, `x_t = q_sample(x0, t, ε)`;
    * U-Net features of the first-pass blocks (one batched forward over every t, without gradient);
    * with DifFeed, the second pass; then the head.
-   * @param x0 NHWC `[N, S, S, 3]` in [−1, 1].
+   * @param x0 NHWC `[N, S, S, 3]` in [−1, 1]; other values are an InputError (see `checkRange`).
    * @returns `[N, num_classes]`, owned by the caller.
    * @throws InputError for bad images, noise or labels.
    */
@@ -134,13 +140,14 @@ export class DiffSSLModel {
     }
     if (opts.y !== undefined && (!Array.isArray(opts.y) || opts.y.length !== n)) throw new InputError(`y must hold one label per example (${n})`);
     if (opts.seed !== undefined) checkSeed(opts.seed);
+    if (opts.checkRange !== false) checkImageRange(x0, 'x0');
     const training = opts.training ?? false;
     const tap = opts.tap;
     return tf.tidy(() => {
       const drawn = opts.noise ? undefined : stepNoise<tf.Rank.R4>(x0.shape, this.t, opts.seed);
       const xts = this.t.map((t, i) => {
         const eps = opts.noise ? opts.noise[i] : drawn![i];
-        const xt = unet.qSample(x0, new Array(n).fill(t), eps);
+        const xt = unet.qSample(x0, new Array(n).fill(t), eps, { checkRange: false });
         tap?.(`t${i}.x_t`, xt);
         return xt;
       });

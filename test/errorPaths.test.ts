@@ -63,7 +63,7 @@ describe('every documented error of every public entry point that runs ops leave
     }
     await throwsWithoutLeak(() => extractFeatures(x0, { t: [90, 1000], b: 4, model: uncond }), /t\[1\] = 1000/);
     await throwsWithoutLeak(() => extractFeatures(x0, { t: 90, b: 99, model: uncond }), /unknown block 99/);
-    await throwsWithoutLeak(() => extractFeatures(x0, { t: [10, 90], b: 4, model: uncond, noise: [noise] }), /noise has 1 tensors/);
+    await throwsWithoutLeak(() => extractFeatures(x0, { t: [10, 90], b: 4, model: uncond, noise: [noise] }), /noise has 1 tensor but t has 2 steps/);
     await throwsWithoutLeak(() => extractFeatures(x0, { t: 90, b: 4, model: uncond, seed: 0.5 }), /seed must be an integer/);
     await throwsWithoutLeak(() => extractFeatures(x0, { t: 90, b: 4, model: uncond, pool: 0 }), /pool must be a positive integer/);
     const small = tf.zeros([2, 16, 16, 3]) as tf.Tensor4D;

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
-import { checkTimesteps } from '../unet/schedule.js';
+import { checkImageRange, checkTimesteps, type IMAGE_RANGE_LIMIT } from '../unet/schedule.js';
 import { checkSeed, stepNoise } from '../util/noise.js';
 
 /**
@@ -21,8 +21,8 @@ export interface FeatureBackbone {
   block(b: number): unknown;
   /** Throws an InputError for images the backbone does not take; returns the batch size. */
   checkImages(x: tf.Tensor4D, what?: string): number;
-  /** `q_sample(x0, t, ε)`, one step per example. */
-  qSample(x0: tf.Tensor4D, t: number[], noise: tf.Tensor4D): tf.Tensor4D;
+  /** `q_sample(x0, t, ε)`, one step per example; `checkRange: false` skips the check of x0's values. */
+  qSample(x0: tf.Tensor4D, t: number[], noise: tf.Tensor4D, opts?: { checkRange?: boolean }): tf.Tensor4D;
   /** Block outputs of noised images for the blocks in `capture`, owned by the caller. */
   forward(xt: tf.Tensor4D, t: number[], opts: { capture: number[]; y?: number[] }): { features: Map<number, tf.Tensor4D> };
 }
@@ -54,6 +54,12 @@ export interface ExtractOptions {
   pool?: number;
   /** Class labels, one per example, for class-conditional backbones. */
   y?: number[];
+  /**
+   * Check that x0 is finite and within ±{@link IMAGE_RANGE_LIMIT} (images scaled to [-1, 1]),
+   * throwing an InputError that says how to rescale otherwise. Default true; false for callers who
+   * mean to feed other values.
+   */
+  checkRange?: boolean;
   /**
    * Most (t, example) rows per U-Net forward. Default: as many as make 65 536 pixels (1 at 256×256,
    * 16 at 64×64, 64 at 32×32). Batching more
@@ -138,6 +144,7 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => (typeof setImmedi
  * each stopping after the deepest requested block.
  *
  * @param x0 clean images, NHWC `[N, S, S, C]` in [-1, 1], S the model's `image_size`. Not disposed.
+ * Values beyond ±{@link IMAGE_RANGE_LIMIT}, NaN or ±Inf are an InputError (see `checkRange`).
  * @returns a {@link FeatureSet} that owns the maps; dispose it when done.
  * @throws InputError for a bad shape, step, block, noise or option.
  *
@@ -160,12 +167,13 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
   const maxBatch = opts.maxBatch ?? Math.max(1, Math.floor(DEFAULT_BATCH_PIXELS / (model.config.imageSize * model.config.imageSize)));
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new InputError(`maxBatch must be a positive integer, got ${opts.maxBatch}`);
   if (opts.y !== undefined && (!Array.isArray(opts.y) || opts.y.length !== n)) throw new InputError(`y must have one label per example (${n})`);
+  if (opts.checkRange !== false) checkImageRange(x0, 'x0');
 
   let noise: tf.Tensor4D[];
   let ownNoise = false;
   if (opts.noise !== undefined) {
     noise = Array.isArray(opts.noise) ? opts.noise : [opts.noise];
-    if (noise.length !== ts.length) throw new InputError(`noise has ${noise.length} tensors but t has ${ts.length} steps: give one ε per t, in t order`);
+    if (noise.length !== ts.length) throw new InputError(`noise has ${noise.length} tensor${noise.length === 1 ? '' : 's'} but t has ${ts.length} step${ts.length === 1 ? '' : 's'}: give one ε per t, in t order`);
     noise.forEach((e, i) => {
       if (!(e instanceof tf.Tensor) || !tf.util.arraysEqual(e.shape, x0.shape)) throw new InputError(`noise[${i}] must have x0's shape [${x0.shape}], got ${e instanceof tf.Tensor ? `[${e.shape}]` : typeof e}`);
     });
@@ -180,7 +188,7 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
   const pieces = new Map<string, tf.Tensor4D[]>();
   let xt: tf.Tensor4D | undefined;
   try {
-    xt = tf.tidy(() => tf.concat(ts.map((t, i) => model.qSample(x0, Array(n).fill(t), noise[i])), 0));
+    xt = tf.tidy(() => tf.concat(ts.map((t, i) => model.qSample(x0, Array(n).fill(t), noise[i], { checkRange: false })), 0));
     for (let start = 0; start < total; start += maxBatch) {
       const end = Math.min(total, start + maxBatch);
       const rowsT = Array.from({ length: end - start }, (_, k) => ts[Math.floor((start + k) / n)]);
