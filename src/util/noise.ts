@@ -7,6 +7,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { mixSeed } from './random.js';
 
+// Sets noise seeds apart from the other seeds derived with mixSeed.
+const NOISE_TAG = 0x401e;
+
 /**
  * Checks a seed: any safe integer, 0 and negative ones included.
  * @returns the seed.
@@ -30,8 +33,8 @@ export function seededNormal<R extends tf.Rank>(shape: tf.ShapeMap[R], seed: num
   if (seed === undefined) return tf.randomNormal(shape, 0, 1, 'float32');
   checkSeed(seed);
   stream.forEach((s, i) => checkSeed(s, `noise stream[${i}]`));
-  // The high half of the seed is mixed in too, so seeds that differ only above 32 bits differ; plus one is never 0.
-  const tfjsSeed = mixSeed(seed, Math.floor(seed / 2 ** 32), ...stream) + 1;
+  // A fixed tag first, so that the seed gets a mixing round of its own; the high half too; plus one is never 0.
+  const tfjsSeed = mixSeed(NOISE_TAG, seed, Math.floor(seed / 2 ** 32), ...stream) + 1;
   return tf.randomNormal(shape, 0, 1, 'float32', tfjsSeed);
 }
 

@@ -7,7 +7,6 @@ import { InputError } from '../../src/errors';
 import { extractFeatures } from '../../src/features/extractFeatures';
 import { ADMUNet } from '../../src/unet/admUnet';
 import { seededNormal, stepNoise } from '../../src/util/noise';
-import { mixSeed } from '../../src/util/random';
 import { FIXTURES, fixtureJson, setBackend } from '../helpers';
 
 const same = (a: tf.Tensor, b: tf.Tensor) => expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
@@ -33,7 +32,10 @@ describe('seeded noise: every seed reproduces, 0 and negative ones included', ()
       differ(a, c);
       tf.dispose([a, b, c]);
     }
-    expect(mixSeed(1, 0)).not.toBe(mixSeed(0, 1));
+    // (seed, step) pairs whose XOR agrees still differ.
+    const [s0t1, s1t0] = [seededNormal([64], 0, 1), seededNormal([64], 1, 0)];
+    differ(s0t1, s1t0);
+    tf.dispose([s0t1, s1t0]);
     const [z, m, big] = [seededNormal([64], 0), seededNormal([64], -1), seededNormal([64], 2 ** 32)];
     differ(z, m);
     differ(z, big);
