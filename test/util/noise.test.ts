@@ -1,7 +1,8 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchNoise } from '../../src/data/onTheFly';
+import { disposeBatch } from '../../src/data/dataset';
+import { batchNoise, onTheFlyImages } from '../../src/data/onTheFly';
 import { fromReference, type FinetuneArgs } from '../../src/diffsslModel';
 import { InputError } from '../../src/errors';
 import { extractFeatures } from '../../src/features/extractFeatures';
@@ -81,5 +82,17 @@ describe('seeded noise: every seed reproduces, 0 and negative ones included', ()
     a.forEach((e, j) => same(e, b[j]));
     differ(a[0], a[1]);
     tf.dispose([...a, ...b]);
+  });
+
+  it('onTheFlyImages: a batch of a run with seed 0 gets the same noise twice', async () => {
+    const images = tf.randomUniform([3, 32, 32, 3], -1, 1, 'float32', 8) as tf.Tensor4D;
+    const source = { size: 3, get: (i: number) => ({ image: tf.squeeze(tf.slice(images, i, 1), [0]) as tf.Tensor3D, label: i }) };
+    const data = onTheFlyImages(source, { size: 32, t: [10, 90] });
+    const ctx = { training: false, seed: 0, epoch: 0, step: 0 };
+    const [a, b] = [await data.batch([0, 2], ctx), await data.batch([0, 2], ctx)];
+    const [na, nb] = [a.options!.noise as tf.Tensor4D[], b.options!.noise as tf.Tensor4D[]];
+    na.forEach((e, j) => same(e, nb[j]));
+    for (const batch of [a, b]) disposeBatch(batch);
+    images.dispose();
   });
 });
