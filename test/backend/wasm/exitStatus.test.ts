@@ -28,6 +28,7 @@ describe('a script that fails after diffssl started wasm exits as Node scripts d
     it(`${threads === 1 ? 'single-threaded' : 'threaded'} wasm: an uncaught error → status 1 and the error's own short stack`, () => {
       const r = run(`${start}console.error('threaded:', r.reason);\nthrow new Error('the user script failed');`);
       expect(r.status, r.stderr.slice(0, 2000)).toBe(1);
+      expect(r.stderr).toMatch(threads === 1 ? /threaded: .*one thread, as asked/ : /threaded: .*2 threads via the Node worker shim/);
       expect(r.stderr).toMatch(/Error: the user script failed\n\s+at /);
       expect(r.stderr.length).toBeLessThan(4000);
     });
