@@ -23,7 +23,7 @@ import { dense, matMulRowsLeft } from '../ops/dense.js';
 import { park, ParkingBuffers, type Parked } from '../backend/wasm/park.js';
 import { sliceRows } from '../backend/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
-import { checkImageRange, checkTimesteps, noiseSchedule, qSample, type IMAGE_RANGE_LIMIT, type NoiseSchedule } from './schedule.js';
+import { checkImageRange, checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
 import { timestepEmbedding } from './timestepEmbedding.js';
 import { extractFeatures, type ExtractOptions, type FeatureSet } from '../features/extractFeatures.js';
 
@@ -319,8 +319,8 @@ export class ADMUNet {
 
   /**
    * `q_sample`: noises clean images to step t with this model's schedule.
-   * @param x0 clean images in [-1, 1]; values beyond ±{@link IMAGE_RANGE_LIMIT}, NaN or ±Inf are an
-   * InputError unless `opts.checkRange` is false (see {@link checkImageRange}).
+   * @param x0 clean images in [-1, 1]; values far outside, NaN or ±Inf are an InputError unless
+   * `opts.checkRange` is false (see {@link checkImageRange}).
    * @see {@link qSample}
    */
   qSample(x0: tf.Tensor4D, t: number[], noise: tf.Tensor4D, opts: { checkRange?: boolean } = {}): tf.Tensor4D {
