@@ -16,6 +16,8 @@ import { disposeState, loadState, prefixed, saveState, stateDict, trainableOf, t
 import type { NormType } from './heads/tokenizer.js';
 import type { TensorToWrite } from './io/safetensors.js';
 import { noGrad } from './ops/noGrad.js';
+import { checkSeed, stepNoise } from './util/noise.js';
+import { checkImageRange } from './unet/schedule.js';
 import type { ADMUNet } from './unet/admUnet.js';
 import type { FeatureSet } from './features/extractFeatures.js';
 
@@ -58,8 +60,16 @@ export interface LogitsOptions {
    * by the caller. Without it noise is drawn with `tf.randomNormal` (seeded by `seed` when given).
    */
   noise?: tf.Tensor4D[];
-  /** Seed for drawn noise: the i-th t gets `tf.randomNormal(x0.shape, 0, 1, 'float32', seed + i)`. */
+  /**
+   * Seed for drawn noise: any integer, 0 and negative ones included. ε for step t depends only on
+   * (seed, t), as in {@link extractFeatures}'s `seed`.
+   */
   seed?: number;
+  /**
+   * Check that x0 is finite and scaled to [-1, 1] (see `checkImageRange`), throwing an InputError
+   * that says how to rescale otherwise. Default true; false for callers who mean other values.
+   */
+  checkRange?: boolean;
   /** Training mode: BatchNorm layers use and update batch statistics. Default false (eval). */
   training?: boolean;
   /** Class labels for a class-conditional U-Net, one per example. */
@@ -113,7 +123,7 @@ export class DiffSSLModel {
    * Class scores of clean images, as the reference's forward: for each t, `x_t = q_sample(x0, t, ε)`;
    * U-Net features of the first-pass blocks (one batched forward over every t, without gradient);
    * with DifFeed, the second pass; then the head.
-   * @param x0 NHWC `[N, S, S, 3]` in [−1, 1].
+   * @param x0 NHWC `[N, S, S, 3]` in [−1, 1]; other values are an InputError (see `checkRange`).
    * @returns `[N, num_classes]`, owned by the caller.
    * @throws InputError for bad images, noise or labels.
    */
@@ -129,12 +139,15 @@ export class DiffSSLModel {
       });
     }
     if (opts.y !== undefined && (!Array.isArray(opts.y) || opts.y.length !== n)) throw new InputError(`y must hold one label per example (${n})`);
+    if (opts.seed !== undefined) checkSeed(opts.seed);
+    if (opts.checkRange !== false) checkImageRange(x0, 'x0');
     const training = opts.training ?? false;
     const tap = opts.tap;
     return tf.tidy(() => {
+      const drawn = opts.noise ? undefined : stepNoise<tf.Rank.R4>(x0.shape, this.t, opts.seed);
       const xts = this.t.map((t, i) => {
-        const eps = opts.noise ? opts.noise[i] : (tf.randomNormal(x0.shape, 0, 1, 'float32', opts.seed === undefined ? undefined : opts.seed + i) as tf.Tensor4D);
-        const xt = unet.qSample(x0, new Array(n).fill(t), eps);
+        const eps = opts.noise ? opts.noise[i] : drawn![i];
+        const xt = unet.qSample(x0, new Array(n).fill(t), eps, { checkRange: false });
         tap?.(`t${i}.x_t`, xt);
         return xt;
       });

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { importUnbundled } from '../util/dynamicImport.js';
-import { initThreadedWasm } from './wasm/threads.js';
+import { initThreadedWasm, withoutEmscriptenHandlers } from './wasm/threads.js';
 
 /** One candidate that {@link useBestBackend} tried. */
 export interface BackendAttempt {
@@ -72,7 +72,8 @@ function candidates(opts: BackendOptions): Candidate[] {
 /**
  * Activates the fastest backend present, in this order: tfjs-node-gpu, tfjs-node (optional peers,
  * used when the project has them), webgpu and webgl (browsers, when registered), wasm (bundled),
- * cpu. Works on the tfjs-core instance the project uses.
+ * cpu. Works on the tfjs-core instance the project uses. In Node, starting wasm leaves the process's
+ * error handling as it was: an uncaught error still exits with status 1 and its own stack.
  *
  * @example
  * ```ts
@@ -89,9 +90,14 @@ export async function useBestBackend(opts: BackendOptions = {}): Promise<Backend
   const tried: BackendAttempt[] = [];
   for (const c of list) {
     try {
-      const detail = await c.load();
-      if (!(await tf.setBackend(c.backend))) throw new Error(`tf.setBackend('${c.backend}') returned false`);
-      await tf.ready();
+      const start = async () => {
+        const detail = await c.load();
+        if (!(await tf.setBackend(c.backend))) throw new Error(`tf.setBackend('${c.backend}') returned false`);
+        await tf.ready();
+        return detail;
+      };
+      // wasm's emscripten code installs process handlers that turn any later uncaught error into exit status 7.
+      const detail = c.backend === 'wasm' ? await withoutEmscriptenHandlers(start) : await start();
       const why = detail ? `${c.why} (${detail})` : c.why;
       tried.push({ name: c.name, ok: true, why });
       const passed = tried.filter((t) => !t.ok).map((t) => t.name);

@@ -2,7 +2,10 @@
  * The `diffssl` command line. The only module that reads argv or writes to the terminal; the
  * library underneath reports through callbacks.
  *
- *     diffssl convert in.pt out.safetensors [--float32] [--force] [--quiet]
+ *     diffssl convert in.pt out.safetensors [--float32] [--force] [--quiet] [--verbose]
+ *
+ * Every failure is one line on stderr and exit status 1 (2 for bad usage); `--verbose` adds the
+ * stack of an unexpected error.
  * @module
  */
 import fs from 'node:fs';
@@ -37,6 +40,8 @@ Usage:
       --force    replace <out.safetensors> if it exists
       --quiet    no progress bar and no summary
   diffssl --help | --version
+
+  --verbose (with any command) prints the stack trace of an unexpected error.
 `;
 
 const OUT_DTYPE: Record<TorchDtype, StreamDtype> = {
@@ -48,7 +53,8 @@ const OUT_DTYPE: Record<TorchDtype, StreamDtype> = {
  * @returns the exit status: 0 ok, 1 failed, 2 bad usage.
  */
 export async function main(args: string[], io: CliIO = processIO()): Promise<number> {
-  const [command, ...rest] = args;
+  const verbose = args.includes('--verbose');
+  const [command, ...rest] = args.filter((a) => a !== '--verbose');
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     (command === undefined ? io.stderr : io.stdout)(USAGE);
     return command === undefined ? 2 : 0;
@@ -65,12 +71,64 @@ export async function main(args: string[], io: CliIO = processIO()): Promise<num
       io.stderr(`diffssl: ${e.message}\n\n${USAGE}`);
       return 2;
     }
-    io.stderr(`diffssl: ${e instanceof DiffSSLError ? e.message : (e as Error)?.stack ?? String(e)}\n`);
+    io.stderr(`${failureMessage(e, verbose)}\n`);
     return 1;
   }
 }
 
+/**
+ * What the CLI prints for a failure: one line for a diffssl error or a file the command could not
+ * use; for anything else its message, with the stack only when `verbose`.
+ * @internal exported for tests.
+ */
+export function failureMessage(e: unknown, verbose: boolean): string {
+  if (e instanceof DiffSSLError || e instanceof CommandFailure) return `diffssl: ${oneLine(e.message)}`;
+  if (verbose) return `diffssl: ${(e as Error)?.stack ?? String(e)}`;
+  const message = e instanceof Error ? `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}` : String(e);
+  return `diffssl: unexpected error: ${oneLine(message)} (run again with --verbose for the stack trace)`;
+}
+
+function oneLine(text: string): string {
+  return text.split('\n')[0];
+}
+
 class UsageError extends Error {}
+
+/** A file the command could not read or write, described by the path the user gave. */
+class CommandFailure extends Error {}
+
+// What an errno code means for the user, in words.
+const FS_REASONS: Record<string, string> = {
+  ENOENT: 'no such file or folder',
+  ENOTDIR: 'a part of the path is not a folder',
+  EISDIR: 'it is a folder',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'the disk quota is exceeded',
+  EMFILE: 'too many open files',
+};
+
+// A file-system error of `action` on the user's `file`, naming that path instead of any temporary one.
+function fsFailure(e: unknown, action: string, file: string): unknown {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return e;
+  return new CommandFailure(`convert: cannot ${action} ${file}: ${FS_REASONS[code] ?? code}`);
+}
+
+// The folder the output goes to must exist before anything is read.
+function checkOutputPath(output: string): void {
+  const dir = path.dirname(output);
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(dir);
+  } catch (e) {
+    throw (e as NodeJS.ErrnoException)?.code === 'ENOENT' ? new CommandFailure(`convert: cannot write ${output}: the folder ${dir} does not exist`) : fsFailure(e, 'write', output);
+  }
+  if (!stat.isDirectory()) throw new CommandFailure(`convert: cannot write ${output}: ${dir} is not a folder`);
+  if (fs.existsSync(output) && fs.statSync(output).isDirectory()) throw new CommandFailure(`convert: ${output} is a folder; give the path of the .safetensors file to write`);
+}
 
 async function convertCommand(args: string[], io: CliIO): Promise<number> {
   const flags = new Set<string>();
@@ -88,8 +146,12 @@ async function convertCommand(args: string[], io: CliIO): Promise<number> {
   if (positional.length !== 2) throw new UsageError(`convert needs <in.pt> and <out.safetensors>, got ${positional.length} path${positional.length === 1 ? '' : 's'}`);
   const [input, output] = positional.map((p) => path.resolve(p));
   if (input === output) throw new InputError('convert: the output must not be the input');
+  if (fs.existsSync(input) && fs.statSync(input).isDirectory()) throw new CommandFailure(`convert: ${input} is a folder, not a checkpoint file`);
+  checkOutputPath(output);
   if (fs.existsSync(output) && !flags.has('--force')) throw new InputError(`convert: ${output} exists (use --force to replace it)`);
-  const format = await sniffFormat(input);
+  const format = await sniffFormat(input).catch((e: unknown) => {
+    throw fsFailure(e, 'read', input);
+  });
   if (format === 'safetensors') throw new InputError(`convert: ${input} is already a safetensors file`);
   const now = io.now ?? (() => Date.now());
   const start = now();
@@ -134,7 +196,7 @@ async function convertCommand(args: string[], io: CliIO): Promise<number> {
     return 0;
   } catch (e) {
     bar?.done();
-    throw e;
+    throw (e as NodeJS.ErrnoException)?.path === input ? fsFailure(e, 'read', input) : fsFailure(e, 'write', output);
   } finally {
     await reader.close();
   }
@@ -208,7 +270,7 @@ if (invokedDirectly()) {
   main(process.argv.slice(2)).then(
     (code) => (process.exitCode = code),
     (e: unknown) => {
-      process.stderr.write(`diffssl: ${(e as Error)?.stack ?? String(e)}\n`);
+      process.stderr.write(`${failureMessage(e, process.argv.includes('--verbose'))}\n`);
       process.exitCode = 1;
     },
   );

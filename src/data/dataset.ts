@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
-import { SeededRandom } from '../util/random.js';
+import { mixSeed, SeededRandom } from '../util/random.js';
 import { checkLabels } from './labels.js';
 
 /** Where a batch sits in a run; sources use `seed` for every random choice (noise, augmentation). */
@@ -53,20 +53,8 @@ export function disposeBatch(batch: Batch<unknown>): void {
   if (batch.options) tf.dispose(Object.values(batch.options).filter((v) => v instanceof tf.Tensor || Array.isArray(v)) as tf.TensorContainer[]);
 }
 
-/**
- * A 32-bit seed from a base seed and integers (epoch, step, …): FNV-style mixing with a final
- * avalanche, so neighbouring steps get unrelated seeds.
- */
-export function mixSeed(seed: number, ...parts: number[]): number {
-  let h = (Math.trunc(seed) ^ 0x811c9dc5) >>> 0;
-  for (const p of [...parts, parts.length]) {
-    h = Math.imul(h ^ (Math.trunc(p) >>> 0), 0x01000193) >>> 0;
-    h ^= h >>> 15;
-    h = Math.imul(h, 0x2c1b3c6d) >>> 0;
-    h ^= h >>> 12;
-  }
-  return h >>> 0;
-}
+// Defined beside SeededRandom so that seeded noise can use it without reaching into the data layer.
+export { mixSeed } from '../util/random.js';
 
 /** The example order of one epoch: `0..size-1`, Fisher–Yates shuffled from `mixSeed(seed, epoch)` when asked. */
 export function epochOrder(size: number, seed: number, epoch: number, shuffle = true): Int32Array {

@@ -12,6 +12,7 @@ import type { ADMUNet } from '../unet/admUnet.js';
 import type { CropFlipOptions } from './transforms.js';
 import { mixSeed, type Dataset } from './dataset.js';
 import { loadBatch, type ImageSource } from './images.js';
+import { seededNormal } from '../util/noise.js';
 
 /**
  * ε for a batch: one `[n, S, S, C]` tensor per t, example k of step j drawn from
@@ -22,7 +23,7 @@ export function batchNoise(shape: [number, number, number, number], steps: numbe
   const [n, ...rest] = shape;
   if (seeds.length !== n) throw new InputError(`batchNoise needs one seed per example (${n}), got ${seeds.length}`);
   return Array.from({ length: steps }, (_, j) =>
-    tf.tidy(() => tf.concat(Array.from({ length: n }, (_, k) => tf.randomNormal([1, ...rest], 0, 1, 'float32', mixSeed(seeds[k], j, 0x401e))), 0) as tf.Tensor4D),
+    tf.tidy(() => tf.concat(Array.from({ length: n }, (_, k) => seededNormal<tf.Rank.R4>([1, ...rest], seeds[k], j, 0x401e)), 0) as tf.Tensor4D),
   );
 }
 

@@ -5,7 +5,27 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
-import type { ADMUNet } from '../unet/admUnet.js';
+import { checkImageRange, checkTimesteps, type IMAGE_RANGE_LIMIT } from '../unet/schedule.js';
+import { checkSeed, stepNoise } from '../util/noise.js';
+
+/**
+ * What {@link extractFeatures} needs of a backbone; `ADMUNet` has it. Declared here, not imported,
+ * so that the U-Net can offer `extractFeatures` as a method without an import circle.
+ */
+export interface FeatureBackbone {
+  /** The side of the images the backbone takes. */
+  readonly config: { readonly imageSize: number };
+  /** The number of diffusion steps T; valid t are the integers 0..T−1. */
+  readonly schedule: { readonly steps: number };
+  /** Throws an InputError for a block the backbone does not have. */
+  block(b: number): unknown;
+  /** Throws an InputError for images the backbone does not take; returns the batch size. */
+  checkImages(x: tf.Tensor4D, what?: string): number;
+  /** `q_sample(x0, t, ε)`, one step per example; `checkRange: false` skips the check of x0's values. */
+  qSample(x0: tf.Tensor4D, t: number[], noise: tf.Tensor4D, opts?: { checkRange?: boolean }): tf.Tensor4D;
+  /** Block outputs of noised images for the blocks in `capture`, owned by the caller. */
+  forward(xt: tf.Tensor4D, t: number[], opts: { capture: number[]; y?: number[] }): { features: Map<number, tf.Tensor4D> };
+}
 
 /** Options of {@link extractFeatures}. */
 export interface ExtractOptions {
@@ -13,17 +33,18 @@ export interface ExtractOptions {
   t: number | number[];
   /** Block(s) in the paper's numbering, 1..total. */
   b: number | number[];
-  /** The backbone. */
-  model: ADMUNet;
+  /** The backbone, an `ADMUNet`. */
+  model: FeatureBackbone;
   /**
    * Explicit ε, one NHWC tensor of x0's shape per t, in t order (the reference draws fresh
    * `randn_like(x0)` per t). Stays owned by the caller.
    */
   noise?: tf.Tensor4D | tf.Tensor4D[];
   /**
-   * Makes the noise reproducible when `noise` is not given: ε for the i-th t is
-   * `tf.randomNormal(x0.shape, 0, 1, 'float32', seed + i)`, the same on every backend. Without
-   * `noise` or `seed` the noise is fresh on every call.
+   * Makes the noise reproducible when `noise` is not given: any integer, 0 and negative ones
+   * included. ε for step t depends only on (seed, t), so a step's features do not change with the
+   * other steps asked for or their order, and are the same on every backend. Without `noise` or
+   * `seed` the noise is fresh on every call.
    */
   seed?: number;
   /**
@@ -33,6 +54,12 @@ export interface ExtractOptions {
   pool?: number;
   /** Class labels, one per example, for class-conditional backbones. */
   y?: number[];
+  /**
+   * Check that x0 is finite and within ±{@link IMAGE_RANGE_LIMIT} (images scaled to [-1, 1]),
+   * throwing an InputError that says how to rescale otherwise. Default true; false for callers who
+   * mean to feed other values.
+   */
+  checkRange?: boolean;
   /**
    * Most (t, example) rows per U-Net forward. Default: as many as make 65 536 pixels (1 at 256×256,
    * 16 at 64×64, 64 at 32×32). Batching more
@@ -117,6 +144,7 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => (typeof setImmedi
  * each stopping after the deepest requested block.
  *
  * @param x0 clean images, NHWC `[N, S, S, C]` in [-1, 1], S the model's `image_size`. Not disposed.
+ * Values beyond ±{@link IMAGE_RANGE_LIMIT}, NaN or ±Inf are an InputError (see `checkRange`).
  * @returns a {@link FeatureSet} that owns the maps; dispose it when done.
  * @throws InputError for a bad shape, step, block, noise or option.
  *
@@ -131,6 +159,7 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
   const { model } = opts ?? ({} as ExtractOptions);
   if (!model || typeof model.forward !== 'function') throw new InputError('extractFeatures needs opts.model, an ADMUNet');
   const ts = asList(opts.t, 't');
+  checkTimesteps(ts, model.schedule.steps, ts.length, 't');
   const bs = asList(opts.b, 'b');
   bs.forEach((b) => model.block(b));
   const n = model.checkImages(x0, 'x0');
@@ -138,18 +167,19 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
   const maxBatch = opts.maxBatch ?? Math.max(1, Math.floor(DEFAULT_BATCH_PIXELS / (model.config.imageSize * model.config.imageSize)));
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new InputError(`maxBatch must be a positive integer, got ${opts.maxBatch}`);
   if (opts.y !== undefined && (!Array.isArray(opts.y) || opts.y.length !== n)) throw new InputError(`y must have one label per example (${n})`);
+  if (opts.checkRange !== false) checkImageRange(x0, 'x0');
 
   let noise: tf.Tensor4D[];
   let ownNoise = false;
   if (opts.noise !== undefined) {
     noise = Array.isArray(opts.noise) ? opts.noise : [opts.noise];
-    if (noise.length !== ts.length) throw new InputError(`noise has ${noise.length} tensors but t has ${ts.length} steps: give one ε per t, in t order`);
+    if (noise.length !== ts.length) throw new InputError(`noise has ${noise.length} tensor${noise.length === 1 ? '' : 's'} but t has ${ts.length} step${ts.length === 1 ? '' : 's'}: give one ε per t, in t order`);
     noise.forEach((e, i) => {
       if (!(e instanceof tf.Tensor) || !tf.util.arraysEqual(e.shape, x0.shape)) throw new InputError(`noise[${i}] must have x0's shape [${x0.shape}], got ${e instanceof tf.Tensor ? `[${e.shape}]` : typeof e}`);
     });
   } else {
-    if (opts.seed !== undefined && !Number.isFinite(opts.seed)) throw new InputError(`seed must be a number, got ${opts.seed}`);
-    noise = ts.map((_, i) => tf.randomNormal(x0.shape, 0, 1, 'float32', opts.seed === undefined ? undefined : opts.seed + i));
+    if (opts.seed !== undefined) checkSeed(opts.seed);
+    noise = stepNoise<tf.Rank.R4>(x0.shape, ts, opts.seed);
     ownNoise = true;
   }
 
@@ -158,35 +188,40 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
   const pieces = new Map<string, tf.Tensor4D[]>();
   let xt: tf.Tensor4D | undefined;
   try {
-    xt = tf.tidy(() => tf.concat(ts.map((t, i) => model.qSample(x0, Array(n).fill(t), noise[i])), 0));
+    xt = tf.tidy(() => tf.concat(ts.map((t, i) => model.qSample(x0, Array(n).fill(t), noise[i], { checkRange: false })), 0));
     for (let start = 0; start < total; start += maxBatch) {
       const end = Math.min(total, start + maxBatch);
       const rowsT = Array.from({ length: end - start }, (_, k) => ts[Math.floor((start + k) / n)]);
       const y = opts.y ? rowsT.map((_, k) => opts.y![(start + k) % n]) : undefined;
       const chunk = tf.slice(xt, start, end - start);
-      const { features } = model.forward(chunk, rowsT, { capture: bs, ...(y ? { y } : {}) });
-      chunk.dispose();
-      for (const b of bs) {
-        const map = features.get(b)!;
-        const side = map.shape[1];
-        const pooled = opts.pool !== undefined && opts.pool < side ? adaptiveAvgPool2d(map, opts.pool) : map;
-        if (pooled !== map) map.dispose();
-        // Split the chunk's rows by t.
-        for (let r = start; r < end; ) {
-          const ti = Math.floor(r / n);
-          const stop = Math.min(end, (ti + 1) * n);
-          const key = `${ts[ti]}:${b}`;
-          const list = pieces.get(key) ?? [];
-          list.push(stop - r === end - start ? tf.clone(pooled) : tf.slice(pooled, r - start, stop - r));
-          pieces.set(key, list);
-          r = stop;
+      let features: Map<number, tf.Tensor4D>;
+      try {
+        ({ features } = model.forward(chunk, rowsT, { capture: bs, ...(y ? { y } : {}) }));
+      } finally {
+        chunk.dispose();
+      }
+      try {
+        for (const b of bs) {
+          const map = features.get(b)!;
+          const split = tf.tidy(() => {
+            const pooled = opts.pool !== undefined && opts.pool < map.shape[1] ? adaptiveAvgPool2d(map, opts.pool) : map;
+            // The chunk's rows, split by t.
+            const out: { key: string; part: tf.Tensor4D }[] = [];
+            for (let r = start; r < end; ) {
+              const ti = Math.floor(r / n);
+              const stop = Math.min(end, (ti + 1) * n);
+              out.push({ key: `${ts[ti]}:${b}`, part: stop - r === end - start ? tf.clone(pooled) : tf.slice(pooled, r - start, stop - r) });
+              r = stop;
+            }
+            return out;
+          });
+          for (const { key, part } of split) pieces.set(key, [...(pieces.get(key) ?? []), part]);
         }
-        pooled.dispose();
+      } finally {
+        features.forEach((m) => m.dispose());
       }
       opts.onProgress?.(end, total);
-      // A full turn of the event loop between forwards, not just a microtask: it lets a page repaint and
-      // the JS memory of the filters streamed in the last forward be reclaimed (256 model, one thread:
-      // three t at b = 24 took 3.6× one t with a microtask, 2.9–3.0× with a macrotask).
+      // A full turn of the event loop, not a microtask: a page can repaint and streamed filters' JS memory be reclaimed.
       await nextTurn();
     }
   } catch (e) {
@@ -197,9 +232,13 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
     if (ownNoise) noise.forEach((e) => e.dispose());
   }
   const maps = new Map<string, tf.Tensor4D>();
-  for (const [key, list] of pieces) {
-    maps.set(key, list.length === 1 ? list[0] : tf.concat(list, 0));
-    if (list.length > 1) list.forEach((p) => p.dispose());
+  try {
+    for (const [key, list] of pieces) maps.set(key, list.length === 1 ? tf.clone(list[0]) : tf.concat(list, 0));
+  } catch (e) {
+    maps.forEach((m) => m.dispose());
+    throw e;
+  } finally {
+    pieces.forEach((l) => l.forEach((p) => p.dispose()));
   }
   return new FeatureSet(ts, bs, maps);
 }

@@ -23,7 +23,7 @@ import { dense, matMulRowsLeft } from '../ops/dense.js';
 import { park, ParkingBuffers, type Parked } from '../backend/wasm/park.js';
 import { sliceRows } from '../backend/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
-import { checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
+import { checkImageRange, checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
 import { timestepEmbedding } from './timestepEmbedding.js';
 import { extractFeatures, type ExtractOptions, type FeatureSet } from '../features/extractFeatures.js';
 
@@ -319,10 +319,13 @@ export class ADMUNet {
 
   /**
    * `q_sample`: noises clean images to step t with this model's schedule.
+   * @param x0 clean images in [-1, 1]; values far outside, NaN or ±Inf are an InputError unless
+   * `opts.checkRange` is false (see {@link checkImageRange}).
    * @see {@link qSample}
    */
-  qSample(x0: tf.Tensor4D, t: number[], noise: tf.Tensor4D): tf.Tensor4D {
+  qSample(x0: tf.Tensor4D, t: number[], noise: tf.Tensor4D, opts: { checkRange?: boolean } = {}): tf.Tensor4D {
     this.checkImages(x0, 'x0');
+    if (opts.checkRange !== false) checkImageRange(x0, 'x0');
     return qSample(this.schedule, x0, t, noise);
   }
 
@@ -627,7 +630,7 @@ export class ADMUNet {
     const [n, hgt, wid, c] = x.shape;
     const S = this.config.imageSize;
     if (c !== this.config.inChannels)
-      throw new InputError(`${what} has ${c} channels but the model takes ${this.config.inChannels} (layout is NHWC, channels last)${x.shape[1] === this.config.inChannels ? '; this looks like NCHW' : ''}`);
+      throw new InputError(`${what} has ${c} channel${c === 1 ? '' : 's'} but the model takes ${this.config.inChannels} (layout is NHWC, channels last)${x.shape[1] === this.config.inChannels ? '; this looks like NCHW' : ''}`);
     if (hgt !== S || wid !== S) throw new InputError(`${what} is ${hgt}×${wid} but this model takes ${S}×${S} images`);
     if (n < 1) throw new InputError(`${what} has an empty batch`);
     return n;

@@ -78,6 +78,45 @@ function commaList(s: string, what: string): number[] {
   return out;
 }
 
+// [reference name, typed name] of every flag that must be a boolean; `true`/`false` in quotes would read as true.
+const BOOLEAN_FLAGS: readonly [string, keyof UNetConfig][] = [
+  ['class_cond', 'classCond'],
+  ['learn_sigma', 'learnSigma'],
+  ['use_scale_shift_norm', 'useScaleShiftNorm'],
+  ['resblock_updown', 'resblockUpdown'],
+  ['use_new_attention_order', 'useNewAttentionOrder'],
+];
+
+// [reference name, typed name] of every flag that must be an integer (-1 means "not used" for the heads).
+const INTEGER_FLAGS: readonly [string, keyof UNetConfig][] = [
+  ['num_heads', 'numHeads'],
+  ['num_heads_upsample', 'numHeadsUpsample'],
+  ['num_head_channels', 'numHeadChannels'],
+];
+
+// Rejects flags of the wrong type by the name the caller used, before they are read as something else.
+function checkFlagTypes(spec: Record<string, unknown>, reference: boolean): void {
+  const describe = (v: unknown) => (typeof v === 'string' ? `"${v}" (a string)` : `${JSON.stringify(v)} (${typeof v})`);
+  for (const [ref, typed] of BOOLEAN_FLAGS) {
+    const name = reference ? ref : typed;
+    const v = spec[name];
+    if (v !== undefined && typeof v !== 'boolean') throw new InputError(`${name} must be true or false, got ${describe(v)}; in JSON write true or false without quotes`);
+  }
+  for (const [ref, typed] of INTEGER_FLAGS) {
+    const name = reference ? ref : typed;
+    const v = spec[name];
+    if (v !== undefined && !Number.isInteger(v)) throw new InputError(`${name} must be an integer, got ${describe(v)}`);
+  }
+  const dropout = spec.dropout;
+  if (dropout !== undefined && (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1))) throw new InputError(`dropout must be a number in [0, 1), got ${describe(dropout)}`);
+  if (reference) {
+    for (const name of ['attention_resolutions', 'channel_mult']) {
+      const v = spec[name];
+      if (v !== undefined && v !== null && v !== '' && typeof v !== 'string') throw new InputError(`${name} must be a comma list in a string, like "32,16,8", got ${describe(v)}`);
+    }
+  }
+}
+
 function isReference(spec: object): spec is ReferenceFlags {
   return 'image_size' in spec || 'num_channels' in spec;
 }
@@ -117,7 +156,9 @@ export function resolveConfig(spec: ModelSpec): ResolvedConfig {
     if (!preset) throw new InputError(`unknown preset "${spec}"; known: ${Object.keys(PRESETS).join(', ')}`);
     c = fromReference(preset);
   } else if (spec && typeof spec === 'object') {
-    c = isReference(spec) ? fromReference(spec) : (spec as UNetConfig);
+    const reference = isReference(spec);
+    checkFlagTypes(spec as Record<string, unknown>, reference);
+    c = reference ? fromReference(spec) : (spec as UNetConfig);
   } else {
     throw new InputError('model flags must be a preset name, the reference flag object or a UNetConfig');
   }

@@ -66,8 +66,40 @@ export function checkTimesteps(t: readonly number[], steps: number, batch: numbe
   if (!Array.isArray(t)) throw new InputError(`${what} must be an array of integers, one per example`);
   if (t.length !== batch) throw new InputError(`${what} has ${t.length} entries but the batch has ${batch} examples`);
   t.forEach((v, i) => {
-    if (!Number.isInteger(v) || v < 0 || v >= steps) throw new InputError(`${what}[${i}] = ${v} is outside [0, ${steps}): t must be an integer step index`);
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw new InputError(`${what}[${i}] = ${JSON.stringify(v)} is not an integer: t must be an integer step index in [0, ${steps})`);
+    if (v < 0 || v >= steps) throw new InputError(`${what}[${i}] = ${v} is outside [0, ${steps}): t must be an integer step index`);
   });
+}
+
+/**
+ * The largest magnitude {@link checkImageRange} lets through. Clean images live in [-1, 1]; the
+ * margin leaves room for resampling overshoot while still catching [0, 255] pixels and
+ * mean/std-normalised images.
+ */
+export const IMAGE_RANGE_LIMIT = 1.5;
+
+/**
+ * Checks that clean images are finite and scaled for the model: every value within
+ * ±{@link IMAGE_RANGE_LIMIT}. Images in [0, 1] pass (they cannot be told apart from bright images in
+ * [-1, 1]) but are off by a shift: rescale them with `x * 2 - 1`. Reads two numbers back from the
+ * backend. Not for x_t, which noise takes outside [-1, 1].
+ * @param what the argument's name, for the message.
+ * @throws InputError naming the argument, saying how to rescale, and how to opt out (`checkRange: false`).
+ */
+export function checkImageRange(x: tf.Tensor, what = 'x0'): void {
+  // x·0 is 0 for finite values and NaN for NaN and ±Inf, so its sum flags any non-finite value.
+  const stats = tf.tidy(() => tf.stack([tf.max(tf.abs(x)), tf.sum(tf.mul(x, 0))]));
+  const [maxAbs, nonFinite] = stats.dataSync();
+  stats.dispose();
+  const optOut = 'pass checkRange: false if these values are meant';
+  if (Number.isNaN(nonFinite)) {
+    const nan = tf.tidy(() => tf.sum(tf.cast(tf.notEqual(x, x), 'int32')));
+    const count = nan.dataSync()[0];
+    nan.dispose();
+    throw new InputError(`${what} holds ${count > 0 ? `${count} NaN value${count === 1 ? '' : 's'}` : 'infinite values'}: images must be finite numbers in [-1, 1] (check how they were decoded and scaled); ${optOut}`);
+  }
+  if (maxAbs > IMAGE_RANGE_LIMIT)
+    throw new InputError(`${what} holds values as large as ${maxAbs} in magnitude, but the model takes images in [-1, 1]: rescale 8-bit pixels with x / 127.5 - 1 (and [0, 1] images with x * 2 - 1); ${optOut}`);
 }
 
 /**

@@ -40,3 +40,20 @@ export class SeededRandom {
     return out;
   }
 }
+
+/**
+ * A 32-bit seed from a base seed and integers (epoch, step, …), each taken modulo 2^32: FNV-style
+ * mixing with a final avalanche, so neighbouring steps get unrelated seeds. The base seed is
+ * XORed into the first part unmixed, so `(s, p, …)` and `(s ^ x, p ^ x, …)` give the same result:
+ * put a fixed tag first where callers choose both.
+ */
+export function mixSeed(seed: number, ...parts: number[]): number {
+  let h = (Math.trunc(seed) ^ 0x811c9dc5) >>> 0;
+  for (const p of [...parts, parts.length]) {
+    h = Math.imul(h ^ (Math.trunc(p) >>> 0), 0x01000193) >>> 0;
+    h ^= h >>> 15;
+    h = Math.imul(h, 0x2c1b3c6d) >>> 0;
+    h ^= h >>> 12;
+  }
+  return h >>> 0;
+}

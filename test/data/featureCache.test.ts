@@ -25,7 +25,7 @@ afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 let dirs = 0;
 const freshDir = () => path.join(tmpRoot, `c${dirs++}`);
 
-/** Two classes of 40×40 images: bright left half vs bright right half, plus noise. */
+/** Two classes of 40×40 images: bright left half vs bright right half, plus noise, clipped to [-1, 1] as images are. */
 function halves(n: number, seed: number): { images: tf.Tensor4D; labels: Int32Array } {
   const rng = new SeededRandom(seed);
   const side = 40;
@@ -35,7 +35,7 @@ function halves(n: number, seed: number): { images: tf.Tensor4D; labels: Int32Ar
     labels[i] = i % 2;
     for (let y = 0; y < side; y++)
       for (let x = 0; x < side; x++)
-        for (let c = 0; c < 3; c++) data[((i * side + y) * side + x) * 3 + c] = ((x < side / 2) === (labels[i] === 0) ? 0.6 : -0.6) + 0.3 * rng.normal();
+        for (let c = 0; c < 3; c++) data[((i * side + y) * side + x) * 3 + c] = Math.max(-1, Math.min(1, ((x < side / 2) === (labels[i] === 0) ? 0.6 : -0.6) + 0.3 * rng.normal()));
   }
   return { images: tf.tensor4d(data, [n, side, side, 3]), labels };
 }

@@ -30,7 +30,7 @@ afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 
 /**
  * Four classes of 36×36 images told apart by colour (red, green, blue or grey dominant), with pixel
- * noise and a random brightness per image. Colour is visible to every head, including the
+ * noise and a random brightness per image, clipped to [-1, 1] as images are. Colour is visible to every head, including the
  * attention heads, which see an unordered set of tokens (the reference adds no position embedding).
  */
 function colours(n: number, seed: number): { images: tf.Tensor4D; labels: Int32Array } {
@@ -42,7 +42,7 @@ function colours(n: number, seed: number): { images: tf.Tensor4D; labels: Int32A
   for (let i = 0; i < n; i++) {
     const c = (labels[i] = i % 4);
     const shift = 0.4 * (rng.uniform() - 0.5);
-    for (let p = 0; p < side * side; p++) for (let ch = 0; ch < 3; ch++) data[(i * side * side + p) * 3 + ch] = base[c][ch] + shift + 0.3 * rng.normal();
+    for (let p = 0; p < side * side; p++) for (let ch = 0; ch < 3; ch++) data[(i * side * side + p) * 3 + ch] = Math.max(-1, Math.min(1, base[c][ch] + shift + 0.3 * rng.normal()));
   }
   return { images: tf.tensor4d(data, [n, side, side, 3]), labels };
 }

@@ -106,16 +106,16 @@ for (const backend of BACKENDS) {
       });
 
       it('forward and extractFeatures leave no tensor behind', async () => {
-        const xt = tensorOf(act.get('x_t')!);
+        const [xt, x0] = [tensorOf(act.get('x_t')!), tensorOf(act.get('x0')!)];
         const before = tf.memory().numTensors;
         const r1 = unet.forward(xt, t, { y });
         r1.output!.dispose();
         const r2 = unet.forward(xt, t, { y, capture: [2, total] });
         r2.features.forEach((f) => f.dispose());
-        const feats = await extractFeatures(xt, { t: [10, 500], b: [1, total], model: unet, seed: 3, y, pool: 2 });
+        const feats = await extractFeatures(x0, { t: [10, 500], b: [1, total], model: unet, seed: 3, y, pool: 2 });
         feats.dispose();
         expect(tf.memory().numTensors).toBe(before);
-        xt.dispose();
+        tf.dispose([xt, x0]);
       });
     });
   }

@@ -48,6 +48,27 @@ type Restore = () => void;
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
+const PROCESS_EVENTS = ['uncaughtException', 'unhandledRejection'] as const;
+
+/**
+ * Runs `start` (anything that creates a wasm backend instance) and then removes the
+ * `uncaughtException` and `unhandledRejection` listeners added to `process` meanwhile. The wasm
+ * module's emscripten code adds two that rethrow from inside the handler, which makes Node exit
+ * with status 7 and print the minified bundle instead of the script's own error. Listeners that
+ * were there before, a user's, stay; one a user adds while `start` is pending would be removed too.
+ * Outside Node it only runs `start`.
+ */
+export async function withoutEmscriptenHandlers<T>(start: () => Promise<T>): Promise<T> {
+  if (!isNode) return start();
+  const emitter: NodeJS.EventEmitter = process;
+  const before = new Map(PROCESS_EVENTS.map((e) => [e, new Set(emitter.listeners(e))]));
+  try {
+    return await start();
+  } finally {
+    for (const e of PROCESS_EVENTS) for (const l of emitter.listeners(e)) if (!before.get(e)!.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void);
+  }
+}
+
 /**
  * Patches what the threaded build needs during its initialisation, and returns how to undo it.
  * Each `Blob` the backend makes (the pthread worker script, the module factory) becomes a real file
@@ -127,10 +148,15 @@ function sanityCheck(): boolean {
  * Makes `wasm` the active backend with several threads in Node (about 2× faster on two cores),
  * falling back to stock single-threaded wasm when anything about it fails: another tfjs-backend-wasm
  * version, a browser, no SharedArrayBuffer, an unwritable temp dir, workers that do not start, or
- * wrong numbers. Workers are unref'd so they never keep the process alive. Call it before other
+ * wrong numbers. Workers are unref'd so they never keep the process alive, and the process handlers
+ * emscripten installs are removed (see {@link withoutEmscriptenHandlers}). Call it before other
  * work: it re-creates the wasm backend, so tensors already on wasm are lost.
  */
 export async function initThreadedWasm(opts: ThreadedWasmOptions = {}): Promise<ThreadedWasmResult> {
+  return withoutEmscriptenHandlers(() => startWasm(opts));
+}
+
+async function startWasm(opts: ThreadedWasmOptions): Promise<ThreadedWasmResult> {
   const wasmApi = (await import('@tensorflow/tfjs-backend-wasm')) as unknown as WasmModuleApi;
   const factory = tf.findBackendFactory('wasm');
   const priority = (tf.engine().registryFactory as Record<string, { priority: number }>).wasm?.priority ?? 2;
