@@ -321,9 +321,7 @@ export class ADMUNet {
       // The input blocks, the middle block, then the output blocks, each joined with its mirror's output.
       for (const spec of this.arch.blocks) {
         if (spec.b > stopAt) break;
-        const [, size, width] = h.shape;
-        const widest = Math.max(spec.inChannels, spec.channels);
-        h.regroup(n > 1 && this.layers.rowsPerBand(size, width, widest, widest) < size);
+        h.regroup(n > 1 && this.layers.banded(h.shape, Math.max(spec.inChannels, spec.channels)));
         const skip = spec.part === 'output' ? hs.take(spec.skipFrom!, h.count) : undefined;
         const run = (x: tf.Tensor4D, example?: number) => this.runPart(spec, x, skip?.(example ?? 0), emb, add.get(spec.b), example);
         const captured = h.apply(run, (y) => hs.keep(spec.b, y), capture.has(spec.b));

@@ -56,9 +56,11 @@ export type ConvPlan = { kind: 'direct' } | { kind: 'gemm' } | { kind: 'winograd
 
 /** What {@link planConv} decides from: the conv's map `[N, H, W]`, its channels and where its filter lives. */
 export interface ConvShape {
+  /** Examples, rows and columns of the map. */
   n: number;
   h: number;
   w: number;
+  /** Input and output channels. */
   cin: number;
   cout: number;
   /** Whether the filter is streamed (uploaded on each forward) rather than resident. */

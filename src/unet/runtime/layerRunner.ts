@@ -60,13 +60,9 @@ export class LayerRunner {
     });
   }
 
-  /**
-   * Output rows per band of a conv on a `h × w` map: its input band, the activation made on the way
-   * (about 3 band-sized copies) and, for Winograd F(2×2, 3×3), 4× the input and twice 4× the output.
-   * Fewer than `h` means the map runs in bands, one example at a time.
-   */
-  rowsPerBand(h: number, w: number, cin: number, cout: number): number {
-    return bandRows(h, w * (4 * cin + 4 * (cin + 2 * cout)), this.bandFloats);
+  /** Whether convs with `channels` in and out on maps of `[N, H, W]` run in bands, which take one example at a time. */
+  banded([, h, w]: readonly number[], channels: number): boolean {
+    return this.rowsPerBand(h, w, channels, channels) < h;
   }
 
   /** Frees the cached Winograd filters. */
@@ -83,6 +79,12 @@ export class LayerRunner {
       const [cin, cout] = this.weights.shapeOf(name).slice(-2);
       return dense(x, tf.reshape(this.weights.get(name), [cin, cout]) as tf.Tensor2D, b as tf.Tensor1D);
     });
+  }
+
+  // Output rows per band of a conv on a `h × w` map: its input band, the activation made on the way
+  // (about 3 band-sized copies) and, for Winograd F(2×2, 3×3), 4× the input and twice 4× the output.
+  private rowsPerBand(h: number, w: number, cin: number, cout: number): number {
+    return bandRows(h, w * (4 * cin + 4 * (cin + 2 * cout)), this.bandFloats);
   }
 
   // Bands of output rows, each convolved from its input rows plus one neighbour row on either side
