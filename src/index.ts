@@ -7,7 +7,8 @@
  */
 export { ADMUNet } from './unet/admUnet.js';
 export { SeededRandom } from './util/random.js';
-export type { ConvAlgorithm, ForwardOptions, ForwardResult, LoadOptions, LoadProgress, ModelOptions, ReferenceTensor } from './unet/admUnet.js';
+export type { ForwardOptions, ForwardResult, LoadOptions, LoadProgress, ModelOptions, ReferenceTensor } from './unet/admUnet.js';
+export type { ConvAlgorithm } from './unet/runtime/convAlgorithm.js';
 export type { WeightOptions } from './unet/runtime/weightStore.js';
 export { initThreadedWasm, THREADED_WASM_VERSION } from './backend/wasm/threads.js';
 export type { ThreadedWasmOptions, ThreadedWasmResult } from './backend/wasm/threads.js';

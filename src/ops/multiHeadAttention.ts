@@ -2,8 +2,8 @@
  * Multi-head scaled-dot-product attention as one op with its own gradient, built only from plain
  * 2-D matMuls, so that it is fast on wasm in both directions.
  *
- * Why not tfjs's ops: batched matMuls and the transpose flags autodiff uses run 10–200× slower on
- * wasm than plain 2-D ones (docs/backends.md#throughput), so the work is one pair of 2-D matMuls per (example,
+ * Why not tfjs's ops: batched matMuls and the transpose flags autodiff uses run far slower on
+ * wasm than plain 2-D ones (docs/backends.md#throughput, docs/tuning.md#attention), so the work is one pair of 2-D matMuls per (example,
  * head). Cutting a tensor into those pieces with `tf.split`/`tf.slice` costs a copy of the whole
  * input per piece on wasm (quadratic in the number of pieces), so pieces are cut with
  * {@link sliceRows}, which copies only the piece — but whose gradient pads every piece back to

@@ -11,16 +11,14 @@ import { planResidency, WeightStore, type WeightOptions } from './runtime/weight
 import { buildArchitecture, convMultiplyAdds, type Architecture, type BlockInfo, type BlockSpec } from './architecture.js';
 import { attentionBlock } from './attentionBlock.js';
 import { resolveConfig, type ModelSpec, type ResolvedConfig } from './config.js';
-import { conv3x3, conv3x3Gemm, withFastInputGrad, type RowPad } from './runtime/conv3x3.js';
-import { winogradConv3x3, winogradFilters, winogradFiltersRows, type WinogradTile } from './runtime/winograd.js';
 import { applyAffine, groupNormAffine } from './groupNorm.js';
 import { randomWeights } from './init.js';
 import { tfjsShape, toReferenceLayout, toTfjsLayout } from './layout.js';
+import type { ConvAlgorithm } from './runtime/convAlgorithm.js';
+import { LayerRunner, layerOptions, type LayerOptions } from './runtime/layerRunner.js';
+import { Parking, PartedBatch, Skips } from './runtime/batchParts.js';
 import type { Params } from './runtime/params.js';
-import { bandRows, mapBands, rowsOf, upsampledRows, type Rows } from './runtime/rows.js';
-import { alias } from '../backend/engine.js';
-import { dense, matMulRowsLeft } from '../ops/dense.js';
-import { park, ParkingBuffers, type Parked } from '../backend/wasm/park.js';
+import { rowsOf, upsampledRows } from './runtime/rows.js';
 import { sliceRows } from '../backend/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
 import { checkImageRange, checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
@@ -61,39 +59,6 @@ export interface LoadProgress {
   /** The weight just read. */
   key: string;
 }
-
-// Streamed 3×3 filters applied to at most this many pixels (N·H·W) run as conv3x3Gemm, which does not
-// repack the filter: measured on wasm with 2 threads, a 1024→1024 conv on one 8×8 map took 35 ms
-// that way against 138 ms through tf.conv2d with a fresh filter; at 4×16×16 the conv was faster.
-const GEMM_MAX_PIXELS = 512;
-
-// Rows up to which a linear layer with a streamed weight multiplies it from the left (see linear).
-const LINEAR_LEFT_MAX_ROWS = 64;
-
-// Streamed filters whose Winograd products have at most this many rows (N·tiles) go on the left of
-// their matMuls (see FilterSide). On wasm with 2 threads, F(4×4) on a 32×32 map (64 tiles) took 37 /
-// 104 / 76 ms for 512→512 / 1024→1024 / 1536→512 that way against 50 / 196 / 147 ms on the right;
-// on a 64×64 map (256 tiles) the right side was faster (102 against 129 ms).
-const LEFT_MAX_TILES = 64;
-
-/**
- * How 3×3 convolutions are computed.
- * - `auto` (default): per layer, Winograd F(2×2,3×3) where a conv has at least 128×128 channels and
- *   a map of 32×32 or more, or, for streamed filters, 8×8 or more; elsewhere `tf.conv2d`, or for
- *   streamed filters on few pixels a GEMM with the filter on the left. Streamed filters on maps of
- *   few tiles also go on the left of Winograd's matMuls: both spare XNNPACK from repacking the
- *   filter on every forward. Errors stay at the level of `direct` (about 1e-6 relative to the
- *   output's scale).
- * - `fast`: as `auto` with F(4×4,3×3) on maps of 16×16 or more: fastest, with errors of about 1e-5
- *   relative to the output's scale that grow with the input channels (1e-4 absolute at 512), beyond
- *   an elementwise `1e-4` parity tolerance in places.
- * - `direct`: `tf.conv2d` everywhere. `winograd2`, `winograd4`: that algorithm for every stride-1
- *   conv, however small its map (for measurements and tests).
- *
- * Stride-2 convs and convs with fewer than 8 input channels are always direct. Speeds on the 256×256
- * model are in the README's benchmark table.
- */
-export type ConvAlgorithm = 'direct' | 'winograd2' | 'winograd4' | 'auto' | 'fast';
 
 /** Options of {@link ADMUNet.create}, {@link ADMUNet.load} and {@link ADMUNet.fromStateDict}. */
 export interface ModelOptions extends WeightOptions {
@@ -157,24 +122,20 @@ export class ADMUNet {
   conv: ConvAlgorithm;
   private readonly arch: Architecture;
   private readonly weights: WeightStore;
-  private readonly winogradCache = new Map<string, { m: WinogradTile; u: tf.Tensor2D[] }>();
-  private winogradCacheLeft: number;
-  private readonly bandFloats: number;
-  private readonly parkBytes: number;
-  private readonly parking = new ParkingBuffers();
+  // How convs and linear layers run on the weights; `param` is what the layer functions get of it.
+  private readonly layers: LayerRunner;
+  private readonly param: Params;
+  private readonly parking: Parking;
   private disposed = false;
 
-  private constructor(config: ResolvedConfig, arch: Architecture, weights: WeightStore, opts: ModelOptions) {
+  private constructor(config: ResolvedConfig, arch: Architecture, weights: WeightStore, opts: LayerOptions) {
     this.config = config;
     this.arch = arch;
     this.weights = weights;
-    if (opts.conv !== undefined && !['direct', 'winograd2', 'winograd4', 'auto', 'fast'].includes(opts.conv)) throw new InputError(`conv must be auto, fast, direct, winograd2 or winograd4, got "${opts.conv}"`);
-    this.conv = opts.conv ?? 'auto';
-    this.winogradCacheLeft = opts.winogradCacheBytes ?? 256 * 1024 ** 2;
-    const bandBytes = opts.bandBytes ?? 64 * 1024 ** 2;
-    if (!(bandBytes > 0)) throw new InputError(`bandBytes must be a positive number of bytes, got ${opts.bandBytes}`);
-    this.bandFloats = bandBytes / 4;
-    this.parkBytes = bandBytes / 16;
+    this.conv = opts.conv;
+    this.layers = new LayerRunner(weights, opts, () => this.conv);
+    this.param = this.layers.params;
+    this.parking = new Parking(opts.bandBytes);
     this.schedule = noiseSchedule(config.noiseSchedule, config.diffusionSteps);
     this.blocks = arch.blocks.map(({ b, part, module, channels, size }) => ({ b, part, module, channels, size }));
   }
@@ -209,20 +170,22 @@ export class ADMUNet {
   private static build(config: ResolvedConfig, arch: Architecture, opts: ModelOptions, fill: (add: (name: string, data: Float32Array) => void) => void): ADMUNet;
   private static build(config: ResolvedConfig, arch: Architecture, opts: ModelOptions, fill: (add: (name: string, data: Float32Array) => void) => Promise<void>): Promise<ADMUNet>;
   private static build(config: ResolvedConfig, arch: Architecture, opts: ModelOptions, fill: (add: (name: string, data: Float32Array) => void) => void | Promise<void>): ADMUNet | Promise<ADMUNet> {
-    const store = new WeightStore(planResidency(arch.parameters, opts, tf.getBackend()), opts.storage);
+    const resident = planResidency(arch.parameters, opts, tf.getBackend());
+    const layerOpts = layerOptions(opts); // checked before any weight is made
+    const store = new WeightStore(resident, opts.storage);
     const shapes = new Map(arch.parameters);
     const add = (name: string, data: Float32Array) => {
       const shape = shapes.get(name)!;
       store.add(name, tfjsShape(name, shape), toTfjsLayout(name, shape, data));
     };
-    const done = () => new ADMUNet(config, arch, store, opts);
+    const done = () => new ADMUNet(config, arch, store, layerOpts);
     const fail = (e: unknown): never => {
       store.dispose();
       throw e;
     };
     try {
       const r = fill(add);
-      return r instanceof Promise ? r.then(done, fail) : done();
+      return r instanceof Promise ? r.then(done).catch(fail) : done();
     } catch (e) {
       return fail(e);
     }
@@ -351,66 +314,30 @@ export class ADMUNet {
     const runAll = opts.capture === undefined || opts.output === true;
     const stopAt = runAll ? this.totalBlocks : Math.max(0, ...capture);
 
-    const features = new Map<number, tf.Tensor4D>();
     // Skips are kept only for the output blocks that will run: stopping at b = 24 of the 256×256
     // model frees the 256² and 128² encoder maps as soon as the next block has read them.
-    const needed = new Set(this.arch.blocks.filter((s) => s.part === 'output' && s.b <= stopAt).map((s) => s.skipFrom!));
-    const skips = new Map<number, Parked<tf.Tensor4D>[]>();
+    const hs = new Skips(new Set(this.arch.blocks.filter((s) => s.part === 'output' && s.b <= stopAt).map((s) => s.skipFrom!)), this.parking);
+    const features = new Map<number, tf.Tensor4D>();
     const emb = this.embed(t, opts.y);
-    // The batch as one part, or one part per example through blocks whose maps need bands (bands cover
-    // one example). Parts waiting their turn are parked like skips, so that a batch of 256×256 maps is
-    // never in the heap at once.
-    let h: Parked<tf.Tensor4D>[] = [park(alias(xt), Infinity)];
+    const h = new PartedBatch(xt, this.parking);
     try {
+      // The input blocks, the middle block, then the output blocks, each joined with its mirror's output.
       for (const spec of this.arch.blocks) {
         if (spec.b > stopAt) break;
-        const [, size, width] = h[0].shape;
-        const widest = Math.max(spec.inChannels, spec.channels);
-        h = regroup(h, n > 1 && this.rowsPerBand(size, width, widest, widest) < size, (x) => this.park(x));
-        const skip = spec.part === 'output' ? this.skipParts(skips.get(spec.skipFrom!)!, h.length) : undefined;
-        const extra = add.get(spec.b);
-        const newSkips: Parked<tf.Tensor4D>[] = [];
-        if (needed.has(spec.b)) skips.set(spec.b, newSkips);
-        const captured: tf.Tensor4D[] = [];
-        try {
-          for (let i = 0; i < h.length; i++) {
-            const split = h.length > 1;
-            const out = this.runPart(spec, h[i].take(), skip?.(i), emb, extra, split ? i : undefined);
-            // Skips and captures share the output's data (an alias, not a copy); large skips wait outside the wasm heap.
-            if (needed.has(spec.b)) newSkips.push(this.park(alias(out)));
-            if (capture.has(spec.b)) captured.push(alias(out));
-            h[i] = split ? this.park(out) : park(out, Infinity);
-          }
-        } catch (e) {
-          tf.dispose(captured);
-          throw e;
-        }
-        skips.get(spec.skipFrom!)?.forEach((s) => s.dispose());
-        skips.delete(spec.skipFrom!);
-        if (capture.has(spec.b)) features.set(spec.b, captured.length === 1 ? captured[0] : joinParts(captured));
+        h.regroup(n > 1 && this.layers.banded(h.shape, Math.max(spec.inChannels, spec.channels)));
+        const skip = spec.part === 'output' ? hs.take(spec.skipFrom!, h.count) : undefined;
+        const run = (x: tf.Tensor4D, example?: number) => this.runPart(spec, x, skip?.(example ?? 0), emb, add.get(spec.b), example);
+        const captured = h.apply(run, (y) => hs.keep(spec.b, y), capture.has(spec.b));
+        if (captured) features.set(spec.b, captured);
+        if (skip) hs.release(spec.skipFrom!);
       }
-      if (!runAll) return { features };
-      const outputs: tf.Tensor4D[] = [];
-      try {
-        for (const part of h) {
-          const x = part.take();
-          try {
-            outputs.push(this.outHead(x));
-          } finally {
-            x.dispose();
-          }
-        }
-      } catch (e) {
-        tf.dispose(outputs);
-        throw e;
-      }
-      return { features, output: outputs.length === 1 ? outputs[0] : joinParts(outputs) };
+      return runAll ? { features, output: h.finish((x) => this.outHead(x)) } : { features };
     } catch (e) {
       features.forEach((f) => f.dispose());
       throw e;
     } finally {
-      h.forEach((part) => part.dispose());
-      skips.forEach((parts) => parts.forEach((s) => s.dispose()));
+      h.dispose();
+      hs.dispose();
       emb.dispose();
     }
   }
@@ -433,20 +360,6 @@ export class ADMUNet {
     } finally {
       tf.dispose([x, input, ...(skip ? [skip] : [])]);
     }
-  }
-
-  // Sets a map aside until a later block takes it: out of the wasm heap when it holds parkBytes or
-  // more, in JS buffers this model reuses from forward to forward.
-  private park(x: tf.Tensor4D): Parked<tf.Tensor4D> {
-    return park(x, this.parkBytes, this.parking);
-  }
-
-  // The skip's part for each of `count` parts of h: taken one at a time when both are split alike,
-  // otherwise taken whole and regrouped to h's parts.
-  private skipParts(parked: Parked<tf.Tensor4D>[], count: number): (i: number) => tf.Tensor4D {
-    if (parked.length === count) return (i) => parked[i].take();
-    const parts = regroup(parked, count > 1, (x) => park(x, Infinity));
-    return (i) => parts[i].take();
   }
 
   /**
@@ -472,108 +385,9 @@ export class ADMUNet {
   dispose(): void {
     if (this.disposed) return;
     this.weights.dispose();
-    this.winogradCache.forEach(({ u }) => tf.dispose(u));
-    this.winogradCache.clear();
+    this.layers.dispose();
     this.parking.clear();
     this.disposed = true;
-  }
-
-  private readonly param: Params = Object.assign((name: string) => this.weights.get(name), {
-    conv3x3: (x: tf.Tensor4D, prefix: string, stride: 1 | 2 = 1) =>
-      stride === 1 ? this.conv3x3Rows(rowsOf(x), prefix) : conv3x3(x, this.weights.get(`${prefix}.weight`), this.weights.get(`${prefix}.bias`), stride),
-    conv3x3Rows: (x: Rows, prefix: string, epilogue?: (y: tf.Tensor4D, top: number) => tf.Tensor4D) => this.conv3x3Rows(x, prefix, epilogue),
-    linear: (x: tf.Tensor2D, prefix: string) => this.linear(x, prefix),
-    statRows: ([, h, w, c]: readonly number[]) => bandRows(h, 3 * w * c, this.bandFloats),
-  });
-
-  // A streamed weight is new on every forward, so with few rows (the embedding's one per example,
-  // attention and skips on 8×8 maps) it goes on the left (matMulRowsLeft): on wasm with 2 threads
-  // 0.9 against 6.5 ms for 1 × 1024 → 2048, 11.8 against 16.2 ms for 64 × 1024 → 3072; from 256
-  // rows on the weight on the right was faster.
-  private linear(x: tf.Tensor2D, prefix: string): tf.Tensor2D {
-    return tf.tidy(() => {
-      const name = `${prefix}.weight`;
-      const b = this.weights.get(`${prefix}.bias`);
-      if (x.shape[0] <= LINEAR_LEFT_MAX_ROWS && !this.weights.isResident(name))
-        return tf.add(matMulRowsLeft(x, this.weights.getRows(name)), b) as tf.Tensor2D;
-      const [cin, cout] = this.weights.shapeOf(name).slice(-2);
-      return dense(x, tf.reshape(this.weights.get(name), [cin, cout]) as tf.Tensor2D, b as tf.Tensor1D);
-    });
-  }
-
-  // Bands of output rows, each convolved from its input rows plus one neighbour row on either side
-  // (zero rows only at the map's edges), with the filter fetched and transformed once for all.
-  private conv3x3Rows(x: Rows, prefix: string, epilogue?: (y: tf.Tensor4D, top: number) => tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => {
-      const [n, h, w, cin] = x.shape;
-      const conv = this.convFor(prefix, x.shape);
-      const rows = n === 1 ? this.rowsPerBand(h, w, cin, this.weights.shapeOf(`${prefix}.weight`)[3]) : h;
-      return mapBands(h, rows, (top, count) =>
-        tf.tidy(() => {
-          const first = Math.max(0, top - 1);
-          const last = Math.min(h, top + count + 1);
-          const y = conv(x.get(first, last - first), [1 - (top - first), 1 - (last - top - count)]);
-          return epilogue ? epilogue(y, top) : y;
-        }),
-      );
-    });
-  }
-
-  // Output rows per band of a conv on a `h × w` map: its input band, the activation made on the way
-  // (about 3 band-sized copies) and, for Winograd F(2×2, 3×3), 4× the input and twice 4× the output.
-  private rowsPerBand(h: number, w: number, cin: number, cout: number): number {
-    return bandRows(h, w * (4 * cin + 4 * (cin + 2 * cout)), this.bandFloats);
-  }
-
-  // A stride-1 3×3 conv for maps of `shape` (rows padded by `rowPad`, columns by 1), its algorithm
-  // chosen for the whole map and its filter fetched (and transformed) now, in the caller's scope.
-  private convFor(prefix: string, [n, h, wd]: readonly number[]): (x: tf.Tensor4D, rowPad?: RowPad) => tf.Tensor4D {
-    const name = `${prefix}.weight`;
-    const b = this.weights.get(`${prefix}.bias`);
-    const [, , cin, cout] = this.weights.shapeOf(name);
-    const streamed = !this.weights.isResident(name);
-    const algo = this.conv === 'auto' || this.conv === 'fast' ? this.autoAlgorithm(streamed, [n, h, wd], cin * cout) : this.conv;
-    if (algo === 'gemm' && cin >= 8) {
-      const wT = this.weights.getRows(name);
-      return (x, rowPad) => withFastInputGrad(x, wT, (v) => conv3x3Gemm(v, wT, b, rowPad), rowPad);
-    }
-    const m: WinogradTile = algo === 'winograd4' ? 4 : 2;
-    if (algo !== 'direct' && cin >= 8 && streamed && n * Math.ceil(h / m) * Math.ceil(wd / m) <= LEFT_MAX_TILES) {
-      const wT = this.weights.getRows(name);
-      const ut = winogradFiltersRows(wT, m);
-      return (x, rowPad) => withFastInputGrad(x, wT, (v) => winogradConv3x3(v, ut, b, m, rowPad, 'left'), rowPad);
-    }
-    const w = this.weights.get(name) as tf.Tensor4D;
-    if (algo === 'direct' || cin < 8) return (x, rowPad) => withFastInputGrad(x, w, (v) => conv3x3(v, w, b, 1, rowPad), rowPad);
-    const u = this.winogradFilters(prefix, w, m);
-    return (x, rowPad) => withFastInputGrad(x, w, (v) => winogradConv3x3(v, u, b, m, rowPad), rowPad);
-  }
-
-  // Winograd pays where a conv has at least 128×128 channels and enough tiles to share each
-  // transformed filter: on a 32×32 map or larger. Streamed filters are repacked by XNNPACK on every
-  // forward whatever the algorithm, and with the filters on the left (see convFor) Winograd
-  // beat the other paths down to 8×8 maps (wasm, 2 threads, 1024→1024: 12 ms on 8×8 against 22 ms by
-  // conv3x3Gemm; 33 against 126 ms on 16×16). F(4×4) is worth its larger filters from 16×16 on (at
-  // 8×8, 30 against 12 ms for F(2×2)). Below that a streamed filter goes through conv3x3Gemm when the
-  // pixels are few, tf.conv2d otherwise.
-  private autoAlgorithm(streamed: boolean, [n, h, w]: number[], channelPairs: number): 'direct' | 'winograd2' | 'winograd4' | 'gemm' {
-    if (channelPairs >= 128 * 128 && h * w >= (streamed ? 8 * 8 : 32 * 32)) return this.conv === 'fast' && h * w >= 16 * 16 ? 'winograd4' : 'winograd2';
-    return n * h * w <= GEMM_MAX_PIXELS && streamed ? 'gemm' : 'direct';
-  }
-
-  // Transformed filters: kept between forwards for resident weights within the cache budget,
-  // otherwise made in the caller's scope and freed with it.
-  private winogradFilters(prefix: string, w: tf.Tensor4D, m: WinogradTile): tf.Tensor2D[] {
-    const cached = this.winogradCache.get(prefix);
-    if (cached?.m === m) return cached.u;
-    const u = winogradFilters(w, m);
-    const bytesOf = (ts: tf.Tensor[]) => ts.reduce((s, t) => s + 4 * t.size, 0);
-    const freed = cached ? bytesOf(cached.u) : 0;
-    if (!this.weights.isResident(`${prefix}.weight`) || bytesOf(u) > this.winogradCacheLeft + freed) return u;
-    if (cached) tf.dispose(cached.u);
-    this.winogradCache.set(prefix, { m, u: u.map((t) => tf.keep(t)) });
-    this.winogradCacheLeft += freed - bytesOf(u);
-    return u;
   }
 
   /** Where the weights live: bytes held as tensors and bytes streamed from JS memory per forward. */
@@ -659,28 +473,6 @@ export class ADMUNet {
         throw new InputError(`add: the tensor for block ${b} must have shape [${want}], got ${t instanceof tf.Tensor ? `[${t.shape}]` : typeof t}`);
     }
     return add;
-  }
-}
-
-// One part per example (splitting a batch, each set aside by `hold`), or the batch as one part
-// (joining examples); the parts given are consumed.
-function regroup(parts: Parked<tf.Tensor4D>[], perExample: boolean, hold: (x: tf.Tensor4D) => Parked<tf.Tensor4D>): Parked<tf.Tensor4D>[] {
-  if (perExample && parts.length === 1 && parts[0].shape[0] > 1) {
-    const whole = parts[0].take();
-    try {
-      return Array.from({ length: whole.shape[0] }, (_, i) => hold(sliceRows(whole, i, 1)));
-    } finally {
-      whole.dispose();
-    }
-  }
-  return !perExample && parts.length > 1 ? [park(joinParts(parts.map((p) => p.take())), Infinity)] : parts;
-}
-
-function joinParts(parts: tf.Tensor4D[]): tf.Tensor4D {
-  try {
-    return tf.concat(parts, 0);
-  } finally {
-    tf.dispose(parts);
   }
 }
 

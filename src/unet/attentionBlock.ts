@@ -11,7 +11,7 @@ import { sliceRows } from '../backend/sliceRows.js';
  * the output channel of head h, channel c, is `h·ch + c` in both orders.
  *
  * The attention itself is {@link multiHeadAttention}: plain 2-D matMuls per example and head, with
- * a hand-written backward pass (batched or transposed matMuls run 10–200× slower on wasm).
+ * a hand-written backward pass (batched or transposed matMuls are far slower on wasm; docs/tuning.md#attention).
  * @param qkv `[N, L, 3C]` (tokens last-but-one, unlike the reference's `[N, 3C, L]`).
  * @returns `[N, L, C]`.
  */
@@ -20,9 +20,8 @@ export function qkvAttention(qkv: tf.Tensor3D, heads: number, legacy: boolean): 
     const [n, l, width] = qkv.shape;
     const c = width / 3;
     const ch = c / heads;
-    // → [3, N·L·C] with q, k, v each laid out [N, L, heads·ch]. As rank-3 transposes: wasm's rank-5 one
-    // (N > 1; size-1 axes are dropped first) takes a generic path, 862 against 15 ms for the qkv of one
-    // 32×32 block of the 256 model at batch 3.
+    // → [3, N·L·C] with q, k, v each laid out [N, L, heads·ch], by rank-3 transposes: wasm's rank-5 one
+    // (N > 1) takes a slow generic path (docs/tuning.md#attention).
     const split = legacy
       ? tf.transpose(tf.reshape(qkv, [n * l * heads, 3, ch]), [1, 0, 2])
       : tf.transpose(tf.reshape(qkv, [n * l, 3, c]), [1, 0, 2]);

@@ -36,8 +36,8 @@ export function applyAffine(x: tf.Tensor4D, { scale, offset }: NormAffine): tf.T
  * folded into one scale and offset, so that the normalised map can be made band by band where it is
  * used (and folding leaves two elementwise passes over the map instead of six).
  *
- * Why not `tf.moments`: on wasm a mean over (H, W) runs a transpose and a single-threaded reduction
- * (about 90 ms for a 256×256×256 map), while XNNPACK's average pool over the map takes 5 ms (a
+ * Why not `tf.moments`: on wasm a mean over (H, W) runs a transpose and a single-threaded reduction,
+ * many times slower than XNNPACK's average pool over the map (docs/tuning.md#group-norm; a
  * `[1, H·W] × [H·W, C]` matMul would be as fast but repacks its right operand, the map, on every
  * call).
  * @param rows with one example, gather the statistics over bands of this many rows, so that the

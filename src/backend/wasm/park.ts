@@ -14,9 +14,7 @@ export interface Parked<T extends tf.Tensor> {
 
 /**
  * JS buffers for parked values, reused from one forward to the next. Writing into freshly allocated
- * memory costs its page faults: on this project's 2-core VM, copying 64 MiB into a new array took
- * 265 ms against 5 ms into one already used, which made parking a 256×256 model's skips cost 0.5–0.9 s
- * of each full forward. The free buffers are capped at the most bytes ever parked at once (the oldest
+ * memory costs its page faults, many times the copy itself (docs/tuning.md#parking). The free buffers are capped at the most bytes ever parked at once (the oldest
  * are dropped first): enough for the next forward of the same shapes to allocate nothing.
  */
 export class ParkingBuffers {
@@ -62,8 +60,8 @@ export class ParkingBuffers {
  * at least `minBytes` is copied to JS memory (into a buffer of `buffers` when given) and freed from
  * the heap until {@link Parked.take} uploads it again: the U-Net's encoder maps wait there for their
  * decoder blocks (192 MiB at 256×256 for one image), and a heap that never shrinks fragments around
- * such long-lived blocks, which left the 256 model's heap near twice its live tensors. Elsewhere `x`
- * is kept as it is.
+ * such long-lived blocks, which left the heap far larger than its live tensors
+ * (docs/tuning.md#parking). Elsewhere `x` is kept as it is.
  */
 export function park<T extends tf.Tensor>(x: T, minBytes = 0, buffers?: ParkingBuffers): Parked<T> {
   const heap = x.dtype === 'float32' && 4 * x.size >= minBytes ? wasmHeap() : null;

@@ -1,12 +1,12 @@
 /**
  * Passes of the 256 models' forward that tfjs has no fitting kernel for, as WebAssembly SIMD
  * functions running in the wasm backend's own memory: float16 → float32 decoding of streamed
- * weights, and the Winograd filter, input and output transforms. In JavaScript the decoding took 2.3 ns per
- * weight and the output transform 2 s of each 256 full forward (JavaScript has no SIMD and checks
- * every typed-array access); the input transform as tfjs depthwise convs pads 6-tap kernels to 9
+ * weights, and the Winograd filter, input and output transforms. In JavaScript the decoding and the
+ * output transform were a large share of each 256 full forward (JavaScript has no SIMD and checks
+ * every typed-array access; docs/tuning.md#simd-kernels); the input transform as tfjs depthwise convs pads 6-tap kernels to 9
  * (shorter ones are an order of magnitude slower there) and copies the input into a padded one first.
  *
- * The module is assembled at first use (a few hundred bytes, see {@link ./wasmAssembler}) and imports
+ * The module is assembled at first use (a few hundred bytes, see {@link ./assembler}) and imports
  * the backend's `WebAssembly.Memory`, which tfjs-backend-wasm 4.22.0 exposes on its emscripten
  * module (`wasmMemory` in the threaded build, `asm.memory` otherwise). Whenever any of that is not
  * there (another backend or version, no SIMD) {@link simdKernels} is null and callers keep their

@@ -5,7 +5,8 @@ import type { Rows } from './rows.js';
  * What layers get from the model: weights by their reference state-dict names, already in tfjs
  * layout (HWIO convs, `[in, out]` matrices), and the model's 3×3 convolution. Layers take this
  * rather than tensors so that where weights live (resident, streamed), how a 3×3 conv is computed
- * (direct, Winograd) and how large maps are split into bands stay the model's business.
+ * (direct, Winograd) and how large maps are split into bands stay the business of the runner that
+ * implements it (`LayerRunner`).
  */
 export interface Params {
   (name: string): tf.Tensor;

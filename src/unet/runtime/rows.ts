@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { alias, recordingGradients } from '../../backend/engine.js';
 import { sliceRows } from '../../backend/sliceRows.js';
-import { heapView, wasmHeap } from '../../backend/wasm/heap.js';
+import { heapView, wasmHeap } from '../../backend/wasm/index.js';
 import { downsampleAvg, upsampleNearest } from '../resample.js';
 
 /**

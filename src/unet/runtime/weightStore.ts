@@ -10,8 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../../errors.js';
 import { f16ToF32, f32ToF16 } from '../../io/safetensors.js';
-import { simdKernels } from '../../backend/wasm/simdKernels.js';
-import { tensorFromFill } from '../../backend/wasm/heap.js';
+import { simdKernels, tensorFromFill } from '../../backend/wasm/index.js';
 
 /** How the weights are kept. */
 export interface WeightOptions {

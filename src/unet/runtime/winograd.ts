@@ -1,6 +1,6 @@
 /**
  * Winograd 3×3 convolutions F(m×m, 3×3) built from ordinary tfjs ops, for wasm where they beat
- * `tf.conv2d` 1.7–4.5× at every ADM shape (docs/backends.md#winograd). Stride 1, padding 1, NHWC/HWIO.
+ * `tf.conv2d` at every ADM shape (docs/backends.md#winograd, docs/tuning.md#winograd). Stride 1, padding 1, NHWC/HWIO.
  *
  * Each output tile of m×m comes from an (m+2)×(m+2) input tile: V = Bᵀ d B (input transform),
  * U = G g Gᵀ (filter transform), M = V ⊙ U summed over input channels — which is (m+2)² plain 2-D
@@ -10,8 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { matMulRowsLeft } from '../../ops/dense.js';
 import { sliceRows } from '../../backend/sliceRows.js';
-import { simdKernels, type SimdKernels } from '../../backend/wasm/simdKernels.js';
-import { heapOffset, heapTensor, heapView, tensorFromFill, wasmHeap, type WasmHeap } from '../../backend/wasm/heap.js';
+import { heapOffset, heapTensor, heapView, simdKernels, tensorFromFill, wasmHeap, type SimdKernels, type WasmHeap } from '../../backend/wasm/index.js';
 import type { RowPad } from './conv3x3.js';
 
 /** Tile size m of F(m×m, 3×3). */
@@ -239,8 +238,8 @@ const multiplyLeft: Multiply = matMulRowsLeft;
  * Y = Aᵀ M A for every tile, from the α² products `[P, Cout]` (ξ = r·α + c), plus the bias, laid out
  * as the image `[N, outH, w, Cout]`. On wasm one pass over the heap does it, reading each product
  * once and writing each output once (a SIMD kernel; a JavaScript loop where the kernel cannot run):
- * as tfjs ops it took a concat of the products, a matMul with a 4-row left operand whose huge right operand XNNPACK repacks on every call (about
- * 2 GFLOP/s; 11 % of the 256 model's full pass), two transposes and the bias add. `heap` and
+ * as tfjs ops it took a concat of the products, a matMul with a 4-row left operand whose huge right operand XNNPACK repacks on every call
+ * (docs/tuning.md#simd-kernels), two transposes and the bias add. `heap` and
  * `simd` are the caller's, looked up once per convolution (null where unavailable).
  */
 function outputTransform(heap: WasmHeap | null, simd: SimdKernels | null, products: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile, [n, th, tw]: number[], outH: number, w: number): tf.Tensor4D {
@@ -362,7 +361,7 @@ function outputTransformOps(products: tf.Tensor2D[], m: WinogradTile, [n, th, tw
     // along axis 0, which wasm's Concat does with one block copy per input.
     const y = tf.matMul(tf.tensor2d(kron(at, at), [m * m, alpha * alpha]), tf.reshape(tf.concat(products, 0), [alpha * alpha, n * th * tw * cout]));
     // y is (i, j, tile row, tile column, Cout); the image wants (tile row, i, tile column, j, Cout).
-    // Two 4-D transposes, because wasm's 5-D transpose takes a generic path about 8× slower.
+    // Two 4-D transposes, because wasm's 5-D transpose takes a much slower generic path (docs/tuning.md#simd-kernels).
     const rowsFirst = tf.transpose(tf.reshape(y, [m, m, n * th, tw * cout]), [2, 0, 1, 3]);
     const tiles = tf.transpose(tf.reshape(rowsFirst, [n * th * m, m, tw, cout]), [0, 2, 1, 3]);
     const out = tf.reshape(tiles, [n, th * m, tw * m, cout]) as tf.Tensor4D;
