@@ -97,7 +97,7 @@ const feats = await extractFeatures(x0, {
   seed: 0,
   pool: POOL,
   maxBatch: N,
-  onProgress: (done, total) => console.log(`  forward: ${done}/${total} rows`),
+  onProgress: (p) => console.log(`  forward: ${p.done}/${p.total} rows`),
 });
 const seconds = (performance.now() - start) / 1000;
 console.log(`features: ${T_LIST.length} t × ${B_LIST.length} b in ${seconds.toFixed(1)} s; shapes at t = ${T_LIST[0]}:`);

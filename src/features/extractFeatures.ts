@@ -7,6 +7,7 @@ import { InputError } from '../errors.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
 import { checkImageRange, checkTimesteps, type IMAGE_RANGE_LIMIT } from '../unet/schedule.js';
 import { checkSeed, stepNoise } from '../util/noise.js';
+import { progressClock, type ExtractProgressInfo, type ProgressCallback } from '../util/progress.js';
 
 /**
  * What {@link extractFeatures} needs of a backbone; `ADMUNet` has it. Declared here, not imported,
@@ -62,15 +63,12 @@ export interface ExtractOptions {
   checkRange?: boolean;
   /**
    * Most (t, example) rows per U-Net forward. Default: as many as make 65 536 pixels (1 at 256×256,
-   * 16 at 64×64, 64 at 32×32). Batching more
-   * buys little on CPU backends, where the work is compute-bound (256×256 model, wasm: three t in one
-   * forward of batch 3 took 1.08× as long per row as three forwards of batch 1), while memory grows
-   * with the batch (at 256×256 the wasm heap stays under 1 GiB, as large maps wait in JS memory, but
-   * peak RSS went from 2.2 GiB at batch 1 to 3.1 GiB at batch 4). Results do not depend on it.
+   * 16 at 64×64, 64 at 32×32). Results do not depend on it; on CPU backends a larger batch buys little
+   * speed and costs memory (docs/performance.md#batching).
    */
   maxBatch?: number;
-  /** Called after each forward with the number of (t, example) rows done so far. */
-  onProgress?: (done: number, total: number) => void;
+  /** Called after each forward: `done` of `total` (t, example) rows. */
+  onProgress?: ProgressCallback<ExtractProgressInfo>;
 }
 
 /**
@@ -185,6 +183,7 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
 
   // Rows of the combined batch are t-major: row r is example r % n at step ts[floor(r / n)].
   const total = ts.length * n;
+  const clock = progressClock();
   const pieces = new Map<string, tf.Tensor4D[]>();
   let xt: tf.Tensor4D | undefined;
   try {
@@ -220,7 +219,7 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
       } finally {
         features.forEach((m) => m.dispose());
       }
-      opts.onProgress?.(end, total);
+      opts.onProgress?.({ kind: 'extract', ...clock(end, total) });
       // A full turn of the event loop, not a microtask: a page can repaint and streamed filters' JS memory be reclaimed.
       await nextTurn();
     }

@@ -23,6 +23,7 @@ import { sliceRows } from '../backend/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
 import { checkImageRange, checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
 import { timestepEmbedding } from './timestepEmbedding.js';
+import { progressClock, type LoadProgressInfo, type ProgressCallback, type ProgressInfo } from '../util/progress.js';
 import { extractFeatures, type ExtractOptions, type FeatureSet } from '../features/extractFeatures.js';
 
 /** Options of {@link ADMUNet.forward}. */
@@ -52,13 +53,8 @@ export interface ForwardResult {
   output?: tf.Tensor4D;
 }
 
-/** Progress of {@link ADMUNet.load}, in bytes of tensor data read. */
-export interface LoadProgress {
-  loaded: number;
-  total: number;
-  /** The weight just read. */
-  key: string;
-}
+/** Progress of {@link ADMUNet.load}: the `'load'` member of {@link ProgressInfo}. */
+export type LoadProgress = LoadProgressInfo;
 
 /** Options of {@link ADMUNet.create}, {@link ADMUNet.load} and {@link ADMUNet.fromStateDict}. */
 export interface ModelOptions extends WeightOptions {
@@ -89,7 +85,7 @@ export interface LoadOptions extends ModelOptions {
    */
   strict?: boolean;
   /** Called after each weight is read. */
-  onProgress?: (p: LoadProgress) => void;
+  onProgress?: ProgressCallback<LoadProgressInfo>;
 }
 
 /** A weight in the reference layout, as a state dict holds it. */
@@ -208,11 +204,12 @@ export class ADMUNet {
       checkKeys(arch, new Map(source.keys().map((k) => [k, source.shape(k)])), opts.strict ?? true, source.label);
       const total = arch.parameters.reduce((s, [k]) => s + source.byteLength(k), 0);
       let loaded = 0;
+      const clock = progressClock();
       return await ADMUNet.build(config, arch, opts, async (add) => {
         for (const [name] of arch.parameters) {
           add(name, await source.readFloat32(name));
           loaded += source.byteLength(name);
-          opts.onProgress?.({ loaded, total, key: name });
+          opts.onProgress?.({ kind: 'load', ...clock(loaded, total), key: name });
         }
       });
     } finally {

@@ -65,7 +65,7 @@ describe('extractFeatures and FeatureSet', () => {
   it('maxBatch splits the work without changing the result, and reports progress', async () => {
     const seen: number[] = [];
     const one = await extractFeatures(x0, { t: [20, 40], b: 6, model: unet, seed: 2 });
-    const split = await extractFeatures(x0, { t: [20, 40], b: 6, model: unet, seed: 2, maxBatch: 4, onProgress: (d, n) => seen.push(d / n) });
+    const split = await extractFeatures(x0, { t: [20, 40], b: 6, model: unet, seed: 2, maxBatch: 4, onProgress: (p) => seen.push(p.done / p.total) });
     expect(seen).toEqual([4 / 6, 1]);
     for (const t of [20, 40]) expect(compareArrays(split.get(t, 6).dataSync(), one.get(t, 6).dataSync(), 1e-5, 1e-5).ok).toBe(true);
     [one, split].forEach((f) => f.dispose());

@@ -106,7 +106,7 @@ describe('U-Net parity through .pt files', () => {
         const act = await readSafetensors(path.join(FIXTURES, fx, 'activations.safetensors'));
         const before = tf.memory().numTensors;
         let progress = 0;
-        const unet = await ADMUNet.load(path.join(FIXTURES, fx, file), cfg.create_model_and_diffusion_args, { onProgress: (p) => (progress = p.loaded / p.total) });
+        const unet = await ADMUNet.load(path.join(FIXTURES, fx, file), cfg.create_model_and_diffusion_args, { onProgress: (p) => (progress = p.done / p.total) });
         expect(progress).toBe(1);
         const x = nchwToNhwc(act.get('x_t')!.data as Float32Array, act.get('x_t')!.shape);
         const xt = tf.tensor4d(x.data, x.shape);

@@ -54,7 +54,7 @@ describe('weights: layouts, state dicts, random init, save and load', () => {
     const file = path.join(tmp, 'a.safetensors');
     let seen = 0;
     await a.save(file);
-    const loaded = await ADMUNet.load(file, tinyFlags, { onProgress: (p) => (seen = p.loaded / p.total) });
+    const loaded = await ADMUNet.load(file, tinyFlags, { onProgress: (p) => (seen = p.done / p.total) });
     expect(seen).toBe(1);
     const x = tf.randomNormal([1, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
     const [o1, o2] = [a.forward(x, [10]).output!, loaded.forward(x, [10]).output!];
