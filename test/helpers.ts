@@ -89,3 +89,44 @@ export function convCase(n: number, h: number, w: number, cin: number, cout: num
   const b = tf.randomNormal([cout], 0, 0.1, 'float32', 3) as tf.Tensor1D;
   return { x, k, b, want: tf.add(tf.conv2d(x, k, 1, 1), b) as tf.Tensor4D };
 }
+
+export interface GradientCheck {
+  /** Flat index of the element checked. */
+  index: number;
+  /** ∂loss/∂v[index] from `tf.variableGrads`. */
+  analytic: number;
+  /** The central difference (loss(v + h) − loss(v − h)) / 2h, h as float32 actually moved the element. */
+  numeric: number;
+  /** |analytic − numeric| / max(|analytic|, |numeric|). */
+  relErr: number;
+}
+
+/**
+ * Checks one element of a variable's gradient against a central difference. `loss` must give the
+ * same value for the same weights (fixed inputs and noise). The element is `index`, or by default
+ * the one with the largest analytic gradient (so the relative error is not dominated by float32
+ * rounding of the loss). The variable is restored bit for bit afterwards, also on error.
+ */
+export function gradientCheck(loss: () => tf.Scalar, v: tf.Variable, h = 1e-2, index?: number): GradientCheck {
+  const { value, grads } = tf.variableGrads(loss, [v]);
+  const g = Float32Array.from(grads[v.name].dataSync());
+  tf.dispose([value, ...Object.values(grads)]);
+  let i = index ?? 0;
+  if (index === undefined) for (let k = 1; k < g.length; k++) if (Math.abs(g[k]) > Math.abs(g[i])) i = k;
+  const orig = Float32Array.from(v.dataSync());
+  const lossAt = (delta: number): [number, number] => {
+    const p = orig.slice();
+    p[i] = Math.fround(orig[i] + delta);
+    tf.tidy(() => v.assign(tf.tensor(p, v.shape, 'float32')));
+    return [p[i] - orig[i], tf.tidy(() => loss().dataSync()[0])];
+  };
+  try {
+    const [dPlus, lPlus] = lossAt(h);
+    const [dMinus, lMinus] = lossAt(-h);
+    const numeric = (lPlus - lMinus) / (dPlus - dMinus);
+    const analytic = g[i];
+    return { index: i, analytic, numeric, relErr: Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), Math.abs(numeric), 1e-30) };
+  } finally {
+    tf.tidy(() => v.assign(tf.tensor(orig, v.shape, 'float32')));
+  }
+}

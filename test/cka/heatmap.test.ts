@@ -5,7 +5,6 @@ import zlib from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
 import { ckaHeatmapPNG, colormap, renderHeatmap, writeCKAHeatmap } from '../../src/cka/heatmap';
-import { ckaMatrixJSON, writeCKAJSON } from '../../src/cka/json';
 import { adler32, encodePNG, zlibStored } from '../../src/io/png';
 import { glyph } from '../../src/cka/font';
 
@@ -132,22 +131,5 @@ describe('CKA heatmap PNG', () => {
     expect(img.width).toBeGreaterThan(0);
     expect([...glyph('€')]).toEqual([...glyph('?')]);
     expect([...glyph('−')]).toEqual([...glyph('-')]);
-  });
-});
-
-describe('CKA matrix JSON', () => {
-  it('keeps values and labels, and round-trips through a file', async () => {
-    const m = [
-      [0.5, 0.25],
-      [0.125, 1],
-    ];
-    const j = ckaMatrixJSON(m, { rowLabels: ['a', 'b'], colLabels: ['c', 'd'], debiased: true, examples: 40 });
-    expect(j).toEqual({ format: 'diffssl.cka-matrix', version: 1, rows: ['a', 'b'], cols: ['c', 'd'], values: m, debiased: true, examples: 40 });
-    expect(ckaMatrixJSON(m).cols).toEqual(['0', '1']);
-    const file = path.join(tmp, 'cka.json');
-    await writeCKAJSON(file, m, { rowLabels: ['a', 'b'] });
-    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({ format: 'diffssl.cka-matrix', version: 1, rows: ['a', 'b'], cols: ['a', 'b'], values: m });
-    expect(() => ckaMatrixJSON([[1, 2, 3]], { colLabels: ['x'] })).toThrow(/colLabels must be 3 strings/);
-    expect(() => ckaMatrixJSON([[Infinity]])).toThrow(InputError);
   });
 });

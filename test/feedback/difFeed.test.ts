@@ -7,7 +7,7 @@ import { DifFeed, feedbackLinks, parseFeedbackArch } from '../../src/feedback/di
 import { fromReference } from '../../src/diffsslModel';
 import { ADMUNet } from '../../src/unet/admUnet';
 import type { BlockInfo } from '../../src/unet/architecture';
-import { BACKENDS, compareArrays, FIXTURES, fixtureJson, setBackend } from '../helpers';
+import { BACKENDS, compareArrays, FIXTURES, fixtureJson, gradientCheck, setBackend } from '../helpers';
 import { expectMatch, headFixture, headWeights, referenceParity, tensorOf } from '../heads/fixtures';
 
 const ADM_TINY = fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args;
@@ -126,6 +126,57 @@ for (const backend of BACKENDS) {
       expect(compareArrays(got.get('t0.pass2.block_5')!.dataSync(), want.features.get(5)!.dataSync(), 1e-5, 1e-5).ok).toBe(true);
       expect(compareArrays(second.get(14)!.dataSync(), want.features.get(14)!.dataSync(), 1e-5, 1e-5).ok).toBe(true);
       tf.dispose([xt, add, ...got.values(), ...second.values(), ...want.features.values()]);
+      feed.dispose();
+    });
+
+    it('pass 2 receives the feedback: its features differ from a plain pass and equal a forward with add of the tapped feedback maps; pass 1 is the plain pass', () => {
+      const feed = new DifFeed(unet, { feedback: [12, 15], seed: 5 });
+      const [m12, m15] = [unet.mirror(12), unet.mirror(15)];
+      expect(feed.links.map((l) => [l.from, l.to])).toEqual([[12, m12], [15, m15]]);
+      const xt = tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 6) as tf.Tensor4D;
+      const t = [150, 700];
+      const fb = new Map<string, tf.Tensor>();
+      const before = tf.memory().numTensors;
+      const { second, first } = feed.forward(xt, t, { capture: [13, 19], firstCapture: [13], tap: (k, x) => /^t0\.fb\.b/.test(k) && fb.set(k, tf.keep(tf.clone(x))) });
+      expect([...fb.keys()].sort()).toEqual(['t0.fb.b12', 't0.fb.b15']);
+      expect(tf.memory().numTensors - before).toBe(3 + fb.size); // second 13 and 19, first 13, the kept taps
+      const plain = unet.forward(xt, t, { capture: [13, 19] });
+      const manual = unet.forward(xt, t, { add: new Map([[m12, fb.get('t0.fb.b12') as tf.Tensor4D], [m15, fb.get('t0.fb.b15') as tf.Tensor4D]]), capture: [13, 19] });
+      for (const b of [13, 19]) {
+        const d = compareArrays(second.get(b)!.dataSync(), manual.features.get(b)!.dataSync(), 1e-5, 1e-5);
+        expect(d.ok, `block ${b} against the manual add: max abs ${d.maxAbs}`).toBe(true);
+        const p = compareArrays(second.get(b)!.dataSync(), plain.features.get(b)!.dataSync(), 1e-5, 1e-5);
+        expect(p.maxRel, `block ${b}: the feedback changes the features`).toBeGreaterThan(1e-2);
+      }
+      const f = compareArrays(first.get(13)!.dataSync(), plain.features.get(13)!.dataSync(), 1e-6, 1e-6);
+      expect(f.ok, `pass 1 block 13 against a plain forward: max abs ${f.maxAbs}`).toBe(true);
+      tf.dispose([...second.values(), ...first.values(), ...fb.values(), ...plain.features.values(), ...manual.features.values()]);
+      expect(tf.memory().numTensors).toBe(before);
+      xt.dispose();
+      feed.dispose();
+    });
+
+    // On cpu the gradient through the U-Net's 2× upsampling is wrong for batches of more than one
+    // (tfjs-backend-cpu's ResizeNearestNeighborGrad; see test/unet/resample.test.ts): expected to fail
+    // there until src/unet/resample.ts has its own gradient.
+    (backend === 'cpu' ? it.fails : it)("the gradient of each feedback network's 1×1 conv weight agrees with a central difference", () => {
+      const feed = new DifFeed(unet, { feedback: [12, 15], seed: 7 });
+      const xt = tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 8) as tf.Tensor4D;
+      const { size, channels } = unet.block(15);
+      const w = tf.randomNormal([2, size, size, channels], 0, 1, 'float32', 9);
+      // L = Σ feature·w (w fixed), in training mode: through BatchNorm's batch statistics and pass 2 of the U-Net.
+      const loss = () => tf.tidy(() => tf.sum(tf.mul(feed.forward(xt, [150, 150], { capture: [15], training: true }).second.get(15)!, w)) as tf.Scalar);
+      const vars = feed.trainableVariables; // per link: conv weight, BN weight, BN bias
+      expect(vars.length).toBe(6);
+      const before = tf.memory().numTensors;
+      for (const [i, what] of [[0, 'link 0 conv weight'], [3, 'link 1 conv weight']] as const) {
+        // A small step: the ReLU right after BatchNorm makes L only piecewise smooth (3 % off at 1e-2;
+        // BatchNorm's own weight and bias move the kinks directly and are ~1 % off even at 1e-3: not checked).
+        const c = gradientCheck(loss, vars[i], 1e-3);
+        expect(c.relErr, `${what} element ${c.index}: analytic ${c.analytic}, central difference ${c.numeric}`).toBeLessThan(1e-2);
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([xt, w]);
       feed.dispose();
     });
 

@@ -5,7 +5,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensors, type ReadTensor } from '../../src/io/safetensors';
 import { ADMUNet } from '../../src/unet/admUnet';
-import { BACKENDS, compareArrays, FIXTURES, fixtureJson, nchwToNhwc, setBackend, warmUp } from '../helpers';
+import { BACKENDS, compareArrays, FIXTURES, fixtureJson, gradientCheck, nchwToNhwc, setBackend, warmUp } from '../helpers';
 
 const tensorOf = (t: ReadTensor) => {
   const { data, shape } = nchwToNhwc(t.data as Float32Array, t.shape);
@@ -46,7 +46,9 @@ for (const backend of BACKENDS) {
       tf.dispose([xt, ...add.values()]);
     });
 
-    it('gradients flow from a captured block back to the added tensor, not into the weights', () => {
+    // On cpu the gradient through the decoder's 2× upsampling is wrong for a batch of two (see
+    // test/unet/resample.test.ts): expected to fail there until src/unet/resample.ts is fixed.
+    (backend === 'cpu' ? it.fails : it)('gradients flow from a captured block back to the added tensor, not into the weights, and agree with a central difference', () => {
       const xt = tensorOf(act.get('t0.x_t')!);
       const t = Array.from(act.get('t0.t')!.data as BigInt64Array, Number);
       const fb = tf.variable(tf.zeros([2, 16, 16, 32]) as tf.Tensor4D);
@@ -58,9 +60,23 @@ for (const backend of BACKENDS) {
       expect(Object.keys(grads)).toEqual([fb.name]);
       const g = grads[fb.name];
       expect(g.shape).toEqual([2, 16, 16, 32]);
-      expect(tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0])).toBeGreaterThan(0);
+      const gs = g.dataSync();
+      let second = gs.length / 2; // the second image's largest gradient element
+      for (let k = second; k < gs.length; k++) if (Math.abs(gs[k]) > Math.abs(gs[second])) second = k;
       tf.dispose([value, g]);
       expect(tf.memory().numTensors).toBe(before);
+      // The largest gradient element of each image against (L(fb + h) − L(fb − h)) / 2h, L = Σ feature·w (w fixed).
+      const w = tf.randomNormal([2, 16, 16, 32], 0, 1, 'float32', 1);
+      const loss = () => tf.tidy(() => tf.sum(tf.mul(unet.forward(xt, t, { add: new Map([[5, fb as unknown as tf.Tensor4D]]), capture: [15] }).features.get(15)!, w)) as tf.Scalar);
+      const start = tf.memory().numTensors;
+      for (const index of [undefined, second]) {
+        // A large step: L is close to linear in the added map, and at h = 1e-2 float32 rounding of L (a sum
+        // over 16k products) already moves the difference by ~2 % for the second image's smaller gradients.
+        const c = gradientCheck(loss, fb, 1e-1, index);
+        expect(c.relErr, `element ${c.index}: analytic ${c.analytic}, central difference ${c.numeric}`).toBeLessThan(1e-2);
+      }
+      expect(tf.memory().numTensors).toBe(start);
+      w.dispose();
       tf.dispose([xt, fb]);
     });
   });
