@@ -1,8 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 
-/** Nearest-neighbour ×2, `F.interpolate(scale_factor=2, mode="nearest")`. */
+// tfjs-backend-cpu's ResizeNearestNeighborGrad is wrong for batches of more than one image, so the
+// gradient is written here: each input pixel receives the sum of its 2×2 block.
+const upsample2 = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const x4 = args[0] as tf.Tensor4D;
+  return {
+    value: tf.image.resizeNearestNeighbor(x4, [x4.shape[1] * 2, x4.shape[2] * 2]),
+    gradFunc: (dy: tf.Tensor) => tf.mul(tf.avgPool(dy as tf.Tensor4D, 2, 2, 'valid'), 4),
+  };
+});
+
+/** Nearest-neighbour ×2, `F.interpolate(scale_factor=2, mode="nearest")`. Differentiable on every backend. */
 export function upsampleNearest(x: tf.Tensor4D): tf.Tensor4D {
-  return tf.image.resizeNearestNeighbor(x, [x.shape[1] * 2, x.shape[2] * 2]);
+  return upsample2(x) as tf.Tensor4D;
 }
 
 /** 2×2 average pooling with stride 2, `F.avg_pool2d(kernel_size=2, stride=2)` (floors odd sides). */

@@ -43,11 +43,9 @@ for (const backend of BACKENDS) {
       tf.dispose([x, w]);
     });
 
-    // tfjs-backend-cpu 4.22's ResizeNearestNeighborGrad gives wrong values for a batch of more than one
-    // image (right for one), so every gradient through the U-Net's decoder on cpu (DifFeed training) is
-    // off. Expected to fail there until src/unet/resample.ts gives upsampleNearest its own gradient;
-    // then drop `.fails` here and in test/feedback/difFeed.test.ts.
-    (backend === 'cpu' ? it.fails : it)('the gradient of upsampleNearest sums each 2×2 block of the output gradient, for every image of a batch', () => {
+    // tfjs-backend-cpu's own ResizeNearestNeighborGrad is wrong for a batch of more than one image: this
+    // guards upsampleNearest's own gradient on every backend.
+    it('the gradient of upsampleNearest sums each 2×2 block of the output gradient, for every image of a batch', () => {
       const x = tf.randomNormal([2, 3, 4, 2], 0, 1, 'float32', 3) as tf.Tensor4D;
       const w = tf.randomNormal([2, 6, 8, 2], 0, 1, 'float32', 4);
       const before = tf.memory().numTensors;
