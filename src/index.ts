@@ -43,6 +43,7 @@ export { LinearHead, MLPHead, parseHeadArc } from './heads/mlpHead.js';
 export type { LinearHeadConfig, MLPHeadConfig } from './heads/mlpHead.js';
 export type { ForwardPassOptions, Tap } from './nn/layers.js';
 export type { CountEntry, FloatEntry, Layout as StateLayout, LoadWeightsOptions, StateEntry } from './nn/state.js';
+export { Module } from './nn/module.js';
 export type { Labels } from './data/labels.js';
 export { DifFormer } from './fusion/difFormer.js';
 export type { DifFormerConfig, FusionBlock, FusionInput } from './fusion/difFormer.js';

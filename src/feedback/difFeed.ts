@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { BatchNorm2d, type ForwardPassOptions } from '../nn/layers.js';
 import { positiveInt } from '../util/checks.js';
-import { disposeState, floatEntry, Init, loadState, prefixed, saveState, trainableOf, type FloatEntry, type LoadWeightsOptions, type StateEntry } from '../nn/state.js';
+import { disposeState, floatEntry, Init, prefixed, type FloatEntry, type StateEntry } from '../nn/state.js';
+import { Module } from '../nn/module.js';
 import { dense } from '../ops/dense.js';
 import { noGrad } from '../ops/noGrad.js';
 import type { ADMUNet } from '../unet/admUnet.js';
@@ -204,12 +205,13 @@ class FeedbackNet {
  * feed.dispose(); // the U-Net stays
  * ```
  */
-export class DifFeed {
+export class DifFeed extends Module {
   readonly links: readonly FeedbackLink[];
   readonly arch: string;
   private readonly nets: FeedbackNet[];
 
   constructor(readonly unet: ADMUNet, config: DifFeedConfig) {
+    super();
     if (!unet || typeof unet.forward !== 'function' || !Array.isArray(unet.blocks)) throw new InputError('DifFeed needs an ADMUNet');
     const fb = config?.feedback;
     let links: FeedbackLink[];
@@ -327,23 +329,4 @@ export class DifFeed {
     return this.nets.flatMap((net, i) => prefixed(`${i}.`, net.state()));
   }
 
-  /** Variables an optimizer updates (not BatchNorm's running statistics). */
-  get trainableVariables(): tf.Variable[] {
-    return trainableOf(this.state());
-  }
-
-  /** Loads weights saved under the reference's names (see {@link LoadWeightsOptions.prefix}; `feedback_layers.` for a reference checkpoint). */
-  loadWeights(source: string | Uint8Array, opts?: LoadWeightsOptions): Promise<void> {
-    return loadState(this.state(), source, opts);
-  }
-
-  /** Saves the feedback networks' weights as safetensors under the reference's names, atomically. */
-  saveWeights(path: string): Promise<void> {
-    return saveState(this.state(), path);
-  }
-
-  /** Frees the feedback networks' weights (not the U-Net's). */
-  dispose(): void {
-    disposeState(this.state());
-  }
 }

@@ -10,7 +10,8 @@ import { dense } from '../ops/dense.js';
 import { formatFusionArc, parseFusionArc, type DenseActivation, type FusionArc } from './fusionArc.js';
 import { gelu, LayerNorm, Linear, type ForwardPassOptions } from '../nn/layers.js';
 import { positiveInt } from '../util/checks.js';
-import { disposeState, floatEntry, Init, loadState, prefixed, saveState, trainableOf, type FloatEntry, type LoadWeightsOptions, type StateEntry } from '../nn/state.js';
+import { floatEntry, Init, prefixed, type FloatEntry, type StateEntry } from '../nn/state.js';
+import { Module } from '../nn/module.js';
 
 /**
  * Multi-head self-attention as timm's `Attention` (qkv Linear without bias, q scaled by
@@ -104,7 +105,7 @@ export interface AttentionHeadConfig {
  * head.dispose(); clf.dispose();
  * ```
  */
-export class AttentionHead {
+export class AttentionHead extends Module {
   readonly arc: FusionArc;
   /** Width of the feature {@link encode} returns. */
   readonly outDim: number;
@@ -114,6 +115,7 @@ export class AttentionHead {
   private readonly classifier: Linear | null;
 
   constructor(config: AttentionHeadConfig) {
+    super();
     const arc = typeof config?.arc === 'string' ? parseFusionArc(config.arc) : config?.arc;
     if (!arc || !Array.isArray(arc.layers) || !Number.isInteger(arc.dim)) throw new InputError('AttentionHead: arc must be a fusion_arc string or a parsed FusionArc');
     this.arc = arc;
@@ -235,23 +237,4 @@ export class AttentionHead {
     return out;
   }
 
-  /** Variables an optimizer updates. */
-  get trainableVariables(): tf.Variable[] {
-    return trainableOf(this.state());
-  }
-
-  /** Loads weights saved under the reference's names (see {@link LoadWeightsOptions.prefix}). */
-  loadWeights(source: string | Uint8Array, opts?: LoadWeightsOptions): Promise<void> {
-    return loadState(this.state(), source, opts);
-  }
-
-  /** Saves the weights as safetensors under the reference's names, atomically. */
-  saveWeights(path: string): Promise<void> {
-    return saveState(this.state(), path);
-  }
-
-  /** Frees the weights. */
-  dispose(): void {
-    disposeState(this.state());
-  }
 }

@@ -8,7 +8,8 @@ import { dense } from '../ops/dense.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
 import { BatchNorm2d, layerNorm, NORM_EPS, type ForwardPassOptions } from '../nn/layers.js';
 import { positiveInt } from '../util/checks.js';
-import { disposeState, filled, floatEntry, Init, loadState, prefixed, saveState, trainableOf, type FloatEntry, type LoadWeightsOptions, type StateEntry } from '../nn/state.js';
+import { filled, floatEntry, Init, prefixed, type FloatEntry, type StateEntry } from '../nn/state.js';
+import { Module } from '../nn/module.js';
 
 /** Which normalisation a tokenizer applies (the reference's `norm_type`). */
 export type NormType = 'layer' | 'batch';
@@ -50,7 +51,7 @@ export interface TokenizerConfig {
  * tok.dispose();
  * ```
  */
-export class Tokenizer {
+export class Tokenizer extends Module {
   readonly config: Readonly<Required<TokenizerConfig>>;
   /** Side of the pooled map: `min(side, pool)`. */
   readonly poolSide: number;
@@ -61,6 +62,7 @@ export class Tokenizer {
   private readonly convBias: FloatEntry;
 
   constructor(config: TokenizerConfig) {
+    super();
     const channels = positiveInt(config?.channels, 'Tokenizer channels');
     const side = positiveInt(config.side, 'Tokenizer side');
     const pool = positiveInt(config.pool, 'Tokenizer pool (pre_pool_size)');
@@ -110,23 +112,4 @@ export class Tokenizer {
     return [...norm, this.convWeight, this.convBias];
   }
 
-  /** Variables an optimizer updates (not BatchNorm's running statistics). */
-  get trainableVariables(): tf.Variable[] {
-    return trainableOf(this.state());
-  }
-
-  /** Loads weights saved under the reference's names (see {@link LoadWeightsOptions.prefix}). */
-  loadWeights(source: string | Uint8Array, opts?: LoadWeightsOptions): Promise<void> {
-    return loadState(this.state(), source, opts);
-  }
-
-  /** Saves the weights as safetensors under the reference's names, atomically. */
-  saveWeights(path: string): Promise<void> {
-    return saveState(this.state(), path);
-  }
-
-  /** Frees the weights. */
-  dispose(): void {
-    disposeState(this.state());
-  }
 }
