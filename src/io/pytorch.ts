@@ -15,7 +15,7 @@ import { CheckpointError, InputError } from '../errors.js';
 import { openByteSource, type ByteSource } from './byteSource.js';
 import { formatOf } from './format.js';
 import { describe, PickleNeedsMoreBytes, PyGlobal, PyTuple, unpickle, type PyCallable, type UnpickleHost } from './pickle.js';
-import { bf16ToF32, f16ToF32 } from './safetensors.js';
+import { bf16ToF32, f16ToF32 } from './float16.js';
 import { ZipArchive } from './zip.js';
 
 /** Element types of torch storages. */
