@@ -26,6 +26,7 @@ export { adaptiveAvgPool2d } from './ops/adaptiveAvgPool.js';
 export { useBestBackend } from './backend/useBestBackend.js';
 export type { BackendAttempt, BackendChoice, BackendOptions } from './backend/useBestBackend.js';
 export { SafetensorsReader, readSafetensors, writeSafetensors, serializeSafetensors } from './io/safetensors.js';
+export type { HostData, HostTensor } from './util/hostTensor.js';
 export type { ReadTensor, SafetensorsDtype, TensorData, TensorInfo, TensorToWrite, TensorsToWrite } from './io/safetensors.js';
 export { TorchCheckpointReader } from './io/pytorch.js';
 export type { TorchDtype, TorchOpenOptions, TorchTensor, TorchTensorInfo } from './io/pytorch.js';

@@ -12,6 +12,7 @@
  * @module
  */
 import { CheckpointError, InputError } from '../errors.js';
+import type { HostTensor } from '../util/hostTensor.js';
 import { openByteSource, type ByteSource } from './byteSource.js';
 import { formatOf } from './format.js';
 import { describe, PickleNeedsMoreBytes, PyGlobal, PyTuple, unpickle, type PyCallable, type UnpickleHost } from './pickle.js';
@@ -38,10 +39,9 @@ export interface TorchTensorInfo {
 }
 
 /** A tensor read contiguously (row-major) in its own dtype; float16/bfloat16 arrive as float32. */
-export interface TorchTensor {
+export interface TorchTensor extends HostTensor {
+  /** The storage's dtype as saved. */
   dtype: TorchDtype;
-  shape: number[];
-  data: Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
 }
 
 /** Options of {@link TorchCheckpointReader.open}. */

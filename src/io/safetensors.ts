@@ -7,6 +7,7 @@
  * @module
  */
 import { CheckpointError, InputError } from '../errors.js';
+import type { HostData, HostTensor } from '../util/hostTensor.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './float16.js';
@@ -22,20 +23,18 @@ export interface TensorInfo {
   byteLength: number;
 }
 
-/** Typed arrays a tensor is read into or written from. */
-export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+/** Typed arrays a safetensors tensor is read into or written from (those with a safetensors dtype). */
+export type TensorData = Exclude<HostData, Int16Array | Int8Array>;
 
 /** One decoded tensor. F16 and BF16 arrive upcast to Float32Array, BOOL as 0/1 bytes. */
-export interface ReadTensor {
+export interface ReadTensor extends HostTensor<TensorData> {
+  /** The dtype stored in the file. */
   dtype: SafetensorsDtype;
-  shape: number[];
-  data: TensorData;
 }
 
 /** One tensor to write; `dtype` may narrow a Float32Array to 'F16' or 'BF16' on the way out. */
-export interface TensorToWrite {
-  shape: number[];
-  data: TensorData;
+export interface TensorToWrite extends HostTensor<TensorData> {
+  /** The dtype to store; by default the data's own (Float32Array → F32, …). */
   dtype?: SafetensorsDtype;
 }
 
