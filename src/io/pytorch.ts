@@ -17,6 +17,7 @@ import { openByteSource, type ByteSource } from './byteSource.js';
 import { formatOf } from './format.js';
 import { describe, PickleNeedsMoreBytes, PyGlobal, PyTuple, unpickle, type PyCallable, type UnpickleHost } from './pickle.js';
 import { bf16ToF32, f16ToF32 } from './float16.js';
+import { TensorFileReader } from './tensorFileReader.js';
 import { ZipArchive } from './zip.js';
 
 /** Element types of torch storages. */
@@ -116,19 +117,20 @@ class StorageType implements PyCallable {
  * await ckpt.close();
  * ```
  */
-export class TorchCheckpointReader {
-  private closed = false;
+export class TorchCheckpointReader extends TensorFileReader<TensorRef> {
   private scratchBuffer?: Uint8Array;
 
   private constructor(
     private readonly src: ByteSource,
     /** Which of PyTorch's two layouts the file has. */
     readonly layout: 'zip' | 'legacy',
-    private readonly tensors: Map<string, TensorRef>,
+    tensors: Map<string, TensorRef>,
     private readonly located: Map<string, Located>,
     /** True for checkpoints written on a big-endian machine (bytes are swapped on read). */
     readonly bigEndian: boolean,
-  ) {}
+  ) {
+    super('torch checkpoint', tensors);
+  }
 
   /** The path, or `'<bytes>'`. */
   get label(): string {
@@ -157,19 +159,9 @@ export class TorchCheckpointReader {
     }
   }
 
-  /** Tensor names in the state dict's order. */
-  keys(): string[] {
-    return [...this.tensors.keys()];
-  }
-
-  /** Whether the state dict has a tensor of this name. */
-  has(name: string): boolean {
-    return this.tensors.has(name);
-  }
-
   /** Dtype, shape, strides and storage of one tensor, without reading it. */
   info(name: string): TorchTensorInfo {
-    const t = this.tensor(name);
+    const t = this.entry(name);
     return {
       name,
       dtype: t.storage.dtype,
@@ -189,7 +181,7 @@ export class TorchCheckpointReader {
    * touching fresh memory is much of what reading costs. The result is then a view of it.
    */
   async readBytes(name: string, into?: Uint8Array): Promise<Uint8Array> {
-    const t = this.tensor(name);
+    const t = this.entry(name);
     const size = ITEM_SIZE[t.storage.dtype];
     const n = t.numel * size;
     if (into !== undefined && (!(into instanceof Uint8Array) || into.length < n || into.byteOffset % Math.min(size, 4) !== 0)) {
@@ -259,10 +251,8 @@ export class TorchCheckpointReader {
     return out;
   }
 
-  /** Releases the file; idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  /** Drops the scratch buffer and closes the file. */
+  protected async release(): Promise<void> {
     this.scratchBuffer = undefined;
     await this.src.close();
   }
@@ -271,13 +261,6 @@ export class TorchCheckpointReader {
   private scratch(bytes: number): Uint8Array {
     if (!this.scratchBuffer || this.scratchBuffer.length < bytes) this.scratchBuffer = new Uint8Array(bytes);
     return this.scratchBuffer;
-  }
-
-  private tensor(name: string): TensorRef {
-    if (this.closed) throw new InputError(`torch checkpoint reader for ${this.label} is closed`);
-    const t = this.tensors.get(name);
-    if (!t) throw new InputError(`torch checkpoint ${this.label} has no tensor "${name}"`);
-    return t;
   }
 }
 

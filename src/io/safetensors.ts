@@ -10,6 +10,7 @@ import { CheckpointError, InputError } from '../errors.js';
 import type { HostData, HostTensor } from '../util/hostTensor.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
+import { TensorFileReader } from './tensorFileReader.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './float16.js';
 
 /** The safetensors dtypes this library reads and writes. */
@@ -53,19 +54,24 @@ type NodeFs = typeof import('node:fs');
 type FileHandle = import('node:fs/promises').FileHandle;
 
 /** Opened file or bytes; reads tensors one at a time by offset (a path is never read into one big buffer). */
-export class SafetensorsReader {
-  private closed = false;
-
+export class SafetensorsReader extends TensorFileReader<Entry> {
   private constructor(
     /** The path, or `'<bytes>'`; named in every error message. */
     readonly source: string,
     /** The header's `__metadata__` string map (empty when absent). */
     readonly metadata: Record<string, string>,
-    private readonly entries: Map<string, Entry>,
+    entries: Map<string, Entry>,
     private readonly dataStart: number,
     private readonly bytes?: Uint8Array,
     private readonly file?: { fs: NodeFs; handle: FileHandle },
-  ) {}
+  ) {
+    super('safetensors file', entries);
+  }
+
+  /** The path, or `'<bytes>'` (the same as {@link SafetensorsReader.source}). */
+  get label(): string {
+    return this.source;
+  }
 
   /** Opens a path (keeping the file descriptor until {@link close}) or wraps bytes already in memory. */
   static async open(source: string | Uint8Array): Promise<SafetensorsReader> {
@@ -92,16 +98,6 @@ export class SafetensorsReader {
       await handle.close();
       throw e;
     }
-  }
-
-  /** Tensor names in header order, which is the order the writer chose (sorted for files we write). */
-  keys(): string[] {
-    return [...this.entries.keys()];
-  }
-
-  /** Whether the file holds a tensor of this name. */
-  has(name: string): boolean {
-    return this.entries.has(name);
   }
 
   /** Dtype, shape and size of one tensor without reading its data; throws InputError naming close keys if absent. */
@@ -132,21 +128,9 @@ export class SafetensorsReader {
     return decode(e, raw);
   }
 
-  /** Releases the file descriptor; idempotent, and a no-op for bytes. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  /** Closes the file descriptor (nothing to do for bytes). */
+  protected async release(): Promise<void> {
     await this.file?.handle.close();
-  }
-
-  private entry(name: string): Entry {
-    if (this.closed) throw new InputError(`safetensors reader for ${this.source} is closed`);
-    const e = this.entries.get(name);
-    if (e) return e;
-    const near = nearestKeys(name, this.keys(), 3);
-    throw new InputError(
-      `safetensors file ${this.source} has no tensor "${name}"` + (near.length ? `; nearest keys: ${near.map((k) => `"${k}"`).join(', ')}` : ''),
-    );
   }
 }
 
@@ -339,18 +323,4 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 function isCount(v: unknown): v is number {
   return Number.isSafeInteger(v) && (v as number) >= 0;
-}
-
-/** Up to `k` keys closest to `name` by edit distance, to make a typo in a weight name obvious. */
-function nearestKeys(name: string, keys: string[], k: number): string[] {
-  const dist = (a: string, b: string) => {
-    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i++) {
-      const next = [i];
-      for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-      row = next;
-    }
-    return row[b.length];
-  };
-  return keys.map((key) => [dist(name, key), key] as const).sort((a, b) => a[0] - b[0]).slice(0, k).map(([, key]) => key);
 }
