@@ -10,11 +10,11 @@ import { CheckpointError, InputError } from '../errors.js';
 import type { HostData, HostTensor } from '../util/hostTensor.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
+import { compareNames, isSafetensorsDtype, ITEM_SIZE, layOutHeader, METADATA_KEY, type SafetensorsDtype } from './safetensorsHeader.js';
 import { TensorFileReader } from './tensorFileReader.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './float16.js';
 
-/** The safetensors dtypes this library reads and writes. */
-export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'U8' | 'BOOL';
+export type { SafetensorsDtype } from './safetensorsHeader.js';
 
 /** What the header says about one tensor, available without reading its data. */
 export interface TensorInfo {
@@ -42,10 +42,8 @@ export interface TensorToWrite extends HostTensor<TensorData> {
 /** Tensors to write, by name. */
 export type TensorsToWrite = Record<string, TensorToWrite> | Map<string, TensorToWrite>;
 
-const ITEM_SIZE: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1, BOOL: 1 };
 /** A hostile header length must not make us allocate gigabytes before we can reject it. */
 const MAX_HEADER_BYTES = 100_000_000;
-const METADATA_KEY = '__metadata__';
 /** Data is copied byte-for-byte into typed arrays, which use host byte order. */
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -211,18 +209,18 @@ function parseHeader(header: Uint8Array, dataLength: number, source: string) {
     const bad = (why: string) => fail(`has a bad header entry for tensor "${name}": ${why}`);
     if (!isObject(v)) throw bad('not an object');
     const { dtype, shape, data_offsets: offs } = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, dtype)) throw bad(`unsupported dtype ${JSON.stringify(dtype)}`);
+    if (!isSafetensorsDtype(dtype)) throw bad(`unsupported dtype ${JSON.stringify(dtype)}`);
     if (!Array.isArray(shape) || !shape.every(isCount)) throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isCount) || offs[0] > offs[1]) {
       throw bad(`data_offsets ${JSON.stringify(offs)} is not [begin, end] with 0 <= begin <= end`);
     }
     const [begin, end] = offs as number[];
-    const expected = shape.reduce((a: number, d: number) => a * d, 1) * ITEM_SIZE[dtype as SafetensorsDtype];
+    const expected = shape.reduce((a: number, d: number) => a * d, 1) * ITEM_SIZE[dtype];
     if (end - begin !== expected) throw bad(`data_offsets span ${end - begin} bytes but ${dtype} ${JSON.stringify(shape)} needs ${expected}`);
     if (end > dataLength) {
       throw fail(`is truncated: tensor "${name}" needs bytes ${begin}..${end} of the data section but only ${dataLength} are present`);
     }
-    entries.set(name, { dtype: dtype as SafetensorsDtype, shape, begin, end });
+    entries.set(name, { dtype, shape, begin, end });
   }
   const byOffset = [...entries].filter(([, e]) => e.end > e.begin).sort((a, b) => a[1].begin - b[1].begin);
   for (let i = 1; i < byOffset.length; i++) {
@@ -256,32 +254,15 @@ function plan(tensors: TensorsToWrite, metadata?: Record<string, string>) {
   const list = (tensors instanceof Map ? [...tensors] : Object.entries(tensors)).map(([name, t]) => {
     if (name === METADATA_KEY) throw new InputError(`"${METADATA_KEY}" is reserved and cannot name a tensor`);
     const dtype = checkTensor(name, t);
-    return { name, t, dtype, byteLength: t.data.length * ITEM_SIZE[dtype] };
+    return { name, t, dtype, shape: t.shape, byteLength: t.data.length * ITEM_SIZE[dtype] };
   });
-  if (metadata !== undefined && (!isObject(metadata) || Object.values(metadata).some((v) => typeof v !== 'string'))) {
-    throw new InputError('safetensors metadata must map strings to strings');
-  }
-  // Data is laid out widest dtype first, so every tensor stays aligned to its item size in the file.
-  const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  list.sort(byName);
-  const layout = [...list].sort((a, b) => ITEM_SIZE[b.dtype] - ITEM_SIZE[a.dtype] || byName(a, b));
-  const offsets = new Map<string, [number, number]>();
-  let total = 0;
-  for (const x of layout) offsets.set(x.name, [total, (total += x.byteLength)]);
-  // Built by hand, not JSON.stringify(object): objects move integer-like keys first, which would unsort them.
-  const fields = metadata ? [`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(metadata)}`] : [];
-  for (const x of list) {
-    fields.push(`${JSON.stringify(x.name)}:${JSON.stringify({ dtype: x.dtype, shape: x.t.shape, data_offsets: offsets.get(x.name) })}`);
-  }
-  const jsonBytes = new TextEncoder().encode(`{${fields.join(',')}}`);
-  const padded = new Uint8Array(8 + Math.ceil(jsonBytes.length / 8) * 8).fill(0x20);
-  new DataView(padded.buffer).setBigUint64(0, BigInt(padded.length - 8), true);
-  padded.set(jsonBytes, 8);
+  // Within a dtype width the data follows the names, as the header does.
+  const { header, layout, total } = layOutHeader(list.sort(compareNames), metadata);
   const parts = layout.map(({ t, dtype }) => (): Uint8Array => {
     const data = dtype === 'F16' ? f32ToF16(t.data as Float32Array) : dtype === 'BF16' ? f32ToBf16(t.data as Float32Array) : t.data;
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   });
-  return { header: padded, parts, total };
+  return { header, parts, total };
 }
 
 function checkTensor(name: string, t: TensorToWrite): SafetensorsDtype {
