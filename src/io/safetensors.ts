@@ -10,6 +10,7 @@ import { CheckpointError, InputError } from '../errors.js';
 import type { HostData, HostTensor } from '../util/hostTensor.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
+import { readFullyAt, readFullyAtSync } from './byteSource.js';
 import { compareNames, isSafetensorsDtype, ITEM_SIZE, layOutHeader, METADATA_KEY, type SafetensorsDtype } from './safetensorsHeader.js';
 import { TensorFileReader } from './tensorFileReader.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './float16.js';
@@ -118,11 +119,7 @@ export class SafetensorsReader extends TensorFileReader<Entry> {
     const e = this.entry(name);
     if (!this.file) return decode(e, this.bytes!.slice(this.dataStart + e.begin, this.dataStart + e.end));
     const raw = new Uint8Array(e.end - e.begin);
-    for (let off = 0; off < raw.length; ) {
-      const got = this.file.fs.readSync(this.file.handle.fd, raw, off, raw.length - off, this.dataStart + e.begin + off);
-      if (got === 0) throw truncatedWhileReading(this.source);
-      off += got;
-    }
+    readFullyAtSync(this.file.fs, this.file.handle.fd, raw, this.dataStart + e.begin, `safetensors file ${this.source}`);
     return decode(e, raw);
   }
 
@@ -285,17 +282,8 @@ function checkTensor(name: string, t: TensorToWrite): SafetensorsDtype {
 
 async function readFully(handle: FileHandle, pos: number, len: number, source: string): Promise<Uint8Array> {
   const buf = new Uint8Array(len);
-  for (let off = 0; off < len; ) {
-    const { bytesRead } = await handle.read(buf, off, len - off, pos + off);
-    if (bytesRead === 0) throw truncatedWhileReading(source);
-    off += bytesRead;
-  }
+  await readFullyAt(handle, buf, pos, `safetensors file ${source}`);
   return buf;
-}
-
-/** A file that shrank after it was opened. */
-function truncatedWhileReading(source: string): CheckpointError {
-  return new CheckpointError(`safetensors file ${source} ended early while reading (was it truncated after opening?)`);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
