@@ -7,7 +7,7 @@ import { InputError } from '../errors.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
 import { Init, prefixed, type StateEntry } from '../nn/state.js';
 import { Module } from '../nn/module.js';
-import { Linear, type ForwardPassOptions } from '../nn/layers.js';
+import { checkFeatureMap, Linear, type ForwardPassOptions } from '../nn/layers.js';
 import { positiveInt } from '../util/checks.js';
 
 /**
@@ -83,8 +83,7 @@ export class MLPHead extends Module {
    */
   forward(x: tf.Tensor4D, opts: ForwardPassOptions = {}): tf.Tensor2D {
     const { channels, pool } = this.config;
-    if (!(x instanceof tf.Tensor) || x.rank !== 4) throw new InputError(`head: x must be an NHWC rank-4 tensor, got ${x instanceof tf.Tensor ? `rank ${x.rank}` : typeof x}`);
-    if (x.shape[3] !== channels) throw new InputError(`head: x has ${x.shape[3]} channels, this head takes ${channels} (NHWC [N, H, W, C])`);
+    checkFeatureMap(x, channels, 'head', 'head');
     const tap = opts.tap;
     return tf.tidy(() => {
       const pooled = adaptiveAvgPool2d(x, pool);

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { dense } from '../ops/dense.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
-import { BatchNorm2d, layerNorm, NORM_EPS, type ForwardPassOptions } from '../nn/layers.js';
+import { BatchNorm2d, checkFeatureMap, layerNorm, NORM_EPS, type ForwardPassOptions } from '../nn/layers.js';
 import { positiveInt } from '../util/checks.js';
 import { filled, floatEntry, Init, prefixed, type FloatEntry, type StateEntry } from '../nn/state.js';
 import { Module } from '../nn/module.js';
@@ -87,8 +87,7 @@ export class Tokenizer extends Module {
    */
   forward(x: tf.Tensor4D, opts: ForwardPassOptions = {}): tf.Tensor3D {
     const { channels, dim } = this.config;
-    if (!(x instanceof tf.Tensor) || x.rank !== 4) throw new InputError(`Tokenizer: x must be an NHWC rank-4 tensor, got ${x instanceof tf.Tensor ? `rank ${x.rank}` : typeof x}`);
-    if (x.shape[3] !== channels) throw new InputError(`Tokenizer: x has ${x.shape[3]} channels, this tokenizer takes ${channels} (NHWC [N, H, W, C])`);
+    checkFeatureMap(x, channels, 'Tokenizer', 'tokenizer');
     const s = this.poolSide;
     const tap = opts.tap;
     return tf.tidy(() => {

@@ -8,6 +8,9 @@ import { importUnbundled } from '../util/dynamicImport.js';
 
 type FileHandle = import('node:fs/promises').FileHandle;
 
+/** Whether typed arrays here are little-endian: the readers view file bytes (little-endian) as typed arrays directly. */
+export const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** A file (or bytes) read by offset. Every range is checked against {@link ByteSource.size} first. */
 export interface ByteSource {
   /** The path, or `'<bytes>'`; named in error messages. */

@@ -12,8 +12,9 @@
  * @module
  */
 import { CheckpointError, InputError } from '../errors.js';
+import { isCount } from '../util/checks.js';
 import type { HostTensor } from '../util/hostTensor.js';
-import { openByteSource, type ByteSource } from './byteSource.js';
+import { LITTLE_ENDIAN_HOST, openByteSource, type ByteSource } from './byteSource.js';
 import { formatOf } from './format.js';
 import { describe, PickleNeedsMoreBytes, PyGlobal, PyTuple, unpickle, type PyCallable, type UnpickleHost } from './pickle.js';
 import { bf16ToF32, f16ToF32 } from './float16.js';
@@ -60,7 +61,6 @@ const STORAGE_TYPES: Record<string, TorchDtype> = {
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 const LEGACY_PROTOCOL = 1001;
 const DEFAULT_MAX_PICKLE = 256 * 1024 * 1024;
-const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** A storage as a persistent id declares it: a `numel`-element root, or a view of one (legacy). */
 class StorageRef {
@@ -490,10 +490,6 @@ function gather(span: Uint8Array, t: TensorRef, size: number, out: Uint8Array): 
 
 function swapBytes(bytes: Uint8Array, size: number): void {
   for (let i = 0; i < bytes.length; i += size) bytes.subarray(i, i + size).reverse();
-}
-
-function isCount(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
 function counts(v: unknown): number[] | undefined {

@@ -7,10 +7,11 @@
  * @module
  */
 import { CheckpointError, InputError } from '../errors.js';
+import { isCount } from '../util/checks.js';
 import type { HostData, HostTensor } from '../util/hostTensor.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
-import { readFullyAt, readFullyAtSync } from './byteSource.js';
+import { LITTLE_ENDIAN_HOST, readFullyAt, readFullyAtSync } from './byteSource.js';
 import { compareNames, isSafetensorsDtype, ITEM_SIZE, layOutHeader, METADATA_KEY, type SafetensorsDtype } from './safetensorsHeader.js';
 import { TensorFileReader } from './tensorFileReader.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './float16.js';
@@ -45,8 +46,6 @@ export type TensorsToWrite = Record<string, TensorToWrite> | Map<string, TensorT
 
 /** A hostile header length must not make us allocate gigabytes before we can reject it. */
 const MAX_HEADER_BYTES = 100_000_000;
-/** Data is copied byte-for-byte into typed arrays, which use host byte order. */
-const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 interface Entry { dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }
 type NodeFs = typeof import('node:fs');
@@ -288,8 +287,4 @@ async function readFully(handle: FileHandle, pos: number, len: number, source: s
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function isCount(v: unknown): v is number {
-  return Number.isSafeInteger(v) && (v as number) >= 0;
 }

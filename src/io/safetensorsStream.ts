@@ -5,6 +5,7 @@
  * @module
  */
 import { InputError } from '../errors.js';
+import { isCount } from '../util/checks.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
 import { ITEM_SIZE, layOutHeader, METADATA_KEY, type StreamDtype } from './safetensorsHeader.js';
 
@@ -69,7 +70,7 @@ function planStream(tensors: StreamTensor[], metadata?: Record<string, string>) 
     if (seen.has(name)) throw new InputError(`tensor "${name}" is listed twice`);
     seen.add(name);
     if (typeof dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, dtype)) throw new InputError(`tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)}`);
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    if (!Array.isArray(shape) || !shape.every(isCount)) {
       throw new InputError(`tensor "${name}" has shape ${JSON.stringify(shape)}, not a list of non-negative integers`);
     }
     const byteLength = shape.reduce((a, d) => a * d, 1) * ITEM_SIZE[dtype];

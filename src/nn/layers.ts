@@ -6,7 +6,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { dense } from '../ops/dense.js';
-
 import { filled, floatEntry, Init, type FloatEntry, type StateEntry } from './state.js';
 
 /**
@@ -22,6 +21,16 @@ export interface ForwardPassOptions {
   training?: boolean;
   /** Receives every intermediate under its fixture key. */
   tap?: Tap;
+}
+
+/**
+ * Checks a head's input feature map: an NHWC rank-4 tensor with `channels` channels.
+ * @param who the module as its errors start (`Tokenizer`, `head`); `self` as they end (`tokenizer`, `head`).
+ * @throws InputError saying what was given instead.
+ */
+export function checkFeatureMap(x: unknown, channels: number, who: string, self: string): asserts x is tf.Tensor4D {
+  if (!(x instanceof tf.Tensor) || x.rank !== 4) throw new InputError(`${who}: x must be an NHWC rank-4 tensor, got ${x instanceof tf.Tensor ? `rank ${x.rank}` : typeof x}`);
+  if (x.shape[3] !== channels) throw new InputError(`${who}: x has ${x.shape[3]} channels, this ${self} takes ${channels} (NHWC [N, H, W, C])`);
 }
 
 /** PyTorch's default epsilon for LayerNorm and BatchNorm. */
