@@ -251,7 +251,10 @@ export class TorchCheckpointReader extends TensorFileReader<TensorRef> {
     return out;
   }
 
-  /** Drops the scratch buffer and closes the file. */
+  /**
+   * Drops the scratch buffer and closes the file.
+   * @internal
+   */
   protected async release(): Promise<void> {
     this.scratchBuffer = undefined;
     await this.src.close();

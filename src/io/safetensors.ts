@@ -122,7 +122,10 @@ export class SafetensorsReader extends TensorFileReader<Entry> {
     return decode(e, raw);
   }
 
-  /** Closes the file descriptor (nothing to do for bytes). */
+  /**
+   * Closes the file descriptor (nothing to do for bytes).
+   * @internal
+   */
   protected async release(): Promise<void> {
     await this.file?.handle.close();
   }

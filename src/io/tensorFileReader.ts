@@ -42,12 +42,16 @@ export abstract class TensorFileReader<E> {
     await this.release();
   }
 
-  /** Frees what the reader holds (file descriptor, buffers); called once, by {@link close}. */
+  /**
+   * Frees what the reader holds (file descriptor, buffers); called once, by {@link close}.
+   * @internal
+   */
   protected abstract release(): Promise<void>;
 
   /**
    * The entry of a tensor.
    * @throws InputError when the reader is closed or has no such tensor (naming the nearest keys).
+   * @internal
    */
   protected entry(name: string): E {
     if (this.closed) throw new InputError(`${this.kind} reader for ${this.label} is closed`);

@@ -5,7 +5,7 @@
  * @module
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { disposeState, loadState, saveState, trainableOf, type HasState, type LoadWeightsOptions, type StateEntry } from './state.js';
+import { disposeState, loadState, saveState, trainableOf, type LoadWeightsOptions, type StateEntry } from './state.js';
 
 /**
  * A module with named state. A subclass implements {@link Module.state}; everything else here is
@@ -21,7 +21,7 @@ import { disposeState, loadState, saveState, trainableOf, type HasState, type Lo
  * head.dispose();
  * ```
  */
-export abstract class Module implements HasState {
+export abstract class Module {
   /** The module's state-dict entries under the reference's names, relative to the module. */
   abstract state(): StateEntry[];
 

@@ -36,12 +36,6 @@ export interface CountEntry {
 /** One state-dict entry. */
 export type StateEntry = FloatEntry | CountEntry;
 
-/** A module that owns named state. */
-export interface HasState {
-  /** The module's state-dict entries, names relative to the module. */
-  state(): StateEntry[];
-}
-
 /** Options of the weight loaders. */
 export interface LoadWeightsOptions {
   /**
