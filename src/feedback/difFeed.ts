@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { BatchNorm2d, type ForwardPassOptions } from '../nn/layers.js';
 import { positiveInt } from '../util/checks.js';
-import { disposeState, floatEntry, Init, prefixed, type FloatEntry, type StateEntry } from '../nn/state.js';
+import { floatEntry, Init, prefixed, type FloatEntry, type StateEntry } from '../nn/state.js';
 import { Module } from '../nn/module.js';
 import { dense } from '../ops/dense.js';
 import { noGrad } from '../ops/noGrad.js';
@@ -147,9 +147,10 @@ export function parseFeedbackArch(arch: string): ('conv' | 'bn' | 'relu' | 'silu
 type FbLayer = { kind: 'conv'; index: number; weight: FloatEntry } | { kind: 'bn'; index: number; bn: BatchNorm2d } | { kind: 'relu' | 'silu' };
 
 /** One feedback network: `C_from → C_to`. */
-class FeedbackNet {
+class FeedbackNet extends Module {
   readonly layers: FbLayer[] = [];
   constructor(arch: string, readonly inChannels: number, readonly outChannels: number, init: Init) {
+    super();
     parseFeedbackArch(arch).forEach((kind, index) => {
       if (kind === 'conv')
         this.layers.push({ kind, index, weight: floatEntry('weight', [outChannels, inChannels, 1, 1], 'conv1x1', init.fanIn([outChannels, inChannels, 1, 1], inChannels)) });
@@ -240,7 +241,7 @@ export class DifFeed extends Module {
     try {
       for (const { from, to } of links) this.nets.push(new FeedbackNet(this.arch, unet.block(from).channels, unet.block(to).channels, init));
     } catch (e) {
-      this.nets.forEach((n) => disposeState(n.state()));
+      this.nets.forEach((n) => n.dispose());
       throw e;
     }
   }

@@ -30,7 +30,7 @@ function selfAttention(x: tf.Tensor3D, qkv: Linear, proj: Linear, heads: number)
 }
 
 /** timm-style pre-norm Transformer block: `x + Attn(LN(x))`, `x + MLP(LN(x))`. */
-class TransformerBlock {
+class TransformerBlock extends Module {
   private readonly norm1: LayerNorm;
   private readonly qkv: Linear;
   private readonly proj: Linear;
@@ -38,6 +38,7 @@ class TransformerBlock {
   private readonly fc1: Linear;
   private readonly fc2: Linear;
   constructor(readonly dim: number, readonly heads: number, mlpRatio: number, init: Init) {
+    super();
     const hidden = Math.trunc(dim * mlpRatio);
     this.norm1 = new LayerNorm(dim);
     this.qkv = new Linear(dim, 3 * dim, init, false);
