@@ -12,18 +12,15 @@ import type { HostData, HostTensor } from '../util/hostTensor.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
 import { LITTLE_ENDIAN_HOST, readFullyAt, readFullyAtSync } from './byteSource.js';
-import { compareNames, isSafetensorsDtype, ITEM_SIZE, layOutHeader, METADATA_KEY, type SafetensorsDtype } from './safetensorsHeader.js';
+import { compareNames, isSafetensorsDtype, ITEM_SIZE, layOutHeader, METADATA_KEY, type HeaderEntry, type SafetensorsDtype } from './safetensorsHeader.js';
 import { TensorFileReader } from './tensorFileReader.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './float16.js';
 
 export type { SafetensorsDtype } from './safetensorsHeader.js';
 
 /** What the header says about one tensor, available without reading its data. */
-export interface TensorInfo {
-  name: string;
+export interface TensorInfo extends HeaderEntry {
   dtype: SafetensorsDtype;
-  shape: number[];
-  byteLength: number;
 }
 
 /** Typed arrays a safetensors tensor is read into or written from (those with a safetensors dtype). */

@@ -22,11 +22,15 @@ export function isSafetensorsDtype(d: unknown): d is SafetensorsDtype {
 /** The header key that holds the string map of metadata, never a tensor. */
 export const METADATA_KEY = '__metadata__';
 
-/** One tensor as the header describes it. */
-export interface HeaderEntry {
+/** A tensor to be written: everything but its bytes. */
+export interface StreamTensor {
   name: string;
   dtype: StreamDtype;
-  shape: readonly number[];
+  shape: number[];
+}
+
+/** One tensor as the header describes it: a {@link StreamTensor} with its size in bytes. */
+export interface HeaderEntry extends StreamTensor {
   byteLength: number;
 }
 

@@ -7,16 +7,9 @@
 import { InputError } from '../errors.js';
 import { isCount } from '../util/checks.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
-import { ITEM_SIZE, layOutHeader, METADATA_KEY, type StreamDtype } from './safetensorsHeader.js';
+import { ITEM_SIZE, layOutHeader, METADATA_KEY, type StreamTensor } from './safetensorsHeader.js';
 
-export type { StreamDtype } from './safetensorsHeader.js';
-
-/** A tensor to be written: everything but its bytes. */
-export interface StreamTensor {
-  name: string;
-  dtype: StreamDtype;
-  shape: number[];
-}
+export type { StreamDtype, StreamTensor } from './safetensorsHeader.js';
 
 /** Options of {@link writeSafetensorsStream}. */
 export interface StreamWriteOptions {
