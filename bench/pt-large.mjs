@@ -56,7 +56,7 @@ async function generate(file, dir) {
   // The zip/pickle writer the tests use (and float16 rounding), bundled on the fly: they are TypeScript.
   const esbuild = await import('esbuild');
   const built = await esbuild.build({
-    stdin: { contents: "export * from './test/io/torchWriter.ts'; export { f32ToF16 } from './src/io/safetensors.ts';", resolveDir: root, loader: 'ts' },
+    stdin: { contents: "export * from './test/io/torchWriter.ts'; export { f32ToF16 } from './src/io/float16.ts';", resolveDir: root, loader: 'ts' },
     bundle: true, platform: 'node', format: 'esm', write: false, logLevel: 'error',
   });
   const modFile = path.join(dir, 'torchWriter.mjs');

@@ -12,7 +12,8 @@ import { parseFusionArc } from './heads/fusionArc.js';
 import { type Tap } from './nn/layers.js';
 import { positiveInt } from './util/checks.js';
 import { MLPHead, parseHeadArc } from './heads/mlpHead.js';
-import { disposeState, loadState, prefixed, saveState, stateDict, trainableOf, type LoadWeightsOptions, type StateEntry } from './nn/state.js';
+import { prefixed, stateDict, type StateEntry } from './nn/state.js';
+import { Module } from './nn/module.js';
 import type { NormType } from './heads/tokenizer.js';
 import type { TensorToWrite } from './io/safetensors.js';
 import { noGrad } from './ops/noGrad.js';
@@ -96,9 +97,12 @@ function blockList(v: unknown, what: string): number[] {
 /**
  * The model `finetune.py` trains: a frozen ADM U-Net, optionally DifFeed's feedback networks, and
  * a head (the linear/MLP `Head` or the attention `AttentionFusion` = {@link DifFormer}). State names
- * are the reference's: `head.…`, `feedback_layers.…`. Built by {@link fromReference}.
+ * are the reference's: `head.…`, `feedback_layers.…`, so {@link Module.loadWeights} takes a reference
+ * checkpoint's `model_head` and `model_feedback` state dicts under those prefixes. Training, saving
+ * and {@link Module.dispose} cover the head and feedback networks, never the U-Net. Built by
+ * {@link fromReference}.
  */
-export class DiffSSLModel {
+export class DiffSSLModel extends Module {
   /** The arguments as given. */
   readonly args: Readonly<FinetuneArgs>;
   readonly t: readonly number[];
@@ -111,6 +115,7 @@ export class DiffSSLModel {
 
   /** @internal use {@link fromReference} */
   constructor(readonly unet: ADMUNet, args: FinetuneArgs, parts: { t: number[]; first: number[]; second: number[]; head: MLPHead | DifFormer; feedback: DifFeed | null }) {
+    super();
     this.args = args;
     this.t = parts.t;
     this.firstBlocks = parts.first;
@@ -211,32 +216,6 @@ export class DiffSSLModel {
     return stateDict(this.state());
   }
 
-  /** Variables an optimizer updates: the head's and the feedback networks' (never the U-Net's). */
-  get trainableVariables(): tf.Variable[] {
-    return trainableOf(this.state());
-  }
-
-  /**
-   * Loads weights trained by the reference: a safetensors file (path or bytes) with the names
-   * `head.…` and `feedback_layers.…` (the reference checkpoint's `model_head` and `model_feedback`
-   * state dicts under those prefixes), PyTorch layouts. Strict: every key must be there with its
-   * shape, and nothing else (within `prefix`, if given).
-   * @throws WeightsError listing every missing, unexpected and mis-shaped key.
-   * @throws CheckpointError for an unreadable file.
-   */
-  loadWeights(source: string | Uint8Array, opts?: LoadWeightsOptions): Promise<void> {
-    return loadState(this.state(), source, opts);
-  }
-
-  /** Saves the head's and feedback networks' weights under the reference's names and layouts, atomically. */
-  saveWeights(path: string): Promise<void> {
-    return saveState(this.state(), path);
-  }
-
-  /** Frees the head's and feedback networks' weights; the U-Net stays. */
-  dispose(): void {
-    disposeState(this.state());
-  }
 }
 
 /** Options of {@link fromReference}. */

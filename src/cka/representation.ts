@@ -5,22 +5,23 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
+import type { HostTensor } from '../util/hostTensor.js';
 
 /** Nested arrays of numbers, examples first (`[n][p]`, or deeper: flattened per example). Typed arrays may stand for the innermost level. */
 export interface NestedArray extends ReadonlyArray<number | NestedArray | ArrayLike<number>> {}
 
-/** A flat buffer with its shape, as `readSafetensors` returns. */
-export interface ShapedData {
-  data: ArrayLike<number>;
-  shape: readonly number[];
-}
+/**
+ * A flat buffer with its shape, as `readSafetensors` returns.
+ * @deprecated the same as `HostTensor<ArrayLike<number>, readonly number[]>`; use {@link HostTensor}.
+ */
+export type ShapedData = HostTensor<ArrayLike<number>, readonly number[]>;
 
 /**
  * One representation of n examples: a tensor `[n, ...]`, nested arrays `[n][...]`, or `{ data, shape }`.
  * Every axis after the first is flattened (a feature map `[n, h, w, c]` becomes `[n, h·w·c]`); a 1-D input is
  * n examples of one feature. Tensors are read, never disposed.
  */
-export type Representation = tf.Tensor | NestedArray | ShapedData;
+export type Representation = tf.Tensor | NestedArray | HostTensor<ArrayLike<number>, readonly number[]>;
 
 /**
  * A representation read and centred: `data` holds `x − mean(x)` per column (the mean taken in float64 from the
@@ -128,8 +129,9 @@ function checkShape(shape: number[], name: string): void {
   if (shape.some((d) => d === 0)) throw new InputError(`${name} has no features (shape [${shape}])`);
 }
 
-function isShaped(rep: unknown): rep is ShapedData {
-  return typeof rep === 'object' && rep !== null && !Array.isArray(rep) && Array.isArray((rep as ShapedData).shape) && typeof (rep as ShapedData).data === 'object' && (rep as ShapedData).data !== null && typeof (rep as ShapedData).data.length === 'number';
+function isShaped(rep: unknown): rep is HostTensor<ArrayLike<number>, readonly number[]> {
+  const r = rep as HostTensor<ArrayLike<number>, readonly number[]>;
+  return typeof rep === 'object' && rep !== null && !Array.isArray(rep) && Array.isArray(r.shape) && typeof r.data === 'object' && r.data !== null && typeof r.data.length === 'number';
 }
 
 const isArrayLike = (v: unknown): v is ArrayLike<unknown> => Array.isArray(v) || ArrayBuffer.isView(v);

@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { BatchNorm2d, type ForwardPassOptions } from '../nn/layers.js';
 import { positiveInt } from '../util/checks.js';
-import { disposeState, floatEntry, Init, loadState, prefixed, saveState, trainableOf, type FloatEntry, type LoadWeightsOptions, type StateEntry } from '../nn/state.js';
+import { floatEntry, Init, prefixed, type FloatEntry, type StateEntry } from '../nn/state.js';
+import { Module } from '../nn/module.js';
 import { dense } from '../ops/dense.js';
 import { noGrad } from '../ops/noGrad.js';
 import type { ADMUNet } from '../unet/admUnet.js';
@@ -146,9 +147,10 @@ export function parseFeedbackArch(arch: string): ('conv' | 'bn' | 'relu' | 'silu
 type FbLayer = { kind: 'conv'; index: number; weight: FloatEntry } | { kind: 'bn'; index: number; bn: BatchNorm2d } | { kind: 'relu' | 'silu' };
 
 /** One feedback network: `C_from → C_to`. */
-class FeedbackNet {
+class FeedbackNet extends Module {
   readonly layers: FbLayer[] = [];
   constructor(arch: string, readonly inChannels: number, readonly outChannels: number, init: Init) {
+    super();
     parseFeedbackArch(arch).forEach((kind, index) => {
       if (kind === 'conv')
         this.layers.push({ kind, index, weight: floatEntry('weight', [outChannels, inChannels, 1, 1], 'conv1x1', init.fanIn([outChannels, inChannels, 1, 1], inChannels)) });
@@ -204,12 +206,13 @@ class FeedbackNet {
  * feed.dispose(); // the U-Net stays
  * ```
  */
-export class DifFeed {
+export class DifFeed extends Module {
   readonly links: readonly FeedbackLink[];
   readonly arch: string;
   private readonly nets: FeedbackNet[];
 
   constructor(readonly unet: ADMUNet, config: DifFeedConfig) {
+    super();
     if (!unet || typeof unet.forward !== 'function' || !Array.isArray(unet.blocks)) throw new InputError('DifFeed needs an ADMUNet');
     const fb = config?.feedback;
     let links: FeedbackLink[];
@@ -238,7 +241,7 @@ export class DifFeed {
     try {
       for (const { from, to } of links) this.nets.push(new FeedbackNet(this.arch, unet.block(from).channels, unet.block(to).channels, init));
     } catch (e) {
-      this.nets.forEach((n) => disposeState(n.state()));
+      this.nets.forEach((n) => n.dispose());
       throw e;
     }
   }
@@ -327,23 +330,4 @@ export class DifFeed {
     return this.nets.flatMap((net, i) => prefixed(`${i}.`, net.state()));
   }
 
-  /** Variables an optimizer updates (not BatchNorm's running statistics). */
-  get trainableVariables(): tf.Variable[] {
-    return trainableOf(this.state());
-  }
-
-  /** Loads weights saved under the reference's names (see {@link LoadWeightsOptions.prefix}; `feedback_layers.` for a reference checkpoint). */
-  loadWeights(source: string | Uint8Array, opts?: LoadWeightsOptions): Promise<void> {
-    return loadState(this.state(), source, opts);
-  }
-
-  /** Saves the feedback networks' weights as safetensors under the reference's names, atomically. */
-  saveWeights(path: string): Promise<void> {
-    return saveState(this.state(), path);
-  }
-
-  /** Frees the feedback networks' weights (not the U-Net's). */
-  dispose(): void {
-    disposeState(this.state());
-  }
 }

@@ -9,7 +9,8 @@ import { AttentionHead } from '../heads/attentionHead.js';
 import { parseFusionArc, type FusionArc } from '../heads/fusionArc.js';
 import { Linear, type ForwardPassOptions } from '../nn/layers.js';
 import { positiveInt } from '../util/checks.js';
-import { disposeState, Init, loadState, prefixed, saveState, trainableOf, type LoadWeightsOptions, type StateEntry } from '../nn/state.js';
+import { Init, prefixed, type StateEntry } from '../nn/state.js';
+import { Module } from '../nn/module.js';
 import { Tokenizer, type NormType } from '../heads/tokenizer.js';
 
 /** A block DifFormer tokenizes: its number and map shape (a row of `ADMUNet.blocks` fits). */
@@ -72,7 +73,7 @@ export interface FusionInput {
  * features.dispose(); fusion.dispose();
  * ```
  */
-export class DifFormer {
+export class DifFormer extends Module {
   readonly config: Readonly<Omit<Required<DifFormerConfig>, 'arc'>> & { arc: FusionArc };
   /** One tokenizer per block. */
   readonly tokenizers: ReadonlyMap<number, Tokenizer>;
@@ -81,6 +82,7 @@ export class DifFormer {
   private readonly classifier: Linear;
 
   constructor(config: DifFormerConfig) {
+    super();
     const arc = typeof config?.arc === 'string' ? parseFusionArc(config.arc) : config?.arc;
     if (!arc || !Array.isArray(arc.layers)) throw new InputError('DifFormer: arc must be a fusion_arc string or a parsed FusionArc');
     if (!Array.isArray(config.blocks) || config.blocks.length === 0) throw new InputError('DifFormer: blocks must list at least one block ({ b, channels, size })');
@@ -176,23 +178,4 @@ export class DifFormer {
     ];
   }
 
-  /** Variables an optimizer updates (not BatchNorm's running statistics). */
-  get trainableVariables(): tf.Variable[] {
-    return trainableOf(this.state());
-  }
-
-  /** Loads weights saved under the reference's names (see {@link LoadWeightsOptions.prefix}). */
-  loadWeights(source: string | Uint8Array, opts?: LoadWeightsOptions): Promise<void> {
-    return loadState(this.state(), source, opts);
-  }
-
-  /** Saves the weights as safetensors under the reference's names, atomically. */
-  saveWeights(path: string): Promise<void> {
-    return saveState(this.state(), path);
-  }
-
-  /** Frees the weights. */
-  dispose(): void {
-    disposeState(this.state());
-  }
 }

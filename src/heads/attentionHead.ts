@@ -10,7 +10,8 @@ import { dense } from '../ops/dense.js';
 import { formatFusionArc, parseFusionArc, type DenseActivation, type FusionArc } from './fusionArc.js';
 import { gelu, LayerNorm, Linear, type ForwardPassOptions } from '../nn/layers.js';
 import { positiveInt } from '../util/checks.js';
-import { disposeState, floatEntry, Init, loadState, prefixed, saveState, trainableOf, type FloatEntry, type LoadWeightsOptions, type StateEntry } from '../nn/state.js';
+import { floatEntry, Init, prefixed, type FloatEntry, type StateEntry } from '../nn/state.js';
+import { Module } from '../nn/module.js';
 
 /**
  * Multi-head self-attention as timm's `Attention` (qkv Linear without bias, q scaled by
@@ -29,7 +30,7 @@ function selfAttention(x: tf.Tensor3D, qkv: Linear, proj: Linear, heads: number)
 }
 
 /** timm-style pre-norm Transformer block: `x + Attn(LN(x))`, `x + MLP(LN(x))`. */
-class TransformerBlock {
+class TransformerBlock extends Module {
   private readonly norm1: LayerNorm;
   private readonly qkv: Linear;
   private readonly proj: Linear;
@@ -37,6 +38,7 @@ class TransformerBlock {
   private readonly fc1: Linear;
   private readonly fc2: Linear;
   constructor(readonly dim: number, readonly heads: number, mlpRatio: number, init: Init) {
+    super();
     const hidden = Math.trunc(dim * mlpRatio);
     this.norm1 = new LayerNorm(dim);
     this.qkv = new Linear(dim, 3 * dim, init, false);
@@ -104,7 +106,7 @@ export interface AttentionHeadConfig {
  * head.dispose(); clf.dispose();
  * ```
  */
-export class AttentionHead {
+export class AttentionHead extends Module {
   readonly arc: FusionArc;
   /** Width of the feature {@link encode} returns. */
   readonly outDim: number;
@@ -114,6 +116,7 @@ export class AttentionHead {
   private readonly classifier: Linear | null;
 
   constructor(config: AttentionHeadConfig) {
+    super();
     const arc = typeof config?.arc === 'string' ? parseFusionArc(config.arc) : config?.arc;
     if (!arc || !Array.isArray(arc.layers) || !Number.isInteger(arc.dim)) throw new InputError('AttentionHead: arc must be a fusion_arc string or a parsed FusionArc');
     this.arc = arc;
@@ -235,23 +238,4 @@ export class AttentionHead {
     return out;
   }
 
-  /** Variables an optimizer updates. */
-  get trainableVariables(): tf.Variable[] {
-    return trainableOf(this.state());
-  }
-
-  /** Loads weights saved under the reference's names (see {@link LoadWeightsOptions.prefix}). */
-  loadWeights(source: string | Uint8Array, opts?: LoadWeightsOptions): Promise<void> {
-    return loadState(this.state(), source, opts);
-  }
-
-  /** Saves the weights as safetensors under the reference's names, atomically. */
-  saveWeights(path: string): Promise<void> {
-    return saveState(this.state(), path);
-  }
-
-  /** Frees the weights. */
-  dispose(): void {
-    disposeState(this.state());
-  }
 }

@@ -5,8 +5,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
-import { Init, disposeState, loadState, prefixed, saveState, trainableOf, type LoadWeightsOptions, type StateEntry } from '../nn/state.js';
-import { Linear, type ForwardPassOptions } from '../nn/layers.js';
+import { Init, prefixed, type StateEntry } from '../nn/state.js';
+import { Module } from '../nn/module.js';
+import { checkFeatureMap, Linear, type ForwardPassOptions } from '../nn/layers.js';
 import { positiveInt } from '../util/checks.js';
 
 /**
@@ -53,13 +54,14 @@ export interface MLPHeadConfig {
  * head.dispose();
  * ```
  */
-export class MLPHead {
+export class MLPHead extends Module {
   readonly config: Readonly<Required<MLPHeadConfig>>;
   /** Width of the flattened pooled map: `channels · pool²`. */
   readonly inFeatures: number;
   private readonly fcs: Linear[] = [];
 
   constructor(config: MLPHeadConfig) {
+    super();
     const channels = positiveInt(config?.channels, 'head channels');
     const pool = positiveInt(config.pool, 'head pool (pre_pool_size)');
     const classes = positiveInt(config.classes, 'head classes (num_classes)');
@@ -81,8 +83,7 @@ export class MLPHead {
    */
   forward(x: tf.Tensor4D, opts: ForwardPassOptions = {}): tf.Tensor2D {
     const { channels, pool } = this.config;
-    if (!(x instanceof tf.Tensor) || x.rank !== 4) throw new InputError(`head: x must be an NHWC rank-4 tensor, got ${x instanceof tf.Tensor ? `rank ${x.rank}` : typeof x}`);
-    if (x.shape[3] !== channels) throw new InputError(`head: x has ${x.shape[3]} channels, this head takes ${channels} (NHWC [N, H, W, C])`);
+    checkFeatureMap(x, channels, 'head', 'head');
     const tap = opts.tap;
     return tf.tidy(() => {
       const pooled = adaptiveAvgPool2d(x, pool);
@@ -109,25 +110,6 @@ export class MLPHead {
     return this.fcs.flatMap((fc, i) => prefixed(`fcs.${i}.`, fc.state()));
   }
 
-  /** Variables an optimizer updates. */
-  get trainableVariables(): tf.Variable[] {
-    return trainableOf(this.state());
-  }
-
-  /** Loads weights saved under the reference's names (see {@link LoadWeightsOptions.prefix}). */
-  loadWeights(source: string | Uint8Array, opts?: LoadWeightsOptions): Promise<void> {
-    return loadState(this.state(), source, opts);
-  }
-
-  /** Saves the weights as safetensors under the reference's names, atomically. */
-  saveWeights(path: string): Promise<void> {
-    return saveState(this.state(), path);
-  }
-
-  /** Frees the weights. */
-  dispose(): void {
-    disposeState(this.state());
-  }
 }
 
 /** What a {@link LinearHead} is built from. */

@@ -6,9 +6,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { dense } from '../ops/dense.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
-import { BatchNorm2d, layerNorm, NORM_EPS, type ForwardPassOptions } from '../nn/layers.js';
+import { BatchNorm2d, checkFeatureMap, layerNorm, NORM_EPS, type ForwardPassOptions } from '../nn/layers.js';
 import { positiveInt } from '../util/checks.js';
-import { disposeState, filled, floatEntry, Init, loadState, prefixed, saveState, trainableOf, type FloatEntry, type LoadWeightsOptions, type StateEntry } from '../nn/state.js';
+import { filled, floatEntry, Init, prefixed, type FloatEntry, type StateEntry } from '../nn/state.js';
+import { Module } from '../nn/module.js';
 
 /** Which normalisation a tokenizer applies (the reference's `norm_type`). */
 export type NormType = 'layer' | 'batch';
@@ -50,7 +51,7 @@ export interface TokenizerConfig {
  * tok.dispose();
  * ```
  */
-export class Tokenizer {
+export class Tokenizer extends Module {
   readonly config: Readonly<Required<TokenizerConfig>>;
   /** Side of the pooled map: `min(side, pool)`. */
   readonly poolSide: number;
@@ -61,6 +62,7 @@ export class Tokenizer {
   private readonly convBias: FloatEntry;
 
   constructor(config: TokenizerConfig) {
+    super();
     const channels = positiveInt(config?.channels, 'Tokenizer channels');
     const side = positiveInt(config.side, 'Tokenizer side');
     const pool = positiveInt(config.pool, 'Tokenizer pool (pre_pool_size)');
@@ -85,8 +87,7 @@ export class Tokenizer {
    */
   forward(x: tf.Tensor4D, opts: ForwardPassOptions = {}): tf.Tensor3D {
     const { channels, dim } = this.config;
-    if (!(x instanceof tf.Tensor) || x.rank !== 4) throw new InputError(`Tokenizer: x must be an NHWC rank-4 tensor, got ${x instanceof tf.Tensor ? `rank ${x.rank}` : typeof x}`);
-    if (x.shape[3] !== channels) throw new InputError(`Tokenizer: x has ${x.shape[3]} channels, this tokenizer takes ${channels} (NHWC [N, H, W, C])`);
+    checkFeatureMap(x, channels, 'Tokenizer', 'tokenizer');
     const s = this.poolSide;
     const tap = opts.tap;
     return tf.tidy(() => {
@@ -110,23 +111,4 @@ export class Tokenizer {
     return [...norm, this.convWeight, this.convBias];
   }
 
-  /** Variables an optimizer updates (not BatchNorm's running statistics). */
-  get trainableVariables(): tf.Variable[] {
-    return trainableOf(this.state());
-  }
-
-  /** Loads weights saved under the reference's names (see {@link LoadWeightsOptions.prefix}). */
-  loadWeights(source: string | Uint8Array, opts?: LoadWeightsOptions): Promise<void> {
-    return loadState(this.state(), source, opts);
-  }
-
-  /** Saves the weights as safetensors under the reference's names, atomically. */
-  saveWeights(path: string): Promise<void> {
-    return saveState(this.state(), path);
-  }
-
-  /** Frees the weights. */
-  dispose(): void {
-    disposeState(this.state());
-  }
 }

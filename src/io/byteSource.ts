@@ -8,6 +8,9 @@ import { importUnbundled } from '../util/dynamicImport.js';
 
 type FileHandle = import('node:fs/promises').FileHandle;
 
+/** Whether typed arrays here are little-endian: the readers view file bytes (little-endian) as typed arrays directly. */
+export const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** A file (or bytes) read by offset. Every range is checked against {@link ByteSource.size} first. */
 export interface ByteSource {
   /** The path, or `'<bytes>'`; named in error messages. */
@@ -51,11 +54,7 @@ export async function openByteSource(source: string | Uint8Array): Promise<ByteS
   const readInto = async (position: number, target: Uint8Array) => {
     if (closed) throw new InputError(`${source} is closed`);
     checkRange(source, size, position, target.length);
-    for (let off = 0; off < target.length; ) {
-      const { bytesRead } = await handle.read(target, off, target.length - off, position + off);
-      if (bytesRead === 0) throw new CheckpointError(`${source} ended early while reading bytes ${position}..${position + target.length} (was it truncated after opening?)`);
-      off += bytesRead;
-    }
+    await readFullyAt(handle, target, position, source);
   };
   return {
     label: source,
@@ -73,6 +72,32 @@ export async function openByteSource(source: string | Uint8Array): Promise<ByteS
       await handle.close();
     },
   };
+}
+
+/**
+ * Fills `target` from `position` of an open file; a read may return fewer bytes than asked, so it loops.
+ * @param label names the file in the error.
+ * @throws CheckpointError when the file ends first (it shrank after it was opened).
+ */
+export async function readFullyAt(handle: FileHandle, target: Uint8Array, position: number, label: string): Promise<void> {
+  for (let off = 0; off < target.length; ) {
+    const { bytesRead } = await handle.read(target, off, target.length - off, position + off);
+    if (bytesRead === 0) throw endedEarly(label, position, target.length);
+    off += bytesRead;
+  }
+}
+
+/** {@link readFullyAt} for callers that cannot await: `fs.readSync` on the descriptor. */
+export function readFullyAtSync(fs: typeof import('node:fs'), fd: number, target: Uint8Array, position: number, label: string): void {
+  for (let off = 0; off < target.length; ) {
+    const got = fs.readSync(fd, target, off, target.length - off, position + off);
+    if (got === 0) throw endedEarly(label, position, target.length);
+    off += got;
+  }
+}
+
+function endedEarly(label: string, position: number, length: number): CheckpointError {
+  return new CheckpointError(`${label} ended early while reading bytes ${position}..${position + length} (was it truncated after opening?)`);
 }
 
 function bytesSource(bytes: Uint8Array): ByteSource {

@@ -12,10 +12,13 @@
  * @module
  */
 import { CheckpointError, InputError } from '../errors.js';
-import { openByteSource, type ByteSource } from './byteSource.js';
+import { isCount } from '../util/checks.js';
+import type { HostTensor } from '../util/hostTensor.js';
+import { LITTLE_ENDIAN_HOST, openByteSource, type ByteSource } from './byteSource.js';
 import { formatOf } from './format.js';
 import { describe, PickleNeedsMoreBytes, PyGlobal, PyTuple, unpickle, type PyCallable, type UnpickleHost } from './pickle.js';
-import { bf16ToF32, f16ToF32 } from './safetensors.js';
+import { bf16ToF32, f16ToF32 } from './float16.js';
+import { TensorFileReader } from './tensorFileReader.js';
 import { ZipArchive } from './zip.js';
 
 /** Element types of torch storages. */
@@ -38,10 +41,9 @@ export interface TorchTensorInfo {
 }
 
 /** A tensor read contiguously (row-major) in its own dtype; float16/bfloat16 arrive as float32. */
-export interface TorchTensor {
+export interface TorchTensor extends HostTensor {
+  /** The storage's dtype as saved. */
   dtype: TorchDtype;
-  shape: number[];
-  data: Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
 }
 
 /** Options of {@link TorchCheckpointReader.open}. */
@@ -59,7 +61,6 @@ const STORAGE_TYPES: Record<string, TorchDtype> = {
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 const LEGACY_PROTOCOL = 1001;
 const DEFAULT_MAX_PICKLE = 256 * 1024 * 1024;
-const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** A storage as a persistent id declares it: a `numel`-element root, or a view of one (legacy). */
 class StorageRef {
@@ -116,19 +117,20 @@ class StorageType implements PyCallable {
  * await ckpt.close();
  * ```
  */
-export class TorchCheckpointReader {
-  private closed = false;
+export class TorchCheckpointReader extends TensorFileReader<TensorRef> {
   private scratchBuffer?: Uint8Array;
 
   private constructor(
     private readonly src: ByteSource,
     /** Which of PyTorch's two layouts the file has. */
     readonly layout: 'zip' | 'legacy',
-    private readonly tensors: Map<string, TensorRef>,
+    tensors: Map<string, TensorRef>,
     private readonly located: Map<string, Located>,
     /** True for checkpoints written on a big-endian machine (bytes are swapped on read). */
     readonly bigEndian: boolean,
-  ) {}
+  ) {
+    super('torch checkpoint', tensors);
+  }
 
   /** The path, or `'<bytes>'`. */
   get label(): string {
@@ -157,19 +159,9 @@ export class TorchCheckpointReader {
     }
   }
 
-  /** Tensor names in the state dict's order. */
-  keys(): string[] {
-    return [...this.tensors.keys()];
-  }
-
-  /** Whether the state dict has a tensor of this name. */
-  has(name: string): boolean {
-    return this.tensors.has(name);
-  }
-
   /** Dtype, shape, strides and storage of one tensor, without reading it. */
   info(name: string): TorchTensorInfo {
-    const t = this.tensor(name);
+    const t = this.entry(name);
     return {
       name,
       dtype: t.storage.dtype,
@@ -189,7 +181,7 @@ export class TorchCheckpointReader {
    * touching fresh memory is much of what reading costs. The result is then a view of it.
    */
   async readBytes(name: string, into?: Uint8Array): Promise<Uint8Array> {
-    const t = this.tensor(name);
+    const t = this.entry(name);
     const size = ITEM_SIZE[t.storage.dtype];
     const n = t.numel * size;
     if (into !== undefined && (!(into instanceof Uint8Array) || into.length < n || into.byteOffset % Math.min(size, 4) !== 0)) {
@@ -259,10 +251,11 @@ export class TorchCheckpointReader {
     return out;
   }
 
-  /** Releases the file; idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  /**
+   * Drops the scratch buffer and closes the file.
+   * @internal
+   */
+  protected async release(): Promise<void> {
     this.scratchBuffer = undefined;
     await this.src.close();
   }
@@ -271,13 +264,6 @@ export class TorchCheckpointReader {
   private scratch(bytes: number): Uint8Array {
     if (!this.scratchBuffer || this.scratchBuffer.length < bytes) this.scratchBuffer = new Uint8Array(bytes);
     return this.scratchBuffer;
-  }
-
-  private tensor(name: string): TensorRef {
-    if (this.closed) throw new InputError(`torch checkpoint reader for ${this.label} is closed`);
-    const t = this.tensors.get(name);
-    if (!t) throw new InputError(`torch checkpoint ${this.label} has no tensor "${name}"`);
-    return t;
   }
 }
 
@@ -507,10 +493,6 @@ function gather(span: Uint8Array, t: TensorRef, size: number, out: Uint8Array): 
 
 function swapBytes(bytes: Uint8Array, size: number): void {
   for (let i = 0; i < bytes.length; i += size) bytes.subarray(i, i + size).reverse();
-}
-
-function isCount(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
 function counts(v: unknown): number[] | undefined {

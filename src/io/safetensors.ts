@@ -7,70 +7,66 @@
  * @module
  */
 import { CheckpointError, InputError } from '../errors.js';
+import { isCount } from '../util/checks.js';
+import type { HostData, HostTensor } from '../util/hostTensor.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
+import { LITTLE_ENDIAN_HOST, readFullyAt, readFullyAtSync } from './byteSource.js';
+import { compareNames, isSafetensorsDtype, ITEM_SIZE, layOutHeader, METADATA_KEY, type HeaderEntry, type SafetensorsDtype } from './safetensorsHeader.js';
+import { TensorFileReader } from './tensorFileReader.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './float16.js';
 
-/** The safetensors dtypes this library reads and writes. */
-export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'U8' | 'BOOL';
+export type { SafetensorsDtype } from './safetensorsHeader.js';
 
 /** What the header says about one tensor, available without reading its data. */
-export interface TensorInfo {
-  name: string;
+export interface TensorInfo extends HeaderEntry {
   dtype: SafetensorsDtype;
-  shape: number[];
-  byteLength: number;
 }
 
-/** Typed arrays a tensor is read into or written from. */
-export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+/** Typed arrays a safetensors tensor is read into or written from (those with a safetensors dtype). */
+export type TensorData = Exclude<HostData, Int16Array | Int8Array>;
 
 /** One decoded tensor. F16 and BF16 arrive upcast to Float32Array, BOOL as 0/1 bytes. */
-export interface ReadTensor {
+export interface ReadTensor extends HostTensor<TensorData> {
+  /** The dtype stored in the file. */
   dtype: SafetensorsDtype;
-  shape: number[];
-  data: TensorData;
 }
 
 /** One tensor to write; `dtype` may narrow a Float32Array to 'F16' or 'BF16' on the way out. */
-export interface TensorToWrite {
-  shape: number[];
-  data: TensorData;
+export interface TensorToWrite extends HostTensor<TensorData> {
+  /** The dtype to store; by default the data's own (Float32Array → F32, …). */
   dtype?: SafetensorsDtype;
 }
 
 /** Tensors to write, by name. */
 export type TensorsToWrite = Record<string, TensorToWrite> | Map<string, TensorToWrite>;
 
-const ITEM_SIZE: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, U8: 1, BOOL: 1 };
 /** A hostile header length must not make us allocate gigabytes before we can reject it. */
 const MAX_HEADER_BYTES = 100_000_000;
-const METADATA_KEY = '__metadata__';
-/** Data is copied byte-for-byte into typed arrays, which use host byte order. */
-const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 interface Entry { dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }
 type NodeFs = typeof import('node:fs');
 type FileHandle = import('node:fs/promises').FileHandle;
 
-/**
- * Imports a Node built-in by a computed name. Bundlers (esbuild, webpack) reject even a lazy `import('node:fs')` when
- * targeting the browser; a non-literal specifier is left alone, so byte-only browser use still bundles.
- */
-
 /** Opened file or bytes; reads tensors one at a time by offset (a path is never read into one big buffer). */
-export class SafetensorsReader {
-  private closed = false;
-
+export class SafetensorsReader extends TensorFileReader<Entry> {
   private constructor(
     /** The path, or `'<bytes>'`; named in every error message. */
     readonly source: string,
     /** The header's `__metadata__` string map (empty when absent). */
     readonly metadata: Record<string, string>,
-    private readonly entries: Map<string, Entry>,
+    entries: Map<string, Entry>,
     private readonly dataStart: number,
     private readonly bytes?: Uint8Array,
     private readonly file?: { fs: NodeFs; handle: FileHandle },
-  ) {}
+  ) {
+    super('safetensors file', entries);
+  }
+
+  /** The path, or `'<bytes>'` (the same as {@link SafetensorsReader.source}). */
+  get label(): string {
+    return this.source;
+  }
 
   /** Opens a path (keeping the file descriptor until {@link close}) or wraps bytes already in memory. */
   static async open(source: string | Uint8Array): Promise<SafetensorsReader> {
@@ -99,16 +95,6 @@ export class SafetensorsReader {
     }
   }
 
-  /** Tensor names in header order, which is the order the writer chose (sorted for files we write). */
-  keys(): string[] {
-    return [...this.entries.keys()];
-  }
-
-  /** Whether the file holds a tensor of this name. */
-  has(name: string): boolean {
-    return this.entries.has(name);
-  }
-
   /** Dtype, shape and size of one tensor without reading its data; throws InputError naming close keys if absent. */
   info(name: string): TensorInfo {
     const e = this.entry(name);
@@ -129,29 +115,16 @@ export class SafetensorsReader {
     const e = this.entry(name);
     if (!this.file) return decode(e, this.bytes!.slice(this.dataStart + e.begin, this.dataStart + e.end));
     const raw = new Uint8Array(e.end - e.begin);
-    for (let off = 0; off < raw.length; ) {
-      const got = this.file.fs.readSync(this.file.handle.fd, raw, off, raw.length - off, this.dataStart + e.begin + off);
-      if (got === 0) throw truncatedWhileReading(this.source);
-      off += got;
-    }
+    readFullyAtSync(this.file.fs, this.file.handle.fd, raw, this.dataStart + e.begin, `safetensors file ${this.source}`);
     return decode(e, raw);
   }
 
-  /** Releases the file descriptor; idempotent, and a no-op for bytes. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  /**
+   * Closes the file descriptor (nothing to do for bytes).
+   * @internal
+   */
+  protected async release(): Promise<void> {
     await this.file?.handle.close();
-  }
-
-  private entry(name: string): Entry {
-    if (this.closed) throw new InputError(`safetensors reader for ${this.source} is closed`);
-    const e = this.entries.get(name);
-    if (e) return e;
-    const near = nearestKeys(name, this.keys(), 3);
-    throw new InputError(
-      `safetensors file ${this.source} has no tensor "${name}"` + (near.length ? `; nearest keys: ${near.map((k) => `"${k}"`).join(', ')}` : ''),
-    );
   }
 }
 
@@ -199,81 +172,6 @@ export async function writeSafetensors(path: string, tensors: TensorsToWrite, me
   });
 }
 
-/** IEEE half to float32, exact for every input including subnormals, infinities and NaN payloads. */
-export function f16ToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
-  if (dst.length < src.length) throw new InputError(`f16ToF32: destination holds ${dst.length} values, source ${src.length}`);
-  const table = (F16_TABLE ??= buildF16Table());
-  const bits = new Uint32Array(dst.buffer, dst.byteOffset, src.length);
-  for (let i = 0; i < src.length; i++) bits[i] = table[src[i]];
-  return dst;
-}
-
-/** bfloat16 to float32: bfloat16 is the top half of a float32, so this is exact by construction. */
-export function bf16ToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
-  if (dst.length < src.length) throw new InputError(`bf16ToF32: destination holds ${dst.length} values, source ${src.length}`);
-  const bits = new Uint32Array(dst.buffer, dst.byteOffset, src.length);
-  for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
-  return dst;
-}
-
-/** float32 to IEEE half, round-to-nearest-even as PyTorch does; overflow goes to ±inf, NaN stays NaN. */
-export function f32ToF16(src: Float32Array): Uint16Array {
-  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    const x = bits[i];
-    const sign = (x >>> 16) & 0x8000;
-    const exp = ((x >>> 23) & 0xff) - 112; // rebiased for half
-    const mant = x & 0x7fffff;
-    if (exp === 143) out[i] = sign | 0x7c00 | (mant ? 0x200 | (mant >>> 13) : 0);
-    else if (exp >= 0x1f) out[i] = sign | 0x7c00;
-    // A rounding carry out of the mantissa correctly bumps the exponent (or reaches inf / the smallest normal).
-    else if (exp > 0) out[i] = sign | roundShift((exp << 23) | mant, 13);
-    else out[i] = sign | (exp < -10 ? 0 : roundShift(mant | 0x800000, 14 - exp));
-  }
-  return out;
-}
-
-/** `m >>> shift`, rounded to nearest with ties to even. */
-function roundShift(m: number, shift: number): number {
-  const h = m >>> shift;
-  const rem = m & ((1 << shift) - 1);
-  const half = 1 << (shift - 1);
-  return rem > half || (rem === half && h & 1) ? h + 1 : h;
-}
-
-/** float32 to bfloat16, round-to-nearest-even; NaN is kept quiet rather than rounded into infinity. */
-export function f32ToBf16(src: Float32Array): Uint16Array {
-  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    const x = bits[i];
-    out[i] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
-  }
-  return out;
-}
-
-let F16_TABLE: Uint32Array | undefined;
-
-function buildF16Table(): Uint32Array {
-  const t = new Uint32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = (h & 0x8000) << 16;
-    let exp = (h >>> 10) & 0x1f;
-    let mant = h & 0x3ff;
-    if (exp === 0x1f) t[h] = sign | 0x7f800000 | (mant << 13);
-    else if (exp !== 0) t[h] = sign | ((exp + 112) << 23) | (mant << 13);
-    else if (mant === 0) t[h] = sign;
-    else {
-      // Subnormal half: renormalise, since the same value is a normal float32.
-      exp = 113;
-      while (!(mant & 0x400)) (mant <<= 1), exp--;
-      t[h] = sign | (exp << 23) | ((mant & 0x3ff) << 13);
-    }
-  }
-  return t;
-}
-
 /** Checks the 8-byte length prefix before anything is allocated from it. */
 function headerLength(head: Uint8Array, size: number, source: string): number {
   if (size < 8) throw new CheckpointError(`safetensors file ${source} is too short (${size} bytes) to hold the 8-byte header length`);
@@ -307,18 +205,18 @@ function parseHeader(header: Uint8Array, dataLength: number, source: string) {
     const bad = (why: string) => fail(`has a bad header entry for tensor "${name}": ${why}`);
     if (!isObject(v)) throw bad('not an object');
     const { dtype, shape, data_offsets: offs } = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, dtype)) throw bad(`unsupported dtype ${JSON.stringify(dtype)}`);
+    if (!isSafetensorsDtype(dtype)) throw bad(`unsupported dtype ${JSON.stringify(dtype)}`);
     if (!Array.isArray(shape) || !shape.every(isCount)) throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isCount) || offs[0] > offs[1]) {
       throw bad(`data_offsets ${JSON.stringify(offs)} is not [begin, end] with 0 <= begin <= end`);
     }
     const [begin, end] = offs as number[];
-    const expected = shape.reduce((a: number, d: number) => a * d, 1) * ITEM_SIZE[dtype as SafetensorsDtype];
+    const expected = shape.reduce((a: number, d: number) => a * d, 1) * ITEM_SIZE[dtype];
     if (end - begin !== expected) throw bad(`data_offsets span ${end - begin} bytes but ${dtype} ${JSON.stringify(shape)} needs ${expected}`);
     if (end > dataLength) {
       throw fail(`is truncated: tensor "${name}" needs bytes ${begin}..${end} of the data section but only ${dataLength} are present`);
     }
-    entries.set(name, { dtype: dtype as SafetensorsDtype, shape, begin, end });
+    entries.set(name, { dtype, shape, begin, end });
   }
   const byOffset = [...entries].filter(([, e]) => e.end > e.begin).sort((a, b) => a[1].begin - b[1].begin);
   for (let i = 1; i < byOffset.length; i++) {
@@ -352,32 +250,15 @@ function plan(tensors: TensorsToWrite, metadata?: Record<string, string>) {
   const list = (tensors instanceof Map ? [...tensors] : Object.entries(tensors)).map(([name, t]) => {
     if (name === METADATA_KEY) throw new InputError(`"${METADATA_KEY}" is reserved and cannot name a tensor`);
     const dtype = checkTensor(name, t);
-    return { name, t, dtype, byteLength: t.data.length * ITEM_SIZE[dtype] };
+    return { name, t, dtype, shape: t.shape, byteLength: t.data.length * ITEM_SIZE[dtype] };
   });
-  if (metadata !== undefined && (!isObject(metadata) || Object.values(metadata).some((v) => typeof v !== 'string'))) {
-    throw new InputError('safetensors metadata must map strings to strings');
-  }
-  // Data is laid out widest dtype first, so every tensor stays aligned to its item size in the file.
-  const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  list.sort(byName);
-  const layout = [...list].sort((a, b) => ITEM_SIZE[b.dtype] - ITEM_SIZE[a.dtype] || byName(a, b));
-  const offsets = new Map<string, [number, number]>();
-  let total = 0;
-  for (const x of layout) offsets.set(x.name, [total, (total += x.byteLength)]);
-  // Built by hand, not JSON.stringify(object): objects move integer-like keys first, which would unsort them.
-  const fields = metadata ? [`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(metadata)}`] : [];
-  for (const x of list) {
-    fields.push(`${JSON.stringify(x.name)}:${JSON.stringify({ dtype: x.dtype, shape: x.t.shape, data_offsets: offsets.get(x.name) })}`);
-  }
-  const jsonBytes = new TextEncoder().encode(`{${fields.join(',')}}`);
-  const padded = new Uint8Array(8 + Math.ceil(jsonBytes.length / 8) * 8).fill(0x20);
-  new DataView(padded.buffer).setBigUint64(0, BigInt(padded.length - 8), true);
-  padded.set(jsonBytes, 8);
+  // Within a dtype width the data follows the names, as the header does.
+  const { header, layout, total } = layOutHeader(list.sort(compareNames), metadata);
   const parts = layout.map(({ t, dtype }) => (): Uint8Array => {
     const data = dtype === 'F16' ? f32ToF16(t.data as Float32Array) : dtype === 'BF16' ? f32ToBf16(t.data as Float32Array) : t.data;
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   });
-  return { header: padded, parts, total };
+  return { header, parts, total };
 }
 
 function checkTensor(name: string, t: TensorToWrite): SafetensorsDtype {
@@ -400,37 +281,10 @@ function checkTensor(name: string, t: TensorToWrite): SafetensorsDtype {
 
 async function readFully(handle: FileHandle, pos: number, len: number, source: string): Promise<Uint8Array> {
   const buf = new Uint8Array(len);
-  for (let off = 0; off < len; ) {
-    const { bytesRead } = await handle.read(buf, off, len - off, pos + off);
-    if (bytesRead === 0) throw truncatedWhileReading(source);
-    off += bytesRead;
-  }
+  await readFullyAt(handle, buf, pos, `safetensors file ${source}`);
   return buf;
-}
-
-/** A single write may be short (e.g. large buffers), so loop as for reads. */
-function truncatedWhileReading(source: string): CheckpointError {
-  return new CheckpointError(`safetensors file ${source} ended early while reading (was it truncated after opening?)`);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function isCount(v: unknown): v is number {
-  return Number.isSafeInteger(v) && (v as number) >= 0;
-}
-
-/** Up to `k` keys closest to `name` by edit distance, to make a typo in a weight name obvious. */
-function nearestKeys(name: string, keys: string[], k: number): string[] {
-  const dist = (a: string, b: string) => {
-    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i++) {
-      const next = [i];
-      for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-      row = next;
-    }
-    return row[b.length];
-  };
-  return keys.map((key) => [dist(name, key), key] as const).sort((a, b) => a[0] - b[0]).slice(0, k).map(([, key]) => key);
 }

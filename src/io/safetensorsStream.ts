@@ -5,19 +5,12 @@
  * @module
  */
 import { InputError } from '../errors.js';
+import { isCount } from '../util/checks.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
-import type { SafetensorsDtype } from './safetensors.js';
+import { ITEM_SIZE, layOutHeader, METADATA_KEY, type StreamTensor } from './safetensorsHeader.js';
 import { progressClock, type ProgressCallback, type WriteProgressInfo } from '../util/progress.js';
 
-/** Dtypes this writer can lay out (the safetensors names). */
-export type StreamDtype = SafetensorsDtype | 'I16' | 'I8';
-
-/** A tensor to be written: everything but its bytes. */
-export interface StreamTensor {
-  name: string;
-  dtype: StreamDtype;
-  shape: number[];
-}
+export type { StreamDtype, StreamTensor } from './safetensorsHeader.js';
 
 /** Options of {@link writeSafetensorsStream}. */
 export interface StreamWriteOptions {
@@ -26,9 +19,6 @@ export interface StreamWriteOptions {
   /** Called after each tensor is written with a `'write'` report; `done`/`total` count bytes of tensor data. */
   onProgress?: ProgressCallback<WriteProgressInfo>;
 }
-
-const ITEM_SIZE: Record<StreamDtype, number> = { F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, I16: 2, U8: 1, I8: 1, BOOL: 1 };
-const METADATA_KEY = '__metadata__';
 
 /**
  * Writes `tensors` to `path`, calling `produce(name)` for each tensor's raw little-endian bytes in
@@ -75,27 +65,12 @@ function planStream(tensors: StreamTensor[], metadata?: Record<string, string>) 
     if (seen.has(name)) throw new InputError(`tensor "${name}" is listed twice`);
     seen.add(name);
     if (typeof dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, dtype)) throw new InputError(`tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)}`);
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    if (!Array.isArray(shape) || !shape.every(isCount)) {
       throw new InputError(`tensor "${name}" has shape ${JSON.stringify(shape)}, not a list of non-negative integers`);
     }
     const byteLength = shape.reduce((a, d) => a * d, 1) * ITEM_SIZE[dtype];
     if (!Number.isSafeInteger(byteLength)) throw new InputError(`tensor "${name}" of shape [${shape}] is too large`);
-    return { name, dtype, shape: [...shape], byteLength, order };
+    return { name, dtype, shape: [...shape], byteLength };
   });
-  if (metadata !== undefined && (metadata === null || typeof metadata !== 'object' || Object.values(metadata).some((v) => typeof v !== 'string'))) {
-    throw new InputError('safetensors metadata must map strings to strings');
-  }
-  const layout = [...list].sort((a, b) => ITEM_SIZE[b.dtype] - ITEM_SIZE[a.dtype] || a.order - b.order);
-  const offsets = new Map<string, [number, number]>();
-  let total = 0;
-  for (const t of layout) offsets.set(t.name, [total, (total += t.byteLength)]);
-  const byName = [...list].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  // Built by hand: JSON.stringify of an object would move integer-like keys first.
-  const fields = metadata ? [`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(metadata)}`] : [];
-  for (const t of byName) fields.push(`${JSON.stringify(t.name)}:${JSON.stringify({ dtype: t.dtype, shape: t.shape, data_offsets: offsets.get(t.name) })}`);
-  const json = new TextEncoder().encode(`{${fields.join(',')}}`);
-  const header = new Uint8Array(8 + Math.ceil(json.length / 8) * 8).fill(0x20);
-  new DataView(header.buffer).setBigUint64(0, BigInt(header.length - 8), true);
-  header.set(json, 8);
-  return { header, layout, total };
+  return layOutHeader(list, metadata);
 }

@@ -6,8 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { dense } from '../ops/dense.js';
-
 import { filled, floatEntry, Init, type FloatEntry, type StateEntry } from './state.js';
+import { Module } from './module.js';
 
 /**
  * Receives an intermediate tensor during a forward pass, under the key the reference fixtures use
@@ -22,6 +22,16 @@ export interface ForwardPassOptions {
   training?: boolean;
   /** Receives every intermediate under its fixture key. */
   tap?: Tap;
+}
+
+/**
+ * Checks a head's input feature map: an NHWC rank-4 tensor with `channels` channels.
+ * @param who the module as its errors start (`Tokenizer`, `head`); `self` as they end (`tokenizer`, `head`).
+ * @throws InputError saying what was given instead.
+ */
+export function checkFeatureMap(x: unknown, channels: number, who: string, self: string): asserts x is tf.Tensor4D {
+  if (!(x instanceof tf.Tensor) || x.rank !== 4) throw new InputError(`${who}: x must be an NHWC rank-4 tensor, got ${x instanceof tf.Tensor ? `rank ${x.rank}` : typeof x}`);
+  if (x.shape[3] !== channels) throw new InputError(`${who}: x has ${x.shape[3]} channels, this ${self} takes ${channels} (NHWC [N, H, W, C])`);
 }
 
 /** PyTorch's default epsilon for LayerNorm and BatchNorm. */
@@ -45,10 +55,11 @@ export function layerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.
 }
 
 /** `nn.Linear(in, out)`: weight `[out, in]` in the reference, kept `[in, out]` here. */
-export class Linear {
+export class Linear extends Module {
   readonly weight: FloatEntry;
   readonly bias: FloatEntry | null;
   constructor(readonly inFeatures: number, readonly outFeatures: number, init: Init, bias = true) {
+    super();
     this.weight = floatEntry('weight', [outFeatures, inFeatures], 'linear', init.fanIn([outFeatures, inFeatures], inFeatures));
     this.bias = bias ? floatEntry('bias', [outFeatures], 'same', init.fanIn([outFeatures], inFeatures)) : null;
   }
@@ -61,10 +72,11 @@ export class Linear {
 }
 
 /** `nn.LayerNorm(dim)` over the last axis. */
-export class LayerNorm {
+export class LayerNorm extends Module {
   readonly weight: FloatEntry;
   readonly bias: FloatEntry;
   constructor(readonly dim: number, readonly eps = NORM_EPS) {
+    super();
     this.weight = floatEntry('weight', [dim], 'same', filled(dim, 1));
     this.bias = floatEntry('bias', [dim], 'same', filled(dim, 0));
   }
@@ -81,7 +93,7 @@ export class LayerNorm {
  * variance) and moves the running statistics by `momentum` towards the batch's (unbiased variance),
  * counting the batch; eval mode normalises with the running statistics.
  */
-export class BatchNorm2d {
+export class BatchNorm2d extends Module {
   readonly weight: FloatEntry;
   readonly bias: FloatEntry;
   readonly runningMean: FloatEntry;
@@ -89,6 +101,7 @@ export class BatchNorm2d {
   /** Batches seen in training mode (PyTorch's `num_batches_tracked`). */
   numBatchesTracked = 0;
   constructor(readonly channels: number, readonly momentum = 0.1, readonly eps = NORM_EPS) {
+    super();
     this.weight = floatEntry('weight', [channels], 'same', filled(channels, 1));
     this.bias = floatEntry('bias', [channels], 'same', filled(channels, 0));
     this.runningMean = floatEntry('running_mean', [channels], 'same', filled(channels, 0), false);

@@ -8,18 +8,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CheckpointError, checkStateDict, InputError } from '../errors.js';
 import { SafetensorsReader, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
+import { localShape, localToReference, referenceToLocal, type Layout } from '../io/layout.js';
 import { openWeights } from '../io/weights.js';
 import { SeededRandom } from '../util/random.js';
-import { transpose2d } from '../util/reverseAxes.js';
 
-/**
- * How a reference tensor is laid out here:
- * - `same`: unchanged (biases, norm vectors, the CLS token);
- * - `linear`: `nn.Linear` weight `[out, in]` ↔ `[in, out]` (so `x · w` is an untransposed matMul);
- * - `conv1x1`: 1×1 `nn.Conv2d` weight `[out, in, 1, 1]` ↔ `[in, out]` (a dense layer over pixels);
- * - `chw`: a `[C, h, w]` LayerNorm affine ↔ `[h, w, C]` (NHWC maps).
- */
-export type Layout = 'same' | 'linear' | 'conv1x1' | 'chw';
+export type { Layout } from '../io/layout.js';
 
 /** A float tensor of the state dict, held in a tfjs variable. */
 export interface FloatEntry {
@@ -43,12 +36,6 @@ export interface CountEntry {
 /** One state-dict entry. */
 export type StateEntry = FloatEntry | CountEntry;
 
-/** A module that owns named state. */
-export interface HasState {
-  /** The module's state-dict entries, names relative to the module. */
-  state(): StateEntry[];
-}
-
 /** Options of the weight loaders. */
 export interface LoadWeightsOptions {
   /**
@@ -64,53 +51,9 @@ export function prefixed(prefix: string, inner: StateEntry[]): StateEntry[] {
   return inner.map((e) => ({ ...e, name: prefix + e.name }));
 }
 
-/** The tfjs shape of a reference shape in `layout`. */
-export function tfShape(layout: Layout, refShape: readonly number[]): number[] {
-  switch (layout) {
-    case 'same':
-      return [...refShape];
-    case 'linear':
-      return [refShape[1], refShape[0]];
-    case 'conv1x1':
-      return [refShape[1], refShape[0]];
-    case 'chw':
-      return [refShape[1], refShape[2], refShape[0]];
-  }
-}
-
-/** Reference-layout data → this library's layout (a new array). */
-export function toLocalLayout(layout: Layout, refShape: readonly number[], data: Float32Array): Float32Array {
-  switch (layout) {
-    case 'same':
-      return data.slice();
-    case 'linear':
-    case 'conv1x1':
-      return transpose2d(data, refShape[0], refShape[1]);
-    case 'chw': {
-      const [c, h, w] = refShape;
-      return transpose2d(data, c, h * w); // [C, h·w] → [h·w, C]
-    }
-  }
-}
-
-/** This library's layout → reference-layout data (a new array). */
-export function toReferenceLayout(layout: Layout, refShape: readonly number[], data: Float32Array): Float32Array {
-  switch (layout) {
-    case 'same':
-      return data.slice();
-    case 'linear':
-    case 'conv1x1':
-      return transpose2d(data, refShape[1], refShape[0]);
-    case 'chw': {
-      const [c, h, w] = refShape;
-      return transpose2d(data, h * w, c);
-    }
-  }
-}
-
 /** Creates a float entry with its variable from reference-layout data. */
 export function floatEntry(name: string, refShape: number[], layout: Layout, refData: Float32Array, trainable = true): FloatEntry {
-  const variable = tf.tidy(() => tf.variable(tf.tensor(toLocalLayout(layout, refShape, refData), tfShape(layout, refShape), 'float32'), trainable));
+  const variable = tf.tidy(() => tf.variable(tf.tensor(referenceToLocal(layout, refShape, refData), localShape(layout, refShape), 'float32'), trainable));
   return { kind: 'float', name, refShape, layout, variable };
 }
 
@@ -156,7 +99,7 @@ export function stateDict(entries: StateEntry[]): Map<string, TensorToWrite> {
   const out = new Map<string, TensorToWrite>();
   for (const e of entries) {
     if (e.kind === 'count') out.set(e.name, { shape: [], data: BigInt64Array.of(BigInt(e.get())) });
-    else out.set(e.name, { shape: [...e.refShape], data: toReferenceLayout(e.layout, e.refShape, e.variable.dataSync() as Float32Array) });
+    else out.set(e.name, { shape: [...e.refShape], data: localToReference(e.layout, e.refShape, e.variable.dataSync() as Float32Array) });
   }
   return out;
 }
@@ -206,7 +149,7 @@ export async function loadState(entries: StateEntry[], source: string | Uint8Arr
     }
     for (const [e, v] of values) {
       if (e.kind === 'count') e.set(v as number);
-      else tf.tidy(() => e.variable.assign(tf.tensor(toLocalLayout(e.layout, e.refShape, v as Float32Array), e.variable.shape, 'float32')));
+      else tf.tidy(() => e.variable.assign(tf.tensor(referenceToLocal(e.layout, e.refShape, v as Float32Array), e.variable.shape, 'float32')));
     }
   } finally {
     await ints?.close();

@@ -6,7 +6,7 @@
  */
 import zlib from 'node:zlib';
 import type { TorchDtype } from '../../src/io/pytorch';
-import { f16ToF32, f32ToF16 } from '../../src/io/safetensors';
+import { f16ToF32, f32ToF16 } from '../../src/io/float16';
 import { crc32 } from '../../src/io/crc32';
 
 const STORAGE_TYPE: Record<TorchDtype, string> = {

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointError, WeightsError } from '../../src/errors';
 import { Tokenizer } from '../../src/heads/tokenizer';
-import { toLocalLayout, toReferenceLayout, tfShape, type Layout } from '../../src/nn/state';
+import { localShape, localToReference, referenceToLocal, type Layout } from '../../src/io/layout';
 import { serializeSafetensors } from '../../src/io/safetensors';
 import { setBackend } from '../helpers';
 import { headWeights } from '../heads/fixtures';
@@ -14,19 +14,22 @@ describe('head state dicts', () => {
   beforeAll(() => setBackend('cpu'));
 
   it('layout conversions are exact inverses and move the right axes', () => {
-    const cases: [Layout, number[]][] = [['same', [5]], ['linear', [3, 4]], ['conv1x1', [3, 4, 1, 1]], ['chw', [2, 3, 4]]];
+    const cases: [Layout, number[]][] = [['same', [5]], ['linear', [3, 4]], ['conv1x1', [3, 4, 1, 1]], ['chw', [2, 3, 4]], ['conv', [3, 4, 2, 2]]];
     for (const [layout, shape] of cases) {
       const n = shape.reduce((a, b) => a * b, 1);
       const ref = Float32Array.from({ length: n }, (_, i) => i);
-      const local = toLocalLayout(layout, shape, ref);
-      expect(Array.from(toReferenceLayout(layout, shape, local)), layout).toEqual(Array.from(ref));
+      const local = referenceToLocal(layout, shape, ref);
+      expect(Array.from(localToReference(layout, shape, local)), layout).toEqual(Array.from(ref));
     }
     // [out, in] → [in, out]
-    expect(Array.from(toLocalLayout('linear', [2, 3], Float32Array.of(1, 2, 3, 4, 5, 6)))).toEqual([1, 4, 2, 5, 3, 6]);
-    expect(tfShape('conv1x1', [64, 32, 1, 1])).toEqual([32, 64]);
+    expect(Array.from(referenceToLocal('linear', [2, 3], Float32Array.of(1, 2, 3, 4, 5, 6)))).toEqual([1, 4, 2, 5, 3, 6]);
+    expect(localShape('conv1x1', [64, 32, 1, 1])).toEqual([32, 64]);
     // [C, h, w] → [h, w, C]: element (c, y, x) lands at (y, x, c)
-    const chw = toLocalLayout('chw', [2, 2, 2], Float32Array.from({ length: 8 }, (_, i) => i));
+    const chw = referenceToLocal('chw', [2, 2, 2], Float32Array.from({ length: 8 }, (_, i) => i));
     expect(Array.from(chw)).toEqual([0, 4, 1, 5, 2, 6, 3, 7]);
+    // OIHW → HWIO: element (o, i, y, x) lands at (y, x, i, o)
+    expect(localShape('conv', [2, 3, 1, 2])).toEqual([1, 2, 3, 2]);
+    expect(Array.from(referenceToLocal('conv', [2, 1, 1, 2], Float32Array.of(1, 2, 3, 4)))).toEqual([1, 3, 2, 4]);
   });
 
   it('loads from bytes as from a path; keys outside the prefix are ignored', async () => {

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../../errors.js';
-import { f16ToF32, f32ToF16 } from '../../io/safetensors.js';
+import { f16ToF32, f32ToF16 } from '../../io/float16.js';
 import { simdKernels, tensorFromFill } from '../../backend/wasm/index.js';
 
 /** How the weights are kept. */

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { f16ToF32, f32ToF16 } from '../../../src/io/safetensors';
+import { f16ToF32, f32ToF16 } from '../../../src/io/float16';
 import { disableSimdKernels, simdKernels } from '../../../src/backend/wasm/simdKernels';
 import { heapView, wasmHeap } from '../../../src/backend/wasm/heap';
 import { WeightStore } from '../../../src/unet/runtime/weightStore';
