@@ -18,13 +18,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { CheckpointError, InputError } from '../errors.js';
 import { extractFeatures, FeatureSet } from '../features/extractFeatures.js';
 import { SafetensorsReader, writeSafetensors } from '../io/safetensors.js';
-import type { ADMUNet } from '../unet/admUnet.js';
 import { nodeFs } from '../util/nodeFs.js';
 import { positiveInt } from '../util/checks.js';
 import { writeBytesAtomic } from '../io/atomicFile.js';
 import { mixSeed, type Batch, type BatchContext, type Dataset } from './dataset.js';
 import { loadBatch, type ImageSource } from './images.js';
-import { batchNoise } from './onTheFly.js';
+import { batchNoise, type FeatureSpec } from './onTheFly.js';
 import { progressClock, type CacheProgressInfo, type ProgressCallback } from '../util/progress.js';
 
 const FORMAT = 'diffssl.feature-cache';
@@ -32,13 +31,7 @@ const FORMAT = 'diffssl.feature-cache';
 export const CACHE_MANIFEST = 'features.json';
 
 /** Options of {@link cacheFeatures}. */
-export interface CacheOptions {
-  /** The frozen backbone. */
-  model: ADMUNet;
-  t: number | number[];
-  b: number | number[];
-  /** Adaptive-average-pool maps larger than this (set it to the head's `pre_pool_size` to save space). */
-  pool?: number;
+export interface CacheOptions extends FeatureSpec {
   /** Seed of the noise (and of the augmentation when `augment`): example i, copy c is a pure function of (seed, c, i). Default 0. */
   seed?: number;
   /** Images per U-Net forward (default 8). Results do not depend on it. */

@@ -67,14 +67,20 @@ export function onTheFlyImages(source: ImageSource, opts: OnTheFlyImagesOptions)
   };
 }
 
-/** Options of {@link onTheFlyFeatures}. */
-export interface OnTheFlyFeaturesOptions extends CropFlipOptions {
+/** Which features a data source computes, as {@link extractFeatures} takes them. */
+export interface FeatureSpec {
   /** The frozen backbone. */
   model: ADMUNet;
+  /** Noise steps. */
   t: number | number[];
+  /** Blocks (paper numbering). */
   b: number | number[];
-  /** Adaptive-average-pool the maps to this side (the head's `pre_pool_size`; pooling twice to the same side changes nothing). */
+  /** Adaptive-average-pool maps larger than this side (the head's `pre_pool_size`; pooling twice to the same side changes nothing). */
   pool?: number;
+}
+
+/** Options of {@link onTheFlyFeatures}. */
+export interface OnTheFlyFeaturesOptions extends CropFlipOptions, FeatureSpec {
   /** Augment training batches (default true). */
   augment?: boolean;
   /** Examples per U-Net forward (default: the whole batch). */

@@ -148,17 +148,27 @@ function splat(v: number): [number, number, number, number] {
  * A kernel over the α² matrices of F(m×m, 3×3): its first α² parameters point at them, eight i32
  * parameters follow (`scalars`, their indices).
  */
-function kernelFrame(m: 2 | 4): { b: FunctionBody; alpha: number; scalars: number[]; i32: () => number } {
+function kernelFrame(m: 2 | 4): { b: FunctionBody; alpha: number; scalars: number[]; i32s: (n: number) => number[]; v128s: (n: number) => number[] } {
   const alpha = m + 2;
   const np = alpha * alpha;
   const b = new FunctionBody(new Array<ValType>(np + 8).fill('i32'));
-  return { b, alpha, scalars: Array.from({ length: 8 }, (_, i) => np + i), i32: () => b.local('i32') };
+  const locals = (type: ValType) => (n: number) => Array.from({ length: n }, () => b.local(type));
+  return { b, alpha, scalars: Array.from({ length: 8 }, (_, i) => np + i), i32s: locals('i32'), v128s: locals('v128') };
 }
 
 /** Closes a do-while loop: `counter += step`, and back to its start while `counter < limit`. */
 function endLoop(b: FunctionBody, counter: number, step: number, limit: number): void {
   b.get(counter).i32(step).op('i32.add').tee(counter).get(limit).op('i32.lt_u').br(0, true);
   b.op('end');
+}
+
+/** Closes the tile kernels' loops over examples, tile rows, tile columns and channel bytes; kb moves one vector on. */
+function endTileLoops(b: FunctionBody, kb: number, [e, ti, tj, c]: number[], [n, th, tw, cs]: number[]): void {
+  b.get(kb).i32(16).op('i32.add').set(kb);
+  endLoop(b, c, 16, cs);
+  endLoop(b, tj, 1, tw);
+  endLoop(b, ti, 1, th);
+  endLoop(b, e, 1, n);
 }
 
 type Term = [coef: number, local: number];
@@ -246,18 +256,13 @@ function applyBt(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: num
  * image read as zeros (the conv's padding), checked only in tiles that touch an edge.
  */
 function tileBody(m: 2 | 4): FunctionBody {
-  const { b, alpha, scalars, i32 } = kernelFrame(m);
+  const { b, alpha, scalars, i32s, v128s } = kernelFrame(m);
   const [x, n, inH, w, cin, padTop, th, tw] = scalars;
-  const [e, ti, tj, c, kb, y0, x0, base, cs, rs, inside, img] = Array.from({ length: 12 }, i32);
-  const rowOk = Array.from({ length: alpha }, i32);
-  const colOk = Array.from({ length: alpha }, i32);
-  const rowOff = Array.from({ length: alpha }, i32);
-  const colOff = Array.from({ length: alpha }, i32);
-  const v128 = () => b.local('v128');
-  const col = Array.from({ length: alpha }, v128);
-  const t = Array.from({ length: alpha }, () => Array.from({ length: alpha }, v128));
-  const out = Array.from({ length: alpha }, v128);
-  const tmp = Array.from({ length: 6 }, v128);
+  const [e, ti, tj, c, kb, y0, x0, base, cs, rs, inside, img] = i32s(12);
+  const [rowOk, colOk, rowOff, colOff] = [i32s(alpha), i32s(alpha), i32s(alpha), i32s(alpha)];
+  const col = v128s(alpha);
+  const t = Array.from({ length: alpha }, () => v128s(alpha));
+  const [out, tmp] = [v128s(alpha), v128s(6)];
 
   b.get(cin).i32(4).op('i32.mul').set(cs);
   b.get(w).get(cs).op('i32.mul').set(rs);
@@ -299,11 +304,7 @@ function tileBody(m: 2 | 4): FunctionBody {
     applyBt(b, m, t[i], out, tmp);
     out.forEach((l, j) => b.get(i * alpha + j).get(kb).op('i32.add').get(l).mem('v128.store'));
   }
-  b.get(kb).i32(16).op('i32.add').set(kb);
-  endLoop(b, c, 16, cs);
-  endLoop(b, tj, 1, tw);
-  endLoop(b, ti, 1, th);
-  endLoop(b, e, 1, n);
+  endTileLoops(b, kb, [e, ti, tj, c], [n, th, tw, cs]);
   return b;
 }
 
@@ -313,17 +314,15 @@ function tileBody(m: 2 | 4): FunctionBody {
  * rows and columns inside the image.
  */
 function untileBody(m: 2 | 4): FunctionBody {
-  const { b, alpha, scalars, i32 } = kernelFrame(m);
+  const { b, alpha, scalars, i32s, v128s } = kernelFrame(m);
   const [bias, dst, n, th, tw, outH, w, cout] = scalars;
-  const [e, ti, tj, c, kb, rowBase, colBase, rows, cols, cs, rs, left] = Array.from({ length: 12 }, i32);
-  const rowAddr = Array.from({ length: m }, i32);
-  const colOff = Array.from({ length: m }, i32);
-  const v128 = () => b.local('v128');
-  const col = Array.from({ length: alpha }, v128);
-  const t = Array.from({ length: m }, () => Array.from({ length: alpha }, v128));
-  const y = Array.from({ length: m }, () => Array.from({ length: m }, v128));
-  const tmp = Array.from({ length: 4 }, v128);
-  const bv = v128();
+  const [e, ti, tj, c, kb, rowBase, colBase, rows, cols, cs, rs, left] = i32s(12);
+  const [rowAddr, colOff] = [i32s(m), i32s(m)];
+  const col = v128s(alpha);
+  const t = Array.from({ length: m }, () => v128s(alpha));
+  const y = Array.from({ length: m }, () => v128s(m));
+  const tmp = v128s(4);
+  const [bv] = v128s(1);
 
   // Strides in bytes, and the column offsets j·cs of a tile.
   b.get(cout).i32(4).op('i32.mul').set(cs);
@@ -368,11 +367,7 @@ function untileBody(m: 2 | 4): FunctionBody {
     b.op('end');
   }
   b.op('end');
-  b.get(kb).i32(16).op('i32.add').set(kb);
-  endLoop(b, c, 16, cs);
-  endLoop(b, tj, 1, tw);
-  endLoop(b, ti, 1, th);
-  endLoop(b, e, 1, n);
+  endTileLoops(b, kb, [e, ti, tj, c], [n, th, tw, cs]);
   return b;
 }
 
@@ -408,13 +403,12 @@ function applyG(b: FunctionBody, m: 2 | 4, v: number[], out: number[]): void {
  * pass only moves the bytes, which are what it costs (U is 16/9 or 4× the filter).
  */
 function filtersBody(m: 2 | 4): FunctionBody {
-  const { b, alpha, scalars, i32 } = kernelFrame(m);
+  const { b, alpha, scalars, i32s, v128s } = kernelFrame(m);
   const [g, rows, bytes] = scalars; // bytes: of one row of each output
-  const [row, off, src, dst] = [i32(), i32(), i32(), i32()];
-  const v128 = () => b.local('v128');
-  const taps = Array.from({ length: 9 }, v128);
-  const t = Array.from({ length: alpha }, () => Array.from({ length: 3 }, v128));
-  const u = Array.from({ length: alpha }, v128);
+  const [row, off, src, dst] = i32s(4);
+  const taps = v128s(9);
+  const t = Array.from({ length: alpha }, () => v128s(3));
+  const u = v128s(alpha);
   b.i32(0).set(row);
   b.begin('loop'); // row
   b.i32(0).set(off);
