@@ -23,6 +23,7 @@ import { sliceRows } from '../backend/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
 import { checkImageRange, checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
 import { timestepEmbedding } from './timestepEmbedding.js';
+import type { HostTensor } from '../util/hostTensor.js';
 import { progressClock, type LoadProgressInfo, type ProgressCallback, type ProgressInfo } from '../util/progress.js';
 import { extractFeatures, type ExtractOptions, type FeatureSet } from '../features/extractFeatures.js';
 
@@ -89,10 +90,7 @@ export interface LoadOptions extends ModelOptions {
 }
 
 /** A weight in the reference layout, as a state dict holds it. */
-export interface ReferenceTensor {
-  shape: number[];
-  data: Float32Array;
-}
+export type ReferenceTensor = HostTensor<Float32Array>;
 
 /**
  * The ADM U-Net. Build it from a preset name, the reference's flag dictionary or a typed

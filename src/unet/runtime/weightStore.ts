@@ -3,7 +3,7 @@
  * life; streamed weights stay in JS memory (float32, or float16 to halve it) and become a tensor
  * only inside the layer that uses them, freed when that layer's `tf.tidy` ends. On wasm this is
  * what makes big checkpoints fit: XNNPACK keeps a packed copy of every live conv/matMul weight, so
- * resident 3×3 filters cost about 3× their size in the heap and the module aborts near 3.8 GiB
+ * resident filters cost several times their size in a heap with a hard ceiling
  * (docs/backends.md#memory).
  * @module
  */
@@ -23,8 +23,8 @@ export interface WeightOptions {
   residency?: 'auto' | 'resident' | 'stream';
   /**
    * With streaming: float32 bytes of weights kept resident, smallest tensors first (norms, biases,
-   * embeddings, then the smallest filters). On wasm the heap holds about 3× this for conv weights.
-   * Default 64 MiB.
+   * embeddings, then the smallest filters). On wasm the heap holds several times this for conv
+   * weights (docs/backends.md#memory). Default 64 MiB.
    */
   residentBudget?: number;
   /**
