@@ -25,6 +25,7 @@ import type { FeatureSet } from './features/extractFeatures.js';
 /**
  * The arguments of the reference's `finetune.py` that shape the model (a fixture's
  * `config.json` → `finetune_args`). Lists use `[-1]` or `[]` for "not used", as the script does.
+ * @category Heads
  */
 export interface FinetuneArgs {
   /** `linear` (the GD baseline `Head`) or `attention` (`AttentionFusion`: attention head, DifFormer, DifFeed). */
@@ -54,7 +55,10 @@ export interface FinetuneArgs {
   use_fp16?: boolean;
 }
 
-/** Options of {@link DiffSSLModel.logits}. */
+/**
+ * Options of {@link DiffSSLModel.logits}.
+ * @category Heads
+ */
 export interface LogitsOptions {
   /**
    * ε for each t, in t order, NHWC like x0 (the reference draws `randn_like(x0)` per t). Stays owned
@@ -101,6 +105,7 @@ function blockList(v: unknown, what: string): number[] {
  * checkpoint's `model_head` and `model_feedback` state dicts under those prefixes. Training, saving
  * and {@link Module.dispose} cover the head and feedback networks, never the U-Net. Built by
  * {@link fromReference}.
+ * @category Heads
  */
 export class DiffSSLModel extends Module {
   /** The arguments as given. */
@@ -218,7 +223,10 @@ export class DiffSSLModel extends Module {
 
 }
 
-/** Options of {@link fromReference}. */
+/**
+ * Options of {@link fromReference}.
+ * @category Heads
+ */
 export interface FromReferenceOptions {
   /** Seed of the random initialisation (before any {@link DiffSSLModel.loadWeights}). Default 0. */
   seed?: number;
@@ -241,6 +249,7 @@ export interface FromReferenceOptions {
  * logits.dispose(); model.dispose(); // the U-Net stays
  * ```
  * @throws InputError naming the bad argument.
+ * @category Heads
  */
 export function fromReference(args: FinetuneArgs, unet: ADMUNet, opts: FromReferenceOptions = {}): DiffSSLModel {
   if (!args || typeof args !== 'object') throw new InputError('fromReference: args must be the finetune.py argument object (a fixture config.json\'s finetune_args)');

@@ -4,7 +4,10 @@
  * @module
  */
 
-/** Base class of every error diffssl throws on purpose. */
+/**
+ * Base class of every error diffssl throws on purpose.
+ * @category Errors
+ */
 export class DiffSSLError extends Error {
   constructor(message: string) {
     super(message);
@@ -12,13 +15,22 @@ export class DiffSSLError extends Error {
   }
 }
 
-/** A bad argument: wrong rank, channels or side, t outside [0, T), unknown block, bad label, bad option. */
+/**
+ * A bad argument: wrong rank, channels or side, t outside [0, T), unknown block, bad label, bad option.
+ * @category Errors
+ */
 export class InputError extends DiffSSLError {}
 
-/** A file that cannot be read as what it claims to be: corrupt, truncated, unsupported format or dtype. */
+/**
+ * A file that cannot be read as what it claims to be: corrupt, truncated, unsupported format or dtype.
+ * @category Errors
+ */
 export class CheckpointError extends DiffSSLError {}
 
-/** The weights do not fit the model: missing, unexpected or mis-shaped keys, all listed at once. */
+/**
+ * The weights do not fit the model: missing, unexpected or mis-shaped keys, all listed at once.
+ * @category Errors
+ */
 export class WeightsError extends DiffSSLError {
   constructor(
     message: string,

@@ -5,13 +5,12 @@
  * block hooks; {@link useBestBackend} picks the fastest tfjs backend present.
  * @packageDocumentation
  */
+
+// Backbone: guided-diffusion's ADM U-Net, its flags, presets and noise schedule.
 export { ADMUNet } from './unet/admUnet.js';
-export { SeededRandom } from './util/random.js';
 export type { ForwardOptions, ForwardResult, LoadOptions, LoadProgress, ModelOptions, ReferenceTensor } from './unet/admUnet.js';
 export type { ConvAlgorithm } from './unet/runtime/convAlgorithm.js';
 export type { WeightOptions } from './unet/runtime/weightStore.js';
-export { initThreadedWasm, THREADED_WASM_VERSION } from './backend/wasm/threads.js';
-export type { ThreadedWasmOptions, ThreadedWasmResult } from './backend/wasm/threads.js';
 export type { BlockInfo } from './unet/architecture.js';
 export { resolveConfig } from './unet/config.js';
 export type { ModelSpec, ResolvedConfig, UNetConfig } from './unet/config.js';
@@ -21,20 +20,15 @@ export type { PresetName } from './unet/presets.js';
 export { checkImageRange, IMAGE_RANGE_LIMIT, noiseSchedule, qSample } from './unet/schedule.js';
 export type { NoiseSchedule } from './unet/schedule.js';
 export { timestepEmbedding } from './unet/timestepEmbedding.js';
+
+// Features: f(x0, t, b).
 export { extractFeatures, FeatureSet } from './features/extractFeatures.js';
 export type { ExtractOptions, FeatureBackbone } from './features/extractFeatures.js';
-export { adaptiveAvgPool2d } from './ops/adaptiveAvgPool.js';
-export { useBestBackend } from './backend/useBestBackend.js';
-export type { BackendAttempt, BackendChoice, BackendOptions } from './backend/useBestBackend.js';
-export { SafetensorsReader, readSafetensors, writeSafetensors, serializeSafetensors } from './io/safetensors.js';
-export type { HostData, HostTensor } from './util/hostTensor.js';
-export type { ReadTensor, SafetensorsDtype, TensorData, TensorInfo, TensorToWrite, TensorsToWrite } from './io/safetensors.js';
-export { TorchCheckpointReader } from './io/pytorch.js';
-export type { TorchDtype, TorchOpenOptions, TorchTensor, TorchTensorInfo } from './io/pytorch.js';
-export { writeSafetensorsStream } from './io/safetensorsStream.js';
-export type { StreamDtype, StreamTensor, StreamWriteOptions } from './io/safetensorsStream.js';
-export { linearCKA, MinibatchCKA, ckaMatrix, MinibatchCKAMatrix, hsic0, hsic1, ckaHeatmapPNG, writeCKAHeatmap, ckaMatrixJSON, writeCKAJSON } from './cka/index.js';
-export type { CKAOptions, MinibatchCKAOptions, CKAMatrixOptions, LabelledMaps, RepresentationList, HSICTerms, HeatmapOptions, CKAMatrixJSON, CKAMatrixJSONOptions, NestedArray, Representation, ShapedData } from './cka/index.js';
+
+// Heads: modules with state, the paper's heads, DifFormer, DifFeed and the reference's classifier.
+export { Module } from './nn/module.js';
+export type { ForwardPassOptions, Tap } from './nn/layers.js';
+export type { CountEntry, FloatEntry, Layout as StateLayout, LoadWeightsOptions, StateEntry } from './nn/state.js';
 export { Tokenizer } from './heads/tokenizer.js';
 export type { NormType, TokenizerConfig } from './heads/tokenizer.js';
 export { AttentionHead } from './heads/attentionHead.js';
@@ -43,39 +37,69 @@ export { parseFusionArc, formatFusionArc, attentionArc } from './heads/fusionArc
 export type { DenseActivation, FusionArc, FusionLayer } from './heads/fusionArc.js';
 export { LinearHead, MLPHead, parseHeadArc } from './heads/mlpHead.js';
 export type { LinearHeadConfig, MLPHeadConfig } from './heads/mlpHead.js';
-export type { ForwardPassOptions, Tap } from './nn/layers.js';
-export type { CountEntry, FloatEntry, Layout as StateLayout, LoadWeightsOptions, StateEntry } from './nn/state.js';
-export { Module } from './nn/module.js';
-export type { Labels } from './data/labels.js';
 export { DifFormer } from './fusion/difFormer.js';
 export type { DifFormerConfig, FusionBlock, FusionInput } from './fusion/difFormer.js';
 export { DifFeed, feedbackLinks, parseFeedbackArch } from './feedback/difFeed.js';
 export type { DifFeedConfig, DifFeedForwardOptions, DifFeedResult, FeedbackLink, FeedbackStrategy, FeedbackStrategyOptions } from './feedback/difFeed.js';
 export { fromReference, DiffSSLModel } from './diffsslModel.js';
 export type { FinetuneArgs, FromReferenceOptions, LogitsOptions } from './diffsslModel.js';
-export { matMul2d, dense } from './ops/dense.js';
-export { multiHeadAttention } from './ops/multiHeadAttention.js';
-export { noGrad } from './ops/noGrad.js';
+
+// Training: the loop, checkpoints, optimizers and the reference recipes, loss.
 export { train, trainStep, evaluate } from './train/trainer.js';
 export type { TrainOptions, TrainResult, StepProgress, EpochReport, EvalResult, CheckpointOptions } from './train/trainer.js';
 export type { TrainableModel, LogitsCallOptions } from './train/trainableModel.js';
 export { crossEntropy } from './train/loss.js';
 export type { CrossEntropyOptions } from './train/loss.js';
-export { topKAccuracy, topKCorrect } from './eval/accuracy.js';
 export { sgd, momentum, adam, makeOptimizer, getLearningRate, setLearningRate, StepLR, referenceRecipe } from './train/optimizers.js';
 export type { OptimizerSpec, SgdSpec, MomentumSpec, AdamSpec, LRSchedule, StepLROptions, ReferenceRecipe } from './train/optimizers.js';
 export { ensureGradients } from './train/gradients.js';
-export type { ProgressInfo, ProgressCallback, ProgressBase, LoadProgressInfo, WriteProgressInfo, ExtractProgressInfo, CacheProgressInfo, TrainProgressInfo } from './util/progress.js';
+
+// Data: datasets, images, transforms, features on the fly or cached.
 export { tensorDataset } from './data/dataset.js';
 export type { Dataset, Batch, BatchContext } from './data/dataset.js';
+export type { Labels } from './data/labels.js';
 export { imagesFromTensor } from './data/images.js';
 export type { ImageSource, LabelledImage } from './data/images.js';
 export { centerCrop, randomCropFlip } from './data/transforms.js';
 export type { CropFlipOptions } from './data/transforms.js';
 export { onTheFlyImages, onTheFlyFeatures } from './data/onTheFly.js';
-export type { OnTheFlyImagesOptions, OnTheFlyFeaturesOptions } from './data/onTheFly.js';
+export type { FeatureSpec, OnTheFlyImagesOptions, OnTheFlyFeaturesOptions } from './data/onTheFly.js';
 export { cacheFeatures, FeatureCache } from './data/featureCache.js';
 export type { CacheOptions } from './data/featureCache.js';
+
+// Evaluation: top-k accuracy and the paper's kNN.
+export { topKAccuracy, topKCorrect } from './eval/accuracy.js';
 export { KNN, knnEvaluate, poolFeatures } from './eval/knn.js';
 export type { KNNOptions, KNNScore } from './eval/knn.js';
+
+// CKA: linear CKA, its minibatch form, block × block matrices, heatmaps.
+export { linearCKA, MinibatchCKA, ckaMatrix, MinibatchCKAMatrix, hsic0, hsic1, ckaHeatmapPNG, writeCKAHeatmap, ckaMatrixJSON, writeCKAJSON } from './cka/index.js';
+export type { CKAOptions, MinibatchCKAOptions, CKAMatrixOptions, LabelledMaps, RepresentationList, HSICTerms, HeatmapOptions, CKAMatrixJSON, CKAMatrixJSONOptions, NestedArray, Representation, ShapedData } from './cka/index.js';
+
+// I/O: safetensors and PyTorch checkpoints.
+export { SafetensorsReader, readSafetensors, writeSafetensors, serializeSafetensors } from './io/safetensors.js';
+export type { ReadTensor, SafetensorsDtype, TensorData, TensorInfo, TensorToWrite, TensorsToWrite } from './io/safetensors.js';
+export { TorchCheckpointReader } from './io/pytorch.js';
+export type { TorchDtype, TorchOpenOptions, TorchTensor, TorchTensorInfo } from './io/pytorch.js';
+export { writeSafetensorsStream } from './io/safetensorsStream.js';
+export type { StreamDtype, StreamTensor, StreamWriteOptions } from './io/safetensorsStream.js';
+
+// Backend: choosing one, threaded wasm in Node.
+export { useBestBackend } from './backend/useBestBackend.js';
+export type { BackendAttempt, BackendChoice, BackendOptions } from './backend/useBestBackend.js';
+export { initThreadedWasm, THREADED_WASM_VERSION } from './backend/wasm/threads.js';
+export type { ThreadedWasmOptions, ThreadedWasmResult } from './backend/wasm/threads.js';
+
+// Ops: differentiable building blocks with fast gradients on wasm.
+export { adaptiveAvgPool2d } from './ops/adaptiveAvgPool.js';
+export { matMul2d, dense } from './ops/dense.js';
+export { multiHeadAttention } from './ops/multiHeadAttention.js';
+export { noGrad } from './ops/noGrad.js';
+
+// Utilities: progress reports, host tensors, seeded randomness.
+export type { ProgressInfo, ProgressCallback, ProgressBase, LoadProgressInfo, WriteProgressInfo, ExtractProgressInfo, CacheProgressInfo, TrainProgressInfo } from './util/progress.js';
+export type { HostData, HostTensor } from './util/hostTensor.js';
+export { SeededRandom } from './util/random.js';
+
+// Errors.
 export { CheckpointError, DiffSSLError, InputError, WeightsError } from './errors.js';

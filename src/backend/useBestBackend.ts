@@ -7,7 +7,10 @@ import { InputError } from '../errors.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import { initThreadedWasm, withoutEmscriptenHandlers } from './wasm/threads.js';
 
-/** One candidate that {@link useBestBackend} tried. */
+/**
+ * One candidate that {@link useBestBackend} tried.
+ * @category Backend
+ */
 export interface BackendAttempt {
   name: string;
   ok: boolean;
@@ -15,7 +18,10 @@ export interface BackendAttempt {
   why: string;
 }
 
-/** What {@link useBestBackend} chose, and why. */
+/**
+ * What {@link useBestBackend} chose, and why.
+ * @category Backend
+ */
 export interface BackendChoice {
   /** The tfjs backend now active (`tensorflow`, `webgpu`, `webgl`, `wasm` or `cpu`). */
   backend: string;
@@ -25,7 +31,10 @@ export interface BackendChoice {
   tried: BackendAttempt[];
 }
 
-/** Options of {@link useBestBackend}. */
+/**
+ * Options of {@link useBestBackend}.
+ * @category Backend
+ */
 export interface BackendOptions {
   /** Use exactly this backend (`tensorflow`, `wasm`, `cpu`, …) or fail; no fallback. */
   force?: string;
@@ -82,6 +91,7 @@ function candidates(opts: BackendOptions): Candidate[] {
  * await useBestBackend({ force: 'cpu' }); // exactly cpu, or an error
  * ```
  * @throws InputError when `force` names a backend that cannot start.
+ * @category Backend
  */
 export async function useBestBackend(opts: BackendOptions = {}): Promise<BackendChoice> {
   const all = candidates(opts);

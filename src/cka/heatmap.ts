@@ -9,7 +9,10 @@ import { checkMatrix, resolveLabels } from './json.js';
 import { encodePNG } from '../io/png.js';
 import { writeBytesAtomic } from '../io/atomicFile.js';
 
-/** Options of {@link ckaHeatmapPNG}. */
+/**
+ * Options of {@link ckaHeatmapPNG}.
+ * @category CKA
+ */
 export interface HeatmapOptions {
   /** One per row, drawn left of the matrix. Default "0", "1", …. */
   rowLabels?: readonly string[];
@@ -172,13 +175,17 @@ export function renderHeatmap(matrix: readonly (readonly number[])[], opts: Heat
  * const m = await ckaMatrix(feats);
  * const png = await ckaHeatmapPNG(m, { rowLabels: ['b=4', 'b=10'], title: 'linear CKA, t=90' });
  * ```
+ * @category CKA
  */
 export async function ckaHeatmapPNG(matrix: readonly (readonly number[])[], opts: HeatmapOptions = {}): Promise<Uint8Array> {
   const { canvas } = renderHeatmap(matrix, opts);
   return encodePNG(canvas.rgb, canvas.width, canvas.height);
 }
 
-/** Writes {@link ckaHeatmapPNG} to a file, atomically (Node). */
+/**
+ * Writes {@link ckaHeatmapPNG} to a file, atomically (Node).
+ * @category CKA
+ */
 export async function writeCKAHeatmap(path: string, matrix: readonly (readonly number[])[], opts: HeatmapOptions = {}): Promise<void> {
   const png = await ckaHeatmapPNG(matrix, opts);
   if (typeof path !== 'string' || path === '') throw new InputError('writeCKAHeatmap needs a non-empty file path');

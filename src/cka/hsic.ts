@@ -27,7 +27,10 @@ export interface KernelSums {
   trace: number;
 }
 
-/** The three HSIC values CKA is made of: HSIC(K, L), HSIC(K, K), HSIC(L, L). */
+/**
+ * The three HSIC values CKA is made of: HSIC(K, L), HSIC(K, K), HSIC(L, L).
+ * @category CKA
+ */
 export interface HSICTerms {
   xy: number;
   xx: number;
@@ -126,6 +129,7 @@ function gramPair(K: ArrayLike<number> | readonly ArrayLike<number>[], L: ArrayL
  * Biased HSIC, `tr(KHLH)/(n−1)²` with H = I − 11ᵀ/n, of two symmetric Gram matrices over the same n examples
  * (nested arrays or flat row-major). Any kernel works, not only linear ones.
  * @throws InputError for non-square, mismatched or non-finite matrices, or n < 2.
+ * @category CKA
  */
 export function hsic0(K: ArrayLike<number> | readonly ArrayLike<number>[], L: ArrayLike<number> | readonly ArrayLike<number>[]): number {
   return gramPair(K, L, false);
@@ -136,6 +140,7 @@ export function hsic0(K: ArrayLike<number> | readonly ArrayLike<number>[], L: Ar
  * behind debiased and minibatch CKA (Nguyen et al. 2021). It ignores the diagonals and is invariant to centring
  * the features.
  * @throws InputError for non-square, mismatched or non-finite matrices, or n < 4.
+ * @category CKA
  */
 export function hsic1(K: ArrayLike<number> | readonly ArrayLike<number>[], L: ArrayLike<number> | readonly ArrayLike<number>[]): number {
   return gramPair(K, L, true);

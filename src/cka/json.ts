@@ -6,7 +6,10 @@
 import { InputError } from '../errors.js';
 import { writeBytesAtomic } from '../io/atomicFile.js';
 
-/** What {@link ckaMatrixJSON} returns. */
+/**
+ * What {@link ckaMatrixJSON} returns.
+ * @category CKA
+ */
 export interface CKAMatrixJSON {
   format: 'diffssl.cka-matrix';
   version: 1;
@@ -22,7 +25,10 @@ export interface CKAMatrixJSON {
   examples?: number;
 }
 
-/** Options of {@link ckaMatrixJSON}. */
+/**
+ * Options of {@link ckaMatrixJSON}.
+ * @category CKA
+ */
 export interface CKAMatrixJSONOptions {
   /** Default "0", "1", …. */
   rowLabels?: readonly string[];
@@ -66,6 +72,7 @@ export function resolveLabels(size: { rows: number; cols: number }, rowLabels: r
 /**
  * The matrix and its labels as a plain object (`JSON.stringify` it).
  * @throws InputError for a ragged or non-finite matrix or labels of the wrong length.
+ * @category CKA
  */
 export function ckaMatrixJSON(matrix: readonly (readonly number[])[], opts: CKAMatrixJSONOptions = {}): CKAMatrixJSON {
   const size = checkMatrix(matrix, 'ckaMatrixJSON');
@@ -76,7 +83,10 @@ export function ckaMatrixJSON(matrix: readonly (readonly number[])[], opts: CKAM
   return out;
 }
 
-/** Writes {@link ckaMatrixJSON} to a file, atomically (Node). */
+/**
+ * Writes {@link ckaMatrixJSON} to a file, atomically (Node).
+ * @category CKA
+ */
 export async function writeCKAJSON(path: string, matrix: readonly (readonly number[])[], opts: CKAMatrixJSONOptions = {}): Promise<void> {
   const text = `${JSON.stringify(ckaMatrixJSON(matrix, opts), null, 1)}\n`;
   if (typeof path !== 'string' || path === '') throw new InputError('writeCKAJSON needs a non-empty file path');

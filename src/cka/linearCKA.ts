@@ -12,7 +12,10 @@ import { InputError } from '../errors.js';
 import { hsicFromSums, kernelSums, minExamples, selfHsic, traceOfProduct, type HSICTerms, type KernelSums } from './hsic.js';
 import { featureCount, readRepresentation, representationShape, type Centered, type Representation } from './representation.js';
 
-/** Options of {@link linearCKA}. */
+/**
+ * Options of {@link linearCKA}.
+ * @category CKA
+ */
 export interface CKAOptions {
   /**
    * Use the unbiased HSIC_1 estimator (Song et al. 2012; Nguyen et al. 2021) instead of the biased HSIC_0.
@@ -240,6 +243,7 @@ export function ckaFromTerms(t: HSICTerms, debiased: boolean, names: [string, st
  * const debiased = await linearCKA(feats.get(90, 19), feats.get(90, 24), { debiased: true });
  * feats.dispose();
  * ```
+ * @category CKA
  */
 export async function linearCKA(x: Representation, y: Representation, opts?: CKAOptions): Promise<number> {
   const { debiased, form } = readOptions(opts, 'linearCKA');

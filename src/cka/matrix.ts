@@ -13,6 +13,7 @@ import { trackPending } from '../util/pending.js';
 /**
  * Labelled maps in the shape of `extractFeatures`' `FeatureSet` (anything with `entries()` yielding
  * `{ t, b, map }`): one representation per (t, b), labelled `t=… b=…`.
+ * @category CKA
  */
 export interface LabelledMaps {
   entries(): Iterable<{ t: number; b: number; map: tf.Tensor }>;
@@ -21,10 +22,14 @@ export interface LabelledMaps {
 /**
  * A list of representations: an array, a `Map` (labelled by its keys, e.g. `forward(...).features`), or a
  * `FeatureSet` from `extractFeatures` (every (t, b) it holds, t-major).
+ * @category CKA
  */
 export type RepresentationList = readonly Representation[] | ReadonlyMap<unknown, Representation> | LabelledMaps;
 
-/** Options of {@link MinibatchCKAMatrix} and {@link ckaMatrix}. */
+/**
+ * Options of {@link MinibatchCKAMatrix} and {@link ckaMatrix}.
+ * @category CKA
+ */
 export interface CKAMatrixOptions {
   /** Unbiased HSIC_1 terms (needs ≥ 4 examples per batch). Default false. */
   debiased?: boolean;
@@ -73,6 +78,7 @@ function normalise(list: RepresentationList, what: string): { reps: Representati
  * const matrix = await acc.result();
  * await writeCKAHeatmap('cka.png', matrix, { rowLabels: acc.rowLabels, title: 'CKA at t=90' });
  * ```
+ * @category CKA
  */
 export class MinibatchCKAMatrix {
   /** Whether the terms are the unbiased HSIC_1. */
@@ -244,6 +250,7 @@ export class MinibatchCKAMatrix {
  * const m = await ckaMatrix(feats); // t × t at block 24
  * feats.dispose();
  * ```
+ * @category CKA
  */
 export async function ckaMatrix(reps: RepresentationList, opts?: Pick<CKAMatrixOptions, 'debiased'>): Promise<number[][]> {
   const acc = new MinibatchCKAMatrix({ debiased: readOptions(opts, 'ckaMatrix').debiased });

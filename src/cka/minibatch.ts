@@ -9,7 +9,10 @@ import { checkExamples, ckaFromTerms, pairTerms, readOptions, type CKAOptions } 
 import { featureCount, representationShape, type Representation } from './representation.js';
 import { trackPending } from '../util/pending.js';
 
-/** Options of {@link MinibatchCKA}. */
+/**
+ * Options of {@link MinibatchCKA}.
+ * @category CKA
+ */
 export interface MinibatchCKAOptions extends CKAOptions {}
 
 /**
@@ -31,6 +34,7 @@ export interface MinibatchCKAOptions extends CKAOptions {}
  * }
  * console.log(await mb.result());
  * ```
+ * @category CKA
  */
 export class MinibatchCKA {
   /** Whether the terms are the unbiased HSIC_1. */

@@ -7,12 +7,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import type { HostTensor } from '../util/hostTensor.js';
 
-/** Nested arrays of numbers, examples first (`[n][p]`, or deeper: flattened per example). Typed arrays may stand for the innermost level. */
+/**
+ * Nested arrays of numbers, examples first (`[n][p]`, or deeper: flattened per example). Typed arrays may stand for the innermost level.
+ * @category CKA
+ */
 export interface NestedArray extends ReadonlyArray<number | NestedArray | ArrayLike<number>> {}
 
 /**
  * A flat buffer with its shape, as `readSafetensors` returns.
  * @deprecated the same as `HostTensor<ArrayLike<number>, readonly number[]>`; use {@link HostTensor}.
+ * @category CKA
  */
 export type ShapedData = HostTensor<ArrayLike<number>, readonly number[]>;
 
@@ -20,6 +24,7 @@ export type ShapedData = HostTensor<ArrayLike<number>, readonly number[]>;
  * One representation of n examples: a tensor `[n, ...]`, nested arrays `[n][...]`, or `{ data, shape }`.
  * Every axis after the first is flattened (a feature map `[n, h, w, c]` becomes `[n, h·w·c]`); a 1-D input is
  * n examples of one feature. Tensors are read, never disposed.
+ * @category CKA
  */
 export type Representation = tf.Tensor | NestedArray | HostTensor<ArrayLike<number>, readonly number[]>;
 

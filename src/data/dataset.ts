@@ -9,7 +9,10 @@ import { InputError } from '../errors.js';
 import { mixSeed, SeededRandom } from '../util/random.js';
 import { checkLabels } from './labels.js';
 
-/** Where a batch sits in a run; sources use `seed` for every random choice (noise, augmentation). */
+/**
+ * Where a batch sits in a run; sources use `seed` for every random choice (noise, augmentation).
+ * @category Data
+ */
 export interface BatchContext {
   /** True for training batches (augment, fresh noise), false for evaluation (deterministic transform). */
   training: boolean;
@@ -21,7 +24,10 @@ export interface BatchContext {
   step: number;
 }
 
-/** One batch: the model's input, one label per example, and extra options for `model.logits`. */
+/**
+ * One batch: the model's input, one label per example, and extra options for `model.logits`.
+ * @category Data
+ */
 export interface Batch<I> {
   input: I;
   labels: ArrayLike<number>;
@@ -34,7 +40,10 @@ export interface Batch<I> {
   dispose?(): void;
 }
 
-/** A dataset the trainer can batch: `size` examples, any of which {@link Dataset.batch} loads. */
+/**
+ * A dataset the trainer can batch: `size` examples, any of which {@link Dataset.batch} loads.
+ * @category Data
+ */
 export interface Dataset<I> {
   readonly size: number;
   /** Builds the batch of the examples `indices` (each in [0, size)); the trainer frees it. */
@@ -89,6 +98,7 @@ export function batchesOf(order: Int32Array, batchSize: number, dropLast: boolea
  * const data = tensorDataset(features, labels); // features [N, D]
  * await train(head, data, { epochs: 10, batchSize: 32, optimizer: sgd(0.01) });
  * ```
+ * @category Data
  */
 export function tensorDataset<T extends tf.Tensor>(inputs: T, labels: ArrayLike<number>, classes?: number): Dataset<T> {
   if (!(inputs instanceof tf.Tensor) || inputs.rank < 1) throw new InputError('tensorDataset: inputs must be a tensor with examples on the first axis');

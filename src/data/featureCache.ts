@@ -30,7 +30,10 @@ const FORMAT = 'diffssl.feature-cache';
 /** The manifest a disk cache is opened by; written last, so a directory without it is unfinished. */
 export const CACHE_MANIFEST = 'features.json';
 
-/** Options of {@link cacheFeatures}. */
+/**
+ * Options of {@link cacheFeatures}.
+ * @category Data
+ */
 export interface CacheOptions extends FeatureSpec {
   /** Seed of the noise (and of the augmentation when `augment`): example i, copy c is a pure function of (seed, c, i). Default 0. */
   seed?: number;
@@ -90,6 +93,7 @@ const key = (t: number, b: number) => `${t}:${b}`;
 /**
  * Cached feature maps of a labelled image set, usable as a training {@link Dataset}: each batch is a
  * {@link FeatureSet} (keyed by t and b, like {@link extractFeatures}'s) that the trainer disposes.
+ * @category Data
  */
 export class FeatureCache implements Dataset<FeatureSet> {
   private closed = false;
@@ -244,6 +248,7 @@ function list(v: number | number[], what: string): number[] {
  * await cache.close();
  * ```
  * @throws InputError for bad options; CheckpointError when `dir` cannot be written.
+ * @category Data
  */
 export async function cacheFeatures(images: ImageSource, opts: CacheOptions): Promise<FeatureCache> {
   if (!images || typeof images.get !== 'function' || !Number.isInteger(images.size) || images.size < 1) throw new InputError('images must be an ImageSource: { size: positive integer, get(i) }');

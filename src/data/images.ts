@@ -8,7 +8,10 @@ import { SeededRandom } from '../util/random.js';
 import { centerCrop, randomCropFlip, type CropFlipOptions } from './transforms.js';
 import { checkLabels } from './labels.js';
 
-/** One labelled image: HWC RGB in [−1, 1], any size (the transforms bring it to the model's). */
+/**
+ * One labelled image: HWC RGB in [−1, 1], any size (the transforms bring it to the model's).
+ * @category Data
+ */
 export interface LabelledImage {
   image: tf.Tensor3D;
   label: number;
@@ -17,6 +20,7 @@ export interface LabelledImage {
 /**
  * Images by index: decode from disk, slice a tensor, anything. The caller of {@link ImageSource.get}
  * owns (and disposes) the returned image.
+ * @category Data
  */
 export interface ImageSource {
   readonly size: number;
@@ -26,6 +30,7 @@ export interface ImageSource {
 /**
  * An {@link ImageSource} over an in-memory NHWC batch (already in [−1, 1]). The tensor stays the
  * caller's.
+ * @category Data
  */
 export function imagesFromTensor(images: tf.Tensor4D, labels: ArrayLike<number>): ImageSource {
   if (!(images instanceof tf.Tensor) || images.rank !== 4) throw new InputError('imagesFromTensor: images must be an NHWC rank-4 tensor');

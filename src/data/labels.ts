@@ -5,7 +5,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 
-/** Labels in any of the forms the training helpers accept. A tensor is read back (a sync point). */
+/**
+ * Labels in any of the forms the training helpers accept. A tensor is read back (a sync point).
+ * @category Data
+ */
 export type Labels = ArrayLike<number> | tf.Tensor1D;
 
 /**

@@ -37,7 +37,10 @@ function checkSource(source: ImageSource): void {
   if (!source || typeof source.get !== 'function' || !Number.isInteger(source.size) || source.size < 1) throw new InputError('source must be an ImageSource: { size: positive integer, get(i) }');
 }
 
-/** Options of {@link onTheFlyImages}. */
+/**
+ * Options of {@link onTheFlyImages}.
+ * @category Data
+ */
 export interface OnTheFlyImagesOptions extends CropFlipOptions {
   /** Image side the model takes (its `image_size`). */
   size: number;
@@ -53,6 +56,7 @@ export interface OnTheFlyImagesOptions extends CropFlipOptions {
  * carry `noise` (one tensor per t), which the trainer passes on as `logits(x0, { noise, training })`.
  * DifFeed can only be trained this way: its feedback changes the second U-Net pass, so its features
  * cannot be cached.
+ * @category Data
  */
 export function onTheFlyImages(source: ImageSource, opts: OnTheFlyImagesOptions): Dataset<tf.Tensor4D> {
   checkSource(source);
@@ -67,7 +71,10 @@ export function onTheFlyImages(source: ImageSource, opts: OnTheFlyImagesOptions)
   };
 }
 
-/** Which features a data source computes, as {@link extractFeatures} takes them. */
+/**
+ * Which features a data source computes, as {@link extractFeatures} takes them.
+ * @category Data
+ */
 export interface FeatureSpec {
   /** The frozen backbone. */
   model: ADMUNet;
@@ -79,7 +86,10 @@ export interface FeatureSpec {
   pool?: number;
 }
 
-/** Options of {@link onTheFlyFeatures}. */
+/**
+ * Options of {@link onTheFlyFeatures}.
+ * @category Data
+ */
 export interface OnTheFlyFeaturesOptions extends CropFlipOptions, FeatureSpec {
   /** Augment training batches (default true). */
   augment?: boolean;
@@ -92,6 +102,7 @@ export interface OnTheFlyFeaturesOptions extends CropFlipOptions, FeatureSpec {
  * as the reference trains its heads. The input is a {@link FeatureSet} keyed by (t, b); the trainer
  * disposes it. Same noise as {@link onTheFlyImages} for the same batch seed, so a head fed from here
  * sees exactly the x_t that a whole system fed from there would.
+ * @category Data
  */
 export function onTheFlyFeatures(source: ImageSource, opts: OnTheFlyFeaturesOptions): Dataset<FeatureSet> {
   checkSource(source);

@@ -16,7 +16,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { SeededRandom } from '../util/random.js';
 
-/** Options of {@link randomCropFlip}. */
+/**
+ * Options of {@link randomCropFlip}.
+ * @category Data
+ */
 export interface CropFlipOptions {
   /** Smallest crop fraction of the short side (default 0.8, the reference's). */
   minFrac?: number;
@@ -62,6 +65,7 @@ function resizeShortSide(image: tf.Tensor3D, short: number): tf.Tensor3D {
  * The reference's evaluation transform: short side to `size` (box-halving first), center crop.
  * @param image HWC, any size.
  * @returns `[size, size, C]`.
+ * @category Data
  */
 export function centerCrop(image: tf.Tensor3D, size: number): tf.Tensor3D {
   checkImage(image, size);
@@ -75,6 +79,7 @@ export function centerCrop(image: tf.Tensor3D, size: number): tf.Tensor3D {
 /**
  * The reference's training transform: random short side in [⌈size/maxFrac⌉, ⌈size/minFrac⌉],
  * random `size × size` crop, random horizontal flip; every choice from `rng`.
+ * @category Data
  */
 export function randomCropFlip(image: tf.Tensor3D, size: number, rng: SeededRandom, opts: CropFlipOptions = {}): tf.Tensor3D {
   checkImage(image, size);

@@ -18,6 +18,7 @@ import { checkLabels, type Labels } from '../data/labels.js';
  * @param ks the k values (default `[1, 5]`), positive integers.
  * @returns one count per k, in the order of `ks`.
  * @throws InputError for bad shapes, labels or k.
+ * @category Evaluation
  */
 export function topKCorrect(logits: tf.Tensor2D, labels: Labels, ks: number[] = [1, 5]): number[] {
   if (!(logits instanceof tf.Tensor) || logits.rank !== 2) throw new InputError(`logits must be a rank-2 tensor [N, classes], got ${logits instanceof tf.Tensor ? `shape [${logits.shape}]` : typeof logits}`);
@@ -53,6 +54,7 @@ export function topKCorrect(logits: tf.Tensor2D, labels: Labels, ks: number[] = 
  * ```ts
  * topKAccuracy(tf.tensor2d([[0.1, 0.9], [0.8, 0.2]]), [1, 1], 1); // 0.5
  * ```
+ * @category Evaluation
  */
 export function topKAccuracy(logits: tf.Tensor2D, labels: Labels, k = 1): number {
   const [c] = topKCorrect(logits, labels, [k]);

@@ -18,7 +18,10 @@ import { InputError } from '../errors.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
 import { checkLabels } from '../data/labels.js';
 
-/** Options of {@link KNN.evaluate} and {@link knnEvaluate}. */
+/**
+ * Options of {@link KNN.evaluate} and {@link knnEvaluate}.
+ * @category Evaluation
+ */
 export interface KNNOptions {
   /** Neighbour counts to score (default [20, 200], the paper's). */
   k?: number[];
@@ -30,7 +33,10 @@ export interface KNNOptions {
   queryChunk?: number;
 }
 
-/** Top-1 and top-5 accuracy for one k. */
+/**
+ * Top-1 and top-5 accuracy for one k.
+ * @category Evaluation
+ */
 export interface KNNScore {
   k: number;
   top1: number;
@@ -43,6 +49,7 @@ export interface KNNScore {
  * examples), L2-normalise each row (`x / max(‖x‖, 1e-12)`, as `F.normalize`).
  * @param features `[N, H, W, C]` maps, or `[N, D]` vectors (only normalised).
  * @returns `[N, D]` unit rows.
+ * @category Evaluation
  */
 export function poolFeatures(features: tf.Tensor, pool = 1): tf.Tensor2D {
   if (!(features instanceof tf.Tensor) || (features.rank !== 4 && features.rank !== 2)) throw new InputError(`features must be [N, H, W, C] maps or [N, D] vectors, got ${features instanceof tf.Tensor ? `shape [${features.shape}]` : typeof features}`);
@@ -86,6 +93,7 @@ function mergeTop(aV: Float32Array, aI: Int32Array, aN: number, bV: ArrayLike<nu
  * knn.add(trainFeats.get(150, 24), trainLabels); // maps are pooled to 1×1 and normalised
  * const [at20, at200] = knn.evaluate(valFeats.get(150, 24), valLabels); // { k, top1, top5 }
  * ```
+ * @category Evaluation
  */
 export class KNN {
   private chunks: { data: Float32Array; rows: number }[] = [];
@@ -243,6 +251,7 @@ export class KNN {
  * One-call kNN evaluation: bank from the training features, scores of the test features.
  * @param train features (maps or vectors) and labels of the bank.
  * @param test features and labels to classify.
+ * @category Evaluation
  */
 export function knnEvaluate(train: { features: tf.Tensor; labels: ArrayLike<number> }, test: { features: tf.Tensor; labels: ArrayLike<number> }, opts: KNNOptions & { pool?: number } = {}): KNNScore[] {
   const knn = new KNN({ pool: opts.pool ?? 1 });

@@ -12,6 +12,7 @@ import { progressClock, type ExtractProgressInfo, type ProgressCallback } from '
 /**
  * What {@link extractFeatures} needs of a backbone; `ADMUNet` has it. Declared here, not imported,
  * so that the U-Net can offer `extractFeatures` as a method without an import circle.
+ * @category Features
  */
 export interface FeatureBackbone {
   /** The side of the images the backbone takes. */
@@ -28,7 +29,10 @@ export interface FeatureBackbone {
   forward(xt: tf.Tensor4D, t: number[], opts: { capture: number[]; y?: number[] }): { features: Map<number, tf.Tensor4D> };
 }
 
-/** Options of {@link extractFeatures}. */
+/**
+ * Options of {@link extractFeatures}.
+ * @category Features
+ */
 export interface ExtractOptions {
   /** Noise step(s), integers in [0, T). The paper's default feature is t = 150, b = 24 (256 model). */
   t: number | number[];
@@ -75,6 +79,7 @@ export interface ExtractOptions {
  * Feature maps by (t, b), NHWC. The set owns its tensors: {@link FeatureSet.get} lends one
  * (do not dispose it yourself), {@link FeatureSet.dispose} frees them all. `tf.clone` a map to keep
  * it past `dispose()`.
+ * @category Features
  */
 export class FeatureSet {
   /** The steps, in the order requested. */
@@ -152,6 +157,7 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => (typeof setImmedi
  * const f = feats.get(90, 24); // [N, 16, 16, 1024] for the 256 model
  * feats.dispose();
  * ```
+ * @category Features
  */
 export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Promise<FeatureSet> {
   const { model } = opts ?? ({} as ExtractOptions);

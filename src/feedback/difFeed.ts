@@ -13,16 +13,25 @@ import { noGrad } from '../ops/noGrad.js';
 import type { ADMUNet } from '../unet/admUnet.js';
 import type { BlockInfo } from '../unet/architecture.js';
 
-/** The feedback block choices of the paper's ablation (Table 4). */
+/**
+ * The feedback block choices of the paper's ablation (Table 4).
+ * @category Heads
+ */
 export type FeedbackStrategy = 'all' | 'bottleneck' | 'windowed' | 'multi-scale';
 
-/** Feedback from decoder block `from` (pass 1) into the output of encoder block `to` (pass 2). */
+/**
+ * Feedback from decoder block `from` (pass 1) into the output of encoder block `to` (pass 2).
+ * @category Heads
+ */
 export interface FeedbackLink {
   from: number;
   to: number;
 }
 
-/** Options of {@link feedbackLinks}. */
+/**
+ * Options of {@link feedbackLinks}.
+ * @category Heads
+ */
 export interface FeedbackStrategyOptions {
   /** `windowed`/`multi-scale`: how many decoder blocks, from the first (default 5, the paper's). */
   window?: number;
@@ -47,6 +56,7 @@ const mirrorOf = (blocks: readonly BlockInfo[], b: number) => blocks.length + 1 
  * - `multi-scale`: the windowed blocks, all into one encoder block (`target`).
  * @param blocks the block table, `unet.blocks`.
  * @throws InputError for an unknown strategy or a bad option.
+ * @category Heads
  */
 export function feedbackLinks(blocks: readonly BlockInfo[], strategy: FeedbackStrategy, opts: FeedbackStrategyOptions = {}): FeedbackLink[] {
   if (!Array.isArray(blocks) || blocks.length < 3) throw new InputError('feedbackLinks: blocks must be a U-Net block table (unet.blocks)');
@@ -80,7 +90,10 @@ export function feedbackLinks(blocks: readonly BlockInfo[], strategy: FeedbackSt
   }
 }
 
-/** What a {@link DifFeed} is built from. */
+/**
+ * What a {@link DifFeed} is built from.
+ * @category Heads
+ */
 export interface DifFeedConfig {
   /**
    * Which decoder features feed back where: a strategy name, a list of decoder blocks (each into
@@ -99,7 +112,10 @@ export interface DifFeedConfig {
   seed?: number;
 }
 
-/** Options of {@link DifFeed.forward}. */
+/**
+ * Options of {@link DifFeed.forward}.
+ * @category Heads
+ */
 export interface DifFeedForwardOptions extends ForwardPassOptions {
   /** Blocks whose second-pass features to return (the pass stops after the deepest). */
   capture: number[];
@@ -115,7 +131,10 @@ export interface DifFeedForwardOptions extends ForwardPassOptions {
   y?: number[];
 }
 
-/** What {@link DifFeed.forward} returns; the caller owns every tensor. */
+/**
+ * What {@link DifFeed.forward} returns; the caller owns every tensor.
+ * @category Heads
+ */
 export interface DifFeedResult {
   /** Second-pass features of `capture`, NHWC. Gradients reach the feedback networks through them. */
   second: Map<number, tf.Tensor4D>;
@@ -128,6 +147,7 @@ export interface DifFeedResult {
  * over the characters; `_` matches no layer): a leading `C` is the 1×1 conv, `B` BatchNorm2d,
  * `R` ReLU, `S` SiLU. The index of a layer in the returned list is its `nn.Sequential` index.
  * @throws InputError for anything else (a later `C` is the reference's depthwise 3×3 conv, `G` its GroupNorm: not supported).
+ * @category Heads
  */
 export function parseFeedbackArch(arch: string): ('conv' | 'bn' | 'relu' | 'silu')[] {
   if (typeof arch !== 'string' || arch[0] !== 'C') throw new InputError(`feedback_arch must start with C (the 1×1 conv that maps C_b to the encoder block's channels), got ${JSON.stringify(arch)}`);
@@ -205,6 +225,7 @@ class FeedbackNet extends Module {
  * const feature = second.get(15); // [N, 16, 16, 32], for a DifFormer / attention head
  * feed.dispose(); // the U-Net stays
  * ```
+ * @category Heads
  */
 export class DifFeed extends Module {
   readonly links: readonly FeedbackLink[];

@@ -13,7 +13,10 @@ import { Init, prefixed, type StateEntry } from '../nn/state.js';
 import { Module } from '../nn/module.js';
 import { Tokenizer, type NormType } from '../heads/tokenizer.js';
 
-/** A block DifFormer tokenizes: its number and map shape (a row of `ADMUNet.blocks` fits). */
+/**
+ * A block DifFormer tokenizes: its number and map shape (a row of `ADMUNet.blocks` fits).
+ * @category Heads
+ */
 export interface FusionBlock {
   b: number;
   channels: number;
@@ -21,7 +24,10 @@ export interface FusionBlock {
   size: number;
 }
 
-/** What a {@link DifFormer} is built from. */
+/**
+ * What a {@link DifFormer} is built from.
+ * @category Heads
+ */
 export interface DifFormerConfig {
   /** The blocks to tokenize, one tokenizer each (shared by every t and by both DifFeed passes). */
   blocks: FusionBlock[];
@@ -39,7 +45,10 @@ export interface DifFormerConfig {
   seed?: number;
 }
 
-/** One map DifFormer tokenizes: block `b`'s feature; `secondPass` marks a DifFeed second-pass feature (taps get a `2` suffix). */
+/**
+ * One map DifFormer tokenizes: block `b`'s feature; `secondPass` marks a DifFeed second-pass feature (taps get a `2` suffix).
+ * @category Heads
+ */
 export interface FusionInput {
   b: number;
   map: tf.Tensor4D;
@@ -72,6 +81,7 @@ export interface FusionInput {
  * const logits = fusion.forward(args.t_list.map((t) => args.first_fw_b_list.map((b) => ({ b, map: features.get(t, b) }))));
  * features.dispose(); fusion.dispose();
  * ```
+ * @category Heads
  */
 export class DifFormer extends Module {
   readonly config: Readonly<Omit<Required<DifFormerConfig>, 'arc'>> & { arc: FusionArc };

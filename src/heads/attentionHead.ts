@@ -71,7 +71,10 @@ type Step =
   | { kind: 'block'; index: number; block: TransformerBlock }
   | { kind: 'dense'; index: number; linear: Linear; activation: DenseActivation };
 
-/** What an {@link AttentionHead} is built from. */
+/**
+ * What an {@link AttentionHead} is built from.
+ * @category Heads
+ */
 export interface AttentionHeadConfig {
   /** The reference's `fusion_arc` string, or its parsed form. */
   arc: string | FusionArc;
@@ -105,6 +108,7 @@ export interface AttentionHeadConfig {
  * const logits = clf.forward(tokens); // [N, 10]
  * head.dispose(); clf.dispose();
  * ```
+ * @category Heads
  */
 export class AttentionHead extends Module {
   readonly arc: FusionArc;

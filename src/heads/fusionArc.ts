@@ -5,10 +5,16 @@
  */
 import { InputError } from '../errors.js';
 
-/** Activation after a `Dense` layer. */
+/**
+ * Activation after a `Dense` layer.
+ * @category Heads
+ */
 export type DenseActivation = 'relu' | 'sigmoid' | 'tanh' | 'identity';
 
-/** One layer of a fusion arc, in order. */
+/**
+ * One layer of a fusion arc, in order.
+ * @category Heads
+ */
 export type FusionLayer =
   /** `Insert_CLS_Token`: prepend the learned CLS token to the sequence. */
   | { kind: 'insertCls' }
@@ -23,7 +29,10 @@ export type FusionLayer =
   /** `Dense:in:out:act`: `nn.Linear(in, out)` on the last axis, then the activation. */
   | { kind: 'dense'; in: number; out: number; activation: DenseActivation };
 
-/** A parsed fusion arc. */
+/**
+ * A parsed fusion arc.
+ * @category Heads
+ */
 export interface FusionArc {
   /**
    * Whether the head owns a CLS token. The reference evaluates `bool(field)`, so any non-empty
@@ -53,6 +62,7 @@ function fieldsOf(token: string, name: string, count: number): string[] {
  * silently skips what it does not know; here an unknown or malformed layer is an error).
  * Like the reference, only the part before a `/` is read.
  * @throws InputError naming the offending layer.
+ * @category Heads
  */
 export function parseFusionArc(arc: string): FusionArc {
   if (typeof arc !== 'string' || arc.trim() === '') throw new InputError(`fusion_arc must be a non-empty string such as "Use_CLS_Token:True:1024,Insert_CLS_Token,Attention:1024:8:4:2,Extract_CLS_Token", got ${JSON.stringify(arc)}`);
@@ -102,7 +112,10 @@ export function parseFusionArc(arc: string): FusionArc {
   return out;
 }
 
-/** The string form of a parsed arc (the reference's grammar). */
+/**
+ * The string form of a parsed arc (the reference's grammar).
+ * @category Heads
+ */
 export function formatFusionArc(arc: FusionArc): string {
   const parts = [`Use_CLS_Token:${arc.clsToken ? 'True' : ''}:${arc.dim}`];
   for (const l of arc.layers) {
@@ -122,6 +135,7 @@ export function formatFusionArc(arc: FusionArc): string {
  * The paper's attention head as a fusion arc: D-wide tokens, a CLS token, `depth` Transformer
  * blocks with `heads` heads and MLP ratio `mlpRatio`, then the CLS feature. The paper's default is
  * `attentionArc(1024, 8, 4, 2)`.
+ * @category Heads
  */
 export function attentionArc(dim: number, heads = 8, mlpRatio = 4, depth = 2): FusionArc {
   return parseFusionArc(`Use_CLS_Token:True:${dim},Insert_CLS_Token,Attention:${dim}:${heads}:${mlpRatio}:${depth},Extract_CLS_Token`);

@@ -13,6 +13,7 @@ import { positiveInt } from '../util/checks.js';
 /**
  * The reference's `head_arc`: `''` (no hidden layer), `'48'` or `'48_24'` (hidden widths).
  * @throws InputError for anything else.
+ * @category Heads
  */
 export function parseHeadArc(arc: string): number[] {
   if (typeof arc !== 'string') throw new InputError(`head_arc must be a string such as "" or "2048_1024", got ${typeof arc}`);
@@ -23,7 +24,10 @@ export function parseHeadArc(arc: string): number[] {
   });
 }
 
-/** What an {@link MLPHead} is built from. */
+/**
+ * What an {@link MLPHead} is built from.
+ * @category Heads
+ */
 export interface MLPHeadConfig {
   /** Channels of the feature map. */
   channels: number;
@@ -53,6 +57,7 @@ export interface MLPHeadConfig {
  * const logits = head.forward(feature); // [N, 10]
  * head.dispose();
  * ```
+ * @category Heads
  */
 export class MLPHead extends Module {
   readonly config: Readonly<Required<MLPHeadConfig>>;
@@ -112,7 +117,10 @@ export class MLPHead extends Module {
 
 }
 
-/** What a {@link LinearHead} is built from. */
+/**
+ * What a {@link LinearHead} is built from.
+ * @category Heads
+ */
 export type LinearHeadConfig = Omit<MLPHeadConfig, 'hidden'>;
 
 /**
@@ -128,6 +136,7 @@ export type LinearHeadConfig = Omit<MLPHeadConfig, 'hidden'>;
  * const logits = head.forward(feature); // [N, 10]
  * head.dispose();
  * ```
+ * @category Heads
  */
 export class LinearHead extends MLPHead {
   constructor(config: LinearHeadConfig) {

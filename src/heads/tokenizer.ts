@@ -11,10 +11,16 @@ import { positiveInt } from '../util/checks.js';
 import { filled, floatEntry, Init, prefixed, type FloatEntry, type StateEntry } from '../nn/state.js';
 import { Module } from '../nn/module.js';
 
-/** Which normalisation a tokenizer applies (the reference's `norm_type`). */
+/**
+ * Which normalisation a tokenizer applies (the reference's `norm_type`).
+ * @category Heads
+ */
 export type NormType = 'layer' | 'batch';
 
-/** What a {@link Tokenizer} is built from. */
+/**
+ * What a {@link Tokenizer} is built from.
+ * @category Heads
+ */
 export interface TokenizerConfig {
   /** Channels of the block's feature map (`C_b`). */
   channels: number;
@@ -50,6 +56,7 @@ export interface TokenizerConfig {
  * const tokens = tok.forward(feature); // [N, 4·4, 64]
  * tok.dispose();
  * ```
+ * @category Heads
  */
 export class Tokenizer extends Module {
   readonly config: Readonly<Required<TokenizerConfig>>;

@@ -15,6 +15,7 @@ import { reverseAxes3 } from '../util/reverseAxes.js';
  *   (a dense layer over pixels);
  * - `chw`: a `[C, h, w]` LayerNorm affine ↔ `[h, w, C]` (NHWC maps);
  * - `conv`: an `nn.Conv2d` filter OIHW `[out, in, kh, kw]` ↔ HWIO `[kh, kw, in, out]`.
+ * @category I/O
  */
 export type Layout = 'same' | 'linear' | 'conv1x1' | 'chw' | 'conv';
 

@@ -21,10 +21,16 @@ import { bf16ToF32, f16ToF32 } from './float16.js';
 import { TensorFileReader } from './tensorFileReader.js';
 import { ZipArchive } from './zip.js';
 
-/** Element types of torch storages. */
+/**
+ * Element types of torch storages.
+ * @category I/O
+ */
 export type TorchDtype = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
-/** What the checkpoint says about one tensor, known without reading its data. */
+/**
+ * What the checkpoint says about one tensor, known without reading its data.
+ * @category I/O
+ */
 export interface TorchTensorInfo {
   name: string;
   dtype: TorchDtype;
@@ -40,13 +46,19 @@ export interface TorchTensorInfo {
   byteLength: number;
 }
 
-/** A tensor read contiguously (row-major) in its own dtype; float16/bfloat16 arrive as float32. */
+/**
+ * A tensor read contiguously (row-major) in its own dtype; float16/bfloat16 arrive as float32.
+ * @category I/O
+ */
 export interface TorchTensor extends HostTensor {
   /** The storage's dtype as saved. */
   dtype: TorchDtype;
 }
 
-/** Options of {@link TorchCheckpointReader.open}. */
+/**
+ * Options of {@link TorchCheckpointReader.open}.
+ * @category I/O
+ */
 export interface TorchOpenOptions {
   /** Largest pickle accepted, in bytes (default 256 MiB; a state dict's is ~100 bytes per tensor). */
   maxPickleBytes?: number;
@@ -116,6 +128,7 @@ class StorageType implements PyCallable {
  * const w = await ckpt.readFloat32('out.2.weight'); // float16 storages come back as float32
  * await ckpt.close();
  * ```
+ * @category I/O
  */
 export class TorchCheckpointReader extends TensorFileReader<TensorRef> {
   private scratchBuffer?: Uint8Array;

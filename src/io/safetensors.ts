@@ -18,27 +18,42 @@ import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './float16.js';
 
 export type { SafetensorsDtype } from './safetensorsHeader.js';
 
-/** What the header says about one tensor, available without reading its data. */
+/**
+ * What the header says about one tensor, available without reading its data.
+ * @category I/O
+ */
 export interface TensorInfo extends HeaderEntry {
   dtype: SafetensorsDtype;
 }
 
-/** Typed arrays a safetensors tensor is read into or written from (those with a safetensors dtype). */
+/**
+ * Typed arrays a safetensors tensor is read into or written from (those with a safetensors dtype).
+ * @category I/O
+ */
 export type TensorData = Exclude<HostData, Int16Array | Int8Array>;
 
-/** One decoded tensor. F16 and BF16 arrive upcast to Float32Array, BOOL as 0/1 bytes. */
+/**
+ * One decoded tensor. F16 and BF16 arrive upcast to Float32Array, BOOL as 0/1 bytes.
+ * @category I/O
+ */
 export interface ReadTensor extends HostTensor<TensorData> {
   /** The dtype stored in the file. */
   dtype: SafetensorsDtype;
 }
 
-/** One tensor to write; `dtype` may narrow a Float32Array to 'F16' or 'BF16' on the way out. */
+/**
+ * One tensor to write; `dtype` may narrow a Float32Array to 'F16' or 'BF16' on the way out.
+ * @category I/O
+ */
 export interface TensorToWrite extends HostTensor<TensorData> {
   /** The dtype to store; by default the data's own (Float32Array → F32, …). */
   dtype?: SafetensorsDtype;
 }
 
-/** Tensors to write, by name. */
+/**
+ * Tensors to write, by name.
+ * @category I/O
+ */
 export type TensorsToWrite = Record<string, TensorToWrite> | Map<string, TensorToWrite>;
 
 /** A hostile header length must not make us allocate gigabytes before we can reject it. */
@@ -48,7 +63,10 @@ interface Entry { dtype: SafetensorsDtype; shape: number[]; begin: number; end: 
 type NodeFs = typeof import('node:fs');
 type FileHandle = import('node:fs/promises').FileHandle;
 
-/** Opened file or bytes; reads tensors one at a time by offset (a path is never read into one big buffer). */
+/**
+ * Opened file or bytes; reads tensors one at a time by offset (a path is never read into one big buffer).
+ * @category I/O
+ */
 export class SafetensorsReader extends TensorFileReader<Entry> {
   private constructor(
     /** The path, or `'<bytes>'`; named in every error message. */
@@ -128,7 +146,10 @@ export class SafetensorsReader extends TensorFileReader<Entry> {
   }
 }
 
-/** Convenience: read everything into a Map (small files, tests). */
+/**
+ * Convenience: read everything into a Map (small files, tests).
+ * @category I/O
+ */
 export async function readSafetensors(source: string | Uint8Array): Promise<Map<string, ReadTensor>> {
   const reader = await SafetensorsReader.open(source);
   try {
@@ -144,6 +165,7 @@ export async function readSafetensors(source: string | Uint8Array): Promise<Map<
  * Serialise to bytes. Keys are written sorted; the header is padded with spaces to a multiple of 8.
  * Float32Array->F32, Float64Array->F64, BigInt64Array->I64, Int32Array->I32, Uint8Array->U8; `dtype: 'F16'|'BF16'`
  * converts from float32 with round-to-nearest-even.
+ * @category I/O
  */
 export function serializeSafetensors(tensors: TensorsToWrite, metadata?: Record<string, string>): Uint8Array {
   const { header, parts, total } = plan(tensors, metadata);
@@ -162,6 +184,7 @@ export function serializeSafetensors(tensors: TensorsToWrite, metadata?: Record<
  * Write atomically: write to a temp file in the same directory, fsync, rename over the target; on any failure the
  * temp file is removed and an existing target is untouched. Tensors are encoded and written one at a time, so a
  * large checkpoint is never held twice in memory.
+ * @category I/O
  */
 export async function writeSafetensors(path: string, tensors: TensorsToWrite, metadata?: Record<string, string>): Promise<void> {
   if (typeof path !== 'string' || path === '') throw new InputError('writeSafetensors expects a non-empty path');

@@ -5,10 +5,16 @@
  */
 import { InputError } from '../errors.js';
 
-/** The safetensors dtypes this library reads and writes. */
+/**
+ * The safetensors dtypes this library reads and writes.
+ * @category I/O
+ */
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'U8' | 'BOOL';
 
-/** Dtypes the streaming writer can lay out (the safetensors names). */
+/**
+ * Dtypes the streaming writer can lay out (the safetensors names).
+ * @category I/O
+ */
 export type StreamDtype = SafetensorsDtype | 'I16' | 'I8';
 
 /** Bytes per element of every dtype a writer can lay out. */
@@ -22,7 +28,10 @@ export function isSafetensorsDtype(d: unknown): d is SafetensorsDtype {
 /** The header key that holds the string map of metadata, never a tensor. */
 export const METADATA_KEY = '__metadata__';
 
-/** A tensor to be written: everything but its bytes. */
+/**
+ * A tensor to be written: everything but its bytes.
+ * @category I/O
+ */
 export interface StreamTensor {
   name: string;
   dtype: StreamDtype;

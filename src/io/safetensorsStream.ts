@@ -12,7 +12,10 @@ import { progressClock, type ProgressCallback, type WriteProgressInfo } from '..
 
 export type { StreamDtype, StreamTensor } from './safetensorsHeader.js';
 
-/** Options of {@link writeSafetensorsStream}. */
+/**
+ * Options of {@link writeSafetensorsStream}.
+ * @category I/O
+ */
 export interface StreamWriteOptions {
   /** The header's `__metadata__` string map. */
   metadata?: Record<string, string>;
@@ -29,6 +32,7 @@ export interface StreamWriteOptions {
  * from a source file mostly sequential. Header keys are sorted.
  * @throws InputError for a bad name, dtype or shape, or when `produce` returns the wrong length;
  * whatever `produce` throws is passed on. On any failure the target is left untouched.
+ * @category I/O
  */
 export async function writeSafetensorsStream(
   path: string,

@@ -13,10 +13,14 @@ import { Module } from './module.js';
  * Receives an intermediate tensor during a forward pass, under the key the reference fixtures use
  * (`pooled`, `tokens`, `t0.attn_block1`, …). The tensor is only valid during the call: read it
  * (`dataSync`) or `tf.keep(tf.clone(t))` it there.
+ * @category Heads
  */
 export type Tap = (key: string, tensor: tf.Tensor) => void;
 
-/** Options of a head's forward pass. */
+/**
+ * Options of a head's forward pass.
+ * @category Heads
+ */
 export interface ForwardPassOptions {
   /** Training mode: BatchNorm uses and updates batch statistics (default false: eval mode, as for the fixtures). */
   training?: boolean;

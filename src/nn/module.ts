@@ -20,6 +20,7 @@ import { disposeState, loadState, saveState, trainableOf, type LoadWeightsOption
  * await head.saveWeights('my-head.safetensors');
  * head.dispose();
  * ```
+ * @category Heads
  */
 export abstract class Module {
   /** The module's state-dict entries under the reference's names, relative to the module. */

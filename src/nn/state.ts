@@ -14,7 +14,10 @@ import { SeededRandom } from '../util/random.js';
 
 export type { Layout } from '../io/layout.js';
 
-/** A float tensor of the state dict, held in a tfjs variable. */
+/**
+ * A float tensor of the state dict, held in a tfjs variable.
+ * @category Heads
+ */
 export interface FloatEntry {
   kind: 'float';
   /** Name relative to the module (the caller adds its prefix). */
@@ -25,7 +28,10 @@ export interface FloatEntry {
   variable: tf.Variable;
 }
 
-/** An integer counter of the state dict (BatchNorm's `num_batches_tracked`, int64 in PyTorch). */
+/**
+ * An integer counter of the state dict (BatchNorm's `num_batches_tracked`, int64 in PyTorch).
+ * @category Heads
+ */
 export interface CountEntry {
   kind: 'count';
   name: string;
@@ -33,10 +39,16 @@ export interface CountEntry {
   set(value: number): void;
 }
 
-/** One state-dict entry. */
+/**
+ * One state-dict entry.
+ * @category Heads
+ */
 export type StateEntry = FloatEntry | CountEntry;
 
-/** Options of the weight loaders. */
+/**
+ * Options of the weight loaders.
+ * @category Heads
+ */
 export interface LoadWeightsOptions {
   /**
    * Only keys starting with this prefix belong to the module (it is stripped before matching),

@@ -18,6 +18,7 @@ export function adaptivePoolMatrix(inSize: number, outSize: number): Float32Arra
 /**
  * `nn.AdaptiveAvgPool2d(size)` on NHWC: `[N, H, W, C]` → `[N, size, size, C]`. Whole ratios use
  * `tf.avgPool`; uneven ones two 2-D matMuls with the pooling matrices (differentiable both ways).
+ * @category Ops
  */
 export function adaptiveAvgPool2d(x: tf.Tensor4D, size: number | [number, number]): tf.Tensor4D {
   const [oh, ow] = typeof size === 'number' ? [size, size] : size;

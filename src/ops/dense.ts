@@ -26,6 +26,7 @@ const matMulWithGrad = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) 
  * `a · b` for 2-D float32 tensors, with a gradient made of plain 2-D matMuls and explicit
  * transposes (fast on wasm, where tfjs's default matMul gradient is not).
  * @throws InputError when the operands are not 2-D or their inner sizes differ.
+ * @category Ops
  */
 export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   if (!(a instanceof tf.Tensor) || !(b instanceof tf.Tensor) || a.rank !== 2 || b.rank !== 2)
@@ -49,6 +50,7 @@ export function matMulRowsLeft(x: tf.Tensor2D, rows: tf.Tensor2D): tf.Tensor2D {
  * A linear layer on the last axis: `x · w + b` for x `[..., in]`, w `[in, out]` (the transpose of
  * PyTorch's `[out, in]`), b `[out]`. Any leading axes are folded into one 2-D matMul.
  * @throws InputError when the shapes do not fit.
+ * @category Ops
  */
 export function dense<R extends tf.Rank>(x: tf.Tensor<R>, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor<R> {
   if (!(x instanceof tf.Tensor) || x.rank < 1) throw new InputError('dense: x must be a tensor of rank ≥ 1');

@@ -31,6 +31,7 @@ const piece = (x: tf.Tensor3D, g: number): tf.Tensor2D => tf.reshape(sliceRows(x
  * `softmax(q·kᵀ)·v` for every example and head: q, k, v `[B, L, H·hd]` (heads side by side on the
  * last axis, as PyTorch's `reshape(B, N, H, hd)`), q already scaled. Returns `[B, L, H·hd]`.
  * @throws InputError for mismatched shapes or a width not divisible by `heads`.
+ * @category Ops
  */
 export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number): tf.Tensor3D {
   for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const)

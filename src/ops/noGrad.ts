@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
  *
  * @param fn computes the tensors; intermediates are freed (it runs in a tidy).
  * @returns the tensors fn returned, owned by the caller.
+ * @category Ops
  */
 export function noGrad<T extends tf.Tensor>(fn: () => T[]): T[] {
   let shapes: number[][] = [];

@@ -86,6 +86,7 @@ async function load(): Promise<string> {
  * module-resolution hook that touches only tfjs-core's own files (see the module notes).
  * @returns how the gradients came to be there.
  * @throws DiffSSLError when they cannot be loaded in this environment (the message says what to import).
+ * @category Training
  */
 export function ensureGradients(): Promise<string> {
   if (registered()) return Promise.resolve('already registered');

@@ -6,7 +6,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { checkLabels, type Labels } from '../data/labels.js';
 
-/** Options of {@link crossEntropy}. */
+/**
+ * Options of {@link crossEntropy}.
+ * @category Training
+ */
 export interface CrossEntropyOptions {
   /** `'mean'` over the batch (PyTorch's default and the reference's), `'sum'`, or `'none'` for one loss per example. */
   reduction?: 'mean' | 'sum' | 'none';
@@ -30,6 +33,7 @@ export interface CrossEntropyOptions {
  * ```ts
  * const loss = crossEntropy(tf.tensor2d([[2, 0, -1]]), [0]); // −log softmax(…)[0] ≈ 0.1698
  * ```
+ * @category Training
  */
 export function crossEntropy(logits: tf.Tensor2D, labels: Labels, opts: CrossEntropyOptions = {}): tf.Tensor {
   if (!(logits instanceof tf.Tensor) || logits.rank !== 2) throw new InputError(`logits must be a rank-2 tensor [N, classes], got ${logits instanceof tf.Tensor ? `shape [${logits.shape}]` : typeof logits}`);

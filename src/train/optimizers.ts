@@ -12,12 +12,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 
-/** Plain SGD, the reference's optimizer. */
+/**
+ * Plain SGD, the reference's optimizer.
+ * @category Training
+ */
 export interface SgdSpec {
   type: 'sgd';
   lr: number;
 }
-/** SGD with (optionally Nesterov) momentum, the same update as `torch.optim.SGD(momentum=…, dampening=0)`. */
+/**
+ * SGD with (optionally Nesterov) momentum, the same update as `torch.optim.SGD(momentum=…, dampening=0)`.
+ * @category Training
+ */
 export interface MomentumSpec {
   type: 'momentum';
   lr: number;
@@ -25,7 +31,10 @@ export interface MomentumSpec {
   momentum?: number;
   nesterov?: boolean;
 }
-/** Adam, as the paper's text describes; same update as `torch.optim.Adam`. */
+/**
+ * Adam, as the paper's text describes; same update as `torch.optim.Adam`.
+ * @category Training
+ */
 export interface AdamSpec {
   type: 'adam';
   lr: number;
@@ -36,7 +45,10 @@ export interface AdamSpec {
   /** Default 1e-8, PyTorch's (tfjs would otherwise take the backend's 1e-7). */
   epsilon?: number;
 }
-/** A JSON-serialisable optimizer description; {@link makeOptimizer} builds it, checkpoints record it. */
+/**
+ * A JSON-serialisable optimizer description; {@link makeOptimizer} builds it, checkpoints record it.
+ * @category Training
+ */
 export type OptimizerSpec = SgdSpec | MomentumSpec | AdamSpec;
 
 function positive(v: unknown, what: string): number {
@@ -48,12 +60,18 @@ function unit(v: unknown, what: string): number {
   return v;
 }
 
-/** Plain SGD: `w ← w − lr·g`. */
+/**
+ * Plain SGD: `w ← w − lr·g`.
+ * @category Training
+ */
 export function sgd(lr: number): tf.SGDOptimizer {
   return tf.train.sgd(positive(lr, 'lr'));
 }
 
-/** Momentum SGD: `v ← m·v + g; w ← w − lr·v` (Nesterov: `w ← w − lr·(g + m·v)`). */
+/**
+ * Momentum SGD: `v ← m·v + g; w ← w − lr·v` (Nesterov: `w ← w − lr·(g + m·v)`).
+ * @category Training
+ */
 export function momentum(lr: number, m = 0.9, nesterov = false): tf.MomentumOptimizer {
   const opt = tf.train.momentum(positive(lr, 'lr'), unit(m, 'momentum'), nesterov === true);
   // tfjs 4.22's MomentumOptimizer.dispose forgets the −lr scalar its SGD base keeps; free it too.
@@ -65,7 +83,10 @@ export function momentum(lr: number, m = 0.9, nesterov = false): tf.MomentumOpti
   return opt;
 }
 
-/** Adam with PyTorch's defaults (β = 0.9, 0.999; ε = 1e-8). */
+/**
+ * Adam with PyTorch's defaults (β = 0.9, 0.999; ε = 1e-8).
+ * @category Training
+ */
 export function adam(lr: number, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8): tf.AdamOptimizer {
   return tf.train.adam(positive(lr, 'lr'), unit(beta1, 'beta1'), unit(beta2, 'beta2'), positive(epsilon, 'epsilon'));
 }
@@ -77,6 +98,7 @@ export function adam(lr: number, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8): tf
  * ```ts
  * const opt = makeOptimizer({ type: 'sgd', lr: 5e-2 }); // the reference's attention-head setting
  * ```
+ * @category Training
  */
 export function makeOptimizer(spec: OptimizerSpec): tf.Optimizer {
   switch (spec?.type) {
@@ -93,7 +115,10 @@ export function makeOptimizer(spec: OptimizerSpec): tf.Optimizer {
 
 type WithLr = tf.Optimizer & { learningRate?: unknown; setLearningRate?: (lr: number) => void };
 
-/** The optimizer's current learning rate. @throws InputError when it has none. */
+/**
+ * The optimizer's current learning rate. @throws InputError when it has none.
+ * @category Training
+ */
 export function getLearningRate(optimizer: tf.Optimizer): number {
   const lr = (optimizer as WithLr).learningRate;
   if (typeof lr !== 'number') throw new InputError(`this optimizer (${optimizer?.getClassName?.() ?? typeof optimizer}) exposes no numeric learningRate`);
@@ -104,6 +129,7 @@ export function getLearningRate(optimizer: tf.Optimizer): number {
  * Sets the learning rate so that the next update uses it. Setting the `learningRate` property is
  * not enough for tfjs's SGD and momentum optimizers: they cache `−lr` in a scalar tensor, which only
  * `setLearningRate` refreshes; Adam and the others read the property on every step.
+ * @category Training
  */
 export function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
   positive(lr, 'learning rate');
@@ -113,7 +139,10 @@ export function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
   else o.learningRate = lr;
 }
 
-/** A learning rate as a function of the epoch (0-based), applied at the start of each epoch. */
+/**
+ * A learning rate as a function of the epoch (0-based), applied at the start of each epoch.
+ * @category Training
+ */
 export interface LRSchedule {
   /** The learning rate for `epoch`. */
   lrAt(epoch: number): number;
@@ -121,7 +150,10 @@ export interface LRSchedule {
   setEpoch(epoch: number): number;
 }
 
-/** Options of {@link StepLR}. */
+/**
+ * Options of {@link StepLR}.
+ * @category Training
+ */
 export interface StepLROptions {
   /** Epochs between decays (the reference: 7). */
   stepSize: number;
@@ -141,6 +173,7 @@ export interface StepLROptions {
  * const sched = new StepLR(opt, { stepSize: 7, gamma: 0.1 });
  * sched.setEpoch(7); // opt now steps with 0.005
  * ```
+ * @category Training
  */
 export class StepLR implements LRSchedule {
   readonly stepSize: number;
@@ -178,7 +211,10 @@ export class StepLR implements LRSchedule {
   }
 }
 
-/** Hyper-parameters of the reference's released training scripts (`scripts/*.sh`). */
+/**
+ * Hyper-parameters of the reference's released training scripts (`scripts/*.sh`).
+ * @category Training
+ */
 export interface ReferenceRecipe {
   optimizer: SgdSpec;
   batchSize: number;
@@ -193,6 +229,7 @@ export interface ReferenceRecipe {
  * The reference's settings for a head: `'attention'` and `'difformer'` lr 5e-2 batch 32,
  * `'linear'` lr 1e-2 batch 32, `'difffeed'` lr 1e-2 batch 4; all plain SGD, 28 epochs,
  * StepLR(7, 0.1), evaluation every 7 epochs.
+ * @category Training
  */
 export function referenceRecipe(head: 'linear' | 'attention' | 'difformer' | 'difffeed'): ReferenceRecipe {
   const table = { linear: [1e-2, 32], attention: [5e-2, 32], difformer: [5e-2, 32], difffeed: [1e-2, 4] } as const;

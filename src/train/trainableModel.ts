@@ -5,7 +5,10 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 
-/** Options the trainer passes to {@link TrainableModel.logits}: the batch's own options plus the mode. */
+/**
+ * Options the trainer passes to {@link TrainableModel.logits}: the batch's own options plus the mode.
+ * @category Training
+ */
 export interface LogitsCallOptions {
   /** True while training (BatchNorm uses batch statistics and updates its running ones). */
   training: boolean;
@@ -20,6 +23,7 @@ export interface LogitsCallOptions {
  * For checkpoints, `saveWeights`/`loadWeights` (when present) carry the model's whole state under its
  * own names, running statistics included; without them a checkpoint holds the trainable variables
  * by position.
+ * @category Training
  */
 export interface TrainableModel<I> {
   readonly trainableVariables: tf.Variable[];

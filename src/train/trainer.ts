@@ -15,10 +15,16 @@ import { getLearningRate, type LRSchedule } from './optimizers.js';
 import { progressClock, type ProgressCallback, type ProgressInfo, type TrainProgressInfo } from '../util/progress.js';
 import { ensureGradients } from './gradients.js';
 
-/** Reported after every optimizer update: the `'train'` member of {@link ProgressInfo}. */
+/**
+ * Reported after every optimizer update: the `'train'` member of {@link ProgressInfo}.
+ * @category Training
+ */
 export type StepProgress = TrainProgressInfo;
 
-/** Loss and top-k accuracy of a model on a dataset. */
+/**
+ * Loss and top-k accuracy of a model on a dataset.
+ * @category Training
+ */
 export interface EvalResult {
   /** Mean cross-entropy. */
   loss: number;
@@ -27,7 +33,10 @@ export interface EvalResult {
   examples: number;
 }
 
-/** One finished epoch. */
+/**
+ * One finished epoch.
+ * @category Training
+ */
 export interface EpochReport {
   /** 0-based. */
   epoch: number;
@@ -41,7 +50,10 @@ export interface EpochReport {
   checkpoint?: string;
 }
 
-/** Checkpoint settings of {@link train}. */
+/**
+ * Checkpoint settings of {@link train}.
+ * @category Training
+ */
 export interface CheckpointOptions {
   /** Directory of the checkpoint (created if needed). */
   path: string;
@@ -53,7 +65,10 @@ export interface CheckpointOptions {
   keep?: number;
 }
 
-/** Options of {@link train}. */
+/**
+ * Options of {@link train}.
+ * @category Training
+ */
 export interface TrainOptions<I> {
   /** Total epochs; a resumed run continues up to this count. */
   epochs: number;
@@ -90,7 +105,10 @@ export interface TrainOptions<I> {
   signal?: AbortSignal;
 }
 
-/** What {@link train} did. */
+/**
+ * What {@link train} did.
+ * @category Training
+ */
 export interface TrainResult {
   /** Every finished epoch of the run, resumed ones included. */
   history: EpochReport[];
@@ -111,6 +129,7 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
  * Gradients are handed to the optimizer as an array in the model's variable order, so slot i of
  * the optimizer is always variable i (what checkpoints rely on).
  * @returns the batch's mean loss and how many examples were classified right (top-1).
+ * @category Training
  */
 export async function trainStep<I>(model: TrainableModel<I>, batch: Batch<I>, optimizer: tf.Optimizer): Promise<{ loss: number; correct: number }> {
   const vars = model.trainableVariables;
@@ -162,6 +181,7 @@ export async function trainStep<I>(model: TrainableModel<I>, batch: Batch<I>, op
  * Mean loss, top-1 and top-5 of `model` on every example of `data`, in order, in evaluation mode.
  * Batches get seeds that do not depend on the epoch, so noise-dependent models are scored on the
  * same draws every time (the reference draws fresh noise at evaluation too).
+ * @category Training
  */
 export async function evaluate<I>(model: TrainableModel<I>, data: Dataset<I>, opts: { batchSize: number; seed?: number; epoch?: number }): Promise<EvalResult> {
   const batchSize = positiveInt(opts?.batchSize, 'batchSize');
@@ -215,6 +235,7 @@ function checkDataset(data: Dataset<unknown>, what: string): void {
  * @throws InputError for bad options, a dataset smaller than one batch, or a checkpoint made with
  *   other settings; CheckpointError for an unreadable checkpoint; DiffSSLError when tfjs's
  *   gradient functions cannot be loaded in this environment.
+ * @category Training
  */
 export async function train<I>(model: TrainableModel<I>, data: Dataset<I>, opts: TrainOptions<I>): Promise<TrainResult> {
   if (!model || typeof model.logits !== 'function') throw new InputError('train needs a model with logits(input, { training }) and trainableVariables');

@@ -27,7 +27,10 @@ import type { HostTensor } from '../util/hostTensor.js';
 import { progressClock, type LoadProgressInfo, type ProgressCallback, type ProgressInfo } from '../util/progress.js';
 import { extractFeatures, type ExtractOptions, type FeatureSet } from '../features/extractFeatures.js';
 
-/** Options of {@link ADMUNet.forward}. */
+/**
+ * Options of {@link ADMUNet.forward}.
+ * @category Backbone
+ */
 export interface ForwardOptions {
   /** Class labels, one per example; required by class-conditional models, refused by others. */
   y?: number[];
@@ -46,7 +49,10 @@ export interface ForwardOptions {
   add?: Map<number, tf.Tensor4D>;
 }
 
-/** What {@link ADMUNet.forward} returns. The caller owns every tensor in it. */
+/**
+ * What {@link ADMUNet.forward} returns. The caller owns every tensor in it.
+ * @category Backbone
+ */
 export interface ForwardResult {
   /** Output of each captured block, NHWC. Empty when `capture` was omitted. */
   features: Map<number, tf.Tensor4D>;
@@ -54,10 +60,16 @@ export interface ForwardResult {
   output?: tf.Tensor4D;
 }
 
-/** Progress of {@link ADMUNet.load}: the `'load'` member of {@link ProgressInfo}. */
+/**
+ * Progress of {@link ADMUNet.load}: the `'load'` member of {@link ProgressInfo}.
+ * @category Backbone
+ */
 export type LoadProgress = LoadProgressInfo;
 
-/** Options of {@link ADMUNet.create}, {@link ADMUNet.load} and {@link ADMUNet.fromStateDict}. */
+/**
+ * Options of {@link ADMUNet.create}, {@link ADMUNet.load} and {@link ADMUNet.fromStateDict}.
+ * @category Backbone
+ */
 export interface ModelOptions extends WeightOptions {
   /** How 3×3 convs are computed (default `auto`); can be changed later through `unet.conv`. */
   conv?: ConvAlgorithm;
@@ -78,7 +90,10 @@ export interface ModelOptions extends WeightOptions {
   bandBytes?: number;
 }
 
-/** Options of {@link ADMUNet.load}; {@link ModelOptions} choose where the weights live and how convs run. */
+/**
+ * Options of {@link ADMUNet.load}; {@link ModelOptions} choose where the weights live and how convs run.
+ * @category Backbone
+ */
 export interface LoadOptions extends ModelOptions {
   /**
    * Refuse weights the model does not have (default true). Missing and mis-shaped weights are
@@ -89,7 +104,10 @@ export interface LoadOptions extends ModelOptions {
   onProgress?: ProgressCallback<LoadProgressInfo>;
 }
 
-/** A weight in the reference layout, as a state dict holds it. */
+/**
+ * A weight in the reference layout, as a state dict holds it.
+ * @category Backbone
+ */
 export type ReferenceTensor = HostTensor<Float32Array>;
 
 /**
@@ -104,6 +122,7 @@ export type ReferenceTensor = HostTensor<Float32Array>;
  * const xt = unet.qSample(x0, [90], noise);
  * const { features } = unet.forward(xt, [90], { capture: [24] }); // stops after block 24
  * ```
+ * @category Backbone
  */
 export class ADMUNet {
   /** Every number the network is built from. */

@@ -14,7 +14,10 @@ export type LayerSpec =
   | { kind: 'down'; prefix: string; channels: number }
   | { kind: 'up'; prefix: string; channels: number };
 
-/** A row of the block table. `b` is the paper's 1-based block number. */
+/**
+ * A row of the block table. `b` is the paper's 1-based block number.
+ * @category Backbone
+ */
 export interface BlockInfo {
   /** Block number, 1..total in execution order (input blocks, middle block, output blocks). */
   b: number;

@@ -8,7 +8,10 @@ import type { ReferenceFlags } from './flags.js';
 import { PRESETS, type PresetName } from './presets.js';
 import { positiveInt } from '../util/checks.js';
 
-/** Typed camelCase form of the same flags. Omitted fields take guided-diffusion's defaults. */
+/**
+ * Typed camelCase form of the same flags. Omitted fields take guided-diffusion's defaults.
+ * @category Backbone
+ */
 export interface UNetConfig {
   imageSize: number;
   numChannels: number;
@@ -38,7 +41,10 @@ export interface UNetConfig {
   noiseSchedule?: 'linear' | 'cosine';
 }
 
-/** Every number the network is built from, with defaults applied. */
+/**
+ * Every number the network is built from, with defaults applied.
+ * @category Backbone
+ */
 export interface ResolvedConfig {
   imageSize: number;
   inChannels: number;
@@ -61,7 +67,10 @@ export interface ResolvedConfig {
   noiseSchedule: 'linear' | 'cosine';
 }
 
-/** Anything `ADMUNet` accepts as its architecture: a preset name, the reference's flags, or a typed config. */
+/**
+ * Anything `ADMUNet` accepts as its architecture: a preset name, the reference's flags, or a typed config.
+ * @category Backbone
+ */
 export type ModelSpec = PresetName | ReferenceFlags | UNetConfig;
 
 const DEFAULT_MULT: Record<number, number[]> = {
@@ -148,6 +157,7 @@ function fromReference(f: ReferenceFlags): UNetConfig {
 /**
  * Applies guided-diffusion's defaults and checks the flags for consistency.
  * @throws InputError naming the flag that is missing or impossible.
+ * @category Backbone
  */
 export function resolveConfig(spec: ModelSpec): ResolvedConfig {
   let c: UNetConfig;

@@ -7,6 +7,7 @@
  * The reference's flag dictionary, exactly as `create_model_and_diffusion_args` in a fixture's
  * `config.json` or the README of guided-diffusion spells it (snake_case). Flags that do not change
  * the network (`use_fp16`, `use_checkpoint`, `use_kl`, …) are accepted and ignored.
+ * @category Backbone
  */
 export interface ReferenceFlags {
   image_size: number;

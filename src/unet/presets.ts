@@ -28,7 +28,10 @@ const COMMON = {
 
 const LSUN = { ...COMMON, image_size: 256, dropout: 0.1 };
 
-/** Reference flags of each released U-Net checkpoint. */
+/**
+ * Reference flags of each released U-Net checkpoint.
+ * @category Backbone
+ */
 export const PRESETS = {
   '64x64_diffusion': { ...COMMON, image_size: 64, num_channels: 192, num_res_blocks: 3, dropout: 0.1, class_cond: true, use_new_attention_order: true, noise_schedule: 'cosine' },
   '128x128_diffusion': { ...COMMON, image_size: 128, num_head_channels: -1, class_cond: true },
@@ -41,5 +44,8 @@ export const PRESETS = {
   lsun_horse_nodropout: { ...LSUN, dropout: 0.0 },
 } satisfies Record<string, ReferenceFlags>;
 
-/** Names of the released checkpoints that have a preset. */
+/**
+ * Names of the released checkpoints that have a preset.
+ * @category Backbone
+ */
 export type PresetName = keyof typeof PRESETS;

@@ -6,7 +6,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 
-/** Schedule tables of length T, in float64 like the reference's numpy arrays. */
+/**
+ * Schedule tables of length T, in float64 like the reference's numpy arrays.
+ * @category Backbone
+ */
 export interface NoiseSchedule {
   /** Number of diffusion steps T; valid t are the integers 0..T−1. */
   steps: number;
@@ -40,6 +43,7 @@ function cosineBetas(T: number): Float64Array {
  * Builds the schedule tables of guided-diffusion's `get_named_beta_schedule`.
  * @param kind `linear` (betas from 1e-4·1000/T to 0.02·1000/T) or `cosine` (Nichol & Dhariwal).
  * @param steps T, the number of diffusion steps.
+ * @category Backbone
  */
 export function noiseSchedule(kind: 'linear' | 'cosine', steps = 1000): NoiseSchedule {
   if (!Number.isInteger(steps) || steps < 1) throw new InputError(`steps must be a positive integer, got ${steps}`);
@@ -75,6 +79,7 @@ export function checkTimesteps(t: readonly number[], steps: number, batch: numbe
  * The largest magnitude {@link checkImageRange} lets through. Clean images live in [-1, 1]; the
  * margin leaves room for resampling overshoot while still catching [0, 255] pixels and
  * mean/std-normalised images.
+ * @category Backbone
  */
 export const IMAGE_RANGE_LIMIT = 1.5;
 
@@ -85,6 +90,7 @@ export const IMAGE_RANGE_LIMIT = 1.5;
  * backend. Not for x_t, which noise takes outside [-1, 1].
  * @param what the argument's name, for the message.
  * @throws InputError naming the argument, saying how to rescale, and how to opt out (`checkRange: false`).
+ * @category Backbone
  */
 export function checkImageRange(x: tf.Tensor, what = 'x0'): void {
   // x·0 is 0 for finite values and NaN for NaN and ±Inf, so its sum flags any non-finite value.
@@ -109,6 +115,7 @@ export function checkImageRange(x: tf.Tensor, what = 'x0'): void {
  * @param t one integer step per example.
  * @param noise ε with the shape of `x0`.
  * @returns x_t, owned by the caller.
+ * @category Backbone
  */
 export function qSample(schedule: NoiseSchedule, x0: tf.Tensor4D, t: readonly number[], noise: tf.Tensor4D): tf.Tensor4D {
   if (!(x0 instanceof tf.Tensor) || x0.rank !== 4) throw new InputError(`x0 must be a rank-4 NHWC tensor, got ${x0 instanceof tf.Tensor ? `rank ${x0.rank}` : typeof x0}`);

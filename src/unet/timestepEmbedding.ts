@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
  * `f_i = exp(−ln(maxPeriod)·i/half)`; zero-padded when `dim` is odd. Frequencies and arguments are
  * rounded to float32 as the reference computes them, so t = 999 matches to float32 rounding.
  * @returns `[t.length, dim]`, owned by the caller.
+ * @category Backbone
  */
 export function timestepEmbedding(t: readonly number[], dim: number, maxPeriod = 10000): tf.Tensor2D {
   const half = Math.floor(dim / 2);

@@ -4,7 +4,10 @@
  * @module
  */
 
-/** The typed arrays a {@link HostTensor} holds its values in. */
+/**
+ * The typed arrays a {@link HostTensor} holds its values in.
+ * @category Utilities
+ */
 export type HostData = Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
 
 /**
@@ -19,6 +22,7 @@ export type HostData = Float32Array | Float64Array | BigInt64Array | Int32Array 
  * const t: HostTensor<Float32Array> = { shape: [2, 3], data: new Float32Array(6) };
  * const x = tf.tensor(t.data, t.shape);
  * ```
+ * @category Utilities
  */
 export interface HostTensor<D extends ArrayLike<number> | ArrayLike<bigint> = HostData, S extends readonly number[] = number[]> {
   /** Dimensions, outermost first; their product is `data.length`. */

@@ -6,7 +6,10 @@
  * @module
  */
 
-/** Fields every progress report has, whatever the activity. */
+/**
+ * Fields every progress report has, whatever the activity.
+ * @category Utilities
+ */
 export interface ProgressBase {
   /** Units of work done so far in this call (bytes, rows, pairs or updates: see `kind`); never decreases. */
   done: number;
@@ -18,33 +21,48 @@ export interface ProgressBase {
   etaMs?: number;
 }
 
-/** {@link ADMUNet.load} read one weight: `done`/`total` count bytes of tensor data. */
+/**
+ * {@link ADMUNet.load} read one weight: `done`/`total` count bytes of tensor data.
+ * @category Utilities
+ */
 export interface LoadProgressInfo extends ProgressBase {
   kind: 'load';
   /** The weight just read. */
   key: string;
 }
 
-/** A streamed file write stored one tensor: `done`/`total` count bytes of tensor data. */
+/**
+ * A streamed file write stored one tensor: `done`/`total` count bytes of tensor data.
+ * @category Utilities
+ */
 export interface WriteProgressInfo extends ProgressBase {
   kind: 'write';
   /** The tensor just written. */
   key: string;
 }
 
-/** A U-Net forward of {@link extractFeatures} finished: `done`/`total` count (t, example) rows. */
+/**
+ * A U-Net forward of {@link extractFeatures} finished: `done`/`total` count (t, example) rows.
+ * @category Utilities
+ */
 export interface ExtractProgressInfo extends ProgressBase {
   kind: 'extract';
 }
 
-/** {@link cacheFeatures} stored more maps: `done`/`total` count (image, copy) pairs. */
+/**
+ * {@link cacheFeatures} stored more maps: `done`/`total` count (image, copy) pairs.
+ * @category Utilities
+ */
 export interface CacheProgressInfo extends ProgressBase {
   kind: 'cache';
   /** Pairs taken from shards of an earlier run (`resume`) rather than computed, so far. */
   reused: number;
 }
 
-/** One optimizer update of {@link train}: `done`/`total` count updates of the whole run, resumed ones included. */
+/**
+ * One optimizer update of {@link train}: `done`/`total` count updates of the whole run, resumed ones included.
+ * @category Utilities
+ */
 export interface TrainProgressInfo extends ProgressBase {
   kind: 'train';
   /** 0-based epoch. */
@@ -65,10 +83,16 @@ export interface TrainProgressInfo extends ProgressBase {
   etaMs: number;
 }
 
-/** A progress report; `kind` says which activity, and which fields beyond the common ones it has. */
+/**
+ * A progress report; `kind` says which activity, and which fields beyond the common ones it has.
+ * @category Utilities
+ */
 export type ProgressInfo = LoadProgressInfo | WriteProgressInfo | ExtractProgressInfo | CacheProgressInfo | TrainProgressInfo;
 
-/** What the library's `onProgress` options take. A callback that throws aborts the call it watches. */
+/**
+ * What the library's `onProgress` options take. A callback that throws aborts the call it watches.
+ * @category Utilities
+ */
 export type ProgressCallback<P extends ProgressInfo = ProgressInfo> = (p: P) => void;
 
 /**

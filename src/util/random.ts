@@ -1,6 +1,7 @@
 /**
  * A small seeded generator for weights and test data: mulberry32 for uniforms, Box–Muller for
  * normals. Deterministic on every platform (pure 32-bit integer arithmetic), unlike Math.random.
+ * @category Utilities
  */
 export class SeededRandom {
   private state: number;

@@ -11,10 +11,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { importUnbundled } from '../../util/dynamicImport.js';
 
-/** The tfjs-backend-wasm version whose internals this shim was written against. */
+/**
+ * The tfjs-backend-wasm version whose internals this shim was written against.
+ * @category Backend
+ */
 export const THREADED_WASM_VERSION = '4.22.0';
 
-/** Outcome of {@link initThreadedWasm}. */
+/**
+ * Outcome of {@link initThreadedWasm}.
+ * @category Backend
+ */
 export interface ThreadedWasmResult {
   /** Whether the active wasm backend runs more than one thread. */
   threaded: boolean;
@@ -24,7 +30,10 @@ export interface ThreadedWasmResult {
   reason: string;
 }
 
-/** Options of {@link initThreadedWasm}. */
+/**
+ * Options of {@link initThreadedWasm}.
+ * @category Backend
+ */
 export interface ThreadedWasmOptions {
   /** Threads to ask for; default: the number of logical cores. */
   threads?: number;
@@ -149,8 +158,9 @@ function sanityCheck(): boolean {
  * falling back to stock single-threaded wasm when anything about it fails: another tfjs-backend-wasm
  * version, a browser, no SharedArrayBuffer, an unwritable temp dir, workers that do not start, or
  * wrong numbers. Workers are unref'd so they never keep the process alive, and the process handlers
- * emscripten installs are removed (see {@link withoutEmscriptenHandlers}). Call it before other
+ * emscripten installs are removed (see `withoutEmscriptenHandlers`). Call it before other
  * work: it re-creates the wasm backend, so tensors already on wasm are lost.
+ * @category Backend
  */
 export async function initThreadedWasm(opts: ThreadedWasmOptions = {}): Promise<ThreadedWasmResult> {
   return withoutEmscriptenHandlers(() => startWasm(opts));

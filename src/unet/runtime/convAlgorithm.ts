@@ -22,6 +22,7 @@ import type { FilterSide, WinogradTile } from './winograd.js';
  *
  * Stride-2 convs and convs with fewer than 8 input channels are always direct. The measurements
  * behind these choices are in docs/tuning.md.
+ * @category Backbone
  */
 export type ConvAlgorithm = 'direct' | 'winograd2' | 'winograd4' | 'auto' | 'fast';
 

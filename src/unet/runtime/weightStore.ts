@@ -12,7 +12,10 @@ import { InputError } from '../../errors.js';
 import { f16ToF32, f32ToF16 } from '../../io/float16.js';
 import { simdKernels, tensorFromFill } from '../../backend/wasm/index.js';
 
-/** How the weights are kept. */
+/**
+ * How the weights are kept.
+ * @category Backbone
+ */
 export interface WeightOptions {
   /**
    * `resident`: every weight is a tensor (fastest; the default on cpu, tensorflow and for models
