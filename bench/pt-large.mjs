@@ -31,12 +31,19 @@ async function parent() {
     const info = await generate(file, dir);
     const genS = (performance.now() - t0) / 1000;
     const size = fs.statSync(file).size;
-    console.log(`generated ${file}: ${(size / 1e9).toFixed(3)} GB (${size} bytes, ${(size / 2 ** 30).toFixed(3)} GiB), ${info.tensors} tensors (${info.half} float16), ${genS.toFixed(1)} s, generator peak RSS ${mb(vmHWM())}`);
+    console.log(
+      `generated ${file}: ${(size / 1e9).toFixed(3)} GB (${size} bytes, ${(size / 2 ** 30).toFixed(3)} GiB), ${info.tensors} tensors (${info.half} float16), ${genS.toFixed(1)} s, generator peak RSS ${mb(vmHWM())}`,
+    );
     const results = [];
     for (const p of phases) {
-      const r = spawnSync(process.execPath, ['--max-old-space-size=8192', fileURLToPath(import.meta.url), '--phase', p, file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      const r = spawnSync(
+        process.execPath,
+        ['--max-old-space-size=8192', fileURLToPath(import.meta.url), '--phase', p, file],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+      );
       const line = r.stdout.trim().split('\n').at(-1);
-      if (r.status !== 0 || !line?.startsWith('{')) throw new Error(`phase ${p} failed (status ${r.status}): ${r.stdout}`);
+      if (r.status !== 0 || !line?.startsWith('{'))
+        throw new Error(`phase ${p} failed (status ${r.status}): ${r.stdout}`);
       const res = JSON.parse(line);
       results.push(res);
       console.log(
@@ -44,7 +51,16 @@ async function parent() {
           `  peak RSS ${mb(res.vmHWM)} (sampled ${mb(res.sampledPeak)}, ${(res.vmHWM / size).toFixed(2)}× the file; process after imports ${mb(res.baseline)})${res.note ? `  ${res.note}` : ''}`,
       );
     }
-    console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, fileBytes: size, generateSeconds: genS, ...info, results }));
+    console.log(
+      JSON.stringify({
+        date: new Date().toISOString(),
+        node: process.version,
+        fileBytes: size,
+        generateSeconds: genS,
+        ...info,
+        results,
+      }),
+    );
   } finally {
     if (!argv.includes('--keep')) fs.rmSync(dir, { recursive: true, force: true });
     else console.log(`kept ${dir}`);
@@ -56,14 +72,24 @@ async function generate(file, dir) {
   // The zip/pickle writer the tests use (and float16 rounding), bundled on the fly: they are TypeScript.
   const esbuild = await import('esbuild');
   const built = await esbuild.build({
-    stdin: { contents: "export * from './test/io/torchWriter.ts'; export { f32ToF16 } from './src/io/float16.ts';", resolveDir: root, loader: 'ts' },
-    bundle: true, platform: 'node', format: 'esm', write: false, logLevel: 'error',
+    stdin: {
+      contents: "export * from './test/io/torchWriter.ts'; export { f32ToF16 } from './src/io/float16.ts';",
+      resolveDir: root,
+      loader: 'ts',
+    },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    write: false,
+    logLevel: 'error',
   });
   const modFile = path.join(dir, 'torchWriter.mjs');
   fs.writeFileSync(modFile, built.outputFiles[0].text);
   const W = await import(pathToFileURL(modFile).href);
 
-  const m = JSON.parse(fs.readFileSync(path.join(root, 'test', 'fixtures', 'manifests', '256x256_diffusion_uncond.json'), 'utf8'));
+  const m = JSON.parse(
+    fs.readFileSync(path.join(root, 'test', 'fixtures', 'manifests', '256x256_diffusion_uncond.json'), 'utf8'),
+  );
   const listed = new Set(m.float16_under_use_fp16);
   const isHalf = (k) => listed.has(k) && /^input_blocks\.([0-9]|1[01])\./.test(k);
   const tensors = [];
@@ -90,7 +116,7 @@ async function generate(file, dir) {
   const f16 = W.f32ToF16(f32);
   const fd = fs.openSync(file, 'w');
   const write = (b) => {
-    for (let off = 0; off < b.length; ) off += fs.writeSync(fd, b, off, b.length - off);
+    for (let off = 0; off < b.length;) off += fs.writeSync(fd, b, off, b.length - off);
   };
   const zip = new W.ZipWriter(write, {}, zlib.crc32 ?? undefined);
   zip.add({ name: 'archive/data.pkl', data: pickle });
@@ -138,7 +164,11 @@ async function phase(name, file) {
     const { main } = await import(pathToFileURL(path.join(root, 'dist', 'cli.js')).href);
     const out = `${file}.safetensors`;
     let err = '';
-    const code = await main(['convert', file, out, '--quiet'], { stdout: () => {}, stderr: (t) => (err += t), isTTY: false });
+    const code = await main(['convert', file, out, '--quiet'], {
+      stdout: () => {},
+      stderr: (t) => (err += t),
+      isTTY: false,
+    });
     if (code !== 0) throw new Error(err);
     note = `output ${(fs.statSync(out).size / 1e9).toFixed(3)} GB`;
     fs.rmSync(out);

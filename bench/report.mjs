@@ -23,7 +23,11 @@ const trainFile = flag('train') ?? (fs.existsSync(defaultTrain) ? defaultTrain :
 
 // Blocks measured per model when an older results file does not record them (bench/run.mjs's MODELS).
 const BLOCKS = { tiny: [5, 10], 64: [16, 22], 256: [19, 24] };
-const MODEL_NAMES = { tiny: 'adm-tiny architecture (32×32)', 64: '`64x64_diffusion`', 256: '`256x256_diffusion_uncond`' };
+const MODEL_NAMES = {
+  tiny: 'adm-tiny architecture (32×32)',
+  64: '`64x64_diffusion`',
+  256: '`256x256_diffusion_uncond`',
+};
 
 if (!fs.existsSync(input)) {
   console.error(`no bench results at ${input}: run \`npm run bench\` first (or name a results file)`);
@@ -40,11 +44,17 @@ const when = (iso) => iso.replace('T', ' ').replace(/(:\d\d)\.\d+Z$/, '$1 UTC');
 function header(r) {
   const m = r.machine;
   const lines = ['| | |', '|---|---|'];
-  lines.push(`| date | ${r.date ? `${when(r.date)}${r.finished ? ` to ${when(r.finished).slice(11)}` : ''}` : 'not recorded'} |`);
-  lines.push(`| commit | ${r.commit ? `\`${r.commit}\`${r.dirty ? ' with uncommitted changes' : ''}` : 'not recorded'} |`);
+  lines.push(
+    `| date | ${r.date ? `${when(r.date)}${r.finished ? ` to ${when(r.finished).slice(11)}` : ''}` : 'not recorded'} |`,
+  );
+  lines.push(
+    `| commit | ${r.commit ? `\`${r.commit}\`${r.dirty ? ' with uncommitted changes' : ''}` : 'not recorded'} |`,
+  );
   lines.push(`| machine | ${m ? `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.platform}` : 'not recorded'} |`);
   if (m?.loadAverage) lines.push(`| load average at the start | ${m.loadAverage.join(', ')} (1, 5, 15 min) |`);
-  lines.push(`| runtime | Node ${r.node ?? '?'}${r.tfjs ? `, tfjs-core ${r.tfjs}` : ''}${r.tfjsWasm ? `, tfjs-backend-wasm ${r.tfjsWasm}` : ''} |`);
+  lines.push(
+    `| runtime | Node ${r.node ?? '?'}${r.tfjs ? `, tfjs-core ${r.tfjs}` : ''}${r.tfjsWasm ? `, tfjs-backend-wasm ${r.tfjsWasm}` : ''} |`,
+  );
   if (r.plan) {
     const p = r.plan;
     const opts = [`--models ${p.models.join(',')}`, `--threads ${p.threads.join(',')}`];
@@ -52,7 +62,9 @@ function header(r) {
     if (p.batches) opts.push(`--batches ${p.batches.join(',')}`);
     if (p.reps) opts.push(`--reps ${p.reps}`);
     const reduced = p.algos || p.batches || p.reps || p.models.join() !== 'tiny,64,256' || p.threads.join() !== '2,1';
-    lines.push(`| command | \`node bench/run.mjs ${opts.join(' ')}\`${reduced ? ' (a reduced run)' : ' (the full run)'} |`);
+    lines.push(
+      `| command | \`node bench/run.mjs ${opts.join(' ')}\`${reduced ? ' (a reduced run)' : ' (the full run)'} |`,
+    );
   }
   if (r.note) lines.push('', r.note);
   return lines.join('\n');
@@ -82,26 +94,47 @@ function modelSection(model, results) {
   if (two && one)
     for (const x of two.rows) {
       const y = one.rows.find((r) => r.algo === x.algo && r.batch === x.batch);
-      if (y) out.push(`- \`${x.algo}\` batch ${x.batch}, 2 threads over 1: full forward ${f(y.full / x.full)}×, b = ${hi} ${f(y[`b${hi}`] / x[`b${hi}`])}×.`);
+      if (y)
+        out.push(
+          `- \`${x.algo}\` batch ${x.batch}, 2 threads over 1: full forward ${f(y.full / x.full)}×, b = ${hi} ${f(y[`b${hi}`] / x[`b${hi}`])}×.`,
+        );
     }
   for (const r of results) {
-    const [b1, b4] = [r.rows.find((x) => x.algo === 'auto' && x.batch === 1), r.rows.find((x) => x.algo === 'auto' && x.batch === 4)];
-    if (b1 && b4) out.push(`- ${r.threads} thread${r.threads > 1 ? 's' : ''}, \`auto\`: batch 4 costs ${f((4 * b4.full) / b1.full)}× batch 1 for the full forward, ${f((4 * b4[`b${hi}`]) / b1[`b${hi}`])}× at b = ${hi}.`);
+    const [b1, b4] = [
+      r.rows.find((x) => x.algo === 'auto' && x.batch === 1),
+      r.rows.find((x) => x.algo === 'auto' && x.batch === 4),
+    ];
+    if (b1 && b4)
+      out.push(
+        `- ${r.threads} thread${r.threads > 1 ? 's' : ''}, \`auto\`: batch 4 costs ${f((4 * b4.full) / b1.full)}× batch 1 for the full forward, ${f((4 * b4[`b${hi}`]) / b1[`b${hi}`])}× at b = ${hi}.`,
+      );
   }
   return out.join('\n');
 }
 
 function trainSection(t) {
-  const out = ['## Training steps', '', `From \`${rel(trainFile)}\` (\`node bench/train.mjs\`)${t.date ? `, ${when(t.date)}` : ''}${t.commit ? `, commit \`${t.commit}\`${t.dirty ? ' with uncommitted changes' : ''}` : ''}${t.node ? `, Node ${t.node}` : ''}. Medians after a warm-up, in milliseconds; "faster" compares two ways of computing the same thing in one process.`, ''];
+  const out = [
+    '## Training steps',
+    '',
+    `From \`${rel(trainFile)}\` (\`node bench/train.mjs\`)${t.date ? `, ${when(t.date)}` : ''}${t.commit ? `, commit \`${t.commit}\`${t.dirty ? ' with uncommitted changes' : ''}` : ''}${t.node ? `, Node ${t.node}` : ''}. Medians after a warm-up, in milliseconds; "faster" compares two ways of computing the same thing in one process.`,
+    '',
+  ];
   out.push('| backend | case | how | ms | |', '|---|---|---|---:|---|');
-  for (const r of t.rows) out.push(`| ${r.backend} | ${r.case} | ${r.a} | ${f(r.ms, 1)} | ${r.vs !== undefined ? `${f(r.vs / r.ms)}× faster than ${r.b}` : ''} |`);
+  for (const r of t.rows)
+    out.push(
+      `| ${r.backend} | ${r.case} | ${r.a} | ${f(r.ms, 1)} | ${r.vs !== undefined ? `${f(r.vs / r.ms)}× faster than ${r.b}` : ''} |`,
+    );
   return out.join('\n');
 }
 
 const byModel = new Map();
 for (const r of run.results) byModel.set(r.model, [...(byModel.get(r.model) ?? []), r]);
 const history = fs.existsSync(path.join(here, 'history'))
-  ? fs.readdirSync(path.join(here, 'history')).filter((n) => n.endsWith('.md')).sort().reverse()
+  ? fs
+      .readdirSync(path.join(here, 'history'))
+      .filter((n) => n.endsWith('.md'))
+      .sort()
+      .reverse()
   : [];
 
 const page = [
@@ -138,4 +171,6 @@ const page = [
 
 fs.mkdirSync(path.dirname(out), { recursive: true });
 fs.writeFileSync(out, page.endsWith('\n') ? page : `${page}\n`);
-console.log(`wrote ${rel(out)} from ${rel(input)}${trainFile ? ` and ${rel(trainFile)}` : ''}${history.length ? ` (+ ${history.length} archived)` : ''}`);
+console.log(
+  `wrote ${rel(out)} from ${rel(input)}${trainFile ? ` and ${rel(trainFile)}` : ''}${history.length ? ` (+ ${history.length} archived)` : ''}`,
+);

@@ -17,20 +17,63 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runMeta } from './meta.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : 'true']] : acc), []));
+const args = Object.fromEntries(
+  process.argv
+    .slice(2)
+    .reduce(
+      (acc, a, i, all) =>
+        a.startsWith('--')
+          ? [...acc, [a.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : 'true']]
+          : acc,
+      [],
+    ),
+);
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 const MODELS = {
-  tiny: { flags: { image_size: 32, num_channels: 32, num_res_blocks: 2, channel_mult: '1,1,1', attention_resolutions: '16,8', num_head_channels: 16, resblock_updown: true, use_scale_shift_norm: true, learn_sigma: true }, bs: [5, 10], reps: 5, batches: [1, 4], algos: ['auto', 'fast', 'direct', 'winograd2', 'winograd4'] },
-  64: { flags: '64x64_diffusion', bs: [16, 22], reps: 2, batches: [1, 4], algos: ['auto', 'fast', 'direct', 'winograd2', 'winograd4'] },
-  256: { flags: '256x256_diffusion_uncond', bs: [19, 24], reps: 1, batches: [1, 4], algos: ['auto', 'fast', 'direct', 'winograd2', 'winograd4'] },
+  tiny: {
+    flags: {
+      image_size: 32,
+      num_channels: 32,
+      num_res_blocks: 2,
+      channel_mult: '1,1,1',
+      attention_resolutions: '16,8',
+      num_head_channels: 16,
+      resblock_updown: true,
+      use_scale_shift_norm: true,
+      learn_sigma: true,
+    },
+    bs: [5, 10],
+    reps: 5,
+    batches: [1, 4],
+    algos: ['auto', 'fast', 'direct', 'winograd2', 'winograd4'],
+  },
+  64: {
+    flags: '64x64_diffusion',
+    bs: [16, 22],
+    reps: 2,
+    batches: [1, 4],
+    algos: ['auto', 'fast', 'direct', 'winograd2', 'winograd4'],
+  },
+  256: {
+    flags: '256x256_diffusion_uncond',
+    bs: [19, 24],
+    reps: 1,
+    batches: [1, 4],
+    algos: ['auto', 'fast', 'direct', 'winograd2', 'winograd4'],
+  },
 };
 
 const list = (v, f = String) => (v === undefined ? undefined : v.split(',').filter(Boolean).map(f));
 /** A model's bench plan, narrowed by --algos, --batches and --reps when given. */
 const planOf = (model) => {
   const base = MODELS[model];
-  return { ...base, algos: list(args.algos) ?? base.algos, batches: list(args.batches, Number) ?? base.batches, reps: args.reps ? Number(args.reps) : base.reps };
+  return {
+    ...base,
+    algos: list(args.algos) ?? base.algos,
+    batches: list(args.batches, Number) ?? base.batches,
+    reps: args.reps ? Number(args.reps) : base.reps,
+  };
 };
 
 async function child() {
@@ -41,7 +84,8 @@ async function child() {
   const choice = await useBestBackend({ force: 'wasm', threads });
   const heap = () => tf.backend().wasm.HEAPU8.length;
   let heapPeak = 0;
-  const vm = (key) => Number((fs.readFileSync('/proc/self/status', 'utf8').match(new RegExp(`${key}:\\s+(\\d+)`)) ?? [0, 0])[1]) * 1024;
+  const vm = (key) =>
+    Number((fs.readFileSync('/proc/self/status', 'utf8').match(new RegExp(`${key}:\\s+(\\d+)`)) ?? [0, 0])[1]) * 1024;
   const time = async (fn, reps) => {
     const ts = [];
     for (let i = 0; i < reps; i++) {
@@ -82,7 +126,8 @@ async function child() {
   // Batches run as extractFeatures runs them by default: in forwards of at most maxBatch rows (1 at
   // 256×256, where a batch-4 forward gains little and holds 1.4× the RSS).
   const maxBatch = Math.max(1, Math.floor((256 * 256) / (S * S)));
-  const extract = async (x0, t, b, opts = {}) => (await extractFeatures(x0, { t, b, model, seed: 0, ...y(x0.shape[0]), ...opts })).dispose();
+  const extract = async (x0, t, b, opts = {}) =>
+    (await extractFeatures(x0, { t, b, model, seed: 0, ...y(x0.shape[0]), ...opts })).dispose();
   const full = async (x0) => {
     for (let i = 0; i < x0.shape[0]; i += maxBatch) {
       const part = tf.slice(x0, i, Math.min(maxBatch, x0.shape[0] - i));
@@ -91,7 +136,25 @@ async function child() {
       tf.dispose([r.output, part]);
     }
   };
-  const save = () => fs.writeFileSync(args.child, JSON.stringify({ model: args.model, threads, backend: choice.reason, bs: spec.bs, reps: spec.reps, peakConvGflops: peakGflops, createS, params: model.numParameters, weightBytes: model.weightBytes, rssAfterCreate, peakRss: vm('VmHWM'), heapPeak, rows }));
+  const save = () =>
+    fs.writeFileSync(
+      args.child,
+      JSON.stringify({
+        model: args.model,
+        threads,
+        backend: choice.reason,
+        bs: spec.bs,
+        reps: spec.reps,
+        peakConvGflops: peakGflops,
+        createS,
+        params: model.numParameters,
+        weightBytes: model.weightBytes,
+        rssAfterCreate,
+        peakRss: vm('VmHWM'),
+        heapPeak,
+        rows,
+      }),
+    );
   // Warm-up: one full pass, so that one-time work (kernel set-up, re-laying out streamed filters for the
   // GEMM path, cached Winograd filters) is not in any timed row.
   const warm = x(1);
@@ -112,7 +175,8 @@ async function child() {
       }
       row.full = (await time(() => full(x0), spec.reps)) / n;
       row.fullGflops = (2 * model.multiplyAdds()) / row.full / 1e9;
-      if (n === 1 && algo !== 'direct') row.threeT = await time(() => extract(x0, [90, 150, 300], spec.bs[1]), spec.reps);
+      if (n === 1 && algo !== 'direct')
+        row.threeT = await time(() => extract(x0, [90, 150, 300], spec.bs[1]), spec.reps);
       rows.push(row);
       x0.dispose();
       console.error(JSON.stringify(row));
@@ -125,7 +189,9 @@ async function child() {
 
 function table(results) {
   const f = (v, d = 2) => (v === undefined ? '—' : v.toFixed(d));
-  const lines = ['model threads algo       batch | s/img: b_lo    b_hi    full | full GFLOP/s  ÷conv2d peak | b_hi/full  3t/1t(b_hi)'];
+  const lines = [
+    'model threads algo       batch | s/img: b_lo    b_hi    full | full GFLOP/s  ÷conv2d peak | b_hi/full  3t/1t(b_hi)',
+  ];
   for (const r of results) {
     const [lo, hi] = MODELS[r.model].bs;
     for (const x of r.rows)
@@ -133,7 +199,9 @@ function table(results) {
         `${r.model.padEnd(5)} ${String(r.threads).padStart(7)} ${x.algo.padEnd(10)} ${String(x.batch).padStart(5)} |  ${f(x[`b${lo}`]).padStart(6)} ${f(x[`b${hi}`]).padStart(7)} ${f(x.full).padStart(7)} | ${f(x.fullGflops, 1).padStart(12)} ${f(x.fullGflops / r.peakConvGflops).padStart(13)} | ${f(x[`b${hi}`] / x.full).padStart(9)} ${x.threeT ? f(x.threeT / x[`b${hi}`]).padStart(11) : '—'.padStart(11)}`,
       );
     if (r.failed) lines.push(`      ${r.model} ${r.threads}T: ${r.failed}`);
-    lines.push(`      ${r.model} ${r.threads}T: conv2d peak ${f(r.peakConvGflops, 1)} GFLOP/s; weights ${(r.weightBytes.resident / 2 ** 20).toFixed(0)} MiB resident + ${(r.weightBytes.streamed / 2 ** 20).toFixed(0)} MiB streamed; peak RSS ${(r.peakRss / 2 ** 30).toFixed(2)} GiB (${((r.peakRss / (4 * r.params)) ).toFixed(2)}× the float32 weights); wasm heap ${(r.heapPeak / 2 ** 30).toFixed(2)} GiB; create ${f(r.createS, 1)} s`);
+    lines.push(
+      `      ${r.model} ${r.threads}T: conv2d peak ${f(r.peakConvGflops, 1)} GFLOP/s; weights ${(r.weightBytes.resident / 2 ** 20).toFixed(0)} MiB resident + ${(r.weightBytes.streamed / 2 ** 20).toFixed(0)} MiB streamed; peak RSS ${(r.peakRss / 2 ** 30).toFixed(2)} GiB (${(r.peakRss / (4 * r.params)).toFixed(2)}× the float32 weights); wasm heap ${(r.heapPeak / 2 ** 30).toFixed(2)} GiB; create ${f(r.createS, 1)} s`,
+    );
   }
   const by = (m, t) => results.find((r) => r.model === m && r.threads === t);
   for (const m of Object.keys(MODELS)) {
@@ -142,11 +210,20 @@ function table(results) {
     for (const x of a.rows) {
       const y = b.rows.find((r) => r.algo === x.algo && r.batch === x.batch);
       const hi = `b${MODELS[m].bs[1]}`;
-      if (y) lines.push(`${m} ${x.algo} batch ${x.batch}: 2 threads / 1 thread speed-up, full forward ${f(y.full / x.full)}×, b = ${MODELS[m].bs[1]} ${f(y[hi] / x[hi])}×`);
+      if (y)
+        lines.push(
+          `${m} ${x.algo} batch ${x.batch}: 2 threads / 1 thread speed-up, full forward ${f(y.full / x.full)}×, b = ${MODELS[m].bs[1]} ${f(y[hi] / x[hi])}×`,
+        );
     }
     for (const r of [a, b]) {
-      const [b1, b4] = [r.rows.find((x) => x.algo === 'auto' && x.batch === 1), r.rows.find((x) => x.algo === 'auto' && x.batch === 4)];
-      if (b1 && b4) lines.push(`${m} ${r.threads}T auto: batch 4 costs ${f((4 * b4.full) / b1.full)}× batch 1 (full forward), ${f((4 * b4[`b${MODELS[m].bs[1]}`]) / b1[`b${MODELS[m].bs[1]}`])}× at b = ${MODELS[m].bs[1]}`);
+      const [b1, b4] = [
+        r.rows.find((x) => x.algo === 'auto' && x.batch === 1),
+        r.rows.find((x) => x.algo === 'auto' && x.batch === 4),
+      ];
+      if (b1 && b4)
+        lines.push(
+          `${m} ${r.threads}T auto: batch 4 costs ${f((4 * b4.full) / b1.full)}× batch 1 (full forward), ${f((4 * b4[`b${MODELS[m].bs[1]}`]) / b1[`b${MODELS[m].bs[1]}`])}× at b = ${MODELS[m].bs[1]}`,
+        );
     }
   }
   return lines.join('\n');
@@ -156,7 +233,10 @@ if (args.child) {
   await child();
 } else if (args.report) {
   // Tables from the per-child JSON files of an earlier (possibly interrupted) run.
-  const files = fs.readdirSync(args.report).filter((f) => f.endsWith('.json')).sort();
+  const files = fs
+    .readdirSync(args.report)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
   console.log(table(files.map((f) => JSON.parse(fs.readFileSync(path.join(args.report, f), 'utf8')))));
 } else {
   const models = (args.models ?? 'tiny,64,256').split(',');
@@ -170,10 +250,16 @@ if (args.child) {
       for (const t of threads) {
         const file = path.join(tmp, `${model}-${t}.json`);
         console.log(`running ${model} with ${t} thread(s)…`);
-        const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', file, '--model', model, '--threads', String(t), ...passOn], { stdio: ['ignore', 'inherit', 'inherit'] });
-        if (!fs.existsSync(file)) throw new Error(`bench child ${model}/${t} failed with status ${r.status} before measuring anything`);
+        const r = spawnSync(
+          process.execPath,
+          [fileURLToPath(import.meta.url), '--child', file, '--model', model, '--threads', String(t), ...passOn],
+          { stdio: ['ignore', 'inherit', 'inherit'] },
+        );
+        if (!fs.existsSync(file))
+          throw new Error(`bench child ${model}/${t} failed with status ${r.status} before measuring anything`);
         const res = JSON.parse(fs.readFileSync(file, 'utf8'));
-        if (r.status !== 0) res.failed = `the process ended with status ${r.status ?? r.signal} after ${res.rows.length} rows`;
+        if (r.status !== 0)
+          res.failed = `the process ended with status ${r.status ?? r.signal} after ${res.rows.length} rows`;
         results.push(res);
       }
   } finally {
@@ -184,9 +270,18 @@ if (args.child) {
   const out = args.out ?? path.join(here, 'results', 'latest.json');
   fs.mkdirSync(path.dirname(out), { recursive: true });
   // Everything bench/report.mjs needs for docs/benchmarks.md: when, which commit, which machine, which plan.
-  const plan = { models, threads, algos: list(args.algos), batches: list(args.batches, Number), reps: args.reps ? Number(args.reps) : undefined };
+  const plan = {
+    models,
+    threads,
+    algos: list(args.algos),
+    batches: list(args.batches, Number),
+    reps: args.reps ? Number(args.reps) : undefined,
+  };
   const note = args.note && args.note !== 'true' ? args.note : undefined; // --note "…": printed under the page header
-  fs.writeFileSync(`${out}.tmp`, JSON.stringify({ ...meta, finished: new Date().toISOString(), note, plan, results, table: text }, null, 2));
+  fs.writeFileSync(
+    `${out}.tmp`,
+    JSON.stringify({ ...meta, finished: new Date().toISOString(), note, plan, results, table: text }, null, 2),
+  );
   fs.renameSync(`${out}.tmp`, out);
   console.log(`wrote ${out}`);
 }

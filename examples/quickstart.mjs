@@ -44,7 +44,9 @@ if (fs.existsSync(path.join(fixture, 'weights.safetensors'))) {
   model = ADMUNet.create(FLAGS, 0);
   console.log('model: ADMUNet.create(flags, 0): the adm-tiny architecture with seeded random weights');
 }
-console.log(`  ${model.numParameters.toLocaleString('en')} parameters, ${model.totalBlocks} blocks, middle block ${model.numInputBlocks + 1}`);
+console.log(
+  `  ${model.numParameters.toLocaleString('en')} parameters, ${model.totalBlocks} blocks, middle block ${model.numInputBlocks + 1}`,
+);
 console.log('  b       ' + model.blocks.map((k) => String(k.b).padStart(4)).join(''));
 console.log('  channels' + model.blocks.map((k) => String(k.channels).padStart(4)).join(''));
 console.log('  side    ' + model.blocks.map((k) => String(k.size).padStart(4)).join(''));
@@ -80,7 +82,8 @@ for (let i = 0; i < N; i++) {
       else if (cls === 1) inside = Math.abs(x - cx) <= r && Math.abs(y - cy) <= r;
       else inside = (x + phase) % period < period / 2;
       const c = inside ? fg : bg;
-      for (let k = 0; k < 3; k++) pixels[((i * S + y) * S + x) * 3 + k] = Math.max(-1, Math.min(1, c[k] + (rand() - 0.5) * 0.1));
+      for (let k = 0; k < 3; k++)
+        pixels[((i * S + y) * S + x) * 3 + k] = Math.max(-1, Math.min(1, c[k] + (rand() - 0.5) * 0.1));
     }
   }
 }
@@ -100,7 +103,9 @@ const feats = await extractFeatures(x0, {
   onProgress: (p) => console.log(`  forward: ${p.done}/${p.total} rows`),
 });
 const seconds = (performance.now() - start) / 1000;
-console.log(`features: ${T_LIST.length} t × ${B_LIST.length} b in ${seconds.toFixed(1)} s; shapes at t = ${T_LIST[0]}:`);
+console.log(
+  `features: ${T_LIST.length} t × ${B_LIST.length} b in ${seconds.toFixed(1)} s; shapes at t = ${T_LIST[0]}:`,
+);
 console.log('  ' + B_LIST.map((b) => `b${b} [${feats.get(T_LIST[0], b).shape}]`).join('  '));
 
 // 5. Leave-one-out 1-NN (cosine similarity of L2-normalised flattened features): accuracy per (t, b).
@@ -115,7 +120,8 @@ function rowsOf(data, n) {
 function looAccuracy(rows) {
   let right = 0;
   for (let i = 0; i < rows.length; i++) {
-    let best = -Infinity, nearest = -1;
+    let best = -Infinity,
+      nearest = -1;
     for (let j = 0; j < rows.length; j++) {
       if (j === i) continue;
       let dot = 0;
@@ -130,14 +136,16 @@ const pct = (a) => `${(100 * a).toFixed(0)}%`.padStart(7);
 const pooledPixels = tf.avgPool(x0, S / POOL, S / POOL, 'valid');
 const pixelAcc = looAccuracy(rowsOf(pooledPixels.dataSync(), N));
 pooledPixels.dispose();
-console.log(`\nleave-one-out 1-NN accuracy (chance ${pct(1 / CLASSES.length).trim()}; raw pixels pooled to ${POOL}×${POOL}: ${pct(pixelAcc).trim()})`);
+console.log(
+  `\nleave-one-out 1-NN accuracy (chance ${pct(1 / CLASSES.length).trim()}; raw pixels pooled to ${POOL}×${POOL}: ${pct(pixelAcc).trim()})`,
+);
 console.log('  t \\ b ' + B_LIST.map((b) => String(b).padStart(7)).join(''));
 for (const t of T_LIST) {
   const accs = B_LIST.map((b) => looAccuracy(rowsOf(feats.get(t, b).dataSync(), N)));
   console.log(`  ${String(t).padStart(5)} ` + accs.map(pct).join(''));
 }
 console.log('The weights are random, not a trained diffusion model: this shows the mechanics of the');
-console.log('t × b sweep, not the paper\'s results (those need the released 256×256 checkpoint).');
+console.log("t × b sweep, not the paper's results (those need the released 256×256 checkpoint).");
 
 // 6. Free everything: the FeatureSet's maps, the input, the model's weights.
 feats.dispose();

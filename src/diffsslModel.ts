@@ -92,7 +92,8 @@ const MODES = ['freeze', 'update', 'mult_fpn', 'add_fpn', 'multi_scale_freeze', 
 
 function blockList(v: unknown, what: string): number[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || !v.every((b) => Number.isInteger(b))) throw new InputError(`${what} must be a list of block numbers, got ${JSON.stringify(v)}`);
+  if (!Array.isArray(v) || !v.every((b) => Number.isInteger(b)))
+    throw new InputError(`${what} must be a list of block numbers, got ${JSON.stringify(v)}`);
   if (v.length > 0 && v[0] === -1) return []; // finetune.py's "not used"
   if (new Set(v).size !== v.length) throw new InputError(`${what} lists a block twice: ${JSON.stringify(v)}`);
   return [...v];
@@ -119,7 +120,11 @@ export class DiffSSLModel extends Module {
   readonly feedback: DifFeed | null;
 
   /** @internal use {@link fromReference} */
-  constructor(readonly unet: ADMUNet, args: FinetuneArgs, parts: { t: number[]; first: number[]; second: number[]; head: MLPHead | DifFormer; feedback: DifFeed | null }) {
+  constructor(
+    readonly unet: ADMUNet,
+    args: FinetuneArgs,
+    parts: { t: number[]; first: number[]; second: number[]; head: MLPHead | DifFormer; feedback: DifFeed | null },
+  ) {
     super();
     this.args = args;
     this.t = parts.t;
@@ -143,12 +148,18 @@ export class DiffSSLModel extends Module {
     const T = this.t.length;
     if (opts.noise !== undefined) {
       if (!Array.isArray(opts.noise) || opts.noise.length !== T)
-        throw new InputError(`noise must be an array with one tensor per t (${T}: t_list ${JSON.stringify(this.t)}), got ${Array.isArray(opts.noise) ? opts.noise.length : typeof opts.noise}`);
+        throw new InputError(
+          `noise must be an array with one tensor per t (${T}: t_list ${JSON.stringify(this.t)}), got ${Array.isArray(opts.noise) ? opts.noise.length : typeof opts.noise}`,
+        );
       opts.noise.forEach((e, i) => {
-        if (!(e instanceof tf.Tensor) || !tf.util.arraysEqual(e.shape, x0.shape)) throw new InputError(`noise[${i}] must have x0's shape [${x0.shape}], got ${e instanceof tf.Tensor ? `[${e.shape}]` : typeof e}`);
+        if (!(e instanceof tf.Tensor) || !tf.util.arraysEqual(e.shape, x0.shape))
+          throw new InputError(
+            `noise[${i}] must have x0's shape [${x0.shape}], got ${e instanceof tf.Tensor ? `[${e.shape}]` : typeof e}`,
+          );
       });
     }
-    if (opts.y !== undefined && (!Array.isArray(opts.y) || opts.y.length !== n)) throw new InputError(`y must hold one label per example (${n})`);
+    if (opts.y !== undefined && (!Array.isArray(opts.y) || opts.y.length !== n))
+      throw new InputError(`y must hold one label per example (${n})`);
     if (opts.seed !== undefined) checkSeed(opts.seed);
     if (opts.checkRange !== false) checkImageRange(x0, 'x0');
     const training = opts.training ?? false;
@@ -168,14 +179,23 @@ export class DiffSSLModel extends Module {
       let first: Map<number, tf.Tensor4D>;
       let second = new Map<number, tf.Tensor4D>();
       if (this.feedback) {
-        ({ first, second } = this.feedback.forward(xt, tt, { capture: [...this.secondBlocks], firstCapture: [...this.firstBlocks], groups: T, training, tap, y }));
+        ({ first, second } = this.feedback.forward(xt, tt, {
+          capture: [...this.secondBlocks],
+          firstCapture: [...this.firstBlocks],
+          groups: T,
+          training,
+          tap,
+          y,
+        }));
       } else {
         const maps = noGrad(() => {
           const r = unet.forward(xt, tt, { capture: [...this.firstBlocks], y });
           return this.firstBlocks.map((b) => r.features.get(b)!);
         });
         first = new Map(this.firstBlocks.map((b, i) => [b, maps[i]]));
-        if (tap) for (const [b, m] of first) (T === 1 ? [m] : tf.split(m, T, 0)).forEach((part, i) => tap(`t${i}.feat.b${b}`, part as tf.Tensor));
+        if (tap)
+          for (const [b, m] of first)
+            (T === 1 ? [m] : tf.split(m, T, 0)).forEach((part, i) => tap(`t${i}.feat.b${b}`, part as tf.Tensor));
       }
       const perT = (m: tf.Tensor4D) => (T === 1 ? [m] : (tf.split(m, T, 0) as tf.Tensor4D[]));
       if (this.head instanceof DifFormer) {
@@ -198,9 +218,16 @@ export class DiffSSLModel extends Module {
    * stay owned by the caller. Not for DifFeed, whose second pass needs the U-Net.
    * @throws InputError for a DifFeed system or a missing (t, b).
    */
-  logitsFromFeatures(features: { get(t: number, b: number): tf.Tensor4D }, opts: Pick<LogitsOptions, 'training' | 'tap'> = {}): tf.Tensor2D {
-    if (this.feedback) throw new InputError('logitsFromFeatures: a DifFeed system needs the U-Net for its second pass; use logits(x0, …)');
-    if (!features || typeof features.get !== 'function') throw new InputError('logitsFromFeatures: features must have get(t, b) (a FeatureSet)');
+  logitsFromFeatures(
+    features: { get(t: number, b: number): tf.Tensor4D },
+    opts: Pick<LogitsOptions, 'training' | 'tap'> = {},
+  ): tf.Tensor2D {
+    if (this.feedback)
+      throw new InputError(
+        'logitsFromFeatures: a DifFeed system needs the U-Net for its second pass; use logits(x0, …)',
+      );
+    if (!features || typeof features.get !== 'function')
+      throw new InputError('logitsFromFeatures: features must have get(t, b) (a FeatureSet)');
     const training = opts.training ?? false;
     return tf.tidy(() => {
       if (this.head instanceof DifFormer) {
@@ -213,14 +240,16 @@ export class DiffSSLModel extends Module {
 
   /** State-dict entries: `head.…` and `feedback_layers.…`. */
   state(): StateEntry[] {
-    return [...prefixed('head.', this.head.state()), ...(this.feedback ? prefixed('feedback_layers.', this.feedback.state()) : [])];
+    return [
+      ...prefixed('head.', this.head.state()),
+      ...(this.feedback ? prefixed('feedback_layers.', this.feedback.state()) : []),
+    ];
   }
 
   /** The head's and feedback networks' weights under the reference's names and layouts (copies). */
   stateDict(): Map<string, TensorToWrite> {
     return stateDict(this.state());
   }
-
 }
 
 /**
@@ -252,38 +281,71 @@ export interface FromReferenceOptions {
  * @category Heads
  */
 export function fromReference(args: FinetuneArgs, unet: ADMUNet, opts: FromReferenceOptions = {}): DiffSSLModel {
-  if (!args || typeof args !== 'object') throw new InputError('fromReference: args must be the finetune.py argument object (a fixture config.json\'s finetune_args)');
-  if (!unet || typeof unet.forward !== 'function' || !Array.isArray(unet.blocks)) throw new InputError('fromReference: unet must be an ADMUNet');
+  if (!args || typeof args !== 'object')
+    throw new InputError(
+      "fromReference: args must be the finetune.py argument object (a fixture config.json's finetune_args)",
+    );
+  if (!unet || typeof unet.forward !== 'function' || !Array.isArray(unet.blocks))
+    throw new InputError('fromReference: unet must be an ADMUNet');
   const seed = opts.seed ?? 0;
-  if (!Array.isArray(args.t_list) || args.t_list.length === 0) throw new InputError(`t_list must be a non-empty list of steps, got ${JSON.stringify(args.t_list)}`);
+  if (!Array.isArray(args.t_list) || args.t_list.length === 0)
+    throw new InputError(`t_list must be a non-empty list of steps, got ${JSON.stringify(args.t_list)}`);
   const steps = unet.schedule.steps;
   args.t_list.forEach((t) => {
-    if (!Number.isInteger(t) || t < 0 || t >= steps) throw new InputError(`t_list: ${JSON.stringify(t)} is not a step in [0, ${steps})`);
+    if (!Number.isInteger(t) || t < 0 || t >= steps)
+      throw new InputError(`t_list: ${JSON.stringify(t)} is not a step in [0, ${steps})`);
   });
   const t = [...args.t_list];
   const first = blockList(args.first_fw_b_list, 'first_fw_b_list');
   const second = blockList(args.second_fw_b_list, 'second_fw_b_list');
   const fbList = blockList(args.feedback_b_list, 'feedback_b_list');
-  for (const [list, what] of [[first, 'first_fw_b_list'], [second, 'second_fw_b_list']] as const)
-    for (const b of list) if (!Number.isInteger(b) || b < 1 || b > unet.totalBlocks) throw new InputError(`${what}: unknown block ${b}: this U-Net has blocks 1..${unet.totalBlocks}`);
+  for (const [list, what] of [
+    [first, 'first_fw_b_list'],
+    [second, 'second_fw_b_list'],
+  ] as const)
+    for (const b of list)
+      if (!Number.isInteger(b) || b < 1 || b > unet.totalBlocks)
+        throw new InputError(`${what}: unknown block ${b}: this U-Net has blocks 1..${unet.totalBlocks}`);
   const pool = positiveInt(args.pre_pool_size, 'pre_pool_size');
   const classes = positiveInt(args.num_classes, 'num_classes');
-  if (args.mode !== undefined && args.mode !== null && !MODES.includes(args.mode)) throw new InputError(`mode ${JSON.stringify(args.mode)} is not one of ${MODES.join(', ')}`);
+  if (args.mode !== undefined && args.mode !== null && !MODES.includes(args.mode))
+    throw new InputError(`mode ${JSON.stringify(args.mode)} is not one of ${MODES.join(', ')}`);
   const useFeedback = second.length > 0;
-  if (useFeedback && fbList.length === 0) throw new InputError('second_fw_b_list is used (DifFeed) but feedback_b_list names no feedback blocks');
+  if (useFeedback && fbList.length === 0)
+    throw new InputError('second_fw_b_list is used (DifFeed) but feedback_b_list names no feedback blocks');
 
   let head: MLPHead | DifFormer;
   if (args.head_type === 'linear') {
     if (first.length !== 1 || t.length !== 1 || second.length !== 0)
-      throw new InputError('head_type linear takes exactly one block in first_fw_b_list, one t and no second_fw_b_list (as finetune.py asserts: the linear head cannot be used for feedback or fusion)');
-    head = new MLPHead({ channels: unet.block(first[0]).channels, pool, hidden: parseHeadArc(args.head_arc ?? ''), classes, seed });
+      throw new InputError(
+        'head_type linear takes exactly one block in first_fw_b_list, one t and no second_fw_b_list (as finetune.py asserts: the linear head cannot be used for feedback or fusion)',
+      );
+    head = new MLPHead({
+      channels: unet.block(first[0]).channels,
+      pool,
+      hidden: parseHeadArc(args.head_arc ?? ''),
+      classes,
+      seed,
+    });
   } else if (args.head_type === 'attention') {
     const norm = args.norm_type ?? '';
-    if (!['layer', 'batch', ''].includes(norm)) throw new InputError(`norm_type must be "layer" or "batch" ("" means layer, as in finetune.py), got ${JSON.stringify(norm)}`);
-    if (first.length + second.length === 0) throw new InputError('head_type attention needs at least one block in first_fw_b_list or second_fw_b_list');
+    if (!['layer', 'batch', ''].includes(norm))
+      throw new InputError(
+        `norm_type must be "layer" or "batch" ("" means layer, as in finetune.py), got ${JSON.stringify(norm)}`,
+      );
+    if (first.length + second.length === 0)
+      throw new InputError('head_type attention needs at least one block in first_fw_b_list or second_fw_b_list');
     const arc = parseFusionArc(args.fusion_arc ?? '');
     const blocks = [...new Set([...first, ...second])].map((b) => unet.block(b));
-    head = new DifFormer({ blocks, timesteps: t.length, pool, norm: (norm === 'batch' ? 'batch' : 'layer') as NormType, arc, classes, seed });
+    head = new DifFormer({
+      blocks,
+      timesteps: t.length,
+      pool,
+      norm: (norm === 'batch' ? 'batch' : 'layer') as NormType,
+      arc,
+      classes,
+      seed,
+    });
   } else {
     throw new InputError(`unknown head_type ${JSON.stringify(args.head_type)}: use "linear" or "attention"`);
   }
@@ -293,7 +355,9 @@ export function fromReference(args: FinetuneArgs, unet: ADMUNet, opts: FromRefer
     try {
       for (let i = 1; i < fbList.length; i++)
         if (fbList[i] <= fbList[i - 1])
-          throw new InputError(`feedback_b_list must be ascending (the reference pairs feedback maps with encoder blocks by position, which is right only for a sorted list), got ${JSON.stringify(fbList)}`);
+          throw new InputError(
+            `feedback_b_list must be ascending (the reference pairs feedback maps with encoder blocks by position, which is right only for a sorted list), got ${JSON.stringify(fbList)}`,
+          );
       feedback = new DifFeed(unet, { feedback: fbList, arch: args.feedback_arch ?? 'C_B_R', seed: seed + 5000 });
     } catch (e) {
       head.dispose();

@@ -65,14 +65,17 @@ export function checkStateDict(
     known.add(name);
     const s = got.get(name);
     if (!s) missing.push(prefix + name);
-    else if (s.length !== shape.length || s.some((v, i) => v !== shape[i])) mismatched.push([prefix + name, [...shape], [...s]]);
+    else if (s.length !== shape.length || s.some((v, i) => v !== shape[i]))
+      mismatched.push([prefix + name, [...shape], [...s]]);
   }
   const unexpected = opts.strict === false ? [] : [...got.keys()].filter((k) => !known.has(k)).map((k) => prefix + k);
   if (!missing.length && !mismatched.length && !unexpected.length) return;
   const list = (xs: string[]) => xs.slice(0, 20).join(', ') + (xs.length > 20 ? `, … (${xs.length} in all)` : '');
   const parts = [
     missing.length ? `${missing.length} missing: ${list(missing)}` : '',
-    mismatched.length ? `${mismatched.length} mis-shaped: ${list(mismatched.map(([k, w, g]) => `${k} (model [${w}], file [${g}])`))}` : '',
+    mismatched.length
+      ? `${mismatched.length} mis-shaped: ${list(mismatched.map(([k, w, g]) => `${k} (model [${w}], file [${g}])`))}`
+      : '',
     unexpected.length ? `${unexpected.length} unexpected: ${list(unexpected)}` : '',
   ].filter(Boolean);
   throw new WeightsError(`${opts.subject}: ${parts.join('; ')}. ${opts.advice}`, missing, unexpected, mismatched);

@@ -8,7 +8,14 @@
 
 // Backbone: guided-diffusion's ADM U-Net, its flags, presets and noise schedule.
 export { ADMUNet } from './unet/admUnet.js';
-export type { ForwardOptions, ForwardResult, LoadOptions, LoadProgress, ModelOptions, ReferenceTensor } from './unet/admUnet.js';
+export type {
+  ForwardOptions,
+  ForwardResult,
+  LoadOptions,
+  LoadProgress,
+  ModelOptions,
+  ReferenceTensor,
+} from './unet/admUnet.js';
 export type { ConvAlgorithm } from './unet/runtime/convAlgorithm.js';
 export type { WeightOptions } from './unet/runtime/weightStore.js';
 export type { BlockInfo } from './unet/architecture.js';
@@ -40,18 +47,49 @@ export type { LinearHeadConfig, MLPHeadConfig } from './heads/mlpHead.js';
 export { DifFormer } from './fusion/difFormer.js';
 export type { DifFormerConfig, FusionBlock, FusionInput } from './fusion/difFormer.js';
 export { DifFeed, feedbackLinks, parseFeedbackArch } from './feedback/difFeed.js';
-export type { DifFeedConfig, DifFeedForwardOptions, DifFeedResult, FeedbackLink, FeedbackStrategy, FeedbackStrategyOptions } from './feedback/difFeed.js';
+export type {
+  DifFeedConfig,
+  DifFeedForwardOptions,
+  DifFeedResult,
+  FeedbackLink,
+  FeedbackStrategy,
+  FeedbackStrategyOptions,
+} from './feedback/difFeed.js';
 export { fromReference, DiffSSLModel } from './diffsslModel.js';
 export type { FinetuneArgs, FromReferenceOptions, LogitsOptions } from './diffsslModel.js';
 
 // Training: the loop, checkpoints, optimizers and the reference recipes, loss.
 export { train, trainStep, evaluate } from './train/trainer.js';
-export type { TrainOptions, TrainResult, StepProgress, EpochReport, EvalResult, CheckpointOptions } from './train/trainer.js';
+export type {
+  TrainOptions,
+  TrainResult,
+  StepProgress,
+  EpochReport,
+  EvalResult,
+  CheckpointOptions,
+} from './train/trainer.js';
 export type { TrainableModel, LogitsCallOptions } from './train/trainableModel.js';
 export { crossEntropy } from './train/loss.js';
 export type { CrossEntropyOptions } from './train/loss.js';
-export { sgd, momentum, adam, makeOptimizer, getLearningRate, setLearningRate, StepLR, referenceRecipe } from './train/optimizers.js';
-export type { OptimizerSpec, SgdSpec, MomentumSpec, AdamSpec, LRSchedule, StepLROptions, ReferenceRecipe } from './train/optimizers.js';
+export {
+  sgd,
+  momentum,
+  adam,
+  makeOptimizer,
+  getLearningRate,
+  setLearningRate,
+  StepLR,
+  referenceRecipe,
+} from './train/optimizers.js';
+export type {
+  OptimizerSpec,
+  SgdSpec,
+  MomentumSpec,
+  AdamSpec,
+  LRSchedule,
+  StepLROptions,
+  ReferenceRecipe,
+} from './train/optimizers.js';
 export { ensureGradients } from './train/gradients.js';
 
 // Data: datasets, images, transforms, features on the fly or cached.
@@ -73,12 +111,43 @@ export { KNN, knnEvaluate, poolFeatures } from './eval/knn.js';
 export type { KNNOptions, KNNScore } from './eval/knn.js';
 
 // CKA: linear CKA, its minibatch form, block × block matrices, heatmaps.
-export { linearCKA, MinibatchCKA, ckaMatrix, MinibatchCKAMatrix, hsic0, hsic1, ckaHeatmapPNG, writeCKAHeatmap, ckaMatrixJSON, writeCKAJSON } from './cka/index.js';
-export type { CKAOptions, MinibatchCKAOptions, CKAMatrixOptions, LabelledMaps, RepresentationList, HSICTerms, HeatmapOptions, CKAMatrixJSON, CKAMatrixJSONOptions, NestedArray, Representation, ShapedData } from './cka/index.js';
+export {
+  linearCKA,
+  MinibatchCKA,
+  ckaMatrix,
+  MinibatchCKAMatrix,
+  hsic0,
+  hsic1,
+  ckaHeatmapPNG,
+  writeCKAHeatmap,
+  ckaMatrixJSON,
+  writeCKAJSON,
+} from './cka/index.js';
+export type {
+  CKAOptions,
+  MinibatchCKAOptions,
+  CKAMatrixOptions,
+  LabelledMaps,
+  RepresentationList,
+  HSICTerms,
+  HeatmapOptions,
+  CKAMatrixJSON,
+  CKAMatrixJSONOptions,
+  NestedArray,
+  Representation,
+  ShapedData,
+} from './cka/index.js';
 
 // I/O: safetensors and PyTorch checkpoints.
 export { SafetensorsReader, readSafetensors, writeSafetensors, serializeSafetensors } from './io/safetensors.js';
-export type { ReadTensor, SafetensorsDtype, TensorData, TensorInfo, TensorToWrite, TensorsToWrite } from './io/safetensors.js';
+export type {
+  ReadTensor,
+  SafetensorsDtype,
+  TensorData,
+  TensorInfo,
+  TensorToWrite,
+  TensorsToWrite,
+} from './io/safetensors.js';
 export { TorchCheckpointReader } from './io/pytorch.js';
 export type { TorchDtype, TorchOpenOptions, TorchTensor, TorchTensorInfo } from './io/pytorch.js';
 export { writeSafetensorsStream } from './io/safetensorsStream.js';
@@ -97,7 +166,16 @@ export { multiHeadAttention } from './ops/multiHeadAttention.js';
 export { noGrad } from './ops/noGrad.js';
 
 // Utilities: progress reports, host tensors, seeded randomness.
-export type { ProgressInfo, ProgressCallback, ProgressBase, LoadProgressInfo, WriteProgressInfo, ExtractProgressInfo, CacheProgressInfo, TrainProgressInfo } from './util/progress.js';
+export type {
+  ProgressInfo,
+  ProgressCallback,
+  ProgressBase,
+  LoadProgressInfo,
+  WriteProgressInfo,
+  ExtractProgressInfo,
+  CacheProgressInfo,
+  TrainProgressInfo,
+} from './util/progress.js';
 export type { HostData, HostTensor } from './util/hostTensor.js';
 export { SeededRandom } from './util/random.js';
 

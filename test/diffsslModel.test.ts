@@ -18,7 +18,10 @@ import { extractFeatures } from '../src/features/extractFeatures';
 /** Max abs error per fixture and backend, printed at the end for the report. */
 const worst = new Map<string, { logits: number; all: number; keys: number }>();
 afterAll(() => {
-  for (const [k, w] of worst) console.log(`heads parity ${k}: logits max abs ${w.logits.toExponential(2)}, all ${w.keys} recorded tensors max abs ${w.all.toExponential(2)}`);
+  for (const [k, w] of worst)
+    console.log(
+      `heads parity ${k}: logits max abs ${w.logits.toExponential(2)}, all ${w.keys} recorded tensors max abs ${w.all.toExponential(2)}`,
+    );
 });
 
 for (const backend of BACKENDS) {
@@ -26,7 +29,10 @@ for (const backend of BACKENDS) {
     let unet: ADMUNet;
     beforeAll(async () => {
       await setBackend(backend);
-      unet = await ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args);
+      unet = await ADMUNet.load(
+        path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
+        fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
+      );
     });
     afterAll(() => unet?.dispose());
 
@@ -71,13 +77,18 @@ for (const backend of BACKENDS) {
         for (const [k, t] of orig) {
           expect(saved.get(k)!.shape, k).toEqual(t.shape);
           expect(saved.get(k)!.dtype, k).toEqual(t.dtype);
-          expect(Array.from(saved.get(k)!.data as ArrayLike<number | bigint>), k).toEqual(Array.from(t.data as ArrayLike<number | bigint>));
+          expect(Array.from(saved.get(k)!.data as ArrayLike<number | bigint>), k).toEqual(
+            Array.from(t.data as ArrayLike<number | bigint>),
+          );
         }
         // A fresh model (other random init) loaded from the saved file is the same model.
         const b = fromReference(cfg.finetune_args, unet, { seed: 7 });
         await b.loadWeights(out);
         const [sa, sb] = [a.stateDict(), b.stateDict()];
-        for (const [k, v] of sa) expect(Array.from(sb.get(k)!.data as ArrayLike<number | bigint>), k).toEqual(Array.from(v.data as ArrayLike<number | bigint>));
+        for (const [k, v] of sa)
+          expect(Array.from(sb.get(k)!.data as ArrayLike<number | bigint>), k).toEqual(
+            Array.from(v.data as ArrayLike<number | bigint>),
+          );
         a.dispose();
         b.dispose();
         fs.rmSync(dir, { recursive: true, force: true });
@@ -94,12 +105,21 @@ for (const backend of BACKENDS) {
       expect([...tok.keys()].sort((a, b) => a - b)).toEqual([10, 15, 18]);
       expect([10, 15, 18].map((b) => tok.get(b)!.poolSide)).toEqual([8, 16, 16]); // min(side, pre_pool_size 16)
       const fb = fromReference(fixtureJson('heads/difffeed-all/config.json').finetune_args, unet);
-      expect(fb.feedback!.links.map((l) => [l.from, l.to])).toEqual(fixtureJson('heads/difffeed-all/config.json').derived.feedback_map.map((m: any) => [m.feedback_block, m.mirror_encoder_block]));
+      expect(fb.feedback!.links.map((l) => [l.from, l.to])).toEqual(
+        fixtureJson('heads/difffeed-all/config.json').derived.feedback_map.map((m: any) => [
+          m.feedback_block,
+          m.mirror_encoder_block,
+        ]),
+      );
       [lin, fus, fb].forEach((m) => m.dispose());
     });
 
     it('[-1] means "not used" as in finetune.py', () => {
-      const args = { ...fixtureJson('heads/attention/config.json').finetune_args, second_fw_b_list: [-1], feedback_b_list: [-1] };
+      const args = {
+        ...fixtureJson('heads/attention/config.json').finetune_args,
+        second_fw_b_list: [-1],
+        feedback_b_list: [-1],
+      };
       const m = fromReference(args, unet);
       expect(m.feedback).toBeNull();
       expect(m.secondBlocks).toEqual([]);
@@ -119,9 +139,21 @@ for (const backend of BACKENDS) {
         ['feedback without blocks', { ...base, feedback_b_list: [] }, /feedback_b_list/],
         ['unknown head_type', { ...base, head_type: 'mlp' }, /head_type/],
         ['unknown norm_type', { ...base, norm_type: 'group' }, /norm_type/],
-        ['unknown fusion_arc layer', { ...base, fusion_arc: 'Use_CLS_Token:True:64,Insert_CLS_Token,Atention:64:4:4:2,Extract_CLS_Token' }, /unknown layer "Atention/],
-        ['fusion_arc dims that do not fit', { ...base, fusion_arc: 'Use_CLS_Token:True:64,Insert_CLS_Token,Attention:32:4:4:2,Extract_CLS_Token' }, /width 32/],
-        ['heads that do not divide dim', { ...base, fusion_arc: 'Use_CLS_Token:True:64,Insert_CLS_Token,Attention:64:5:4:2,Extract_CLS_Token' }, /divisible/],
+        [
+          'unknown fusion_arc layer',
+          { ...base, fusion_arc: 'Use_CLS_Token:True:64,Insert_CLS_Token,Atention:64:4:4:2,Extract_CLS_Token' },
+          /unknown layer "Atention/,
+        ],
+        [
+          'fusion_arc dims that do not fit',
+          { ...base, fusion_arc: 'Use_CLS_Token:True:64,Insert_CLS_Token,Attention:32:4:4:2,Extract_CLS_Token' },
+          /width 32/,
+        ],
+        [
+          'heads that do not divide dim',
+          { ...base, fusion_arc: 'Use_CLS_Token:True:64,Insert_CLS_Token,Attention:64:5:4:2,Extract_CLS_Token' },
+          /divisible/,
+        ],
         ['linear head with two t', { ...lin, t_list: [90, 150] }, /linear/],
         ['t outside the schedule', { ...lin, t_list: [1000] }, /t_list/],
         ['bad head_arc', { ...lin, head_arc: '48_x' }, /head_arc/],
@@ -144,7 +176,9 @@ for (const backend of BACKENDS) {
     it('weights that do not fit: one WeightsError listing every missing, unexpected and mis-shaped key', async () => {
       const m = fromReference(fixtureJson('heads/attention/config.json').finetune_args, unet);
       // attention-bn has BatchNorm keys where attention has LayerNorm ones, 8 heads, 1 block, 6×6 pooling
-      const err = await m.loadWeights(path.join(FIXTURES, 'heads', 'attention-bn', 'weights.safetensors')).catch((e) => e);
+      const err = await m
+        .loadWeights(path.join(FIXTURES, 'heads', 'attention-bn', 'weights.safetensors'))
+        .catch((e) => e);
       expect(err).toBeInstanceOf(WeightsError);
       const w = err as WeightsError;
       expect(w.missing).toContain('head.intra_inter_block_attention.layers.2.norm1.weight');
@@ -171,17 +205,23 @@ for (const backend of BACKENDS) {
     let unet: ADMUNet;
     beforeAll(async () => {
       await setBackend(backend);
-      unet = await ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args);
+      unet = await ADMUNet.load(
+        path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
+        fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
+      );
     });
     afterAll(() => unet?.dispose());
 
     for (const head of ['attention-bn', 'mlp']) {
       it(`${head}: a cross-entropy gradient reaches exactly the head's variables; BatchNorm counts the batch; memory returns to baseline`, () => {
-        const model: DiffSSLModel = fromReference(fixtureJson(`heads/${head}/config.json`).finetune_args, unet, { seed: 3 });
+        const model: DiffSSLModel = fromReference(fixtureJson(`heads/${head}/config.json`).finetune_args, unet, {
+          seed: 3,
+        });
         const x0 = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 1) as tf.Tensor4D;
         const labels = tf.oneHot(tf.tensor1d([3, 7], 'int32'), 10);
         const vars = model.trainableVariables;
-        const loss = () => tf.losses.softmaxCrossEntropy(labels, model.logits(x0, { seed: 5, training: true })) as tf.Scalar;
+        const loss = () =>
+          tf.losses.softmaxCrossEntropy(labels, model.logits(x0, { seed: 5, training: true })) as tf.Scalar;
         const warm = tf.variableGrads(loss, vars); // warm-up: the U-Net may cache per-shape constants
         tf.dispose([warm.value, ...Object.values(warm.grads)]);
         const before = tf.memory().numTensors;
@@ -192,11 +232,18 @@ for (const backend of BACKENDS) {
         tf.dispose([value, ...Object.values(grads)]);
         opt.dispose();
         expect(tf.memory().numTensors).toBe(before);
-        if (head === 'attention-bn') expect(model.stateDict().get('head.pre_layer.15.1.num_batches_tracked')!.data).toEqual(BigInt64Array.of(2n));
+        if (head === 'attention-bn')
+          expect(model.stateDict().get('head.pre_layer.15.1.num_batches_tracked')!.data).toEqual(BigInt64Array.of(2n));
         // The first head variable's gradient against a central difference of L = Σ logits·w (w fixed, same noise).
         const w = tf.randomNormal([2, 10], 0, 1, 'float32', 6);
-        const c = gradientCheck(() => tf.sum(tf.mul(model.logits(x0, { seed: 5, training: true }), w)) as tf.Scalar, vars[0], 1e-3);
-        expect(c.relErr, `element ${c.index}: analytic ${c.analytic}, central difference ${c.numeric}`).toBeLessThan(1e-2);
+        const c = gradientCheck(
+          () => tf.sum(tf.mul(model.logits(x0, { seed: 5, training: true }), w)) as tf.Scalar,
+          vars[0],
+          1e-3,
+        );
+        expect(c.relErr, `element ${c.index}: analytic ${c.analytic}, central difference ${c.numeric}`).toBeLessThan(
+          1e-2,
+        );
         expect(tf.memory().numTensors).toBe(before + 1);
         tf.dispose([x0, labels, w]);
         model.dispose();

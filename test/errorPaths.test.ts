@@ -26,7 +26,11 @@ async function throwsWithoutLeak(f: () => unknown, message: RegExp): Promise<voi
   expect(tf.memory().numTensors, `tensors left after the error ${message}`).toBe(before);
 }
 
-const load = (name: string) => ADMUNet.load(path.join(FIXTURES, name, 'weights.safetensors'), fixtureJson(`${name}/config.json`).create_model_and_diffusion_args);
+const load = (name: string) =>
+  ADMUNet.load(
+    path.join(FIXTURES, name, 'weights.safetensors'),
+    fixtureJson(`${name}/config.json`).create_model_and_diffusion_args,
+  );
 
 describe('every documented error of every public entry point that runs ops leaves no tensor behind', () => {
   let uncond: ADMUNet;
@@ -58,14 +62,29 @@ describe('every documented error of every public entry point that runs ops leave
 
   it('extractFeatures', async () => {
     for (const [, model, y, message] of forwardErrors) {
-      await throwsWithoutLeak(() => extractFeatures(x0, { t: [10, 90], b: [3, 4], model: model(), y, seed: 0 }), message);
-      await throwsWithoutLeak(() => extractFeatures(x0, { t: [10, 90], b: 4, model: model(), y, seed: 0, maxBatch: 3, pool: 2 }), message);
+      await throwsWithoutLeak(
+        () => extractFeatures(x0, { t: [10, 90], b: [3, 4], model: model(), y, seed: 0 }),
+        message,
+      );
+      await throwsWithoutLeak(
+        () => extractFeatures(x0, { t: [10, 90], b: 4, model: model(), y, seed: 0, maxBatch: 3, pool: 2 }),
+        message,
+      );
     }
     await throwsWithoutLeak(() => extractFeatures(x0, { t: [90, 1000], b: 4, model: uncond }), /t\[1\] = 1000/);
     await throwsWithoutLeak(() => extractFeatures(x0, { t: 90, b: 99, model: uncond }), /unknown block 99/);
-    await throwsWithoutLeak(() => extractFeatures(x0, { t: [10, 90], b: 4, model: uncond, noise: [noise] }), /noise has 1 tensor but t has 2 steps/);
-    await throwsWithoutLeak(() => extractFeatures(x0, { t: 90, b: 4, model: uncond, seed: 0.5 }), /seed must be an integer/);
-    await throwsWithoutLeak(() => extractFeatures(x0, { t: 90, b: 4, model: uncond, pool: 0 }), /pool must be a positive integer/);
+    await throwsWithoutLeak(
+      () => extractFeatures(x0, { t: [10, 90], b: 4, model: uncond, noise: [noise] }),
+      /noise has 1 tensor but t has 2 steps/,
+    );
+    await throwsWithoutLeak(
+      () => extractFeatures(x0, { t: 90, b: 4, model: uncond, seed: 0.5 }),
+      /seed must be an integer/,
+    );
+    await throwsWithoutLeak(
+      () => extractFeatures(x0, { t: 90, b: 4, model: uncond, pool: 0 }),
+      /pool must be a positive integer/,
+    );
     const small = tf.zeros([2, 16, 16, 3]) as tf.Tensor4D;
     await throwsWithoutLeak(() => extractFeatures(small, { t: 90, b: 4, model: uncond }), /16×16/);
     small.dispose();
@@ -79,7 +98,10 @@ describe('every documented error of every public entry point that runs ops leave
     }
     await throwsWithoutLeak(() => uncond.forward(x0, [10, 1000]), /t\[1\] = 1000/);
     await throwsWithoutLeak(() => uncond.forward(x0, [10, 90], { capture: [99] }), /unknown block 99/);
-    await throwsWithoutLeak(() => uncond.forward(x0, [10, 90], { capture: [6], add: new Map([[4, noise]]) }), /add: the tensor for block 4/);
+    await throwsWithoutLeak(
+      () => uncond.forward(x0, [10, 90], { capture: [6], add: new Map([[4, noise]]) }),
+      /add: the tensor for block 4/,
+    );
     await throwsWithoutLeak(() => uncond.qSample(x0, [10, 1000], noise), /t\[1\] = 1000/);
     const one = tf.zeros([1, 32, 32, 3]) as tf.Tensor4D;
     await throwsWithoutLeak(() => uncond.qSample(x0, [10, 90], one), /noise must have the shape/);
@@ -105,7 +127,13 @@ describe('every documented error of every public entry point that runs ops leave
   });
 
   it('heads: MLPHead, Tokenizer, AttentionHead and DifFormer forward/logits', async () => {
-    const [narrow, rank3, tokens, thin, map] = [tf.zeros([2, 4, 4, 8]), tf.zeros([2, 4, 4]), tf.zeros([2, 4, 16]), tf.zeros([2, 4, 8]), tf.zeros([2, 8, 8, 32])];
+    const [narrow, rank3, tokens, thin, map] = [
+      tf.zeros([2, 4, 4, 8]),
+      tf.zeros([2, 4, 4]),
+      tf.zeros([2, 4, 16]),
+      tf.zeros([2, 4, 8]),
+      tf.zeros([2, 8, 8, 32]),
+    ];
     const mlp = new MLPHead({ channels: 32, pool: 2, hidden: [], classes: 3 });
     await throwsWithoutLeak(() => mlp.forward(narrow as tf.Tensor4D), /8 channels/);
     await throwsWithoutLeak(() => mlp.logits(rank3 as unknown as tf.Tensor4D), /rank-4/);
@@ -113,7 +141,9 @@ describe('every documented error of every public entry point that runs ops leave
     const tok = new Tokenizer({ channels: 32, side: 8, pool: 4, dim: 16, norm: 'layer' });
     await throwsWithoutLeak(() => tok.forward(narrow as tf.Tensor4D), /8 channels/);
     tok.dispose();
-    const encoder = new AttentionHead({ arc: 'Use_CLS_Token:True:16,Insert_CLS_Token,Attention:16:2:2:1,Extract_CLS_Token' });
+    const encoder = new AttentionHead({
+      arc: 'Use_CLS_Token:True:16,Insert_CLS_Token,Attention:16:2:2:1,Extract_CLS_Token',
+    });
     await throwsWithoutLeak(() => encoder.forward(tokens as tf.Tensor3D), /without classes/);
     await throwsWithoutLeak(() => encoder.encode(thin as tf.Tensor3D), /tokens must be/);
     encoder.dispose();
@@ -128,7 +158,13 @@ describe('every documented error of every public entry point that runs ops leave
   it('knnEvaluate and linearCKA', async () => {
     const train = { features: tf.randomNormal([6, 4, 4, 8]) as tf.Tensor4D, labels: [0, 1, 0, 1, 0, 1] };
     const test = { features: tf.randomNormal([3, 4, 4, 8]) as tf.Tensor4D, labels: [0, 1, 1] };
-    const [other, x, fewer, nan, flat] = [tf.randomNormal([3, 4, 4, 4]), tf.randomNormal([8, 5]), tf.randomNormal([7, 5]), tf.fill([8, 5], NaN), tf.ones([8, 5])];
+    const [other, x, fewer, nan, flat] = [
+      tf.randomNormal([3, 4, 4, 4]),
+      tf.randomNormal([8, 5]),
+      tf.randomNormal([7, 5]),
+      tf.fill([8, 5], NaN),
+      tf.ones([8, 5]),
+    ];
     await throwsWithoutLeak(() => knnEvaluate(train, { ...test, labels: [0, 1] }), /label/);
     await throwsWithoutLeak(() => knnEvaluate(train, test, { pool: 8 }), /pool 8 is larger/);
     await throwsWithoutLeak(() => knnEvaluate(train, { ...test, features: other }), /dimensions/);

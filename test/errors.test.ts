@@ -19,12 +19,24 @@ describe('typed errors', () => {
       ['a.bias', [4]],
       ['b.weight', [2, 2]],
     ];
-    const ok = new Map<string, number[]>([['a.weight', [4, 3]], ['a.bias', [4]], ['b.weight', [2, 2]]]);
+    const ok = new Map<string, number[]>([
+      ['a.weight', [4, 3]],
+      ['a.bias', [4]],
+      ['b.weight', [2, 2]],
+    ]);
     expect(() => checkStateDict(expected, ok, { subject: 'f', advice: 'check it.' })).not.toThrow();
-    const got = new Map<string, number[]>([['a.weight', [3, 4]], ['b.weight', [2, 2]], ['c.weight', [1]]]);
+    const got = new Map<string, number[]>([
+      ['a.weight', [3, 4]],
+      ['b.weight', [2, 2]],
+      ['c.weight', [1]],
+    ]);
     let err: WeightsError | undefined;
     try {
-      checkStateDict(expected, got, { subject: 'w.safetensors does not fit', advice: 'Check the flags.', prefix: 'head.' });
+      checkStateDict(expected, got, {
+        subject: 'w.safetensors does not fit',
+        advice: 'Check the flags.',
+        prefix: 'head.',
+      });
     } catch (e) {
       err = e as WeightsError;
     }
@@ -32,13 +44,19 @@ describe('typed errors', () => {
     expect(err!.missing).toEqual(['head.a.bias']);
     expect(err!.mismatched).toEqual([['head.a.weight', [4, 3], [3, 4]]]);
     expect(err!.unexpected).toEqual(['head.c.weight']);
-    expect(err!.message).toBe('w.safetensors does not fit: 1 missing: head.a.bias; 1 mis-shaped: head.a.weight (model [4,3], file [3,4]); 1 unexpected: head.c.weight. Check the flags.');
+    expect(err!.message).toBe(
+      'w.safetensors does not fit: 1 missing: head.a.bias; 1 mis-shaped: head.a.weight (model [4,3], file [3,4]); 1 unexpected: head.c.weight. Check the flags.',
+    );
     // strict: false lets unexpected keys through
-    expect(() => checkStateDict(expected, new Map([...ok, ['c.weight', [1]]]), { subject: 'f', advice: '', strict: false })).not.toThrow();
+    expect(() =>
+      checkStateDict(expected, new Map([...ok, ['c.weight', [1]]]), { subject: 'f', advice: '', strict: false }),
+    ).not.toThrow();
   });
 
   it('long lists are cut at 20 names with the total', () => {
     const expected = Array.from({ length: 25 }, (_, i) => [`k${i}`, [1]] as [string, number[]]);
-    expect(() => checkStateDict(expected, new Map(), { subject: 's', advice: 'a' })).toThrow(/25 missing: k0, k1, .*k19, … \(25 in all\)\. a$/);
+    expect(() => checkStateDict(expected, new Map(), { subject: 's', advice: 'a' })).toThrow(
+      /25 missing: k0, k1, .*k19, … \(25 in all\)\. a$/,
+    );
   });
 });

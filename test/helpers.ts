@@ -10,7 +10,10 @@ export function fixtureJson<T = any>(rel: string): T {
 }
 
 /** NCHW data from a fixture → NHWC Float32Array. */
-export function nchwToNhwc(data: Float32Array, shape: number[]): { data: Float32Array; shape: [number, number, number, number] } {
+export function nchwToNhwc(
+  data: Float32Array,
+  shape: number[],
+): { data: Float32Array; shape: [number, number, number, number] } {
   const [N, C, H, W] = shape;
   const out = new Float32Array(data.length);
   for (let n = 0; n < N; n++)
@@ -33,8 +36,20 @@ export interface Diff {
 
 /** Elementwise check `|a − b| ≤ atol + rtol·|b|` (the fixtures' float32 tolerance by default). */
 export function compareArrays(actual: ArrayLike<number>, expected: ArrayLike<number>, atol = 1e-4, rtol = 1e-4): Diff {
-  if (actual.length !== expected.length) return { ok: false, bad: -1, maxAbs: Infinity, maxRel: Infinity, tolUsed: Infinity, firstBad: `length ${actual.length} vs ${expected.length}` };
-  let bad = 0, maxAbs = 0, scale = 0, tolUsed = 0, firstBad: string | undefined;
+  if (actual.length !== expected.length)
+    return {
+      ok: false,
+      bad: -1,
+      maxAbs: Infinity,
+      maxRel: Infinity,
+      tolUsed: Infinity,
+      firstBad: `length ${actual.length} vs ${expected.length}`,
+    };
+  let bad = 0,
+    maxAbs = 0,
+    scale = 0,
+    tolUsed = 0,
+    firstBad: string | undefined;
   for (let i = 0; i < expected.length; i++) {
     const d = Math.abs(actual[i] - expected[i]);
     const tol = atol + rtol * Math.abs(expected[i]);
@@ -71,10 +86,18 @@ export async function setBackend(name: string): Promise<void> {
 }
 
 /** One forward so that per-model caches (transformed Winograd filters) are filled before counting tensors. */
-export function warmUp(unet: { forward: Function; totalBlocks: number; config: { imageSize: number; inChannels: number; numClasses: number | null } }): void {
+export function warmUp(unet: {
+  forward: Function;
+  totalBlocks: number;
+  config: { imageSize: number; inChannels: number; numClasses: number | null };
+}): void {
   const s = unet.config.imageSize;
   tf.tidy(() => {
-    const r = unet.forward(tf.zeros([1, s, s, unet.config.inChannels]), [0], { capture: [unet.totalBlocks], output: true, ...(unet.config.numClasses ? { y: [0] } : {}) });
+    const r = unet.forward(tf.zeros([1, s, s, unet.config.inChannels]), [0], {
+      capture: [unet.totalBlocks],
+      output: true,
+      ...(unet.config.numClasses ? { y: [0] } : {}),
+    });
     return [...r.features.values(), r.output];
   });
 }
@@ -83,7 +106,13 @@ export function warmUp(unet: { forward: Function; totalBlocks: number; config: {
  * A random 3×3 conv problem: x `[n, h, w, cin]`, HWIO filter k, bias b (fixed seeds), and `want`, the
  * stride-1, padding-1 convolution plus bias from `tf.conv2d`. Call inside `tf.tidy`.
  */
-export function convCase(n: number, h: number, w: number, cin: number, cout: number): { x: tf.Tensor4D; k: tf.Tensor4D; b: tf.Tensor1D; want: tf.Tensor4D } {
+export function convCase(
+  n: number,
+  h: number,
+  w: number,
+  cin: number,
+  cout: number,
+): { x: tf.Tensor4D; k: tf.Tensor4D; b: tf.Tensor1D; want: tf.Tensor4D } {
   const x = tf.randomNormal([n, h, w, cin], 0, 1, 'float32', 1) as tf.Tensor4D;
   const k = tf.randomNormal([3, 3, cin, cout], 0, 1 / Math.sqrt(9 * cin), 'float32', 2) as tf.Tensor4D;
   const b = tf.randomNormal([cout], 0, 0.1, 'float32', 3) as tf.Tensor1D;
@@ -125,7 +154,12 @@ export function gradientCheck(loss: () => tf.Scalar, v: tf.Variable, h = 1e-2, i
     const [dMinus, lMinus] = lossAt(-h);
     const numeric = (lPlus - lMinus) / (dPlus - dMinus);
     const analytic = g[i];
-    return { index: i, analytic, numeric, relErr: Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), Math.abs(numeric), 1e-30) };
+    return {
+      index: i,
+      analytic,
+      numeric,
+      relErr: Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), Math.abs(numeric), 1e-30),
+    };
   } finally {
     tf.tidy(() => v.assign(tf.tensor(orig, v.shape, 'float32')));
   }

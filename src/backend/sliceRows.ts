@@ -18,9 +18,12 @@ export function sliceRows<T extends tf.Tensor>(x: T, start: number, count: numbe
   const f = tf.customGrad(((input: tf.Tensor) => {
     const heap = x.dtype === 'float32' ? wasmHeap() : null;
     const value = heap
-      ? tensorFromFill(shape, (dst) => dst.set(heapView(heap, input).subarray(start * rowSize, (start + count) * rowSize)))
+      ? tensorFromFill(shape, (dst) =>
+          dst.set(heapView(heap, input).subarray(start * rowSize, (start + count) * rowSize)),
+        )
       : tf.slice(input, start, count);
-    const gradFunc = (dy: tf.Tensor) => tf.pad(dy, [[start, rows - start - count], ...x.shape.slice(1).map((): [number, number] => [0, 0])]);
+    const gradFunc = (dy: tf.Tensor) =>
+      tf.pad(dy, [[start, rows - start - count], ...x.shape.slice(1).map((): [number, number] => [0, 0])]);
     return { value, gradFunc };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x) as T;

@@ -51,14 +51,23 @@ type Candidate = { name: string; backend: string; load: () => Promise<string | v
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
-
 function candidates(opts: BackendOptions): Candidate[] {
   const registered = (name: string) => async () => {
     if (!tf.findBackendFactory(name)) throw new Error(`no ${name} backend is registered (import its package first)`);
   };
   return [
-    { name: 'tfjs-node-gpu', backend: 'tensorflow', why: 'native TensorFlow with CUDA', load: async () => void (await importUnbundled('@tensorflow/tfjs-node-gpu')) },
-    { name: 'tfjs-node', backend: 'tensorflow', why: 'native TensorFlow (multi-threaded, oneDNN)', load: async () => void (await importUnbundled('@tensorflow/tfjs-node')) },
+    {
+      name: 'tfjs-node-gpu',
+      backend: 'tensorflow',
+      why: 'native TensorFlow with CUDA',
+      load: async () => void (await importUnbundled('@tensorflow/tfjs-node-gpu')),
+    },
+    {
+      name: 'tfjs-node',
+      backend: 'tensorflow',
+      why: 'native TensorFlow (multi-threaded, oneDNN)',
+      load: async () => void (await importUnbundled('@tensorflow/tfjs-node')),
+    },
     { name: 'webgpu', backend: 'webgpu', why: 'GPU in the browser', load: registered('webgpu') },
     { name: 'webgl', backend: 'webgl', why: 'GPU in the browser', load: registered('webgl') },
     {
@@ -74,7 +83,12 @@ function candidates(opts: BackendOptions): Candidate[] {
         return r.reason;
       },
     },
-    { name: 'cpu', backend: 'cpu', why: 'plain JavaScript, always available but 25–55× slower than wasm', load: async () => void (await import('@tensorflow/tfjs-backend-cpu')) },
+    {
+      name: 'cpu',
+      backend: 'cpu',
+      why: 'plain JavaScript, always available but 25–55× slower than wasm',
+      load: async () => void (await import('@tensorflow/tfjs-backend-cpu')),
+    },
   ].filter((c) => isNode || !c.name.startsWith('tfjs-node'));
 }
 
@@ -96,7 +110,8 @@ function candidates(opts: BackendOptions): Candidate[] {
 export async function useBestBackend(opts: BackendOptions = {}): Promise<BackendChoice> {
   const all = candidates(opts);
   const list = opts.force ? all.filter((c) => c.name === opts.force || c.backend === opts.force) : all;
-  if (opts.force && list.length === 0) throw new InputError(`unknown backend "${opts.force}"; known: ${all.map((c) => c.name).join(', ')}`);
+  if (opts.force && list.length === 0)
+    throw new InputError(`unknown backend "${opts.force}"; known: ${all.map((c) => c.name).join(', ')}`);
   const tried: BackendAttempt[] = [];
   for (const c of list) {
     try {
@@ -111,7 +126,9 @@ export async function useBestBackend(opts: BackendOptions = {}): Promise<Backend
       const why = detail ? `${c.why} (${detail})` : c.why;
       tried.push({ name: c.name, ok: true, why });
       const passed = tried.filter((t) => !t.ok).map((t) => t.name);
-      const reason = opts.force ? `forced: ${why}` : `${why}${passed.length ? `; not available: ${passed.join(', ')}` : ''}`;
+      const reason = opts.force
+        ? `forced: ${why}`
+        : `${why}${passed.length ? `; not available: ${passed.join(', ')}` : ''}`;
       return { backend: c.backend, reason, tried };
     } catch (e) {
       tried.push({ name: c.name, ok: false, why: String((e as Error)?.message ?? e).split('\n')[0] });

@@ -75,7 +75,7 @@ const GLYPHS: Record<string, string> = {
   '-': '..... ..... ..... ##### ..... ..... .....',
   '+': '..... ..#.. ..#.. ##### ..#.. ..#.. .....',
   '=': '..... ..... ##### ..... ##### ..... .....',
-  '_': '..... ..... ..... ..... ..... ..... #####',
+  _: '..... ..... ..... ..... ..... ..... #####',
   '/': '..... ....# ...#. ..#.. .#... #.... .....',
   '\\': '..... #.... .#... ..#.. ...#. ....# .....',
   '(': '...#. ..#.. .#... .#... .#... ..#.. ...#.',
@@ -116,7 +116,8 @@ export function glyph(ch: string): Uint8Array {
 }
 
 /** Width in pixels of a string drawn at `scale` (no trailing gap). */
-export const textWidth = (text: string, scale: number): number => (text.length === 0 ? 0 : ([...text].length * ADVANCE - 1) * scale);
+export const textWidth = (text: string, scale: number): number =>
+  text.length === 0 ? 0 : ([...text].length * ADVANCE - 1) * scale;
 
 /** An RGB canvas, row-major, 3 bytes per pixel. */
 export interface Canvas {
@@ -138,7 +139,15 @@ export function setPixel(c: Canvas, x: number, y: number, color: readonly [numbe
  * Draws text with its top-left corner at (x, y). `vertical` turns it 90° counter-clockwise: it then reads bottom
  * to top with (x, y) the top-left of its bounding box, which is 7·scale wide and {@link textWidth} tall.
  */
-export function drawText(c: Canvas, text: string, x: number, y: number, scale: number, color: readonly [number, number, number], vertical = false): void {
+export function drawText(
+  c: Canvas,
+  text: string,
+  x: number,
+  y: number,
+  scale: number,
+  color: readonly [number, number, number],
+  vertical = false,
+): void {
   const chars = [...text];
   const length = textWidth(text, scale);
   chars.forEach((ch, k) => {

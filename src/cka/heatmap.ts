@@ -73,7 +73,11 @@ export function colormap(u: number): [number, number, number] {
   const i = Math.min(VIRIDIS.length - 2, Math.floor(x));
   const f = x - i;
   const [a, b] = [VIRIDIS[i], VIRIDIS[i + 1]];
-  return [Math.round(a[0] + f * (b[0] - a[0])), Math.round(a[1] + f * (b[1] - a[1])), Math.round(a[2] + f * (b[2] - a[2]))];
+  return [
+    Math.round(a[0] + f * (b[0] - a[0])),
+    Math.round(a[1] + f * (b[1] - a[1])),
+    Math.round(a[2] + f * (b[2] - a[2])),
+  ];
 }
 
 /** 3–7 round tick values covering [min, max]. */
@@ -91,7 +95,8 @@ function niceTicks(min: number, max: number): { ticks: number[]; decimals: numbe
 
 const intIn = (v: number | undefined, lo: number, hi: number, name: string): number | undefined => {
   if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || v < lo || v > hi) throw new InputError(`ckaHeatmapPNG: ${name} must be an integer in [${lo}, ${hi}], got ${v}`);
+  if (!Number.isInteger(v) || v < lo || v > hi)
+    throw new InputError(`ckaHeatmapPNG: ${name} must be an integer in [${lo}, ${hi}], got ${v}`);
   return v;
 };
 
@@ -99,7 +104,10 @@ const intIn = (v: number | undefined, lo: number, hi: number, name: string): num
  * Draws the heatmap into an RGB canvas and says where everything went.
  * @internal (exported for tests and for callers who want the raw pixels)
  */
-export function renderHeatmap(matrix: readonly (readonly number[])[], opts: HeatmapOptions = {}): { canvas: Canvas; layout: HeatmapLayout } {
+export function renderHeatmap(
+  matrix: readonly (readonly number[])[],
+  opts: HeatmapOptions = {},
+): { canvas: Canvas; layout: HeatmapLayout } {
   const size = checkMatrix(matrix, 'ckaHeatmapPNG');
   const labels = resolveLabels(size, opts.rowLabels, opts.colLabels, 'ckaHeatmapPNG');
   let lo = 0;
@@ -107,8 +115,10 @@ export function renderHeatmap(matrix: readonly (readonly number[])[], opts: Heat
   for (const row of matrix) for (const v of row) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
   const min = opts.min ?? lo;
   const max = opts.max ?? hi;
-  if (!Number.isFinite(min) || !Number.isFinite(max) || !(min < max)) throw new InputError(`ckaHeatmapPNG: the colour scale needs finite min < max, got min ${min}, max ${max}`);
-  const cell = intIn(opts.cell, 4, 200, 'cell') ?? Math.max(6, Math.min(48, Math.floor(480 / Math.max(size.rows, size.cols))));
+  if (!Number.isFinite(min) || !Number.isFinite(max) || !(min < max))
+    throw new InputError(`ckaHeatmapPNG: the colour scale needs finite min < max, got min ${min}, max ${max}`);
+  const cell =
+    intIn(opts.cell, 4, 200, 'cell') ?? Math.max(6, Math.min(48, Math.floor(480 / Math.max(size.rows, size.cols))));
   const s = intIn(opts.textScale, 1, 8, 'textScale') ?? (cell >= 18 ? 2 : 1);
   const annotate = opts.annotate ?? cell >= 32;
   const lineH = GLYPH_H * s;
@@ -129,7 +139,9 @@ export function renderHeatmap(matrix: readonly (readonly number[])[], opts: Heat
   const matH = size.rows * cell;
   const bar = { x: mx + matW + 4 * gap, y: my, width: 8 + 4 * s, height: Math.max(matH, 100) };
   const tickLabelX = bar.x + bar.width + 4 + gap;
-  const width = Math.max(tickLabelX + Math.max(...tickText.map((t) => textWidth(t, s))), mx + textWidth(opts.title ?? '', s)) + margin;
+  const width =
+    Math.max(tickLabelX + Math.max(...tickText.map((t) => textWidth(t, s))), mx + textWidth(opts.title ?? '', s)) +
+    margin;
   const height = Math.max(my + matH + colLabelH + xLabelH, my + bar.height + lineH) + margin;
 
   const canvas: Canvas = { width, height, rgb: new Uint8Array(width * height * 3).fill(255) };
@@ -145,14 +157,50 @@ export function renderHeatmap(matrix: readonly (readonly number[])[], opts: Heat
       if (annotate) {
         const text = matrix[i][j].toFixed(2);
         const light = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2] > 140;
-        drawText(canvas, text, mx + j * cell + Math.floor((cell - textWidth(text, 1)) / 2), my + i * cell + Math.floor((cell - GLYPH_H) / 2), 1, light ? BLACK : WHITE);
+        drawText(
+          canvas,
+          text,
+          mx + j * cell + Math.floor((cell - textWidth(text, 1)) / 2),
+          my + i * cell + Math.floor((cell - GLYPH_H) / 2),
+          1,
+          light ? BLACK : WHITE,
+        );
       }
     }
-  labels.rows.forEach((l, i) => drawText(canvas, l, mx - gap - textWidth(l, s), my + i * cell + Math.floor((cell - lineH) / 2), s, BLACK));
-  labels.cols.forEach((l, j) => drawText(canvas, l, mx + j * cell + Math.floor((cell - lineH) / 2), my + matH + gap, s, BLACK, true));
-  if (opts.title) drawText(canvas, opts.title, Math.max(margin, mx + Math.floor((matW - textWidth(opts.title, s)) / 2)), margin + gap, s, BLACK);
-  if (opts.xLabel) drawText(canvas, opts.xLabel, Math.max(margin, mx + Math.floor((matW - textWidth(opts.xLabel, s)) / 2)), my + matH + colLabelH + gap, s, BLACK);
-  if (opts.yLabel) drawText(canvas, opts.yLabel, margin + gap, Math.max(my, my + Math.floor((matH - textWidth(opts.yLabel, s)) / 2)), s, BLACK, true);
+  labels.rows.forEach((l, i) =>
+    drawText(canvas, l, mx - gap - textWidth(l, s), my + i * cell + Math.floor((cell - lineH) / 2), s, BLACK),
+  );
+  labels.cols.forEach((l, j) =>
+    drawText(canvas, l, mx + j * cell + Math.floor((cell - lineH) / 2), my + matH + gap, s, BLACK, true),
+  );
+  if (opts.title)
+    drawText(
+      canvas,
+      opts.title,
+      Math.max(margin, mx + Math.floor((matW - textWidth(opts.title, s)) / 2)),
+      margin + gap,
+      s,
+      BLACK,
+    );
+  if (opts.xLabel)
+    drawText(
+      canvas,
+      opts.xLabel,
+      Math.max(margin, mx + Math.floor((matW - textWidth(opts.xLabel, s)) / 2)),
+      my + matH + colLabelH + gap,
+      s,
+      BLACK,
+    );
+  if (opts.yLabel)
+    drawText(
+      canvas,
+      opts.yLabel,
+      margin + gap,
+      Math.max(my, my + Math.floor((matH - textWidth(opts.yLabel, s)) / 2)),
+      s,
+      BLACK,
+      true,
+    );
 
   // Colour bar: top row = max, bottom row = min; ticks and their values on the right.
   for (let r = 0; r < bar.height; r++) fill(bar.x, bar.y + r, bar.width, 1, colormap(1 - r / (bar.height - 1)));
@@ -162,7 +210,10 @@ export function renderHeatmap(matrix: readonly (readonly number[])[], opts: Heat
     drawText(canvas, tickText[k], tickLabelX, y - Math.floor(lineH / 2), s, BLACK);
   });
 
-  return { canvas, layout: { width, height, matrix: { x: mx, y: my, cell, rows: size.rows, cols: size.cols }, bar, min, max, ticks } };
+  return {
+    canvas,
+    layout: { width, height, matrix: { x: mx, y: my, cell, rows: size.rows, cols: size.cols }, bar, min, max, ticks },
+  };
 }
 
 /**
@@ -177,7 +228,10 @@ export function renderHeatmap(matrix: readonly (readonly number[])[], opts: Heat
  * ```
  * @category CKA
  */
-export async function ckaHeatmapPNG(matrix: readonly (readonly number[])[], opts: HeatmapOptions = {}): Promise<Uint8Array> {
+export async function ckaHeatmapPNG(
+  matrix: readonly (readonly number[])[],
+  opts: HeatmapOptions = {},
+): Promise<Uint8Array> {
   const { canvas } = renderHeatmap(matrix, opts);
   return encodePNG(canvas.rgb, canvas.width, canvas.height);
 }
@@ -186,7 +240,11 @@ export async function ckaHeatmapPNG(matrix: readonly (readonly number[])[], opts
  * Writes {@link ckaHeatmapPNG} to a file, atomically (Node).
  * @category CKA
  */
-export async function writeCKAHeatmap(path: string, matrix: readonly (readonly number[])[], opts: HeatmapOptions = {}): Promise<void> {
+export async function writeCKAHeatmap(
+  path: string,
+  matrix: readonly (readonly number[])[],
+  opts: HeatmapOptions = {},
+): Promise<void> {
   const png = await ckaHeatmapPNG(matrix, opts);
   if (typeof path !== 'string' || path === '') throw new InputError('writeCKAHeatmap needs a non-empty file path');
   await writeBytesAtomic(path, png);

@@ -80,7 +80,10 @@ export function hsicFromSums(T: number, a: KernelSums, b: KernelSums, debiased: 
   if (!debiased) return (T - (2 * dot(a.r, b.r)) / n + (a.sum * b.sum) / (n * n)) / ((n - 1) * (n - 1));
   let cross = 0;
   for (let i = 0; i < n; i++) cross += (a.r[i] - a.d[i]) * (b.r[i] - b.d[i]);
-  return (T - dot(a.d, b.d) + ((a.sum - a.trace) * (b.sum - b.trace)) / ((n - 1) * (n - 2)) - (2 / (n - 2)) * cross) / (n * (n - 3));
+  return (
+    (T - dot(a.d, b.d) + ((a.sum - a.trace) * (b.sum - b.trace)) / ((n - 1) * (n - 2)) - (2 / (n - 2)) * cross) /
+    (n * (n - 3))
+  );
 }
 
 /**
@@ -103,7 +106,8 @@ function asGram(K: ArrayLike<number> | readonly ArrayLike<number>[], name: strin
     const n = rows.length;
     const data = new Float64Array(n * n);
     rows.forEach((row, i) => {
-      if (row.length !== n) throw new InputError(`${name} must be square: row ${i} has ${row.length} entries, not ${n}`);
+      if (row.length !== n)
+        throw new InputError(`${name} must be square: row ${i} has ${row.length} entries, not ${n}`);
       for (let j = 0; j < n; j++) data[i * n + j] = row[j];
     });
     return { data, n };
@@ -113,12 +117,23 @@ function asGram(K: ArrayLike<number> | readonly ArrayLike<number>[], name: strin
   return { data: Float64Array.from(K as ArrayLike<number>), n };
 }
 
-function gramPair(K: ArrayLike<number> | readonly ArrayLike<number>[], L: ArrayLike<number> | readonly ArrayLike<number>[], debiased: boolean): number {
+function gramPair(
+  K: ArrayLike<number> | readonly ArrayLike<number>[],
+  L: ArrayLike<number> | readonly ArrayLike<number>[],
+  debiased: boolean,
+): number {
   const k = asGram(K, 'K');
   const l = asGram(L, 'L');
-  if (k.n !== l.n) throw new InputError(`K is ${k.n}×${k.n} but L is ${l.n}×${l.n}: both kernels must be over the same examples`);
-  if (k.n < minExamples(debiased)) throw new InputError(`${debiased ? 'HSIC_1' : 'HSIC_0'} needs at least ${minExamples(debiased)} examples, got ${k.n}`);
-  for (const [g, name] of [[k.data, 'K'], [l.data, 'L']] as const) {
+  if (k.n !== l.n)
+    throw new InputError(`K is ${k.n}×${k.n} but L is ${l.n}×${l.n}: both kernels must be over the same examples`);
+  if (k.n < minExamples(debiased))
+    throw new InputError(
+      `${debiased ? 'HSIC_1' : 'HSIC_0'} needs at least ${minExamples(debiased)} examples, got ${k.n}`,
+    );
+  for (const [g, name] of [
+    [k.data, 'K'],
+    [l.data, 'L'],
+  ] as const) {
     const bad = g.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) throw new InputError(`${name} contains ${g[bad]} at [${Math.floor(bad / k.n)}, ${bad % k.n}]`);
   }
@@ -131,7 +146,10 @@ function gramPair(K: ArrayLike<number> | readonly ArrayLike<number>[], L: ArrayL
  * @throws InputError for non-square, mismatched or non-finite matrices, or n < 2.
  * @category CKA
  */
-export function hsic0(K: ArrayLike<number> | readonly ArrayLike<number>[], L: ArrayLike<number> | readonly ArrayLike<number>[]): number {
+export function hsic0(
+  K: ArrayLike<number> | readonly ArrayLike<number>[],
+  L: ArrayLike<number> | readonly ArrayLike<number>[],
+): number {
   return gramPair(K, L, false);
 }
 
@@ -142,6 +160,9 @@ export function hsic0(K: ArrayLike<number> | readonly ArrayLike<number>[], L: Ar
  * @throws InputError for non-square, mismatched or non-finite matrices, or n < 4.
  * @category CKA
  */
-export function hsic1(K: ArrayLike<number> | readonly ArrayLike<number>[], L: ArrayLike<number> | readonly ArrayLike<number>[]): number {
+export function hsic1(
+  K: ArrayLike<number> | readonly ArrayLike<number>[],
+  L: ArrayLike<number> | readonly ArrayLike<number>[],
+): number {
   return gramPair(K, L, true);
 }

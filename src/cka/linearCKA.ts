@@ -9,8 +9,22 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
-import { hsicFromSums, kernelSums, minExamples, selfHsic, traceOfProduct, type HSICTerms, type KernelSums } from './hsic.js';
-import { featureCount, readRepresentation, representationShape, type Centered, type Representation } from './representation.js';
+import {
+  hsicFromSums,
+  kernelSums,
+  minExamples,
+  selfHsic,
+  traceOfProduct,
+  type HSICTerms,
+  type KernelSums,
+} from './hsic.js';
+import {
+  featureCount,
+  readRepresentation,
+  representationShape,
+  type Centered,
+  type Representation,
+} from './representation.js';
 
 /**
  * Options of {@link linearCKA}.
@@ -56,7 +70,10 @@ async function accumulate(acc: Float64Array, product: tf.Tensor): Promise<void> 
  */
 export async function gramMatrix(x: Centered): Promise<Float64Array> {
   const { n, p, data } = x;
-  if (n > MAX_GRAM_N) throw new InputError(`${x.name} has ${n} examples: one ${n}×${n} Gram matrix would take ${((n * n * 8) / 2 ** 30).toFixed(1)} GiB; feed the data in batches to MinibatchCKA or MinibatchCKAMatrix`);
+  if (n > MAX_GRAM_N)
+    throw new InputError(
+      `${x.name} has ${n} examples: one ${n}×${n} Gram matrix would take ${((n * n * 8) / 2 ** 30).toFixed(1)} GiB; feed the data in batches to MinibatchCKA or MinibatchCKAMatrix`,
+    );
   const K = new Float64Array(n * n);
   const width = Math.max(1, Math.min(p, Math.floor(tuning.chunkElements / n)));
   const block = width === p ? undefined : new Float32Array(n * width);
@@ -149,7 +166,8 @@ export interface PairOptions {
 
 async function readChecked(rep: Representation, name: string, requireVariance: boolean): Promise<Centered> {
   const c = await readRepresentation(rep, name);
-  if (requireVariance && c.constant) throw new InputError(`${name} has zero variance (every example is the same): CKA is undefined`);
+  if (requireVariance && c.constant)
+    throw new InputError(`${name} has zero variance (every example is the same): CKA is undefined`);
   return c;
 }
 
@@ -186,18 +204,27 @@ export async function pairTerms(x: Representation, y: Representation, o: PairOpt
 }
 
 /** Reads `debiased` and `form`, rejecting what is not an option. @internal */
-export function readOptions(opts: CKAOptions | undefined, where: string): { debiased: boolean; form: 'auto' | 'gram' | 'feature' } {
-  if (opts !== undefined && (typeof opts !== 'object' || opts === null)) throw new InputError(`${where}: options must be an object like { debiased: true }, got ${String(opts)}`);
+export function readOptions(
+  opts: CKAOptions | undefined,
+  where: string,
+): { debiased: boolean; form: 'auto' | 'gram' | 'feature' } {
+  if (opts !== undefined && (typeof opts !== 'object' || opts === null))
+    throw new InputError(`${where}: options must be an object like { debiased: true }, got ${String(opts)}`);
   const debiased = opts?.debiased ?? false;
-  if (typeof debiased !== 'boolean') throw new InputError(`${where}: debiased must be true or false, got ${String(debiased)}`);
+  if (typeof debiased !== 'boolean')
+    throw new InputError(`${where}: debiased must be true or false, got ${String(debiased)}`);
   const form = opts?.form ?? 'auto';
-  if (form !== 'auto' && form !== 'gram' && form !== 'feature') throw new InputError(`${where}: form must be 'auto', 'gram' or 'feature', got ${String(form)}`);
+  if (form !== 'auto' && form !== 'gram' && form !== 'feature')
+    throw new InputError(`${where}: form must be 'auto', 'gram' or 'feature', got ${String(form)}`);
   return { debiased, form };
 }
 
 /** Same n on both sides, and enough of them for the estimator. @internal */
 export function checkExamples(nx: number, ny: number, debiased: boolean, names: [string, string], what: string): void {
-  if (nx !== ny) throw new InputError(`${names[0]} has ${nx} examples but ${names[1]} has ${ny}: CKA compares two representations of the same examples (first axis)`);
+  if (nx !== ny)
+    throw new InputError(
+      `${names[0]} has ${nx} examples but ${names[1]} has ${ny}: CKA compares two representations of the same examples (first axis)`,
+    );
   const need = minExamples(debiased);
   if (nx < need) {
     throw new InputError(
@@ -213,10 +240,16 @@ export function checkExamples(nx: number, ny: number, debiased: boolean, names: 
  * @internal
  */
 export function ckaFromTerms(t: HSICTerms, debiased: boolean, names: [string, string], n: number, batches = 1): number {
-  for (const [v, name] of [[t.xx, names[0]], [t.yy, names[1]]] as const) {
+  for (const [v, name] of [
+    [t.xx, names[0]],
+    [t.yy, names[1]],
+  ] as const) {
     if (v > 0) continue;
     // The biased HSIC(K, K) is a sum of squares of the centred Gram matrix: 0 only when nothing varies.
-    if (!debiased) throw new InputError(`${name} has zero variance (every example is the same${batches > 1 ? ' within each batch' : ''}): CKA is undefined`);
+    if (!debiased)
+      throw new InputError(
+        `${name} has zero variance (every example is the same${batches > 1 ? ' within each batch' : ''}): CKA is undefined`,
+      );
     throw new InputError(
       `the unbiased HSIC_1 estimate of HSIC(${name}, ${name}) over ${n} examples${batches > 1 ? ` (${batches} batches)` : ''} is ${v === 0 ? '0 (to rounding)' : v}, not positive, so CKA is undefined: ` +
         `either ${name} has zero variance, or there are too few examples (or too little variance) for the unbiased estimate; use more examples or the biased estimator`,

@@ -46,13 +46,16 @@ function normalise(list: RepresentationList, what: string): { reps: Representati
     const reps: Representation[] = [];
     const labels: string[] = [];
     for (const e of (list as LabelledMaps).entries()) {
-      if (!e || typeof e !== 'object' || !('map' in e)) throw new InputError(`${what}: entries() must yield { t, b, map } like a FeatureSet`);
+      if (!e || typeof e !== 'object' || !('map' in e))
+        throw new InputError(`${what}: entries() must yield { t, b, map } like a FeatureSet`);
       reps.push(e.map);
       labels.push(`t=${e.t} b=${e.b}`);
     }
     return { reps, labels };
   }
-  throw new InputError(`${what} must be an array of representations, a Map or a FeatureSet, got ${list === null ? 'null' : typeof list}`);
+  throw new InputError(
+    `${what} must be an array of representations, a Map or a FeatureSet, got ${list === null ? 'null' : typeof list}`,
+  );
 }
 
 /**
@@ -99,7 +102,8 @@ export class MinibatchCKAMatrix {
   constructor(opts?: CKAMatrixOptions) {
     this.debiased = readOptions({ debiased: opts?.debiased }, 'MinibatchCKAMatrix').debiased;
     const check = (l: unknown, name: string) => {
-      if (l !== undefined && !(Array.isArray(l) && l.every((s) => typeof s === 'string'))) throw new InputError(`MinibatchCKAMatrix: ${name} must be an array of strings`);
+      if (l !== undefined && !(Array.isArray(l) && l.every((s) => typeof s === 'string')))
+        throw new InputError(`MinibatchCKAMatrix: ${name} must be an array of strings`);
       return l === undefined ? undefined : [...(l as string[])];
     };
     this.given = { labels: check(opts?.labels, 'labels'), colLabels: check(opts?.colLabels, 'colLabels') };
@@ -139,30 +143,41 @@ export class MinibatchCKAMatrix {
   private async add(rowList: RepresentationList, colList?: RepresentationList): Promise<void> {
     const rows = normalise(rowList, 'MinibatchCKAMatrix.update rows');
     const cols = colList === undefined ? undefined : normalise(colList, 'MinibatchCKAMatrix.update cols');
-    if (rows.reps.length === 0 || (cols && cols.reps.length === 0)) throw new InputError('MinibatchCKAMatrix.update: every list needs at least one representation');
+    if (rows.reps.length === 0 || (cols && cols.reps.length === 0))
+      throw new InputError('MinibatchCKAMatrix.update: every list needs at least one representation');
     const rectangular = cols !== undefined;
     if (this.rectangular !== undefined && this.rectangular !== rectangular) {
-      throw new InputError(`MinibatchCKAMatrix.update: the first batch gave ${this.rectangular ? 'rows and columns' : 'one list'}, this one ${rectangular ? 'rows and columns' : 'one list'}`);
+      throw new InputError(
+        `MinibatchCKAMatrix.update: the first batch gave ${this.rectangular ? 'rows and columns' : 'one list'}, this one ${rectangular ? 'rows and columns' : 'one list'}`,
+      );
     }
     const rowNames = this.names(rows, this.given.labels, this.rowNames, 'rows');
     const colNames = cols ? this.names(cols, this.given.colLabels, this.colNames, 'cols') : undefined;
     const all = [...rows.reps, ...(cols?.reps ?? [])];
-    const names = [...rowNames, ...(colNames ?? [])].map((l, i) => (i < rowNames.length ? `rows[${i}] (${l})` : `cols[${i - rowNames.length}] (${l})`));
+    const names = [...rowNames, ...(colNames ?? [])].map((l, i) =>
+      i < rowNames.length ? `rows[${i}] (${l})` : `cols[${i - rowNames.length}] (${l})`,
+    );
     const shown = rectangular ? names : names.map((s) => s.replace(/^rows/, 'reps'));
 
     // Shapes first, so a wrong batch fails before any heavy work.
     const shapes = all.map((r, i) => representationShape(r, shown[i]));
     const n = shapes[0][0];
     shapes.forEach((s, i) => {
-      if (s[0] !== n) throw new InputError(`${shown[i]} has ${s[0]} examples but ${shown[0]} has ${n}: every representation must see the same examples`);
+      if (s[0] !== n)
+        throw new InputError(
+          `${shown[i]} has ${s[0]} examples but ${shown[0]} has ${n}: every representation must see the same examples`,
+        );
     });
     if (n < minExamples(this.debiased)) {
-      throw new InputError(`MinibatchCKAMatrix batch of ${n} examples: ${this.debiased ? 'the debiased estimator (unbiased HSIC_1) needs n ≥ 4' : 'CKA needs n ≥ 2'}`);
+      throw new InputError(
+        `MinibatchCKAMatrix batch of ${n} examples: ${this.debiased ? 'the debiased estimator (unbiased HSIC_1) needs n ≥ 4' : 'CKA needs n ≥ 2'}`,
+      );
     }
     const features = shapes.map((s) => s.slice(1).reduce((a, b) => a * b, 1));
     if (this.features) {
       features.forEach((p, i) => {
-        if (p !== this.features![i]) throw new InputError(`${shown[i]} has ${p} features per example, ${this.features![i]} in earlier batches`);
+        if (p !== this.features![i])
+          throw new InputError(`${shown[i]} has ${p} features per example, ${this.features![i]} in earlier batches`);
       });
     }
 
@@ -182,7 +197,10 @@ export class MinibatchCKAMatrix {
     for (let i = 0; i < R; i++) {
       for (let j = rectangular ? 0 : i; j < C; j++) {
         const k = rectangular ? R + j : j;
-        const v = !rectangular && i === j ? diag[i] : hsicFromSums(traceOfProduct(grams[i], grams[k]), sums[i], sums[k], this.debiased);
+        const v =
+          !rectangular && i === j
+            ? diag[i]
+            : hsicFromSums(traceOfProduct(grams[i], grams[k]), sums[i], sums[k], this.debiased);
         cross[i * C + j] = v;
         if (!rectangular) cross[j * C + i] = v;
       }
@@ -204,12 +222,25 @@ export class MinibatchCKAMatrix {
     this.seen += n;
   }
 
-  private names(list: { reps: Representation[]; labels?: string[] }, given: string[] | undefined, earlier: string[] | undefined, what: string): string[] {
+  private names(
+    list: { reps: Representation[]; labels?: string[] },
+    given: string[] | undefined,
+    earlier: string[] | undefined,
+    what: string,
+  ): string[] {
     const count = list.reps.length;
-    if (given && given.length !== count) throw new InputError(`MinibatchCKAMatrix: ${given.length} ${what === 'rows' ? 'labels' : 'colLabels'} for ${count} ${what}`);
-    if (earlier && earlier.length !== count) throw new InputError(`MinibatchCKAMatrix.update: ${count} ${what} in this batch, ${earlier.length} in earlier ones`);
+    if (given && given.length !== count)
+      throw new InputError(
+        `MinibatchCKAMatrix: ${given.length} ${what === 'rows' ? 'labels' : 'colLabels'} for ${count} ${what}`,
+      );
+    if (earlier && earlier.length !== count)
+      throw new InputError(
+        `MinibatchCKAMatrix.update: ${count} ${what} in this batch, ${earlier.length} in earlier ones`,
+      );
     if (!given && earlier && list.labels && list.labels.some((l, i) => l !== earlier[i])) {
-      throw new InputError(`MinibatchCKAMatrix.update: this batch's ${what} are [${list.labels.join(', ')}], earlier ones were [${earlier.join(', ')}]`);
+      throw new InputError(
+        `MinibatchCKAMatrix.update: this batch's ${what} are [${list.labels.join(', ')}], earlier ones were [${earlier.join(', ')}]`,
+      );
     }
     return given ?? earlier ?? list.labels ?? Array.from({ length: count }, (_, i) => String(i));
   }
@@ -222,14 +253,22 @@ export class MinibatchCKAMatrix {
    */
   async result(): Promise<number[][]> {
     await Promise.all(this.inFlight);
-    if (!this.diag || !this.cross) throw new InputError('MinibatchCKAMatrix.result(): no batch was added; call update(reps) first');
+    if (!this.diag || !this.cross)
+      throw new InputError('MinibatchCKAMatrix.result(): no batch was added; call update(reps) first');
     const R = this.rowNames!.length;
     const C = this.rectangular ? this.colNames!.length : R;
-    const label = (k: number) => (k < R ? `${this.rectangular ? 'row' : 'representation'} ${this.rowNames![k]}` : `column ${this.colNames![k - R]}`);
+    const label = (k: number) =>
+      k < R ? `${this.rectangular ? 'row' : 'representation'} ${this.rowNames![k]}` : `column ${this.colNames![k - R]}`;
     return Array.from({ length: R }, (_, i) =>
       Array.from({ length: C }, (_, j) => {
         const k = this.rectangular ? R + j : j;
-        const v = ckaFromTerms({ xy: this.cross![i * C + j], xx: this.diag![i], yy: this.diag![k] }, this.debiased, [label(i), label(k)], this.seen, this.count);
+        const v = ckaFromTerms(
+          { xy: this.cross![i * C + j], xx: this.diag![i], yy: this.diag![k] },
+          this.debiased,
+          [label(i), label(k)],
+          this.seen,
+          this.count,
+        );
         return !this.rectangular && i === j ? 1 : v;
       }),
     );
@@ -252,7 +291,10 @@ export class MinibatchCKAMatrix {
  * ```
  * @category CKA
  */
-export async function ckaMatrix(reps: RepresentationList, opts?: Pick<CKAMatrixOptions, 'debiased'>): Promise<number[][]> {
+export async function ckaMatrix(
+  reps: RepresentationList,
+  opts?: Pick<CKAMatrixOptions, 'debiased'>,
+): Promise<number[][]> {
   const acc = new MinibatchCKAMatrix({ debiased: readOptions(opts, 'ckaMatrix').debiased });
   await acc.update(reps);
   return acc.result();

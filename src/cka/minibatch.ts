@@ -84,9 +84,16 @@ export class MinibatchCKA {
     checkExamples(sx[0], sy[0], this.debiased, ['x', 'y'], `MinibatchCKA batch ${batch + 1}`);
     const [px, py] = [featureCount(sx), featureCount(sy)];
     if (this.features && (this.features[0] !== px || this.features[1] !== py)) {
-      throw new InputError(`MinibatchCKA: this batch has ${px} features in x and ${py} in y, earlier batches had ${this.features[0]} and ${this.features[1]}: every batch must come from the same two representations`);
+      throw new InputError(
+        `MinibatchCKA: this batch has ${px} features in x and ${py} in y, earlier batches had ${this.features[0]} and ${this.features[1]}: every batch must come from the same two representations`,
+      );
     }
-    const terms = await pairTerms(x, y, { debiased: this.debiased, form: this.form, names: ['x', 'y'], requireVariance: false });
+    const terms = await pairTerms(x, y, {
+      debiased: this.debiased,
+      form: this.form,
+      names: ['x', 'y'],
+      requireVariance: false,
+    });
     this.features ??= [px, py];
     this.sums = { xy: this.sums.xy + terms.xy, xx: this.sums.xx + terms.xx, yy: this.sums.yy + terms.yy };
     this.count++;

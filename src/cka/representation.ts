@@ -54,11 +54,13 @@ export function representationShape(rep: Representation, name: string): number[]
   if (rep instanceof tf.Tensor) shape = rep.shape.slice();
   else if (isShaped(rep)) shape = rep.shape.slice();
   else if (Array.isArray(rep)) shape = nestedShape(rep, name);
-  else throw new InputError(`${name} must be a tf.Tensor, nested arrays [n][p] or { data, shape }, got ${describe(rep)}`);
+  else
+    throw new InputError(`${name} must be a tf.Tensor, nested arrays [n][p] or { data, shape }, got ${describe(rep)}`);
   checkShape(shape, name);
   if (isShaped(rep)) {
     const size = shape.reduce((a, b) => a * b, 1);
-    if (rep.data.length !== size) throw new InputError(`${name}.data has ${rep.data.length} values but its shape [${shape}] needs ${size}`);
+    if (rep.data.length !== size)
+      throw new InputError(`${name}.data has ${rep.data.length} values but its shape [${shape}] needs ${size}`);
   }
   return shape;
 }
@@ -76,7 +78,8 @@ export async function readRepresentation(rep: Representation, name: string): Pro
   let values: ArrayLike<number>;
   if (rep instanceof tf.Tensor) {
     if (rep.isDisposed) throw new InputError(`${name} is a disposed tensor`);
-    if (rep.dtype === 'string' || rep.dtype === 'complex64') throw new InputError(`${name} has dtype ${rep.dtype}: CKA needs real numbers`);
+    if (rep.dtype === 'string' || rep.dtype === 'complex64')
+      throw new InputError(`${name} has dtype ${rep.dtype}: CKA needs real numbers`);
     shape = rep.shape.slice();
     checkShape(shape, name);
     values = (await rep.data()) as ArrayLike<number>;
@@ -124,11 +127,14 @@ function nonFinite(v: number, name: string, shape: number[], flat: number): Inpu
     flat = Math.floor(flat / shape[d]);
   }
   const what = typeof v === 'number' ? String(v) : `a ${typeof v} (${String(v)})`;
-  return new InputError(`${name} contains ${what} at [${index.join(', ')}] (example ${index[0]}): CKA needs finite numbers everywhere`);
+  return new InputError(
+    `${name} contains ${what} at [${index.join(', ')}] (example ${index[0]}): CKA needs finite numbers everywhere`,
+  );
 }
 
 function checkShape(shape: number[], name: string): void {
-  if (shape.length === 0) throw new InputError(`${name} is a scalar: give [n, ...] with the examples along the first axis`);
+  if (shape.length === 0)
+    throw new InputError(`${name} is a scalar: give [n, ...] with the examples along the first axis`);
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new InputError(`${name} has an invalid shape [${shape}]`);
   if (shape[0] === 0) throw new InputError(`${name} has no examples (shape [${shape}])`);
   if (shape.some((d) => d === 0)) throw new InputError(`${name} has no features (shape [${shape}])`);
@@ -136,7 +142,15 @@ function checkShape(shape: number[], name: string): void {
 
 function isShaped(rep: unknown): rep is HostTensor<ArrayLike<number>, readonly number[]> {
   const r = rep as HostTensor<ArrayLike<number>, readonly number[]>;
-  return typeof rep === 'object' && rep !== null && !Array.isArray(rep) && Array.isArray(r.shape) && typeof r.data === 'object' && r.data !== null && typeof r.data.length === 'number';
+  return (
+    typeof rep === 'object' &&
+    rep !== null &&
+    !Array.isArray(rep) &&
+    Array.isArray(r.shape) &&
+    typeof r.data === 'object' &&
+    r.data !== null &&
+    typeof r.data.length === 'number'
+  );
 }
 
 const isArrayLike = (v: unknown): v is ArrayLike<unknown> => Array.isArray(v) || ArrayBuffer.isView(v);
@@ -166,7 +180,9 @@ function flattenNested(rep: NestedArray, shape: number[], name: string): Float64
       return;
     }
     if (!isArrayLike(node) || node.length !== shape[depth]) {
-      throw new InputError(`${name} is ragged: ${depth === 0 ? name : where()} should be an array of length ${shape[depth]} (from ${name}'s first elements, shape [${shape}]), got ${isArrayLike(node) ? `length ${node.length}` : describe(node)}`);
+      throw new InputError(
+        `${name} is ragged: ${depth === 0 ? name : where()} should be an array of length ${shape[depth]} (from ${name}'s first elements, shape [${shape}]), got ${isArrayLike(node) ? `length ${node.length}` : describe(node)}`,
+      );
     }
     if (depth === shape.length - 1 && ArrayBuffer.isView(node)) {
       out.set(node as unknown as ArrayLike<number>, at);

@@ -45,7 +45,16 @@ Usage:
 `;
 
 const OUT_DTYPE: Record<TorchDtype, StreamDtype> = {
-  float32: 'F32', float16: 'F16', bfloat16: 'BF16', float64: 'F64', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
+  float32: 'F32',
+  float16: 'F16',
+  bfloat16: 'BF16',
+  float64: 'F64',
+  int64: 'I64',
+  int32: 'I32',
+  int16: 'I16',
+  int8: 'I8',
+  uint8: 'U8',
+  bool: 'BOOL',
 };
 
 /**
@@ -124,10 +133,13 @@ function checkOutputPath(output: string): void {
   try {
     stat = fs.statSync(dir);
   } catch (e) {
-    throw (e as NodeJS.ErrnoException)?.code === 'ENOENT' ? new CommandFailure(`convert: cannot write ${output}: the folder ${dir} does not exist`) : fsFailure(e, 'write', output);
+    throw (e as NodeJS.ErrnoException)?.code === 'ENOENT'
+      ? new CommandFailure(`convert: cannot write ${output}: the folder ${dir} does not exist`)
+      : fsFailure(e, 'write', output);
   }
   if (!stat.isDirectory()) throw new CommandFailure(`convert: cannot write ${output}: ${dir} is not a folder`);
-  if (fs.existsSync(output) && fs.statSync(output).isDirectory()) throw new CommandFailure(`convert: ${output} is a folder; give the path of the .safetensors file to write`);
+  if (fs.existsSync(output) && fs.statSync(output).isDirectory())
+    throw new CommandFailure(`convert: ${output} is a folder; give the path of the .safetensors file to write`);
 }
 
 async function convertCommand(args: string[], io: CliIO): Promise<number> {
@@ -143,12 +155,17 @@ async function convertCommand(args: string[], io: CliIO): Promise<number> {
       flags.add(a);
     } else positional.push(a);
   }
-  if (positional.length !== 2) throw new UsageError(`convert needs <in.pt> and <out.safetensors>, got ${positional.length} path${positional.length === 1 ? '' : 's'}`);
+  if (positional.length !== 2)
+    throw new UsageError(
+      `convert needs <in.pt> and <out.safetensors>, got ${positional.length} path${positional.length === 1 ? '' : 's'}`,
+    );
   const [input, output] = positional.map((p) => path.resolve(p));
   if (input === output) throw new InputError('convert: the output must not be the input');
-  if (fs.existsSync(input) && fs.statSync(input).isDirectory()) throw new CommandFailure(`convert: ${input} is a folder, not a checkpoint file`);
+  if (fs.existsSync(input) && fs.statSync(input).isDirectory())
+    throw new CommandFailure(`convert: ${input} is a folder, not a checkpoint file`);
   checkOutputPath(output);
-  if (fs.existsSync(output) && !flags.has('--force')) throw new InputError(`convert: ${output} exists (use --force to replace it)`);
+  if (fs.existsSync(output) && !flags.has('--force'))
+    throw new InputError(`convert: ${output} exists (use --force to replace it)`);
   const format = await sniffFormat(input).catch((e: unknown) => {
     throw fsFailure(e, 'read', input);
   });
@@ -245,7 +262,9 @@ function formatBytes(n: number): string {
 function formatDuration(s: number): string {
   if (s < 60) return `${Math.ceil(s)}s`;
   const m = Math.floor(s / 60);
-  return m < 60 ? `${m}m${String(Math.floor(s % 60)).padStart(2, '0')}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+  return m < 60
+    ? `${m}m${String(Math.floor(s % 60)).padStart(2, '0')}s`
+    : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
 function processIO(): CliIO {
@@ -260,7 +279,10 @@ function processIO(): CliIO {
 /** True when this file is the program being run (also through npm's bin symlink), not an import. */
 function invokedDirectly(): boolean {
   try {
-    return process.argv[1] !== undefined && fs.realpathSync(process.argv[1]) === fs.realpathSync(fileURLToPath(import.meta.url));
+    return (
+      process.argv[1] !== undefined &&
+      fs.realpathSync(process.argv[1]) === fs.realpathSync(fileURLToPath(import.meta.url))
+    );
   } catch {
     return false;
   }

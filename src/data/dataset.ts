@@ -57,9 +57,13 @@ export function disposeBatch(batch: Batch<unknown>): void {
     return;
   }
   const input = batch.input as { dispose?: () => void } | tf.TensorContainer;
-  if (input && !(input instanceof tf.Tensor) && typeof (input as { dispose?: unknown }).dispose === 'function') (input as { dispose: () => void }).dispose();
+  if (input && !(input instanceof tf.Tensor) && typeof (input as { dispose?: unknown }).dispose === 'function')
+    (input as { dispose: () => void }).dispose();
   else tf.dispose(input as tf.TensorContainer);
-  if (batch.options) tf.dispose(Object.values(batch.options).filter((v) => v instanceof tf.Tensor || Array.isArray(v)) as tf.TensorContainer[]);
+  if (batch.options)
+    tf.dispose(
+      Object.values(batch.options).filter((v) => v instanceof tf.Tensor || Array.isArray(v)) as tf.TensorContainer[],
+    );
 }
 
 // Defined beside SeededRandom so that seeded noise can use it without reaching into the data layer.
@@ -101,7 +105,8 @@ export function batchesOf(order: Int32Array, batchSize: number, dropLast: boolea
  * @category Data
  */
 export function tensorDataset<T extends tf.Tensor>(inputs: T, labels: ArrayLike<number>, classes?: number): Dataset<T> {
-  if (!(inputs instanceof tf.Tensor) || inputs.rank < 1) throw new InputError('tensorDataset: inputs must be a tensor with examples on the first axis');
+  if (!(inputs instanceof tf.Tensor) || inputs.rank < 1)
+    throw new InputError('tensorDataset: inputs must be a tensor with examples on the first axis');
   const n = inputs.shape[0];
   const y = checkLabels(labels, n, classes ?? Number.MAX_SAFE_INTEGER);
   return {

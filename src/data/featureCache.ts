@@ -134,12 +134,14 @@ export class FeatureCache implements Dataset<FeatureSet> {
     const data = new Map<string, Float32Array>();
     let n = -1;
     for (const { t, b, map } of features.entries()) {
-      if (n >= 0 && map.shape[0] !== n) throw new InputError(`feature maps disagree on the number of examples (${n} vs ${map.shape[0]})`);
+      if (n >= 0 && map.shape[0] !== n)
+        throw new InputError(`feature maps disagree on the number of examples (${n} vs ${map.shape[0]})`);
       n = map.shape[0];
       shapes.set(key(t, b), [map.shape[1], map.shape[2], map.shape[3]]);
       data.set(key(t, b), (await map.data()) as Float32Array);
     }
-    if (labels.length !== n) throw new InputError(`labels has ${labels.length} entries but the features have ${n} examples`);
+    if (labels.length !== n)
+      throw new InputError(`labels has ${labels.length} entries but the features have ${n} examples`);
     return new FeatureCache(features.t, features.b, Int32Array.from(labels), shapes, 1, [data], null);
   }
 
@@ -151,18 +153,38 @@ export class FeatureCache implements Dataset<FeatureSet> {
   static async open(dir: string, opts: { inMemory?: boolean } = {}): Promise<FeatureCache> {
     const m = await readManifest(dir);
     const shapes = new Map(Object.entries(m.shapes));
-    const cache = new FeatureCache(m.settings.t, m.settings.b, Int32Array.from(m.labels), shapes, m.settings.copies, null, { dir, shards: m.shards, shardSize: m.settings.shardSize });
+    const cache = new FeatureCache(
+      m.settings.t,
+      m.settings.b,
+      Int32Array.from(m.labels),
+      shapes,
+      m.settings.copies,
+      null,
+      { dir, shards: m.shards, shardSize: m.settings.shardSize },
+    );
     if (!opts.inMemory) return cache;
     try {
-      const memory = Array.from({ length: m.settings.copies }, () => new Map([...shapes].map(([k, s]) => [k, new Float32Array(m.labels.length * s[0] * s[1] * s[2])])));
+      const memory = Array.from(
+        { length: m.settings.copies },
+        () => new Map([...shapes].map(([k, s]) => [k, new Float32Array(m.labels.length * s[0] * s[1] * s[2])])),
+      );
       for (const shard of m.shards) {
         const r = await cache.reader(shard.file);
         for (const [k, s] of shapes) {
           const per = s[0] * s[1] * s[2];
-          for (let i = shard.start; i < shard.start + shard.count; i++) memory[shard.copy].get(k)!.set((await r.read(`${k}/${i}`)).data as Float32Array, i * per);
+          for (let i = shard.start; i < shard.start + shard.count; i++)
+            memory[shard.copy].get(k)!.set((await r.read(`${k}/${i}`)).data as Float32Array, i * per);
         }
       }
-      return new FeatureCache(m.settings.t, m.settings.b, Int32Array.from(m.labels), shapes, m.settings.copies, memory, null);
+      return new FeatureCache(
+        m.settings.t,
+        m.settings.b,
+        Int32Array.from(m.labels),
+        shapes,
+        m.settings.copies,
+        memory,
+        null,
+      );
     } finally {
       await cache.close();
     }
@@ -172,7 +194,8 @@ export class FeatureCache implements Dataset<FeatureSet> {
   async batch(indices: number[], ctx: BatchContext): Promise<Batch<FeatureSet>> {
     if (this.closed) throw new InputError('this FeatureCache was closed');
     const n = this.size;
-    for (const i of indices) if (!Number.isInteger(i) || i < 0 || i >= n) throw new InputError(`example index ${i} outside [0, ${n})`);
+    for (const i of indices)
+      if (!Number.isInteger(i) || i < 0 || i >= n) throw new InputError(`example index ${i} outside [0, ${n})`);
     const copy = ctx?.training ? ctx.epoch % this.copies : 0;
     const maps = new Map<string, tf.Tensor4D>();
     for (const [k, [h, w, c]] of this.shapes) {
@@ -182,7 +205,11 @@ export class FeatureCache implements Dataset<FeatureSet> {
         const src = this.memory[copy].get(k)!;
         indices.forEach((i, j) => out.set(src.subarray(i * per, (i + 1) * per), j * per));
       } else {
-        for (let j = 0; j < indices.length; j++) out.set((await (await this.shardReader(copy, indices[j])).read(`${k}/${indices[j]}`)).data as Float32Array, j * per);
+        for (let j = 0; j < indices.length; j++)
+          out.set(
+            (await (await this.shardReader(copy, indices[j])).read(`${k}/${indices[j]}`)).data as Float32Array,
+            j * per,
+          );
       }
       maps.set(k, tf.tensor4d(out, [indices.length, h, w, c]));
     }
@@ -230,7 +257,8 @@ async function readManifest(dir: string): Promise<Manifest> {
 
 function list(v: number | number[], what: string): number[] {
   const l = typeof v === 'number' ? [v] : v;
-  if (!Array.isArray(l) || l.length === 0 || !l.every(Number.isInteger)) throw new InputError(`${what} must be an integer or a non-empty array of integers, got ${JSON.stringify(v)}`);
+  if (!Array.isArray(l) || l.length === 0 || !l.every(Number.isInteger))
+    throw new InputError(`${what} must be an integer or a non-empty array of integers, got ${JSON.stringify(v)}`);
   return l;
 }
 
@@ -251,7 +279,8 @@ function list(v: number | number[], what: string): number[] {
  * @category Data
  */
 export async function cacheFeatures(images: ImageSource, opts: CacheOptions): Promise<FeatureCache> {
-  if (!images || typeof images.get !== 'function' || !Number.isInteger(images.size) || images.size < 1) throw new InputError('images must be an ImageSource: { size: positive integer, get(i) }');
+  if (!images || typeof images.get !== 'function' || !Number.isInteger(images.size) || images.size < 1)
+    throw new InputError('images must be an ImageSource: { size: positive integer, get(i) }');
   const model = opts?.model;
   if (!model || typeof model.forward !== 'function') throw new InputError('cacheFeatures needs opts.model, an ADMUNet');
   const ts = list(opts.t, 't');
@@ -268,7 +297,16 @@ export async function cacheFeatures(images: ImageSource, opts: CacheOptions): Pr
   const n = images.size;
   const size = model.config.imageSize;
   const settings: Settings = {
-    t: ts, b: bs, pool: opts.pool ?? null, seed, augment: opts.augment === true, copies, dtype, shardSize, size, examples: n,
+    t: ts,
+    b: bs,
+    pool: opts.pool ?? null,
+    seed,
+    augment: opts.augment === true,
+    copies,
+    dtype,
+    shardSize,
+    size,
+    examples: n,
     backbone: JSON.stringify(model.config),
   };
   const settingsJson = JSON.stringify(settings);
@@ -303,14 +341,23 @@ export async function cacheFeatures(images: ImageSource, opts: CacheOptions): Pr
       // One shard's maps, gathered over U-Net forwards of batchSize images.
       const parts = new Map<string, Float32Array>();
       for (let s = start; s < start + count; s += batchSize) {
-        if (opts.signal?.aborted) throw new InputError(`feature caching was aborted after ${done} of ${total} (image, copy) pairs${opts.dir ? '; finished shards stay for resume' : ''}`);
+        if (opts.signal?.aborted)
+          throw new InputError(
+            `feature caching was aborted after ${done} of ${total} (image, copy) pairs${opts.dir ? '; finished shards stay for resume' : ''}`,
+          );
         const idx = Array.from({ length: Math.min(batchSize, start + count - s) }, (_, k) => s + k);
         const seeds = idx.map((i) => mixSeed(seed, copy, i));
         const { x0, labels: y } = await loadBatch(images, idx, seeds, { size, augment: opts.augment === true });
         const noise = batchNoise(x0.shape, ts.length, seeds);
         let fs2: FeatureSet | undefined;
         try {
-          fs2 = await extractFeatures(x0, { model, t: ts, b: bs, noise, ...(opts.pool !== undefined ? { pool: opts.pool } : {}) });
+          fs2 = await extractFeatures(x0, {
+            model,
+            t: ts,
+            b: bs,
+            noise,
+            ...(opts.pool !== undefined ? { pool: opts.pool } : {}),
+          });
           for (const { t, b, map } of fs2.entries()) {
             const k = key(t, b);
             const shape: [number, number, number] = [map.shape[1], map.shape[2], map.shape[3]];
@@ -340,21 +387,41 @@ export async function cacheFeatures(images: ImageSource, opts: CacheOptions): Pr
         for (const [k, buf] of parts) {
           const shape = shapes.get(k)!;
           const per = shape[0] * shape[1] * shape[2];
-          for (let i = 0; i < count; i++) tensors.set(`${k}/${start + i}`, { shape, data: buf.subarray(i * per, (i + 1) * per), dtype });
+          for (let i = 0; i < count; i++)
+            tensors.set(`${k}/${start + i}`, { shape, data: buf.subarray(i * per, (i + 1) * per), dtype });
         }
-        await writeSafetensors(path.join(opts.dir!, file), tensors, { settings: settingsJson, start: String(start), count: String(count), labels: JSON.stringify(Array.from(labels.subarray(start, start + count))) });
+        await writeSafetensors(path.join(opts.dir!, file), tensors, {
+          settings: settingsJson,
+          start: String(start),
+          count: String(count),
+          labels: JSON.stringify(Array.from(labels.subarray(start, start + count))),
+        });
         shards.push({ file, copy, start, count });
       }
     }
   }
   if (memory) return new FeatureCache(ts, bs, labels, shapes, copies, memory, null);
-  const manifest: Manifest = { format: FORMAT, version: 1, settings, shapes: Object.fromEntries(shapes), labels: Array.from(labels), shards };
+  const manifest: Manifest = {
+    format: FORMAT,
+    version: 1,
+    settings,
+    shapes: Object.fromEntries(shapes),
+    labels: Array.from(labels),
+    shards,
+  };
   await writeBytesAtomic(path.join(opts.dir!, CACHE_MANIFEST), JSON.stringify(manifest));
   return FeatureCache.open(opts.dir!);
 }
 
 /** Takes a finished shard from an earlier run when its settings match; fills its labels and shapes. */
-async function reuseShard(file: string, settingsJson: string, start: number, count: number, labels: Int32Array, shapes: Map<string, [number, number, number]>): Promise<boolean> {
+async function reuseShard(
+  file: string,
+  settingsJson: string,
+  start: number,
+  count: number,
+  labels: Int32Array,
+  shapes: Map<string, [number, number, number]>,
+): Promise<boolean> {
   let r: SafetensorsReader;
   try {
     r = await SafetensorsReader.open(file);

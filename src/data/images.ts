@@ -33,14 +33,24 @@ export interface ImageSource {
  * @category Data
  */
 export function imagesFromTensor(images: tf.Tensor4D, labels: ArrayLike<number>): ImageSource {
-  if (!(images instanceof tf.Tensor) || images.rank !== 4) throw new InputError('imagesFromTensor: images must be an NHWC rank-4 tensor');
+  if (!(images instanceof tf.Tensor) || images.rank !== 4)
+    throw new InputError('imagesFromTensor: images must be an NHWC rank-4 tensor');
   const n = images.shape[0];
   const y = checkLabels(labels, n, Number.MAX_SAFE_INTEGER);
   return {
     size: n,
     get: (i) => {
       if (!Number.isInteger(i) || i < 0 || i >= n) throw new InputError(`image index ${i} outside [0, ${n})`);
-      return { image: tf.tidy(() => tf.reshape(tf.slice(images, [i, 0, 0, 0], [1, -1, -1, -1]), images.shape.slice(1) as [number, number, number]) as tf.Tensor3D), label: y[i] };
+      return {
+        image: tf.tidy(
+          () =>
+            tf.reshape(
+              tf.slice(images, [i, 0, 0, 0], [1, -1, -1, -1]),
+              images.shape.slice(1) as [number, number, number],
+            ) as tf.Tensor3D,
+        ),
+        label: y[i],
+      };
     },
   };
 }
@@ -57,16 +67,27 @@ export interface TransformOptions extends CropFlipOptions {
  * Loads the images `indices` from `source`, transforms each (example k's random choices seeded by
  * `seeds[k]` when augmenting), and stacks them: `[n, size, size, C]` and the labels.
  */
-export async function loadBatch(source: ImageSource, indices: number[], seeds: ArrayLike<number>, opts: TransformOptions): Promise<{ x0: tf.Tensor4D; labels: Int32Array }> {
-  if (seeds.length !== indices.length) throw new InputError(`loadBatch needs one seed per index (${indices.length}), got ${seeds.length}`);
+export async function loadBatch(
+  source: ImageSource,
+  indices: number[],
+  seeds: ArrayLike<number>,
+  opts: TransformOptions,
+): Promise<{ x0: tf.Tensor4D; labels: Int32Array }> {
+  if (seeds.length !== indices.length)
+    throw new InputError(`loadBatch needs one seed per index (${indices.length}), got ${seeds.length}`);
   const out: tf.Tensor3D[] = [];
   const labels = new Int32Array(indices.length);
   try {
     for (let k = 0; k < indices.length; k++) {
       const { image, label } = await source.get(indices[k]);
       try {
-        if (!Number.isInteger(label) || label < 0) throw new InputError(`image ${indices[k]} has label ${label}; labels must be non-negative integers`);
-        out.push(opts.augment ? randomCropFlip(image, opts.size, new SeededRandom(seeds[k]), opts) : centerCrop(image, opts.size));
+        if (!Number.isInteger(label) || label < 0)
+          throw new InputError(`image ${indices[k]} has label ${label}; labels must be non-negative integers`);
+        out.push(
+          opts.augment
+            ? randomCropFlip(image, opts.size, new SeededRandom(seeds[k]), opts)
+            : centerCrop(image, opts.size),
+        );
       } finally {
         image.dispose();
       }

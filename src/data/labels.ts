@@ -25,13 +25,16 @@ export function checkLabels(labels: Labels, n: number, classes: number, what = '
   } else if (labels != null && typeof (labels as ArrayLike<number>).length === 'number' && typeof labels !== 'string') {
     values = labels;
   } else {
-    throw new InputError(`${what} must be an array of integers or a rank-1 tensor, got ${labels === null ? 'null' : typeof labels}`);
+    throw new InputError(
+      `${what} must be an array of integers or a rank-1 tensor, got ${labels === null ? 'null' : typeof labels}`,
+    );
   }
   if (values.length !== n) throw new InputError(`${what} has ${values.length} entries but the batch has ${n} examples`);
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const v = values[i];
-    if (!Number.isInteger(v) || v < 0 || v >= classes) throw new InputError(`${what}[${i}] is ${v}; labels must be integers in [0, ${classes})`);
+    if (!Number.isInteger(v) || v < 0 || v >= classes)
+      throw new InputError(`${what}[${i}] is ${v}; labels must be integers in [0, ${classes})`);
     out[i] = v;
   }
   return out;

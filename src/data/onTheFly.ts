@@ -19,22 +19,34 @@ import { seededNormal } from '../util/noise.js';
  * `mixSeed(seed, k, j)`. Per-example seeds make an example's noise independent of how the
  * examples were batched.
  */
-export function batchNoise(shape: [number, number, number, number], steps: number, seeds: ArrayLike<number>): tf.Tensor4D[] {
+export function batchNoise(
+  shape: [number, number, number, number],
+  steps: number,
+  seeds: ArrayLike<number>,
+): tf.Tensor4D[] {
   const [n, ...rest] = shape;
   if (seeds.length !== n) throw new InputError(`batchNoise needs one seed per example (${n}), got ${seeds.length}`);
   return Array.from({ length: steps }, (_, j) =>
-    tf.tidy(() => tf.concat(Array.from({ length: n }, (_, k) => seededNormal<tf.Rank.R4>([1, ...rest], seeds[k], j, 0x401e)), 0) as tf.Tensor4D),
+    tf.tidy(
+      () =>
+        tf.concat(
+          Array.from({ length: n }, (_, k) => seededNormal<tf.Rank.R4>([1, ...rest], seeds[k], j, 0x401e)),
+          0,
+        ) as tf.Tensor4D,
+    ),
   );
 }
 
 function stepList(t: number | number[]): number[] {
   const ts = typeof t === 'number' ? [t] : t;
-  if (!Array.isArray(ts) || ts.length === 0 || !ts.every((v) => Number.isInteger(v) && v >= 0)) throw new InputError(`t must be a non-negative integer or a non-empty array of them, got ${JSON.stringify(t)}`);
+  if (!Array.isArray(ts) || ts.length === 0 || !ts.every((v) => Number.isInteger(v) && v >= 0))
+    throw new InputError(`t must be a non-negative integer or a non-empty array of them, got ${JSON.stringify(t)}`);
   return ts;
 }
 
 function checkSource(source: ImageSource): void {
-  if (!source || typeof source.get !== 'function' || !Number.isInteger(source.size) || source.size < 1) throw new InputError('source must be an ImageSource: { size: positive integer, get(i) }');
+  if (!source || typeof source.get !== 'function' || !Number.isInteger(source.size) || source.size < 1)
+    throw new InputError('source must be an ImageSource: { size: positive integer, get(i) }');
 }
 
 /**
@@ -65,7 +77,10 @@ export function onTheFlyImages(source: ImageSource, opts: OnTheFlyImagesOptions)
     size: source.size,
     batch: async (indices, ctx) => {
       const seeds = indices.map((_, k) => mixSeed(ctx.seed, k));
-      const { x0, labels } = await loadBatch(source, indices, seeds, { ...opts, augment: ctx.training && opts.augment !== false });
+      const { x0, labels } = await loadBatch(source, indices, seeds, {
+        ...opts,
+        augment: ctx.training && opts.augment !== false,
+      });
       return { input: x0, labels, options: { noise: batchNoise(x0.shape, ts.length, seeds) } };
     },
   };
@@ -106,17 +121,29 @@ export interface OnTheFlyFeaturesOptions extends CropFlipOptions, FeatureSpec {
  */
 export function onTheFlyFeatures(source: ImageSource, opts: OnTheFlyFeaturesOptions): Dataset<FeatureSet> {
   checkSource(source);
-  if (!opts?.model || typeof opts.model.forward !== 'function') throw new InputError('onTheFlyFeatures needs opts.model, an ADMUNet');
+  if (!opts?.model || typeof opts.model.forward !== 'function')
+    throw new InputError('onTheFlyFeatures needs opts.model, an ADMUNet');
   const ts = stepList(opts.t);
   const size = opts.model.config.imageSize;
   return {
     size: source.size,
     batch: async (indices, ctx) => {
       const seeds = indices.map((_, k) => mixSeed(ctx.seed, k));
-      const { x0, labels } = await loadBatch(source, indices, seeds, { ...opts, size, augment: ctx.training && opts.augment !== false });
+      const { x0, labels } = await loadBatch(source, indices, seeds, {
+        ...opts,
+        size,
+        augment: ctx.training && opts.augment !== false,
+      });
       const noise = batchNoise(x0.shape, ts.length, seeds);
       try {
-        const input = await extractFeatures(x0, { model: opts.model, t: ts, b: opts.b, noise, ...(opts.pool !== undefined ? { pool: opts.pool } : {}), ...(opts.maxBatch !== undefined ? { maxBatch: opts.maxBatch } : {}) });
+        const input = await extractFeatures(x0, {
+          model: opts.model,
+          t: ts,
+          b: opts.b,
+          noise,
+          ...(opts.pool !== undefined ? { pool: opts.pool } : {}),
+          ...(opts.maxBatch !== undefined ? { maxBatch: opts.maxBatch } : {}),
+        });
         return { input, labels };
       } finally {
         tf.dispose([x0, ...noise]);

@@ -41,7 +41,10 @@ function randInt(rng: SeededRandom, min: number, max: number): number {
 }
 
 function checkImage(image: tf.Tensor3D, size: number): void {
-  if (!(image instanceof tf.Tensor) || image.rank !== 3) throw new InputError(`an image must be a rank-3 HWC tensor, got ${image instanceof tf.Tensor ? `shape [${image.shape}]` : typeof image}`);
+  if (!(image instanceof tf.Tensor) || image.rank !== 3)
+    throw new InputError(
+      `an image must be a rank-3 HWC tensor, got ${image instanceof tf.Tensor ? `shape [${image.shape}]` : typeof image}`,
+    );
   if (!Number.isInteger(size) || size < 1) throw new InputError(`size must be a positive integer, got ${size}`);
 }
 
@@ -81,11 +84,17 @@ export function centerCrop(image: tf.Tensor3D, size: number): tf.Tensor3D {
  * random `size × size` crop, random horizontal flip; every choice from `rng`.
  * @category Data
  */
-export function randomCropFlip(image: tf.Tensor3D, size: number, rng: SeededRandom, opts: CropFlipOptions = {}): tf.Tensor3D {
+export function randomCropFlip(
+  image: tf.Tensor3D,
+  size: number,
+  rng: SeededRandom,
+  opts: CropFlipOptions = {},
+): tf.Tensor3D {
   checkImage(image, size);
   const minFrac = opts.minFrac ?? 0.8;
   const maxFrac = opts.maxFrac ?? 1;
-  if (!(minFrac > 0 && minFrac <= maxFrac && maxFrac <= 1)) throw new InputError(`crop fractions must satisfy 0 < minFrac ≤ maxFrac ≤ 1, got ${minFrac}, ${maxFrac}`);
+  if (!(minFrac > 0 && minFrac <= maxFrac && maxFrac <= 1))
+    throw new InputError(`crop fractions must satisfy 0 < minFrac ≤ maxFrac ≤ 1, got ${minFrac}, ${maxFrac}`);
   const short = randInt(rng, Math.ceil(size / maxFrac), Math.ceil(size / minFrac));
   return tf.tidy(() => {
     const x = resizeShortSide(image, short);

@@ -21,8 +21,12 @@ import { checkLabels, type Labels } from '../data/labels.js';
  * @category Evaluation
  */
 export function topKCorrect(logits: tf.Tensor2D, labels: Labels, ks: number[] = [1, 5]): number[] {
-  if (!(logits instanceof tf.Tensor) || logits.rank !== 2) throw new InputError(`logits must be a rank-2 tensor [N, classes], got ${logits instanceof tf.Tensor ? `shape [${logits.shape}]` : typeof logits}`);
-  if (!Array.isArray(ks) || ks.length === 0 || !ks.every((k) => Number.isInteger(k) && k >= 1)) throw new InputError(`ks must be a non-empty array of positive integers, got ${JSON.stringify(ks)}`);
+  if (!(logits instanceof tf.Tensor) || logits.rank !== 2)
+    throw new InputError(
+      `logits must be a rank-2 tensor [N, classes], got ${logits instanceof tf.Tensor ? `shape [${logits.shape}]` : typeof logits}`,
+    );
+  if (!Array.isArray(ks) || ks.length === 0 || !ks.every((k) => Number.isInteger(k) && k >= 1))
+    throw new InputError(`ks must be a non-empty array of positive integers, got ${JSON.stringify(ks)}`);
   const [n, classes] = logits.shape;
   const y = checkLabels(labels, n, classes);
   if (n === 0) return ks.map(() => 0);

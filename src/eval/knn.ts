@@ -52,13 +52,17 @@ export interface KNNScore {
  * @category Evaluation
  */
 export function poolFeatures(features: tf.Tensor, pool = 1): tf.Tensor2D {
-  if (!(features instanceof tf.Tensor) || (features.rank !== 4 && features.rank !== 2)) throw new InputError(`features must be [N, H, W, C] maps or [N, D] vectors, got ${features instanceof tf.Tensor ? `shape [${features.shape}]` : typeof features}`);
+  if (!(features instanceof tf.Tensor) || (features.rank !== 4 && features.rank !== 2))
+    throw new InputError(
+      `features must be [N, H, W, C] maps or [N, D] vectors, got ${features instanceof tf.Tensor ? `shape [${features.shape}]` : typeof features}`,
+    );
   if (!Number.isInteger(pool) || pool < 1) throw new InputError(`pool must be a positive integer, got ${pool}`);
   return tf.tidy(() => {
     let x = features;
     if (x.rank === 4) {
       const m = x as tf.Tensor4D;
-      if (pool > Math.min(m.shape[1], m.shape[2])) throw new InputError(`pool ${pool} is larger than the ${m.shape[1]}×${m.shape[2]} map`);
+      if (pool > Math.min(m.shape[1], m.shape[2]))
+        throw new InputError(`pool ${pool} is larger than the ${m.shape[1]}×${m.shape[2]} map`);
       x = tf.reshape(adaptiveAvgPool2d(m, pool), [m.shape[0], -1]);
     }
     const norm = tf.maximum(tf.sqrt(tf.sum(tf.square(x), 1, true)), 1e-12);
@@ -67,8 +71,20 @@ export function poolFeatures(features: tf.Tensor, pool = 1): tf.Tensor2D {
 }
 
 /** Merges two descending (value, index) lists into `out`, keeping the first k; returns how many were kept. */
-function mergeTop(aV: Float32Array, aI: Int32Array, aN: number, bV: ArrayLike<number>, bI: ArrayLike<number>, bN: number, k: number, outV: Float32Array, outI: Int32Array): number {
-  let i = 0, j = 0, n = 0;
+function mergeTop(
+  aV: Float32Array,
+  aI: Int32Array,
+  aN: number,
+  bV: ArrayLike<number>,
+  bI: ArrayLike<number>,
+  bN: number,
+  k: number,
+  outV: Float32Array,
+  outI: Int32Array,
+): number {
+  let i = 0,
+    j = 0,
+    n = 0;
   while (n < k && (i < aN || j < bN)) {
     // Ties go to the lower bank index, so the result does not depend on the chunking.
     const takeA = j >= bN || (i < aN && (aV[i] > bV[j] || (aV[i] === bV[j] && aI[i] < bI[j])));
@@ -107,8 +123,10 @@ export class KNN {
   constructor(opts: { pool?: number; chunkRows?: number } = {}) {
     this.pool = opts.pool ?? 1;
     this.chunkRows = opts.chunkRows ?? 8192;
-    if (!Number.isInteger(this.pool) || this.pool < 1) throw new InputError(`pool must be a positive integer, got ${opts.pool}`);
-    if (!Number.isInteger(this.chunkRows) || this.chunkRows < 1) throw new InputError(`chunkRows must be a positive integer, got ${opts.chunkRows}`);
+    if (!Number.isInteger(this.pool) || this.pool < 1)
+      throw new InputError(`pool must be a positive integer, got ${opts.pool}`);
+    if (!Number.isInteger(this.chunkRows) || this.chunkRows < 1)
+      throw new InputError(`chunkRows must be a positive integer, got ${opts.chunkRows}`);
   }
 
   /** Training examples in the bank. */
@@ -124,7 +142,8 @@ export class KNN {
     const rows = poolFeatures(features, this.pool);
     try {
       const [n, d] = rows.shape;
-      if (this.dim >= 0 && d !== this.dim) throw new InputError(`features have ${d} dimensions after pooling; the bank has ${this.dim}`);
+      if (this.dim >= 0 && d !== this.dim)
+        throw new InputError(`features have ${d} dimensions after pooling; the bank has ${this.dim}`);
       const y = checkLabels(labels, n, Number.MAX_SAFE_INTEGER);
       this.dim = d;
       const data = rows.dataSync() as Float32Array;
@@ -150,15 +169,22 @@ export class KNN {
    * The `k` most similar bank examples of each query, most similar first (ties: lower bank index).
    * @returns `similarities [Q·k]` and `indices [Q·k]` (row-major by query), k = min(k, bank size).
    */
-  neighbours(queries: tf.Tensor, k: number, queryChunk = 1024): { k: number; similarities: Float32Array; indices: Int32Array } {
+  neighbours(
+    queries: tf.Tensor,
+    k: number,
+    queryChunk = 1024,
+  ): { k: number; similarities: Float32Array; indices: Int32Array } {
     if (this.size === 0) throw new InputError('the kNN bank is empty: add training features first');
     if (!Number.isInteger(k) || k < 1) throw new InputError(`k must be a positive integer, got ${k}`);
-    if (!Number.isInteger(queryChunk) || queryChunk < 1) throw new InputError(`queryChunk must be a positive integer, got ${queryChunk}`);
+    if (!Number.isInteger(queryChunk) || queryChunk < 1)
+      throw new InputError(`queryChunk must be a positive integer, got ${queryChunk}`);
     const q = poolFeatures(queries, this.pool);
     const [nq, d] = q.shape;
     const kk = Math.min(k, this.size);
-    let vals = new Float32Array(nq * kk), idx = new Int32Array(nq * kk);
-    let outV = new Float32Array(nq * kk), outI = new Int32Array(nq * kk);
+    let vals = new Float32Array(nq * kk),
+      idx = new Int32Array(nq * kk);
+    let outV = new Float32Array(nq * kk),
+      outI = new Int32Array(nq * kk);
     const counts = new Int32Array(nq);
     const tmpI = new Int32Array(kk);
     try {
@@ -175,12 +201,23 @@ export class KNN {
             let qs = 0;
             for (const qc of qChunks) {
               const { values, indices } = tf.tidy(() => tf.topk(tf.matMul(qc, bt), kc, true));
-              const cv = values.dataSync(), ci = indices.dataSync();
+              const cv = values.dataSync(),
+                ci = indices.dataSync();
               tf.dispose([values, indices]);
               for (let r = 0; r < qc.shape[0]; r++) {
                 const row = qs + r;
                 for (let j = 0; j < kc; j++) tmpI[j] = ci[r * kc + j] + base;
-                const n = mergeTop(vals.subarray(row * kk), idx.subarray(row * kk), counts[row], cv.subarray(r * kc, (r + 1) * kc), tmpI, kc, kk, outV.subarray(row * kk), outI.subarray(row * kk));
+                const n = mergeTop(
+                  vals.subarray(row * kk),
+                  idx.subarray(row * kk),
+                  counts[row],
+                  cv.subarray(r * kc, (r + 1) * kc),
+                  tmpI,
+                  kc,
+                  kk,
+                  outV.subarray(row * kk),
+                  outI.subarray(row * kk),
+                );
                 counts[row] = n;
               }
               qs += qc.shape[0];
@@ -208,11 +245,14 @@ export class KNN {
    */
   evaluate(queries: tf.Tensor, labels: ArrayLike<number>, opts: KNNOptions = {}): KNNScore[] {
     const ks = opts.k ?? [20, 200];
-    if (!Array.isArray(ks) || ks.length === 0 || !ks.every((k) => Number.isInteger(k) && k >= 1)) throw new InputError(`k must be a non-empty list of positive integers, got ${JSON.stringify(opts.k)}`);
+    if (!Array.isArray(ks) || ks.length === 0 || !ks.every((k) => Number.isInteger(k) && k >= 1))
+      throw new InputError(`k must be a non-empty list of positive integers, got ${JSON.stringify(opts.k)}`);
     const tau = opts.temperature ?? 0.07;
-    if (!(tau > 0) || !Number.isFinite(tau)) throw new InputError(`temperature must be positive, got ${opts.temperature}`);
+    if (!(tau > 0) || !Number.isFinite(tau))
+      throw new InputError(`temperature must be positive, got ${opts.temperature}`);
     const weighting = opts.weighting ?? 'exp';
-    if (weighting !== 'exp' && weighting !== 'uniform') throw new InputError(`weighting must be 'exp' or 'uniform', got ${String(weighting)}`);
+    if (weighting !== 'exp' && weighting !== 'uniform')
+      throw new InputError(`weighting must be 'exp' or 'uniform', got ${String(weighting)}`);
     const nq = queries.shape[0];
     const y = checkLabels(labels, nq, Number.MAX_SAFE_INTEGER);
     let classes = 0;
@@ -222,7 +262,8 @@ export class KNN {
     const scores = new Float64Array(classes);
     return ks.map((k) => {
       const use = Math.min(k, kk);
-      let c1 = 0, c5 = 0;
+      let c1 = 0,
+        c5 = 0;
       for (let r = 0; r < nq; r++) {
         scores.fill(0);
         for (let j = 0; j < use; j++) {
@@ -253,7 +294,11 @@ export class KNN {
  * @param test features and labels to classify.
  * @category Evaluation
  */
-export function knnEvaluate(train: { features: tf.Tensor; labels: ArrayLike<number> }, test: { features: tf.Tensor; labels: ArrayLike<number> }, opts: KNNOptions & { pool?: number } = {}): KNNScore[] {
+export function knnEvaluate(
+  train: { features: tf.Tensor; labels: ArrayLike<number> },
+  test: { features: tf.Tensor; labels: ArrayLike<number> },
+  opts: KNNOptions & { pool?: number } = {},
+): KNNScore[] {
   const knn = new KNN({ pool: opts.pool ?? 1 });
   knn.add(train.features, train.labels);
   return knn.evaluate(test.features, test.labels, opts);

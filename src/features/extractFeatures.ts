@@ -26,7 +26,11 @@ export interface FeatureBackbone {
   /** `q_sample(x0, t, ε)`, one step per example; `checkRange: false` skips the check of x0's values. */
   qSample(x0: tf.Tensor4D, t: number[], noise: tf.Tensor4D, opts?: { checkRange?: boolean }): tf.Tensor4D;
   /** Block outputs of noised images for the blocks in `capture`, owned by the caller. */
-  forward(xt: tf.Tensor4D, t: number[], opts: { capture: number[]; y?: number[] }): { features: Map<number, tf.Tensor4D> };
+  forward(
+    xt: tf.Tensor4D,
+    t: number[],
+    opts: { capture: number[]; y?: number[] },
+  ): { features: Map<number, tf.Tensor4D> };
 }
 
 /**
@@ -127,7 +131,8 @@ export class FeatureSet {
 
 function asList(v: number | number[], what: string): number[] {
   const list = typeof v === 'number' ? [v] : v;
-  if (!Array.isArray(list) || list.length === 0) throw new InputError(`${what} must be a number or a non-empty array of numbers`);
+  if (!Array.isArray(list) || list.length === 0)
+    throw new InputError(`${what} must be a number or a non-empty array of numbers`);
   const seen = new Set<number>();
   for (const x of list) {
     if (seen.has(x)) throw new InputError(`${what} lists ${x} twice`);
@@ -139,7 +144,8 @@ function asList(v: number | number[], what: string): number[] {
 const DEFAULT_BATCH_PIXELS = 256 * 256;
 
 // setImmediate where there is one (Node: no timer clamp), else a zero-delay timeout (browsers).
-const nextTurn = (): Promise<void> => new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
+const nextTurn = (): Promise<void> =>
+  new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
 
 /**
  * Diffusion features of clean images: for every t, `x_t = q_sample(x0, t, ε)`, then the U-Net's
@@ -161,25 +167,36 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => (typeof setImmedi
  */
 export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Promise<FeatureSet> {
   const { model } = opts ?? ({} as ExtractOptions);
-  if (!model || typeof model.forward !== 'function') throw new InputError('extractFeatures needs opts.model, an ADMUNet');
+  if (!model || typeof model.forward !== 'function')
+    throw new InputError('extractFeatures needs opts.model, an ADMUNet');
   const ts = asList(opts.t, 't');
   checkTimesteps(ts, model.schedule.steps, ts.length, 't');
   const bs = asList(opts.b, 'b');
   bs.forEach((b) => model.block(b));
   const n = model.checkImages(x0, 'x0');
-  if (opts.pool !== undefined && (!Number.isInteger(opts.pool) || opts.pool < 1)) throw new InputError(`pool must be a positive integer, got ${opts.pool}`);
-  const maxBatch = opts.maxBatch ?? Math.max(1, Math.floor(DEFAULT_BATCH_PIXELS / (model.config.imageSize * model.config.imageSize)));
-  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new InputError(`maxBatch must be a positive integer, got ${opts.maxBatch}`);
-  if (opts.y !== undefined && (!Array.isArray(opts.y) || opts.y.length !== n)) throw new InputError(`y must have one label per example (${n})`);
+  if (opts.pool !== undefined && (!Number.isInteger(opts.pool) || opts.pool < 1))
+    throw new InputError(`pool must be a positive integer, got ${opts.pool}`);
+  const maxBatch =
+    opts.maxBatch ?? Math.max(1, Math.floor(DEFAULT_BATCH_PIXELS / (model.config.imageSize * model.config.imageSize)));
+  if (!Number.isInteger(maxBatch) || maxBatch < 1)
+    throw new InputError(`maxBatch must be a positive integer, got ${opts.maxBatch}`);
+  if (opts.y !== undefined && (!Array.isArray(opts.y) || opts.y.length !== n))
+    throw new InputError(`y must have one label per example (${n})`);
   if (opts.checkRange !== false) checkImageRange(x0, 'x0');
 
   let noise: tf.Tensor4D[];
   let ownNoise = false;
   if (opts.noise !== undefined) {
     noise = Array.isArray(opts.noise) ? opts.noise : [opts.noise];
-    if (noise.length !== ts.length) throw new InputError(`noise has ${noise.length} tensor${noise.length === 1 ? '' : 's'} but t has ${ts.length} step${ts.length === 1 ? '' : 's'}: give one ε per t, in t order`);
+    if (noise.length !== ts.length)
+      throw new InputError(
+        `noise has ${noise.length} tensor${noise.length === 1 ? '' : 's'} but t has ${ts.length} step${ts.length === 1 ? '' : 's'}: give one ε per t, in t order`,
+      );
     noise.forEach((e, i) => {
-      if (!(e instanceof tf.Tensor) || !tf.util.arraysEqual(e.shape, x0.shape)) throw new InputError(`noise[${i}] must have x0's shape [${x0.shape}], got ${e instanceof tf.Tensor ? `[${e.shape}]` : typeof e}`);
+      if (!(e instanceof tf.Tensor) || !tf.util.arraysEqual(e.shape, x0.shape))
+        throw new InputError(
+          `noise[${i}] must have x0's shape [${x0.shape}], got ${e instanceof tf.Tensor ? `[${e.shape}]` : typeof e}`,
+        );
     });
   } else {
     if (opts.seed !== undefined) checkSeed(opts.seed);
@@ -193,7 +210,12 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
   const pieces = new Map<string, tf.Tensor4D[]>();
   let xt: tf.Tensor4D | undefined;
   try {
-    xt = tf.tidy(() => tf.concat(ts.map((t, i) => model.qSample(x0, Array(n).fill(t), noise[i], { checkRange: false })), 0));
+    xt = tf.tidy(() =>
+      tf.concat(
+        ts.map((t, i) => model.qSample(x0, Array(n).fill(t), noise[i], { checkRange: false })),
+        0,
+      ),
+    );
     for (let start = 0; start < total; start += maxBatch) {
       const end = Math.min(total, start + maxBatch);
       const rowsT = Array.from({ length: end - start }, (_, k) => ts[Math.floor((start + k) / n)]);
@@ -209,13 +231,17 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
         for (const b of bs) {
           const map = features.get(b)!;
           const split = tf.tidy(() => {
-            const pooled = opts.pool !== undefined && opts.pool < map.shape[1] ? adaptiveAvgPool2d(map, opts.pool) : map;
+            const pooled =
+              opts.pool !== undefined && opts.pool < map.shape[1] ? adaptiveAvgPool2d(map, opts.pool) : map;
             // The chunk's rows, split by t.
             const out: { key: string; part: tf.Tensor4D }[] = [];
-            for (let r = start; r < end; ) {
+            for (let r = start; r < end;) {
               const ti = Math.floor(r / n);
               const stop = Math.min(end, (ti + 1) * n);
-              out.push({ key: `${ts[ti]}:${b}`, part: stop - r === end - start ? tf.clone(pooled) : tf.slice(pooled, r - start, stop - r) });
+              out.push({
+                key: `${ts[ti]}:${b}`,
+                part: stop - r === end - start ? tf.clone(pooled) : tf.slice(pooled, r - start, stop - r),
+              });
               r = stop;
             }
             return out;

@@ -58,8 +58,13 @@ const mirrorOf = (blocks: readonly BlockInfo[], b: number) => blocks.length + 1 
  * @throws InputError for an unknown strategy or a bad option.
  * @category Heads
  */
-export function feedbackLinks(blocks: readonly BlockInfo[], strategy: FeedbackStrategy, opts: FeedbackStrategyOptions = {}): FeedbackLink[] {
-  if (!Array.isArray(blocks) || blocks.length < 3) throw new InputError('feedbackLinks: blocks must be a U-Net block table (unet.blocks)');
+export function feedbackLinks(
+  blocks: readonly BlockInfo[],
+  strategy: FeedbackStrategy,
+  opts: FeedbackStrategyOptions = {},
+): FeedbackLink[] {
+  if (!Array.isArray(blocks) || blocks.length < 3)
+    throw new InputError('feedbackLinks: blocks must be a U-Net block table (unet.blocks)');
   const decoder = blocks.filter((r) => r.part === 'output').map((r) => r.b);
   const size = (b: number) => blocks[b - 1].size;
   const window = () => {
@@ -82,11 +87,15 @@ export function feedbackLinks(blocks: readonly BlockInfo[], strategy: FeedbackSt
       const w = window();
       const to = opts.target ?? mirrorOf(blocks, w[w.length - 1]);
       if (!Number.isInteger(to) || to < 1 || to > blocks.length || blocks[to - 1].part !== 'input')
-        throw new InputError(`feedback target ${String(to)} is not an encoder block (1..${blocks.filter((r) => r.part === 'input').length})`);
+        throw new InputError(
+          `feedback target ${String(to)} is not an encoder block (1..${blocks.filter((r) => r.part === 'input').length})`,
+        );
       return w.map((b) => ({ from: b, to }));
     }
     default:
-      throw new InputError(`unknown feedback strategy ${JSON.stringify(strategy)}: use all, bottleneck, windowed or multi-scale`);
+      throw new InputError(
+        `unknown feedback strategy ${JSON.stringify(strategy)}: use all, bottleneck, windowed or multi-scale`,
+      );
   }
 }
 
@@ -150,7 +159,10 @@ export interface DifFeedResult {
  * @category Heads
  */
 export function parseFeedbackArch(arch: string): ('conv' | 'bn' | 'relu' | 'silu')[] {
-  if (typeof arch !== 'string' || arch[0] !== 'C') throw new InputError(`feedback_arch must start with C (the 1×1 conv that maps C_b to the encoder block's channels), got ${JSON.stringify(arch)}`);
+  if (typeof arch !== 'string' || arch[0] !== 'C')
+    throw new InputError(
+      `feedback_arch must start with C (the 1×1 conv that maps C_b to the encoder block's channels), got ${JSON.stringify(arch)}`,
+    );
   const out: ('conv' | 'bn' | 'relu' | 'silu')[] = [];
   [...arch].forEach((ch, j) => {
     if (ch === '_') return;
@@ -158,22 +170,45 @@ export function parseFeedbackArch(arch: string): ('conv' | 'bn' | 'relu' | 'silu
     else if (ch === 'B') out.push('bn');
     else if (ch === 'R') out.push('relu');
     else if (ch === 'S') out.push('silu');
-    else if (ch === 'C') throw new InputError(`feedback_arch "${arch}": only a leading C (the 1×1 conv) is supported; a later C is the reference's depthwise 3×3 conv`);
-    else throw new InputError(`feedback_arch "${arch}": unsupported layer "${ch}" (supported: a leading C, then B, R, S, separated by _)`);
+    else if (ch === 'C')
+      throw new InputError(
+        `feedback_arch "${arch}": only a leading C (the 1×1 conv) is supported; a later C is the reference's depthwise 3×3 conv`,
+      );
+    else
+      throw new InputError(
+        `feedback_arch "${arch}": unsupported layer "${ch}" (supported: a leading C, then B, R, S, separated by _)`,
+      );
   });
   return out;
 }
 
-type FbLayer = { kind: 'conv'; index: number; weight: FloatEntry } | { kind: 'bn'; index: number; bn: BatchNorm2d } | { kind: 'relu' | 'silu' };
+type FbLayer =
+  | { kind: 'conv'; index: number; weight: FloatEntry }
+  | { kind: 'bn'; index: number; bn: BatchNorm2d }
+  | { kind: 'relu' | 'silu' };
 
 /** One feedback network: `C_from → C_to`. */
 class FeedbackNet extends Module {
   readonly layers: FbLayer[] = [];
-  constructor(arch: string, readonly inChannels: number, readonly outChannels: number, init: Init) {
+  constructor(
+    arch: string,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    init: Init,
+  ) {
     super();
     parseFeedbackArch(arch).forEach((kind, index) => {
       if (kind === 'conv')
-        this.layers.push({ kind, index, weight: floatEntry('weight', [outChannels, inChannels, 1, 1], 'conv1x1', init.fanIn([outChannels, inChannels, 1, 1], inChannels)) });
+        this.layers.push({
+          kind,
+          index,
+          weight: floatEntry(
+            'weight',
+            [outChannels, inChannels, 1, 1],
+            'conv1x1',
+            init.fanIn([outChannels, inChannels, 1, 1], inChannels),
+          ),
+        });
       else if (kind === 'bn') this.layers.push({ kind, index, bn: new BatchNorm2d(outChannels) });
       else this.layers.push({ kind });
     });
@@ -195,7 +230,13 @@ class FeedbackNet extends Module {
     });
   }
   state(): StateEntry[] {
-    return this.layers.flatMap((l) => (l.kind === 'conv' ? [{ ...l.weight, name: `${l.index}.weight` }] : l.kind === 'bn' ? prefixed(`${l.index}.`, l.bn.state()) : []));
+    return this.layers.flatMap((l) =>
+      l.kind === 'conv'
+        ? [{ ...l.weight, name: `${l.index}.weight` }]
+        : l.kind === 'bn'
+          ? prefixed(`${l.index}.`, l.bn.state())
+          : [],
+    );
   }
 }
 
@@ -232,9 +273,13 @@ export class DifFeed extends Module {
   readonly arch: string;
   private readonly nets: FeedbackNet[];
 
-  constructor(readonly unet: ADMUNet, config: DifFeedConfig) {
+  constructor(
+    readonly unet: ADMUNet,
+    config: DifFeedConfig,
+  ) {
     super();
-    if (!unet || typeof unet.forward !== 'function' || !Array.isArray(unet.blocks)) throw new InputError('DifFeed needs an ADMUNet');
+    if (!unet || typeof unet.forward !== 'function' || !Array.isArray(unet.blocks))
+      throw new InputError('DifFeed needs an ADMUNet');
     const fb = config?.feedback;
     let links: FeedbackLink[];
     if (typeof fb === 'string') links = feedbackLinks(unet.blocks, fb as FeedbackStrategy, config.strategy);
@@ -243,14 +288,20 @@ export class DifFeed extends Module {
         this.checkDecoder(b);
         return { from: b, to: unet.mirror(b) };
       });
-    } else if (Array.isArray(fb) && fb.every((v) => v && typeof v === 'object')) links = (fb as FeedbackLink[]).map(({ from, to }) => ({ from, to }));
-    else throw new InputError('DifFeed: feedback must be a strategy name, a list of decoder blocks or a list of { from, to } links');
+    } else if (Array.isArray(fb) && fb.every((v) => v && typeof v === 'object'))
+      links = (fb as FeedbackLink[]).map(({ from, to }) => ({ from, to }));
+    else
+      throw new InputError(
+        'DifFeed: feedback must be a strategy name, a list of decoder blocks or a list of { from, to } links',
+      );
     if (links.length === 0) throw new InputError('DifFeed: no feedback blocks');
     const seen = new Set<number>();
     for (const { from, to } of links) {
       this.checkDecoder(from);
       if (!Number.isInteger(to) || to < 1 || to > unet.totalBlocks || unet.block(to).part !== 'input')
-        throw new InputError(`DifFeed: feedback from block ${from} goes to block ${String(to)}, which is not an encoder block (1..${unet.numInputBlocks})`);
+        throw new InputError(
+          `DifFeed: feedback from block ${from} goes to block ${String(to)}, which is not an encoder block (1..${unet.numInputBlocks})`,
+        );
       if (seen.has(from)) throw new InputError(`DifFeed: decoder block ${from} is listed twice`);
       seen.add(from);
     }
@@ -260,7 +311,8 @@ export class DifFeed extends Module {
     const init = new Init(config.seed ?? 0);
     this.nets = [];
     try {
-      for (const { from, to } of links) this.nets.push(new FeedbackNet(this.arch, unet.block(from).channels, unet.block(to).channels, init));
+      for (const { from, to } of links)
+        this.nets.push(new FeedbackNet(this.arch, unet.block(from).channels, unet.block(to).channels, init));
     } catch (e) {
       this.nets.forEach((n) => n.dispose());
       throw e;
@@ -270,7 +322,9 @@ export class DifFeed extends Module {
   private checkDecoder(b: number): void {
     const info = this.unet.block(b); // InputError for an unknown block
     if (info.part !== 'output')
-      throw new InputError(`feedback block ${b} is not a decoder block: it is the ${info.part === 'input' ? 'encoder' : 'middle'} block ${info.module}; decoder blocks are ${this.unet.numInputBlocks + 2}..${this.unet.totalBlocks}`);
+      throw new InputError(
+        `feedback block ${b} is not a decoder block: it is the ${info.part === 'input' ? 'encoder' : 'middle'} block ${info.module}; decoder blocks are ${this.unet.numInputBlocks + 2}..${this.unet.totalBlocks}`,
+      );
   }
 
   /** The decoder blocks pass 1 must reach. */
@@ -290,11 +344,13 @@ export class DifFeed extends Module {
   forward(xt: tf.Tensor4D, t: number[], opts: DifFeedForwardOptions): DifFeedResult {
     const unet = this.unet;
     const n = unet.checkImages(xt, 'xt');
-    if (!opts || !Array.isArray(opts.capture) || opts.capture.length === 0) throw new InputError('DifFeed.forward: capture must list the second-pass blocks to return');
+    if (!opts || !Array.isArray(opts.capture) || opts.capture.length === 0)
+      throw new InputError('DifFeed.forward: capture must list the second-pass blocks to return');
     const capture = [...new Set(opts.capture.map((b) => unet.block(b).b))];
     const firstCapture = [...new Set((opts.firstCapture ?? []).map((b) => unet.block(b).b))];
     const groups = positiveInt(opts.groups ?? 1, 'groups');
-    if (n % groups !== 0) throw new InputError(`DifFeed.forward: a batch of ${n} does not split into ${groups} equal groups`);
+    if (n % groups !== 0)
+      throw new InputError(`DifFeed.forward: a batch of ${n} does not split into ${groups} equal groups`);
     const training = opts.training ?? false;
     const tap = opts.tap;
     const tapGroups = (key: (g: number) => string, x: tf.Tensor4D) => {
@@ -328,7 +384,8 @@ export class DifFeed extends Module {
           });
           let map = fb.length === 1 ? fb[0] : (tf.concat(fb, 0) as tf.Tensor4D);
           const side = unet.block(to).size;
-          if (map.shape[1] !== side || map.shape[2] !== side) map = tf.image.resizeBilinear(map, [side, side], false, true);
+          if (map.shape[1] !== side || map.shape[2] !== side)
+            map = tf.image.resizeBilinear(map, [side, side], false, true);
           const prev = add.get(to);
           add.set(to, prev ? tf.add(prev, map) : map);
         });
@@ -350,5 +407,4 @@ export class DifFeed extends Module {
   state(): StateEntry[] {
     return this.nets.flatMap((net, i) => prefixed(`${i}.`, net.state()));
   }
-
 }

@@ -94,24 +94,43 @@ export class DifFormer extends Module {
   constructor(config: DifFormerConfig) {
     super();
     const arc = typeof config?.arc === 'string' ? parseFusionArc(config.arc) : config?.arc;
-    if (!arc || !Array.isArray(arc.layers)) throw new InputError('DifFormer: arc must be a fusion_arc string or a parsed FusionArc');
-    if (!Array.isArray(config.blocks) || config.blocks.length === 0) throw new InputError('DifFormer: blocks must list at least one block ({ b, channels, size })');
+    if (!arc || !Array.isArray(arc.layers))
+      throw new InputError('DifFormer: arc must be a fusion_arc string or a parsed FusionArc');
+    if (!Array.isArray(config.blocks) || config.blocks.length === 0)
+      throw new InputError('DifFormer: blocks must list at least one block ({ b, channels, size })');
     const timesteps = positiveInt(config.timesteps, 'DifFormer timesteps');
     const classes = positiveInt(config.classes, 'DifFormer classes (num_classes)');
     const pool = positiveInt(config.pool, 'DifFormer pool (pre_pool_size)');
     const seed = config.seed ?? 0;
     const seen = new Set<number>();
     for (const blk of config.blocks) {
-      if (!blk || !Number.isInteger(blk.b)) throw new InputError(`DifFormer: every block needs an integer b, got ${JSON.stringify(blk)}`);
-      if (seen.has(blk.b)) throw new InputError(`DifFormer: block ${blk.b} is listed twice (one tokenizer serves every use of a block)`);
+      if (!blk || !Number.isInteger(blk.b))
+        throw new InputError(`DifFormer: every block needs an integer b, got ${JSON.stringify(blk)}`);
+      if (seen.has(blk.b))
+        throw new InputError(`DifFormer: block ${blk.b} is listed twice (one tokenizer serves every use of a block)`);
       seen.add(blk.b);
     }
-    this.config = { blocks: config.blocks.map(({ b, channels, size }) => ({ b, channels, size })), timesteps, pool, norm: config.norm, arc, classes, seed };
+    this.config = {
+      blocks: config.blocks.map(({ b, channels, size }) => ({ b, channels, size })),
+      timesteps,
+      pool,
+      norm: config.norm,
+      arc,
+      classes,
+      seed,
+    };
     const made: { dispose(): void }[] = [];
     try {
       const tokenizers = new Map<number, Tokenizer>();
       config.blocks.forEach((blk, i) => {
-        const tok = new Tokenizer({ channels: blk.channels, side: blk.size, pool, dim: arc.dim, norm: config.norm, seed: seed + 1 + i });
+        const tok = new Tokenizer({
+          channels: blk.channels,
+          side: blk.size,
+          pool,
+          dim: arc.dim,
+          norm: config.norm,
+          seed: seed + 1 + i,
+        });
         made.push(tok);
         tokenizers.set(blk.b, tok);
       });
@@ -120,7 +139,9 @@ export class DifFormer extends Module {
       made.push(this.transformer);
       // The reference sizes its classifier from the token width, so the Transformer must return D-wide features.
       if (this.transformer.outDim !== arc.dim)
-        throw new InputError(`DifFormer: the fusion_arc ends with width ${this.transformer.outDim}, but the classifier takes ${arc.dim}·|t| (the Use_CLS_Token width)`);
+        throw new InputError(
+          `DifFormer: the fusion_arc ends with width ${this.transformer.outDim}, but the classifier takes ${arc.dim}·|t| (the Use_CLS_Token width)`,
+        );
       this.classifier = new Linear(arc.dim * timesteps, classes, new Init(seed + 2000));
     } catch (e) {
       made.forEach((m) => m.dispose());
@@ -136,14 +157,24 @@ export class DifFormer extends Module {
    */
   features(inputs: FusionInput[][], opts: ForwardPassOptions = {}): tf.Tensor2D {
     if (!Array.isArray(inputs) || inputs.length !== this.config.timesteps)
-      throw new InputError(`DifFormer: inputs must hold one list of maps per t (${this.config.timesteps}), got ${Array.isArray(inputs) ? inputs.length : typeof inputs}`);
+      throw new InputError(
+        `DifFormer: inputs must hold one list of maps per t (${this.config.timesteps}), got ${Array.isArray(inputs) ? inputs.length : typeof inputs}`,
+      );
     let n = -1;
     for (const [i, list] of inputs.entries()) {
-      if (!Array.isArray(list) || list.length === 0) throw new InputError(`DifFormer: inputs[${i}] must be a non-empty list of { b, map }`);
+      if (!Array.isArray(list) || list.length === 0)
+        throw new InputError(`DifFormer: inputs[${i}] must be a non-empty list of { b, map }`);
       for (const { b, map } of list) {
-        if (!this.tokenizers.has(b)) throw new InputError(`DifFormer: no tokenizer for block ${b}; this DifFormer tokenizes blocks ${[...this.tokenizers.keys()].join(', ')}`);
-        if (!(map instanceof tf.Tensor) || map.rank !== 4) throw new InputError(`DifFormer: the map of block ${b} must be an NHWC rank-4 tensor`);
-        if (n >= 0 && map.shape[0] !== n) throw new InputError(`DifFormer: every map needs the same batch size; block ${b} has ${map.shape[0]}, others ${n}`);
+        if (!this.tokenizers.has(b))
+          throw new InputError(
+            `DifFormer: no tokenizer for block ${b}; this DifFormer tokenizes blocks ${[...this.tokenizers.keys()].join(', ')}`,
+          );
+        if (!(map instanceof tf.Tensor) || map.rank !== 4)
+          throw new InputError(`DifFormer: the map of block ${b} must be an NHWC rank-4 tensor`);
+        if (n >= 0 && map.shape[0] !== n)
+          throw new InputError(
+            `DifFormer: every map needs the same batch size; block ${b} has ${map.shape[0]}, others ${n}`,
+          );
         n = map.shape[0];
       }
     }
@@ -151,7 +182,10 @@ export class DifFormer extends Module {
     return tf.tidy(() => {
       const cls = inputs.map((list, i) => {
         const tokens = list.map(({ b, map, secondPass }) =>
-          this.tokenizers.get(b)!.forward(map, { training: opts.training, tap: tap && ((k, t) => tap(`t${i}.${k}${secondPass ? '2' : ''}.b${b}`, t)) }),
+          this.tokenizers.get(b)!.forward(map, {
+            training: opts.training,
+            tap: tap && ((k, t) => tap(`t${i}.${k}${secondPass ? '2' : ''}.b${b}`, t)),
+          }),
         );
         const seq = tokens.length === 1 ? tokens[0] : (tf.concat(tokens, 1) as tf.Tensor3D);
         return this.transformer.encode(seq, { training: opts.training, tap: tap && ((k, t) => tap(`t${i}.${k}`, t)) });
@@ -187,5 +221,4 @@ export class DifFormer extends Module {
       ...prefixed('head.', this.classifier.state()),
     ];
   }
-
 }

@@ -37,7 +37,12 @@ class TransformerBlock extends Module {
   private readonly norm2: LayerNorm;
   private readonly fc1: Linear;
   private readonly fc2: Linear;
-  constructor(readonly dim: number, readonly heads: number, mlpRatio: number, init: Init) {
+  constructor(
+    readonly dim: number,
+    readonly heads: number,
+    mlpRatio: number,
+    init: Init,
+  ) {
     super();
     const hidden = Math.trunc(dim * mlpRatio);
     this.norm1 = new LayerNorm(dim);
@@ -122,7 +127,8 @@ export class AttentionHead extends Module {
   constructor(config: AttentionHeadConfig) {
     super();
     const arc = typeof config?.arc === 'string' ? parseFusionArc(config.arc) : config?.arc;
-    if (!arc || !Array.isArray(arc.layers) || !Number.isInteger(arc.dim)) throw new InputError('AttentionHead: arc must be a fusion_arc string or a parsed FusionArc');
+    if (!arc || !Array.isArray(arc.layers) || !Number.isInteger(arc.dim))
+      throw new InputError('AttentionHead: arc must be a fusion_arc string or a parsed FusionArc');
     this.arc = arc;
     this.classes = config.classes === undefined ? null : positiveInt(config.classes, 'AttentionHead classes');
     const init = new Init(config.seed ?? 0);
@@ -134,14 +140,19 @@ export class AttentionHead extends Module {
     for (const l of arc.layers) {
       switch (l.kind) {
         case 'insertCls':
-          if (!arc.clsToken) throw new InputError(`${where()}: Insert_CLS_Token needs a CLS token, but Use_CLS_Token's flag is empty`);
-          if (shape !== 'seq' || width !== arc.dim) throw new InputError(`${where()}: Insert_CLS_Token needs a sequence of width ${arc.dim}`);
+          if (!arc.clsToken)
+            throw new InputError(`${where()}: Insert_CLS_Token needs a CLS token, but Use_CLS_Token's flag is empty`);
+          if (shape !== 'seq' || width !== arc.dim)
+            throw new InputError(`${where()}: Insert_CLS_Token needs a sequence of width ${arc.dim}`);
           this.steps.push({ kind: l.kind });
           index++;
           break;
         case 'extractCls':
         case 'fullyPool':
-          if (shape !== 'seq') throw new InputError(`${where()}: ${l.kind === 'extractCls' ? 'Extract_CLS_Token' : 'FullyPool'} needs a token sequence`);
+          if (shape !== 'seq')
+            throw new InputError(
+              `${where()}: ${l.kind === 'extractCls' ? 'Extract_CLS_Token' : 'FullyPool'} needs a token sequence`,
+            );
           shape = 'vec';
           this.steps.push({ kind: l.kind });
           index++;
@@ -152,10 +163,20 @@ export class AttentionHead extends Module {
             index++;
             break;
           }
-          throw new InputError(`${where()}: Flatten of a token sequence gives a width that depends on the number of tokens; extract the CLS token or pool first`);
+          throw new InputError(
+            `${where()}: Flatten of a token sequence gives a width that depends on the number of tokens; extract the CLS token or pool first`,
+          );
         case 'attention':
-          if (shape !== 'seq' || width !== l.dim) throw new InputError(`${where()}: Attention:${l.dim}:… needs a token sequence of width ${l.dim}, it gets ${shape === 'seq' ? `width ${width}` : 'a vector'}`);
-          for (let i = 0; i < l.blocks; i++) this.steps.push({ kind: 'block', index: index++, block: new TransformerBlock(l.dim, l.heads, l.mlpRatio, init) });
+          if (shape !== 'seq' || width !== l.dim)
+            throw new InputError(
+              `${where()}: Attention:${l.dim}:… needs a token sequence of width ${l.dim}, it gets ${shape === 'seq' ? `width ${width}` : 'a vector'}`,
+            );
+          for (let i = 0; i < l.blocks; i++)
+            this.steps.push({
+              kind: 'block',
+              index: index++,
+              block: new TransformerBlock(l.dim, l.heads, l.mlpRatio, init),
+            });
           break;
         case 'dense':
           if (width !== l.in) throw new InputError(`${where()}: Dense:${l.in}:${l.out} gets width ${width}`);
@@ -165,7 +186,8 @@ export class AttentionHead extends Module {
           break;
       }
     }
-    if (shape !== 'vec') throw new InputError(`${where()}: the head must end with a vector per example (Extract_CLS_Token or FullyPool)`);
+    if (shape !== 'vec')
+      throw new InputError(`${where()}: the head must end with a vector per example (Extract_CLS_Token or FullyPool)`);
     this.outDim = width;
     this.cls = arc.clsToken ? floatEntry('cls_token', [1, 1, arc.dim], 'same', new Float32Array(arc.dim)) : null;
     this.classifier = this.classes === null ? null : new Linear(width, this.classes, init);
@@ -178,7 +200,9 @@ export class AttentionHead extends Module {
    */
   encode(tokens: tf.Tensor3D, opts: ForwardPassOptions = {}): tf.Tensor2D {
     if (!(tokens instanceof tf.Tensor) || tokens.rank !== 3 || tokens.shape[2] !== this.arc.dim)
-      throw new InputError(`AttentionHead: tokens must be [N, L, ${this.arc.dim}], got ${tokens instanceof tf.Tensor ? `[${tokens.shape}]` : typeof tokens}`);
+      throw new InputError(
+        `AttentionHead: tokens must be [N, L, ${this.arc.dim}], got ${tokens instanceof tf.Tensor ? `[${tokens.shape}]` : typeof tokens}`,
+      );
     const tap = opts.tap;
     return tf.tidy(() => {
       tap?.('seq_in', tokens);
@@ -222,7 +246,8 @@ export class AttentionHead extends Module {
    * @throws InputError when the head was built without `classes`.
    */
   forward(tokens: tf.Tensor3D, opts: ForwardPassOptions = {}): tf.Tensor2D {
-    if (!this.classifier) throw new InputError('AttentionHead was built without classes: use encode() for the feature, or pass classes');
+    if (!this.classifier)
+      throw new InputError('AttentionHead was built without classes: use encode() for the feature, or pass classes');
     return tf.tidy(() => this.classifier!.apply(this.encode(tokens, opts)));
   }
 
@@ -241,5 +266,4 @@ export class AttentionHead extends Module {
     if (this.classifier) out.push(...prefixed('head.', this.classifier.state()));
     return out;
   }
-
 }

@@ -45,7 +45,8 @@ export interface FusionArc {
 }
 
 function int(field: string | undefined, what: string, token: string): number {
-  if (field === undefined || !/^\s*[+-]?\d+\s*$/.test(field)) throw new InputError(`fusion_arc: "${token}": ${what} must be an integer, got ${JSON.stringify(field)}`);
+  if (field === undefined || !/^\s*[+-]?\d+\s*$/.test(field))
+    throw new InputError(`fusion_arc: "${token}": ${what} must be an integer, got ${JSON.stringify(field)}`);
   const v = Number.parseInt(field, 10);
   if (v < 1) throw new InputError(`fusion_arc: "${token}": ${what} must be positive, got ${v}`);
   return v;
@@ -53,7 +54,10 @@ function int(field: string | undefined, what: string, token: string): number {
 
 function fieldsOf(token: string, name: string, count: number): string[] {
   const f = token.split(':');
-  if (f.length !== count + 1) throw new InputError(`fusion_arc: "${token}": ${name} takes ${count} field${count === 1 ? '' : 's'} (${name}${':x'.repeat(count)}), got ${f.length - 1}`);
+  if (f.length !== count + 1)
+    throw new InputError(
+      `fusion_arc: "${token}": ${name} takes ${count} field${count === 1 ? '' : 's'} (${name}${':x'.repeat(count)}), got ${f.length - 1}`,
+    );
   return f.slice(1);
 }
 
@@ -65,11 +69,19 @@ function fieldsOf(token: string, name: string, count: number): string[] {
  * @category Heads
  */
 export function parseFusionArc(arc: string): FusionArc {
-  if (typeof arc !== 'string' || arc.trim() === '') throw new InputError(`fusion_arc must be a non-empty string such as "Use_CLS_Token:True:1024,Insert_CLS_Token,Attention:1024:8:4:2,Extract_CLS_Token", got ${JSON.stringify(arc)}`);
-  const tokens = arc.split('/')[0].split(',').map((t) => t.trim());
+  if (typeof arc !== 'string' || arc.trim() === '')
+    throw new InputError(
+      `fusion_arc must be a non-empty string such as "Use_CLS_Token:True:1024,Insert_CLS_Token,Attention:1024:8:4:2,Extract_CLS_Token", got ${JSON.stringify(arc)}`,
+    );
+  const tokens = arc
+    .split('/')[0]
+    .split(',')
+    .map((t) => t.trim());
   const first = tokens[0];
   if (first.split(':')[0] !== 'Use_CLS_Token')
-    throw new InputError(`fusion_arc must start with Use_CLS_Token:<flag>:<dim> (the reference reads the token width from it), got "${first}"`);
+    throw new InputError(
+      `fusion_arc must start with Use_CLS_Token:<flag>:<dim> (the reference reads the token width from it), got "${first}"`,
+    );
   const [flag, dimField] = fieldsOf(first, 'Use_CLS_Token', 2);
   const out: FusionArc = { clsToken: flag.trim() !== '', dim: int(dimField, 'dim', first), layers: [] };
   tokens.slice(1).forEach((token, i) => {
@@ -80,29 +92,57 @@ export function parseFusionArc(arc: string): FusionArc {
       case 'FullyPool':
       case 'Flatten':
         if (token !== name) throw new InputError(`fusion_arc: "${token}": ${name} takes no fields`);
-        out.layers.push({ kind: name === 'Insert_CLS_Token' ? 'insertCls' : name === 'Extract_CLS_Token' ? 'extractCls' : name === 'FullyPool' ? 'fullyPool' : 'flatten' });
+        out.layers.push({
+          kind:
+            name === 'Insert_CLS_Token'
+              ? 'insertCls'
+              : name === 'Extract_CLS_Token'
+                ? 'extractCls'
+                : name === 'FullyPool'
+                  ? 'fullyPool'
+                  : 'flatten',
+        });
         break;
       case 'Attention': {
         const [d, h, r, n] = fieldsOf(token, 'Attention', 4);
         const mlpRatio = Number(r);
-        if (!Number.isFinite(mlpRatio) || mlpRatio <= 0 || r.trim() === '') throw new InputError(`fusion_arc: "${token}": mlp_ratio must be a positive number, got ${JSON.stringify(r)}`);
-        const layer = { kind: 'attention' as const, dim: int(d, 'dim', token), heads: int(h, 'heads', token), mlpRatio, blocks: int(n, 'blocks', token) };
-        if (layer.dim % layer.heads !== 0) throw new InputError(`fusion_arc: "${token}": dim ${layer.dim} is not divisible by ${layer.heads} heads`);
-        if (Math.trunc(layer.dim * mlpRatio) < 1) throw new InputError(`fusion_arc: "${token}": the MLP width int(dim·mlp_ratio) is 0`);
+        if (!Number.isFinite(mlpRatio) || mlpRatio <= 0 || r.trim() === '')
+          throw new InputError(`fusion_arc: "${token}": mlp_ratio must be a positive number, got ${JSON.stringify(r)}`);
+        const layer = {
+          kind: 'attention' as const,
+          dim: int(d, 'dim', token),
+          heads: int(h, 'heads', token),
+          mlpRatio,
+          blocks: int(n, 'blocks', token),
+        };
+        if (layer.dim % layer.heads !== 0)
+          throw new InputError(`fusion_arc: "${token}": dim ${layer.dim} is not divisible by ${layer.heads} heads`);
+        if (Math.trunc(layer.dim * mlpRatio) < 1)
+          throw new InputError(`fusion_arc: "${token}": the MLP width int(dim·mlp_ratio) is 0`);
         out.layers.push(layer);
         break;
       }
       case 'Dense': {
         const [a, b, act] = fieldsOf(token, 'Dense', 3);
-        if (!['relu', 'sigmoid', 'tanh', 'identity'].includes(act)) throw new InputError(`fusion_arc: "${token}": activation must be relu, sigmoid, tanh or identity, got "${act}"`);
-        out.layers.push({ kind: 'dense', in: int(a, 'in_dim', token), out: int(b, 'out_dim', token), activation: act as DenseActivation });
+        if (!['relu', 'sigmoid', 'tanh', 'identity'].includes(act))
+          throw new InputError(
+            `fusion_arc: "${token}": activation must be relu, sigmoid, tanh or identity, got "${act}"`,
+          );
+        out.layers.push({
+          kind: 'dense',
+          in: int(a, 'in_dim', token),
+          out: int(b, 'out_dim', token),
+          activation: act as DenseActivation,
+        });
         break;
       }
       case 'Use_CLS_Token':
         throw new InputError(`fusion_arc: Use_CLS_Token may only come first (found again at position ${i + 2})`);
       case 'Pool':
       case 'Reshape':
-        throw new InputError(`fusion_arc: "${token}" works on image-shaped input; a fusion head receives tokens [N, L, D] from its tokenizers, so it cannot be used here`);
+        throw new InputError(
+          `fusion_arc: "${token}" works on image-shaped input; a fusion head receives tokens [N, L, D] from its tokenizers, so it cannot be used here`,
+        );
       default:
         throw new InputError(
           `fusion_arc: unknown layer "${token}" at position ${i + 2}; known: Use_CLS_Token:flag:dim (first), Insert_CLS_Token, Attention:dim:heads:mlp_ratio:blocks, Extract_CLS_Token, FullyPool, Dense:in:out:act, Flatten`,
@@ -120,12 +160,24 @@ export function formatFusionArc(arc: FusionArc): string {
   const parts = [`Use_CLS_Token:${arc.clsToken ? 'True' : ''}:${arc.dim}`];
   for (const l of arc.layers) {
     switch (l.kind) {
-      case 'insertCls': parts.push('Insert_CLS_Token'); break;
-      case 'extractCls': parts.push('Extract_CLS_Token'); break;
-      case 'fullyPool': parts.push('FullyPool'); break;
-      case 'flatten': parts.push('Flatten'); break;
-      case 'attention': parts.push(`Attention:${l.dim}:${l.heads}:${l.mlpRatio}:${l.blocks}`); break;
-      case 'dense': parts.push(`Dense:${l.in}:${l.out}:${l.activation}`); break;
+      case 'insertCls':
+        parts.push('Insert_CLS_Token');
+        break;
+      case 'extractCls':
+        parts.push('Extract_CLS_Token');
+        break;
+      case 'fullyPool':
+        parts.push('FullyPool');
+        break;
+      case 'flatten':
+        parts.push('Flatten');
+        break;
+      case 'attention':
+        parts.push(`Attention:${l.dim}:${l.heads}:${l.mlpRatio}:${l.blocks}`);
+        break;
+      case 'dense':
+        parts.push(`Dense:${l.in}:${l.out}:${l.activation}`);
+        break;
     }
   }
   return parts.join(',');
@@ -138,5 +190,7 @@ export function formatFusionArc(arc: FusionArc): string {
  * @category Heads
  */
 export function attentionArc(dim: number, heads = 8, mlpRatio = 4, depth = 2): FusionArc {
-  return parseFusionArc(`Use_CLS_Token:True:${dim},Insert_CLS_Token,Attention:${dim}:${heads}:${mlpRatio}:${depth},Extract_CLS_Token`);
+  return parseFusionArc(
+    `Use_CLS_Token:True:${dim},Insert_CLS_Token,Attention:${dim}:${heads}:${mlpRatio}:${depth},Extract_CLS_Token`,
+  );
 }

@@ -16,10 +16,12 @@ import { positiveInt } from '../util/checks.js';
  * @category Heads
  */
 export function parseHeadArc(arc: string): number[] {
-  if (typeof arc !== 'string') throw new InputError(`head_arc must be a string such as "" or "2048_1024", got ${typeof arc}`);
+  if (typeof arc !== 'string')
+    throw new InputError(`head_arc must be a string such as "" or "2048_1024", got ${typeof arc}`);
   if (arc === '') return [];
   return arc.split('_').map((p) => {
-    if (!/^\s*\d+\s*$/.test(p) || Number(p) < 1) throw new InputError(`head_arc "${arc}": hidden widths must be positive integers separated by "_", got "${p}"`);
+    if (!/^\s*\d+\s*$/.test(p) || Number(p) < 1)
+      throw new InputError(`head_arc "${arc}": hidden widths must be positive integers separated by "_", got "${p}"`);
     return Number(p);
   });
 }
@@ -114,7 +116,6 @@ export class MLPHead extends Module {
   state(): StateEntry[] {
     return this.fcs.flatMap((fc, i) => prefixed(`fcs.${i}.`, fc.state()));
   }
-
 }
 
 /**

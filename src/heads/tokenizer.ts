@@ -74,7 +74,8 @@ export class Tokenizer extends Module {
     const side = positiveInt(config.side, 'Tokenizer side');
     const pool = positiveInt(config.pool, 'Tokenizer pool (pre_pool_size)');
     const dim = positiveInt(config.dim, 'Tokenizer dim');
-    if (config.norm !== 'layer' && config.norm !== 'batch') throw new InputError(`Tokenizer norm must be "layer" or "batch", got ${JSON.stringify(config.norm)}`);
+    if (config.norm !== 'layer' && config.norm !== 'batch')
+      throw new InputError(`Tokenizer norm must be "layer" or "batch", got ${JSON.stringify(config.norm)}`);
     this.config = { channels, side, pool, dim, norm: config.norm, seed: config.seed ?? 0 };
     const s = (this.poolSide = Math.min(side, pool));
     const init = new Init(this.config.seed);
@@ -82,7 +83,12 @@ export class Tokenizer extends Module {
       this.lnWeight = floatEntry('1.weight', [channels, s, s], 'chw', filled(channels * s * s, 1));
       this.lnBias = floatEntry('1.bias', [channels, s, s], 'chw', filled(channels * s * s, 0));
     } else this.bn = new BatchNorm2d(channels);
-    this.convWeight = floatEntry('2.weight', [dim, channels, 1, 1], 'conv1x1', init.fanIn([dim, channels, 1, 1], channels));
+    this.convWeight = floatEntry(
+      '2.weight',
+      [dim, channels, 1, 1],
+      'conv1x1',
+      init.fanIn([dim, channels, 1, 1], channels),
+    );
     this.convBias = floatEntry('2.bias', [dim], 'same', init.fanIn([dim], channels));
   }
 
@@ -104,7 +110,11 @@ export class Tokenizer extends Module {
         ? this.bn.apply(pooled, opts.training ?? false)
         : layerNorm(pooled, this.lnWeight!.variable, this.lnBias!.variable, [1, 2, 3], NORM_EPS);
       tap?.('normed', normed);
-      const conv = dense(normed, this.convWeight.variable as tf.Tensor as tf.Tensor2D, this.convBias.variable as tf.Tensor as tf.Tensor1D);
+      const conv = dense(
+        normed,
+        this.convWeight.variable as tf.Tensor as tf.Tensor2D,
+        this.convBias.variable as tf.Tensor as tf.Tensor1D,
+      );
       tap?.('conv', conv);
       const tokens = tf.reshape(conv, [x.shape[0], s * s, dim]) as tf.Tensor3D;
       tap?.('tokens', tokens);
@@ -117,5 +127,4 @@ export class Tokenizer extends Module {
     const norm = this.bn ? prefixed('1.', this.bn.state()) : [this.lnWeight!, this.lnBias!];
     return [...norm, this.convWeight, this.convBias];
   }
-
 }

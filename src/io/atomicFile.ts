@@ -16,7 +16,7 @@ export function isTempName(name: string): boolean {
 
 /** Writes all of `bytes` at the handle's position (a single `write` may write less). */
 export async function writeFully(handle: FileHandle, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length; ) at += (await handle.write(bytes, at, bytes.length - at)).bytesWritten;
+  for (let at = 0; at < bytes.length;) at += (await handle.write(bytes, at, bytes.length - at)).bytesWritten;
 }
 
 /**

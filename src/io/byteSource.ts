@@ -35,7 +35,8 @@ export interface ByteSource {
  */
 export async function openByteSource(source: string | Uint8Array): Promise<ByteSource> {
   if (source instanceof Uint8Array) return bytesSource(source);
-  if (typeof source !== 'string') throw new InputError(`weights must be a path or a Uint8Array, got ${source === null ? 'null' : typeof source}`);
+  if (typeof source !== 'string')
+    throw new InputError(`weights must be a path or a Uint8Array, got ${source === null ? 'null' : typeof source}`);
   const fs = await importUnbundled<typeof import('node:fs')>('node:fs');
   let handle: FileHandle;
   try {
@@ -79,8 +80,13 @@ export async function openByteSource(source: string | Uint8Array): Promise<ByteS
  * @param label names the file in the error.
  * @throws CheckpointError when the file ends first (it shrank after it was opened).
  */
-export async function readFullyAt(handle: FileHandle, target: Uint8Array, position: number, label: string): Promise<void> {
-  for (let off = 0; off < target.length; ) {
+export async function readFullyAt(
+  handle: FileHandle,
+  target: Uint8Array,
+  position: number,
+  label: string,
+): Promise<void> {
+  for (let off = 0; off < target.length;) {
     const { bytesRead } = await handle.read(target, off, target.length - off, position + off);
     if (bytesRead === 0) throw endedEarly(label, position, target.length);
     off += bytesRead;
@@ -88,8 +94,14 @@ export async function readFullyAt(handle: FileHandle, target: Uint8Array, positi
 }
 
 /** {@link readFullyAt} for callers that cannot await: `fs.readSync` on the descriptor. */
-export function readFullyAtSync(fs: typeof import('node:fs'), fd: number, target: Uint8Array, position: number, label: string): void {
-  for (let off = 0; off < target.length; ) {
+export function readFullyAtSync(
+  fs: typeof import('node:fs'),
+  fd: number,
+  target: Uint8Array,
+  position: number,
+  label: string,
+): void {
+  for (let off = 0; off < target.length;) {
     const got = fs.readSync(fd, target, off, target.length - off, position + off);
     if (got === 0) throw endedEarly(label, position, target.length);
     off += got;
@@ -97,7 +109,9 @@ export function readFullyAtSync(fs: typeof import('node:fs'), fd: number, target
 }
 
 function endedEarly(label: string, position: number, length: number): CheckpointError {
-  return new CheckpointError(`${label} ended early while reading bytes ${position}..${position + length} (was it truncated after opening?)`);
+  return new CheckpointError(
+    `${label} ended early while reading bytes ${position}..${position + length} (was it truncated after opening?)`,
+  );
 }
 
 function bytesSource(bytes: Uint8Array): ByteSource {
@@ -122,6 +136,8 @@ function checkRange(label: string, size: number, position: number, length: numbe
     throw new CheckpointError(`${label}: bad byte range ${position}+${length}`);
   }
   if (position + length > size) {
-    throw new CheckpointError(`${label} is truncated or corrupt: bytes ${position}..${position + length} are needed but the file has ${size}`);
+    throw new CheckpointError(
+      `${label} is truncated or corrupt: bytes ${position}..${position + length} are needed but the file has ${size}`,
+    );
   }
 }

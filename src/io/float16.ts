@@ -7,7 +7,8 @@ import { InputError } from '../errors.js';
 
 /** IEEE half to float32, exact for every input including subnormals, infinities and NaN payloads. */
 export function f16ToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
-  if (dst.length < src.length) throw new InputError(`f16ToF32: destination holds ${dst.length} values, source ${src.length}`);
+  if (dst.length < src.length)
+    throw new InputError(`f16ToF32: destination holds ${dst.length} values, source ${src.length}`);
   const table = (F16_TABLE ??= buildF16Table());
   const bits = new Uint32Array(dst.buffer, dst.byteOffset, src.length);
   for (let i = 0; i < src.length; i++) bits[i] = table[src[i]];
@@ -16,7 +17,8 @@ export function f16ToF32(src: Uint16Array, dst: Float32Array = new Float32Array(
 
 /** bfloat16 to float32: bfloat16 is the top half of a float32, so this is exact by construction. */
 export function bf16ToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
-  if (dst.length < src.length) throw new InputError(`bf16ToF32: destination holds ${dst.length} values, source ${src.length}`);
+  if (dst.length < src.length)
+    throw new InputError(`bf16ToF32: destination holds ${dst.length} values, source ${src.length}`);
   const bits = new Uint32Array(dst.buffer, dst.byteOffset, src.length);
   for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
   return dst;
@@ -73,7 +75,7 @@ function buildF16Table(): Uint32Array {
     else {
       // Subnormal half: renormalise, since the same value is a normal float32.
       exp = 113;
-      while (!(mant & 0x400)) (mant <<= 1), exp--;
+      while (!(mant & 0x400)) ((mant <<= 1), exp--);
       t[h] = sign | (exp << 23) | ((mant & 0x3ff) << 13);
     }
   }

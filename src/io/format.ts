@@ -10,7 +10,8 @@ export type WeightsFormat = 'safetensors' | 'pytorch-zip' | 'pytorch-legacy' | '
 
 /** Classifies the first bytes of a file (at least 9 are needed for safetensors). */
 export function formatOf(head: Uint8Array): WeightsFormat {
-  if (head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04) return 'pytorch-zip';
+  if (head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04)
+    return 'pytorch-zip';
   if (head.length >= 2 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) return 'pytorch-legacy';
   // u64 header length (small: its high bytes are zero), then the JSON object's '{'.
   if (head.length >= 9 && head[5] === 0 && head[6] === 0 && head[7] === 0 && head[8] === 0x7b) return 'safetensors';
@@ -23,7 +24,8 @@ export function formatOf(head: Uint8Array): WeightsFormat {
  */
 export async function sniffFormat(source: string | Uint8Array): Promise<WeightsFormat> {
   if (source instanceof Uint8Array) return formatOf(source.subarray(0, 16));
-  if (typeof source !== 'string') throw new InputError(`weights must be a path or a Uint8Array, got ${source === null ? 'null' : typeof source}`);
+  if (typeof source !== 'string')
+    throw new InputError(`weights must be a path or a Uint8Array, got ${source === null ? 'null' : typeof source}`);
   const fs = await importUnbundled<typeof import('node:fs')>('node:fs');
   let handle: import('node:fs').promises.FileHandle;
   try {

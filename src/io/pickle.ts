@@ -69,15 +69,74 @@ const MAX_LONG_BYTES = 256;
 
 const OPCODE_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries({
-    I: 'INT', J: 'BININT', K: 'BININT1', M: 'BININT2', L: 'LONG', '\x8a': 'LONG1', '\x8b': 'LONG4', S: 'STRING', T: 'BINSTRING',
-    U: 'SHORT_BINSTRING', B: 'BINBYTES', C: 'SHORT_BINBYTES', '\x8e': 'BINBYTES8', '\x96': 'BYTEARRAY8', '\x97': 'NEXT_BUFFER',
-    '\x98': 'READONLY_BUFFER', N: 'NONE', '\x88': 'NEWTRUE', '\x89': 'NEWFALSE', V: 'UNICODE', '\x8c': 'SHORT_BINUNICODE',
-    X: 'BINUNICODE', '\x8d': 'BINUNICODE8', F: 'FLOAT', G: 'BINFLOAT', ']': 'EMPTY_LIST', a: 'APPEND', e: 'APPENDS', l: 'LIST',
-    ')': 'EMPTY_TUPLE', t: 'TUPLE', '\x85': 'TUPLE1', '\x86': 'TUPLE2', '\x87': 'TUPLE3', '}': 'EMPTY_DICT', d: 'DICT', s: 'SETITEM',
-    u: 'SETITEMS', '\x8f': 'EMPTY_SET', '\x90': 'ADDITEMS', '\x91': 'FROZENSET', '0': 'POP', '2': 'DUP', '(': 'MARK', '1': 'POP_MARK',
-    g: 'GET', h: 'BINGET', j: 'LONG_BINGET', p: 'PUT', q: 'BINPUT', r: 'LONG_BINPUT', '\x94': 'MEMOIZE', '\x82': 'EXT1', '\x83': 'EXT2',
-    '\x84': 'EXT4', c: 'GLOBAL', '\x93': 'STACK_GLOBAL', R: 'REDUCE', b: 'BUILD', i: 'INST', o: 'OBJ', '\x81': 'NEWOBJ', '\x92': 'NEWOBJ_EX',
-    '\x80': 'PROTO', '.': 'STOP', '\x95': 'FRAME', P: 'PERSID', Q: 'BINPERSID',
+    I: 'INT',
+    J: 'BININT',
+    K: 'BININT1',
+    M: 'BININT2',
+    L: 'LONG',
+    '\x8a': 'LONG1',
+    '\x8b': 'LONG4',
+    S: 'STRING',
+    T: 'BINSTRING',
+    U: 'SHORT_BINSTRING',
+    B: 'BINBYTES',
+    C: 'SHORT_BINBYTES',
+    '\x8e': 'BINBYTES8',
+    '\x96': 'BYTEARRAY8',
+    '\x97': 'NEXT_BUFFER',
+    '\x98': 'READONLY_BUFFER',
+    N: 'NONE',
+    '\x88': 'NEWTRUE',
+    '\x89': 'NEWFALSE',
+    V: 'UNICODE',
+    '\x8c': 'SHORT_BINUNICODE',
+    X: 'BINUNICODE',
+    '\x8d': 'BINUNICODE8',
+    F: 'FLOAT',
+    G: 'BINFLOAT',
+    ']': 'EMPTY_LIST',
+    a: 'APPEND',
+    e: 'APPENDS',
+    l: 'LIST',
+    ')': 'EMPTY_TUPLE',
+    t: 'TUPLE',
+    '\x85': 'TUPLE1',
+    '\x86': 'TUPLE2',
+    '\x87': 'TUPLE3',
+    '}': 'EMPTY_DICT',
+    d: 'DICT',
+    s: 'SETITEM',
+    u: 'SETITEMS',
+    '\x8f': 'EMPTY_SET',
+    '\x90': 'ADDITEMS',
+    '\x91': 'FROZENSET',
+    '0': 'POP',
+    '2': 'DUP',
+    '(': 'MARK',
+    '1': 'POP_MARK',
+    g: 'GET',
+    h: 'BINGET',
+    j: 'LONG_BINGET',
+    p: 'PUT',
+    q: 'BINPUT',
+    r: 'LONG_BINPUT',
+    '\x94': 'MEMOIZE',
+    '\x82': 'EXT1',
+    '\x83': 'EXT2',
+    '\x84': 'EXT4',
+    c: 'GLOBAL',
+    '\x93': 'STACK_GLOBAL',
+    R: 'REDUCE',
+    b: 'BUILD',
+    i: 'INST',
+    o: 'OBJ',
+    '\x81': 'NEWOBJ',
+    '\x92': 'NEWOBJ_EX',
+    '\x80': 'PROTO',
+    '.': 'STOP',
+    '\x95': 'FRAME',
+    P: 'PERSID',
+    Q: 'BINPERSID',
   }).map(([k, v]) => [k.charCodeAt(0), v]),
 );
 
@@ -171,12 +230,16 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
   };
   const global = (module: string, name: string) => {
     const target = host.findGlobal(module, name);
-    if (!target) throw fail(`refused global ${module}.${name}: only state dicts of tensors can be loaded, and this global is not on the allow-list`);
+    if (!target)
+      throw fail(
+        `refused global ${module}.${name}: only state dicts of tensors can be loaded, and this global is not on the allow-list`,
+      );
     push(new PyGlobal(module, name, target));
   };
   const call = (fn: unknown, args: unknown, op: string) => {
     if (!(fn instanceof PyGlobal)) throw fail(`${op} on ${describe(fn)}, which is not an allowed global`);
-    if (!(args instanceof PyTuple)) throw fail(`${op} of ${fn.module}.${fn.name} with ${describe(args)} instead of an argument tuple`);
+    if (!(args instanceof PyTuple))
+      throw fail(`${op} of ${fn.module}.${fn.name} with ${describe(args)} instead of an argument tuple`);
     try {
       return fn.target.call(args.items);
     } catch (e) {
@@ -190,17 +253,20 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
     opStart = pos;
     const op = u8();
     switch (op) {
-      case 0x80: { // PROTO
+      case 0x80: {
+        // PROTO
         const v = u8();
         if (v > 5) throw fail(`pickle protocol ${v} is newer than 5`);
         break;
       }
-      case 0x95: { // FRAME: a length hint only
+      case 0x95: {
+        // FRAME: a length hint only
         const n = u64('FRAME');
         if (pos + n > bytes.length && complete) throw fail(`FRAME of ${n} bytes runs past the end`);
         break;
       }
-      case 0x2e: { // STOP
+      case 0x2e: {
+        // STOP
         const value = pop();
         return { value, end: pos };
       }
@@ -208,71 +274,184 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
         if (marks.length >= maxOps) throw fail('mark limit exceeded');
         marks.push(stack.length);
         break;
-      case 0x30: pop(); break; // POP
-      case 0x31: popMark(); break; // POP_MARK
-      case 0x32: push(top()); break; // DUP
-      case 0x4e: push(null); break; // NONE
-      case 0x88: push(true); break; // NEWTRUE
-      case 0x89: push(false); break; // NEWFALSE
-      case 0x4a: push(i32()); break; // BININT
-      case 0x4b: push(u8()); break; // BININT1
-      case 0x4d: push(u16()); break; // BININT2
-      case 0x8a: push(long(take(u8()))); break; // LONG1
-      case 0x8b: { // LONG4
+      case 0x30:
+        pop();
+        break; // POP
+      case 0x31:
+        popMark();
+        break; // POP_MARK
+      case 0x32:
+        push(top());
+        break; // DUP
+      case 0x4e:
+        push(null);
+        break; // NONE
+      case 0x88:
+        push(true);
+        break; // NEWTRUE
+      case 0x89:
+        push(false);
+        break; // NEWFALSE
+      case 0x4a:
+        push(i32());
+        break; // BININT
+      case 0x4b:
+        push(u8());
+        break; // BININT1
+      case 0x4d:
+        push(u16());
+        break; // BININT2
+      case 0x8a:
+        push(long(take(u8())));
+        break; // LONG1
+      case 0x8b: {
+        // LONG4
         const n = i32();
         if (n < 0 || n > MAX_LONG_BYTES) throw fail(`LONG4 of ${n} bytes`);
         push(long(take(n)));
         break;
       }
-      case 0x47: push((need(8), (pos += 8), view.getFloat64(pos - 8, false))); break; // BINFLOAT (big-endian)
-      case 0x58: push(utf8.decode(take(u32()))); break; // BINUNICODE
-      case 0x8c: push(utf8.decode(take(u8()))); break; // SHORT_BINUNICODE
-      case 0x8d: push(utf8.decode(take(u64('BINUNICODE8')))); break; // BINUNICODE8
-      case 0x54: { // BINSTRING (signed length)
+      case 0x47:
+        push((need(8), (pos += 8), view.getFloat64(pos - 8, false)));
+        break; // BINFLOAT (big-endian)
+      case 0x58:
+        push(utf8.decode(take(u32())));
+        break; // BINUNICODE
+      case 0x8c:
+        push(utf8.decode(take(u8())));
+        break; // SHORT_BINUNICODE
+      case 0x8d:
+        push(utf8.decode(take(u64('BINUNICODE8'))));
+        break; // BINUNICODE8
+      case 0x54: {
+        // BINSTRING (signed length)
         const n = i32();
         if (n < 0) throw fail(`BINSTRING of negative length ${n}`);
         push(latin1(take(n)));
         break;
       }
-      case 0x55: push(latin1(take(u8()))); break; // SHORT_BINSTRING
-      case 0x42: push(take(u32()).slice()); break; // BINBYTES
-      case 0x43: push(take(u8()).slice()); break; // SHORT_BINBYTES
-      case 0x8e: push(take(u64('BINBYTES8')).slice()); break; // BINBYTES8
-      case 0x5d: push([]); break; // EMPTY_LIST
-      case 0x29: push(new PyTuple([])); break; // EMPTY_TUPLE
-      case 0x7d: push(new Map()); break; // EMPTY_DICT
-      case 0x74: push(new PyTuple(popMark())); break; // TUPLE
-      case 0x85: push(new PyTuple([pop()])); break; // TUPLE1
-      case 0x86: { const b = pop(), a = pop(); push(new PyTuple([a, b])); break; } // TUPLE2
-      case 0x87: { const c = pop(), b = pop(), a = pop(); push(new PyTuple([a, b, c])); break; } // TUPLE3
-      case 0x6c: push(popMark()); break; // LIST
-      case 0x64: { const d = new Map(); setItems(d, popMark()); push(d); break; } // DICT
-      case 0x61: { const v = pop(); asList(top(), 'APPEND').push(v); break; } // APPEND
-      case 0x65: { const items = popMark(); const list = asList(top(), 'APPENDS'); for (const v of items) list.push(v); break; } // APPENDS
-      case 0x73: { const v = pop(), k = pop(); asMap(top(), 'SETITEM').set(hashable(k), v); break; } // SETITEM
-      case 0x75: { const items = popMark(); setItems(asMap(top(), 'SETITEMS'), items); break; } // SETITEMS
-      case 0x71: put(u8()); break; // BINPUT
-      case 0x72: put(u32()); break; // LONG_BINPUT
-      case 0x94: put(memo.size); break; // MEMOIZE
-      case 0x68: get(u8()); break; // BINGET
-      case 0x6a: get(u32()); break; // LONG_BINGET
-      case 0x63: { const module = line(); global(module, line()); break; } // GLOBAL
-      case 0x93: { // STACK_GLOBAL
-        const name = pop(), module = pop();
+      case 0x55:
+        push(latin1(take(u8())));
+        break; // SHORT_BINSTRING
+      case 0x42:
+        push(take(u32()).slice());
+        break; // BINBYTES
+      case 0x43:
+        push(take(u8()).slice());
+        break; // SHORT_BINBYTES
+      case 0x8e:
+        push(take(u64('BINBYTES8')).slice());
+        break; // BINBYTES8
+      case 0x5d:
+        push([]);
+        break; // EMPTY_LIST
+      case 0x29:
+        push(new PyTuple([]));
+        break; // EMPTY_TUPLE
+      case 0x7d:
+        push(new Map());
+        break; // EMPTY_DICT
+      case 0x74:
+        push(new PyTuple(popMark()));
+        break; // TUPLE
+      case 0x85:
+        push(new PyTuple([pop()]));
+        break; // TUPLE1
+      case 0x86: {
+        const b = pop(),
+          a = pop();
+        push(new PyTuple([a, b]));
+        break;
+      } // TUPLE2
+      case 0x87: {
+        const c = pop(),
+          b = pop(),
+          a = pop();
+        push(new PyTuple([a, b, c]));
+        break;
+      } // TUPLE3
+      case 0x6c:
+        push(popMark());
+        break; // LIST
+      case 0x64: {
+        const d = new Map();
+        setItems(d, popMark());
+        push(d);
+        break;
+      } // DICT
+      case 0x61: {
+        const v = pop();
+        asList(top(), 'APPEND').push(v);
+        break;
+      } // APPEND
+      case 0x65: {
+        const items = popMark();
+        const list = asList(top(), 'APPENDS');
+        for (const v of items) list.push(v);
+        break;
+      } // APPENDS
+      case 0x73: {
+        const v = pop(),
+          k = pop();
+        asMap(top(), 'SETITEM').set(hashable(k), v);
+        break;
+      } // SETITEM
+      case 0x75: {
+        const items = popMark();
+        setItems(asMap(top(), 'SETITEMS'), items);
+        break;
+      } // SETITEMS
+      case 0x71:
+        put(u8());
+        break; // BINPUT
+      case 0x72:
+        put(u32());
+        break; // LONG_BINPUT
+      case 0x94:
+        put(memo.size);
+        break; // MEMOIZE
+      case 0x68:
+        get(u8());
+        break; // BINGET
+      case 0x6a:
+        get(u32());
+        break; // LONG_BINGET
+      case 0x63: {
+        const module = line();
+        global(module, line());
+        break;
+      } // GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
+        const name = pop(),
+          module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') throw fail('STACK_GLOBAL needs two strings');
         global(module, name);
         break;
       }
-      case 0x52: { const args = pop(), fn = pop(); push(call(fn, args, 'REDUCE')); break; } // REDUCE
-      case 0x81: { const args = pop(), cls = pop(); push(call(cls, args, 'NEWOBJ')); break; } // NEWOBJ
-      case 0x62: { // BUILD: only a dict's attributes (OrderedDict._metadata), which are not kept
+      case 0x52: {
+        const args = pop(),
+          fn = pop();
+        push(call(fn, args, 'REDUCE'));
+        break;
+      } // REDUCE
+      case 0x81: {
+        const args = pop(),
+          cls = pop();
+        push(call(cls, args, 'NEWOBJ'));
+        break;
+      } // NEWOBJ
+      case 0x62: {
+        // BUILD: only a dict's attributes (OrderedDict._metadata), which are not kept
         const state = pop();
         const obj = top();
         if (!(obj instanceof Map)) throw fail(`BUILD on ${describe(obj)} is not supported`);
-        if (!(state === null || state instanceof Map || state instanceof PyTuple)) throw fail(`BUILD with ${describe(state)} as state`);
+        if (!(state === null || state instanceof Map || state instanceof PyTuple))
+          throw fail(`BUILD with ${describe(state)} as state`);
         break;
       }
-      case 0x51: { // BINPERSID
+      case 0x51: {
+        // BINPERSID
         const pid = pop();
         if (!host.persistentLoad) throw fail('persistent id in a pickle that may not have one');
         try {
@@ -285,7 +464,9 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
       }
       default: {
         const name = OPCODE_NAMES[op];
-        throw fail(`unsupported pickle opcode ${name ?? 'unknown'} (0x${op.toString(16).padStart(2, '0')}): only the opcodes torch.save uses for state dicts are read`);
+        throw fail(
+          `unsupported pickle opcode ${name ?? 'unknown'} (0x${op.toString(16).padStart(2, '0')}): only the opcodes torch.save uses for state dicts are read`,
+        );
       }
     }
   }
@@ -304,10 +485,15 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
 export function describe(v: unknown): string {
   if (v === null) return 'None';
   switch (typeof v) {
-    case 'boolean': return v ? 'True' : 'False';
-    case 'number': case 'bigint': return `the number ${v}`;
-    case 'string': return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
-    default: break;
+    case 'boolean':
+      return v ? 'True' : 'False';
+    case 'number':
+    case 'bigint':
+      return `the number ${v}`;
+    case 'string':
+      return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+    default:
+      break;
   }
   if (v instanceof Uint8Array) return `bytes of length ${v.length}`;
   if (v instanceof PyTuple) return `a tuple of ${v.items.length}`;

@@ -14,7 +14,7 @@ export function adler32(bytes: Uint8Array): number {
   let a = 1;
   let b = 0;
   // 5552 is the longest run whose sums cannot overflow 2^32 before the modulo.
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     const end = Math.min(bytes.length, i + 5552);
     for (; i < end; i++) {
       a += bytes[i];
@@ -76,7 +76,8 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
  * @param compress deflate with node:zlib (default); false writes stored blocks (larger, no zlib needed).
  */
 export async function encodePNG(rgb: Uint8Array, width: number, height: number, compress = true): Promise<Uint8Array> {
-  if (rgb.length !== width * height * 3) throw new RangeError(`encodePNG: ${rgb.length} bytes for ${width}×${height} RGB`);
+  if (rgb.length !== width * height * 3)
+    throw new RangeError(`encodePNG: ${rgb.length} bytes for ${width}×${height} RGB`);
   const ihdr = new Uint8Array(13);
   const v = new DataView(ihdr.buffer);
   v.setUint32(0, width);
@@ -85,7 +86,12 @@ export async function encodePNG(rgb: Uint8Array, width: number, height: number, 
   const stride = width * 3;
   const raw = new Uint8Array(height * (stride + 1));
   for (let y = 0; y < height; y++) raw.set(rgb.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1); // filter byte 0: None
-  const parts = [SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', await zlib(raw, compress)), chunk('IEND', new Uint8Array(0))];
+  const parts = [
+    SIGNATURE,
+    chunk('IHDR', ihdr),
+    chunk('IDAT', await zlib(raw, compress)),
+    chunk('IEND', new Uint8Array(0)),
+  ];
   const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
   let at = 0;
   for (const p of parts) {

@@ -16,7 +16,15 @@ import { isCount } from '../util/checks.js';
 import type { HostTensor } from '../util/hostTensor.js';
 import { LITTLE_ENDIAN_HOST, openByteSource, type ByteSource } from './byteSource.js';
 import { formatOf } from './format.js';
-import { describe, PickleNeedsMoreBytes, PyGlobal, PyTuple, unpickle, type PyCallable, type UnpickleHost } from './pickle.js';
+import {
+  describe,
+  PickleNeedsMoreBytes,
+  PyGlobal,
+  PyTuple,
+  unpickle,
+  type PyCallable,
+  type UnpickleHost,
+} from './pickle.js';
 import { bf16ToF32, f16ToF32 } from './float16.js';
 import { TensorFileReader } from './tensorFileReader.js';
 import { ZipArchive } from './zip.js';
@@ -25,7 +33,8 @@ import { ZipArchive } from './zip.js';
  * Element types of torch storages.
  * @category I/O
  */
-export type TorchDtype = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+export type TorchDtype =
+  'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
 /**
  * What the checkpoint says about one tensor, known without reading its data.
@@ -64,10 +73,29 @@ export interface TorchOpenOptions {
   maxPickleBytes?: number;
 }
 
-const ITEM_SIZE: Record<TorchDtype, number> = { float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
+const ITEM_SIZE: Record<TorchDtype, number> = {
+  float32: 4,
+  float16: 2,
+  bfloat16: 2,
+  float64: 8,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
+};
 const STORAGE_TYPES: Record<string, TorchDtype> = {
-  FloatStorage: 'float32', HalfStorage: 'float16', BFloat16Storage: 'bfloat16', DoubleStorage: 'float64', LongStorage: 'int64',
-  IntStorage: 'int32', ShortStorage: 'int16', CharStorage: 'int8', ByteStorage: 'uint8', BoolStorage: 'bool',
+  FloatStorage: 'float32',
+  HalfStorage: 'float16',
+  BFloat16Storage: 'bfloat16',
+  DoubleStorage: 'float64',
+  LongStorage: 'int64',
+  IntStorage: 'int32',
+  ShortStorage: 'int16',
+  CharStorage: 'int8',
+  ByteStorage: 'uint8',
+  BoolStorage: 'bool',
 };
 /** The legacy format's first pickle. */
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
@@ -158,11 +186,13 @@ export class TorchCheckpointReader extends TensorFileReader<TensorRef> {
   static async open(source: string | Uint8Array, opts: TorchOpenOptions = {}): Promise<TorchCheckpointReader> {
     if (!LITTLE_ENDIAN_HOST) throw new CheckpointError('reading torch checkpoints needs a little-endian host');
     const maxPickle = opts.maxPickleBytes ?? DEFAULT_MAX_PICKLE;
-    if (!Number.isSafeInteger(maxPickle) || maxPickle <= 0) throw new InputError(`maxPickleBytes must be a positive integer, got ${maxPickle}`);
+    if (!Number.isSafeInteger(maxPickle) || maxPickle <= 0)
+      throw new InputError(`maxPickleBytes must be a positive integer, got ${maxPickle}`);
     const src = await openByteSource(source);
     try {
       const format = formatOf(await src.read(0, Math.min(16, src.size)));
-      if (format !== 'pytorch-zip' && format !== 'pytorch-legacy') throw new CheckpointError(`${src.label} is not a torch.save checkpoint (neither a zip archive nor a pickle)`);
+      if (format !== 'pytorch-zip' && format !== 'pytorch-legacy')
+        throw new CheckpointError(`${src.label} is not a torch.save checkpoint (neither a zip archive nor a pickle)`);
       const isZip = format === 'pytorch-zip';
       const p = isZip ? await parseZip(src, maxPickle) : await parseLegacy(src, maxPickle);
       return new TorchCheckpointReader(src, isZip ? 'zip' : 'legacy', p.tensors, p.located, p.bigEndian);
@@ -197,8 +227,13 @@ export class TorchCheckpointReader extends TensorFileReader<TensorRef> {
     const t = this.entry(name);
     const size = ITEM_SIZE[t.storage.dtype];
     const n = t.numel * size;
-    if (into !== undefined && (!(into instanceof Uint8Array) || into.length < n || into.byteOffset % Math.min(size, 4) !== 0)) {
-      throw new InputError(`readBytes("${name}"): the buffer to read into must be a Uint8Array of at least ${n} bytes, aligned to ${Math.min(size, 4)}`);
+    if (
+      into !== undefined &&
+      (!(into instanceof Uint8Array) || into.length < n || into.byteOffset % Math.min(size, 4) !== 0)
+    ) {
+      throw new InputError(
+        `readBytes("${name}"): the buffer to read into must be a Uint8Array of at least ${n} bytes, aligned to ${Math.min(size, 4)}`,
+      );
     }
     const out = into ? into.subarray(0, n) : new Uint8Array(n);
     if (n === 0) return out;
@@ -243,10 +278,15 @@ export class TorchCheckpointReader extends TensorFileReader<TensorRef> {
    */
   async readFloat32(name: string, into?: Float32Array): Promise<Float32Array> {
     const { dtype, byteLength } = this.info(name);
-    if (!/^(b?float)/.test(dtype)) throw new CheckpointError(`${this.label}: tensor "${name}" has dtype ${dtype}; a float type (float32, float16, bfloat16, float64) is needed`);
+    if (!/^(b?float)/.test(dtype))
+      throw new CheckpointError(
+        `${this.label}: tensor "${name}" has dtype ${dtype}; a float type (float32, float16, bfloat16, float64) is needed`,
+      );
     const n = byteLength / ITEM_SIZE[dtype];
     if (into !== undefined && (!(into instanceof Float32Array) || into.length < n)) {
-      throw new InputError(`readFloat32("${name}"): the array to read into must be a Float32Array of at least ${n} values`);
+      throw new InputError(
+        `readFloat32("${name}"): the array to read into must be a Float32Array of at least ${n} values`,
+      );
     }
     const out = into ? into.subarray(0, n) : new Float32Array(n);
     if (dtype === 'float32') {
@@ -285,40 +325,70 @@ function stateDictHost(label: string) {
   const storages = new Map<string, StorageRef>();
   const fail = (why: string) => new CheckpointError(`${label}: ${why}`);
   const globals = new Map<string, PyCallable>([
-    ['collections.OrderedDict', { call: (args) => {
-      if (args.length !== 0) throw fail('OrderedDict is only accepted empty (its items are set afterwards)');
-      return new Map();
-    } }],
-    ['torch._utils._rebuild_tensor_v2', { call: (args) => {
-      if (args.length < 6 || args.length > 7) throw fail(`_rebuild_tensor_v2 takes 6 or 7 arguments, got ${args.length}`);
-      if (typeof args[4] !== 'boolean') throw fail(`_rebuild_tensor_v2: requires_grad is ${describe(args[4])}`);
-      return rebuildTensor(args, fail);
-    } }],
-    ['torch._utils._rebuild_tensor', { call: (args) => {
-      if (args.length !== 4) throw fail(`_rebuild_tensor takes 4 arguments, got ${args.length}`);
-      return rebuildTensor(args, fail);
-    } }],
+    [
+      'collections.OrderedDict',
+      {
+        call: (args) => {
+          if (args.length !== 0) throw fail('OrderedDict is only accepted empty (its items are set afterwards)');
+          return new Map();
+        },
+      },
+    ],
+    [
+      'torch._utils._rebuild_tensor_v2',
+      {
+        call: (args) => {
+          if (args.length < 6 || args.length > 7)
+            throw fail(`_rebuild_tensor_v2 takes 6 or 7 arguments, got ${args.length}`);
+          if (typeof args[4] !== 'boolean') throw fail(`_rebuild_tensor_v2: requires_grad is ${describe(args[4])}`);
+          return rebuildTensor(args, fail);
+        },
+      },
+    ],
+    [
+      'torch._utils._rebuild_tensor',
+      {
+        call: (args) => {
+          if (args.length !== 4) throw fail(`_rebuild_tensor takes 4 arguments, got ${args.length}`);
+          return rebuildTensor(args, fail);
+        },
+      },
+    ],
     // A Parameter is its data; requires_grad and hooks mean nothing to a reader.
-    ['torch._utils._rebuild_parameter', { call: (args) => {
-      if (args.length !== 3 || !(args[0] instanceof TensorRef)) throw fail('_rebuild_parameter expects (tensor, requires_grad, hooks)');
-      return args[0];
-    } }],
-    ...Object.entries(STORAGE_TYPES).map(([name, dtype]): [string, PyCallable] => [`torch.${name}`, new StorageType(dtype)]),
+    [
+      'torch._utils._rebuild_parameter',
+      {
+        call: (args) => {
+          if (args.length !== 3 || !(args[0] instanceof TensorRef))
+            throw fail('_rebuild_parameter expects (tensor, requires_grad, hooks)');
+          return args[0];
+        },
+      },
+    ],
+    ...Object.entries(STORAGE_TYPES).map(([name, dtype]): [string, PyCallable] => [
+      `torch.${name}`,
+      new StorageType(dtype),
+    ]),
   ]);
   const host: UnpickleHost = {
     findGlobal: (module, name) => globals.get(`${module}.${name}`),
     persistentLoad: (pid) => {
       // ('storage', storage_type, key, location, numel[, view_metadata])
-      if (!(pid instanceof PyTuple) || pid.items.length < 5 || pid.items.length > 6) throw fail(`unexpected persistent id ${describe(pid)}`);
+      if (!(pid instanceof PyTuple) || pid.items.length < 5 || pid.items.length > 6)
+        throw fail(`unexpected persistent id ${describe(pid)}`);
       const [kind, type, key, location, numel, view] = pid.items;
       if (kind !== 'storage') throw fail(`persistent id of kind ${describe(kind)}; only storages are read`);
-      if (!(type instanceof PyGlobal) || !(type.target instanceof StorageType)) throw fail(`storage of type ${describe(type)}`);
-      if (typeof key !== 'string' || typeof location !== 'string') throw fail('storage key and location must be strings');
+      if (!(type instanceof PyGlobal) || !(type.target instanceof StorageType))
+        throw fail(`storage of type ${describe(type)}`);
+      if (typeof key !== 'string' || typeof location !== 'string')
+        throw fail('storage key and location must be strings');
       if (!isCount(numel)) throw fail(`storage "${key}" declares ${describe(numel)} elements`);
       const dtype = type.target.dtype;
       const known = storages.get(key);
       if (known && (known.dtype !== dtype || known.numel !== numel)) {
-        throw fail(`storage "${key}" is declared twice, differently (${known.dtype}×${known.numel} and ${dtype}×${numel})`);
+        throw fail(
+          `storage "${key}" is declared twice, differently (${known.dtype}×${known.numel} and ${dtype}×${numel})`,
+        );
       }
       const root = known ?? new StorageRef(key, dtype, numel, 0, numel);
       storages.set(key, root);
@@ -328,7 +398,8 @@ function stateDictHost(label: string) {
         throw fail(`storage "${key}" has a malformed view ${describe(view)}`);
       }
       const [base, length] = [view.items[1] as number, view.items[2] as number];
-      if (base + length > numel) throw fail(`a view of storage "${key}" spans elements ${base}..${base + length} of ${numel}`);
+      if (base + length > numel)
+        throw fail(`a view of storage "${key}" spans elements ${base}..${base + length} of ${numel}`);
       return new StorageRef(key, dtype, numel, base, length);
     },
   };
@@ -340,8 +411,10 @@ function rebuildTensor(args: readonly unknown[], fail: (why: string) => Checkpoi
   const [storage, offset, size, stride] = args;
   if (!(storage instanceof StorageRef)) throw fail(`a tensor is built on ${describe(storage)}, not a storage`);
   if (!isCount(offset)) throw fail(`a tensor has storage offset ${describe(offset)}`);
-  const shape = counts(size), strides = counts(stride);
-  if (!shape || !strides || shape.length !== strides.length) throw fail(`a tensor has size ${describe(size)} and stride ${describe(stride)}`);
+  const shape = counts(size),
+    strides = counts(stride);
+  if (!shape || !strides || shape.length !== strides.length)
+    throw fail(`a tensor has size ${describe(size)} and stride ${describe(stride)}`);
   const limit = storage.length;
   let numel = 1;
   for (const d of shape) {
@@ -349,13 +422,17 @@ function rebuildTensor(args: readonly unknown[], fail: (why: string) => Checkpoi
     if (numel > limit) break;
   }
   if (numel > limit) {
-    throw fail(`a tensor of size [${shape}] needs more elements than its storage "${storage.key}" has (${limit}); overlapping or broadcast views are not read`);
+    throw fail(
+      `a tensor of size [${shape}] needs more elements than its storage "${storage.key}" has (${limit}); overlapping or broadcast views are not read`,
+    );
   }
   if (numel > 0) {
     let last = offset;
     for (let i = 0; i < shape.length && last < limit; i++) last += (shape[i] - 1) * strides[i];
     if (last >= limit) {
-      throw fail(`a tensor of size [${shape}], stride [${strides}] at offset ${offset} runs past the ${limit} elements of storage "${storage.key}"`);
+      throw fail(
+        `a tensor of size [${shape}], stride [${strides}] at offset ${offset} runs past the ${limit} elements of storage "${storage.key}"`,
+      );
     }
   }
   return new TensorRef(storage, storage.base + offset, shape, strides, numel);
@@ -365,7 +442,12 @@ async function parseZip(src: ByteSource, maxPickle: number): Promise<Parsed> {
   const zip = await ZipArchive.open(src);
   const fail = (why: string) => new CheckpointError(`${src.label}: ${why}`);
   const candidates = [...zip.entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
-  if (candidates.length !== 1) throw fail(candidates.length ? `holds ${candidates.length} data.pkl records` : 'is a zip archive without <archive>/data.pkl: not a torch.save checkpoint');
+  if (candidates.length !== 1)
+    throw fail(
+      candidates.length
+        ? `holds ${candidates.length} data.pkl records`
+        : 'is a zip archive without <archive>/data.pkl: not a torch.save checkpoint',
+    );
   const prefix = candidates[0].slice(0, -'data.pkl'.length);
   const version = zip.entry(`${prefix}version`) ?? zip.entry(`${prefix}.data/version`);
   if (version) {
@@ -387,10 +469,13 @@ async function parseZip(src: ByteSource, maxPickle: number): Promise<Parsed> {
   for (const s of usedStorages(tensors, storages)) {
     const entry = zip.entry(`${prefix}data/${s.key}`);
     if (!entry) throw fail(`tensors use storage "${s.key}" but the archive has no ${prefix}data/${s.key}`);
-    if (entry.method !== 0) throw fail(`storage "${s.key}" is compressed (method ${entry.method}); torch.save stores storages uncompressed`);
+    if (entry.method !== 0)
+      throw fail(`storage "${s.key}" is compressed (method ${entry.method}); torch.save stores storages uncompressed`);
     const need = s.numel * ITEM_SIZE[s.dtype];
     if (entry.size !== entry.compressedSize || entry.size < need) {
-      throw fail(`storage "${s.key}" declares ${s.numel} ${s.dtype} elements (${need} bytes) but its archive entry holds ${entry.size}`);
+      throw fail(
+        `storage "${s.key}" declares ${s.numel} ${s.dtype} elements (${need} bytes) but its archive entry holds ${entry.size}`,
+      );
     }
     located.set(s.key, { offset: await zip.dataOffset(entry) });
   }
@@ -414,17 +499,21 @@ async function parseLegacy(src: ByteSource, maxPickle: number): Promise<Parsed> 
   };
   const plain: UnpickleHost = { findGlobal: () => undefined };
   const magic = await next(0, plain, 'magic number');
-  if (magic.value !== LEGACY_MAGIC && magic.value !== Number(LEGACY_MAGIC)) throw fail('starts with a pickle but not with torch.save\'s magic number: not a torch checkpoint');
+  if (magic.value !== LEGACY_MAGIC && magic.value !== Number(LEGACY_MAGIC))
+    throw fail("starts with a pickle but not with torch.save's magic number: not a torch checkpoint");
   const protocol = await next(magic.end, plain, 'protocol version');
-  if (protocol.value !== LEGACY_PROTOCOL) throw fail(`has legacy protocol version ${describe(protocol.value)}; only ${LEGACY_PROTOCOL} is known`);
+  if (protocol.value !== LEGACY_PROTOCOL)
+    throw fail(`has legacy protocol version ${describe(protocol.value)}; only ${LEGACY_PROTOCOL} is known`);
   const sys = await next(protocol.end, plain, 'system info');
-  if (!(sys.value instanceof Map) || typeof sys.value.get('little_endian') !== 'boolean') throw fail('has a malformed system-info record');
+  if (!(sys.value instanceof Map) || typeof sys.value.get('little_endian') !== 'boolean')
+    throw fail('has a malformed system-info record');
   const bigEndian = !sys.value.get('little_endian');
   const { host, storages } = stateDictHost(src.label);
   const state = await next(sys.end, host, 'state dict');
   const tensors = stateDict(state.value, src.label);
   const keyList = await next(state.end, plain, 'storage keys');
-  if (!Array.isArray(keyList.value) || !keyList.value.every((k) => typeof k === 'string')) throw fail('has a malformed storage key list');
+  if (!Array.isArray(keyList.value) || !keyList.value.every((k) => typeof k === 'string'))
+    throw fail('has a malformed storage key list');
   const keys = keyList.value as string[];
   const located = new Map<string, Located>();
   let pos = keyList.end;
@@ -436,9 +525,11 @@ async function parseLegacy(src: ByteSource, maxPickle: number): Promise<Parsed> 
     const countBytes = await src.read(pos, 8);
     if (bigEndian) countBytes.reverse();
     const count = new DataView(countBytes.buffer).getBigInt64(0, true);
-    if (count !== BigInt(s.numel)) throw fail(`storage "${key}" holds ${count} elements but was declared with ${s.numel}`);
+    if (count !== BigInt(s.numel))
+      throw fail(`storage "${key}" holds ${count} elements but was declared with ${s.numel}`);
     const bytes = s.numel * ITEM_SIZE[s.dtype];
-    if (pos + 8 + bytes > src.size) throw fail(`is truncated: storage "${key}" needs bytes ${pos + 8}..${pos + 8 + bytes} of ${src.size}`);
+    if (pos + 8 + bytes > src.size)
+      throw fail(`is truncated: storage "${key}" needs bytes ${pos + 8}..${pos + 8 + bytes} of ${src.size}`);
     located.set(key, { offset: pos + 8 });
     pos += 8 + bytes;
   }
@@ -450,11 +541,15 @@ async function parseLegacy(src: ByteSource, maxPickle: number): Promise<Parsed> 
 
 /** The unpickled object must be a dict of tensors keyed by name. */
 function stateDict(value: unknown, label: string): Map<string, TensorRef> {
-  if (!(value instanceof Map)) throw new CheckpointError(`${label} holds ${describe(value)}, not a state dict (a dict of tensors)`);
+  if (!(value instanceof Map))
+    throw new CheckpointError(`${label} holds ${describe(value)}, not a state dict (a dict of tensors)`);
   const out = new Map<string, TensorRef>();
   for (const [k, v] of value) {
     if (typeof k !== 'string') throw new CheckpointError(`${label}: state dict key ${describe(k)} is not a string`);
-    if (!(v instanceof TensorRef)) throw new CheckpointError(`${label}: "${k}" is ${describe(v)}, not a tensor; only plain state dicts of tensors are read`);
+    if (!(v instanceof TensorRef))
+      throw new CheckpointError(
+        `${label}: "${k}" is ${describe(v)}, not a tensor; only plain state dicts of tensors are read`,
+      );
     out.set(k, v);
   }
   return out;
@@ -488,9 +583,11 @@ function gather(span: Uint8Array, t: TensorRef, size: number, out: Uint8Array): 
     dst.set(src.subarray(0, per));
     return;
   }
-  const inner = t.shape[rank - 1], innerStride = t.stride[rank - 1] * per;
+  const inner = t.shape[rank - 1],
+    innerStride = t.stride[rank - 1] * per;
   const idx = new Array<number>(rank).fill(0);
-  let base = 0, o = 0;
+  let base = 0,
+    o = 0;
   for (;;) {
     for (let j = 0, s = base; j < inner; j++, s += innerStride) for (let k = 0; k < per; k++) dst[o++] = src[s + k];
     let d = rank - 2;
@@ -512,4 +609,3 @@ function counts(v: unknown): number[] | undefined {
   if (!(v instanceof PyTuple) || !v.items.every(isCount)) return undefined;
   return [...(v.items as number[])];
 }
-

@@ -12,7 +12,15 @@ import type { HostData, HostTensor } from '../util/hostTensor.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
 import { LITTLE_ENDIAN_HOST, readFullyAt, readFullyAtSync } from './byteSource.js';
-import { compareNames, isSafetensorsDtype, ITEM_SIZE, layOutHeader, METADATA_KEY, type HeaderEntry, type SafetensorsDtype } from './safetensorsHeader.js';
+import {
+  compareNames,
+  isSafetensorsDtype,
+  ITEM_SIZE,
+  layOutHeader,
+  METADATA_KEY,
+  type HeaderEntry,
+  type SafetensorsDtype,
+} from './safetensorsHeader.js';
 import { TensorFileReader } from './tensorFileReader.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './float16.js';
 
@@ -59,7 +67,12 @@ export type TensorsToWrite = Record<string, TensorToWrite> | Map<string, TensorT
 /** A hostile header length must not make us allocate gigabytes before we can reject it. */
 const MAX_HEADER_BYTES = 100_000_000;
 
-interface Entry { dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }
+interface Entry {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
 type NodeFs = typeof import('node:fs');
 type FileHandle = import('node:fs/promises').FileHandle;
 
@@ -94,7 +107,8 @@ export class SafetensorsReader extends TensorFileReader<Entry> {
       const { entries, metadata } = parseHeader(source.subarray(8, 8 + n), source.length - 8 - n, '<bytes>');
       return new SafetensorsReader('<bytes>', metadata, entries, 8 + n, source);
     }
-    if (typeof source !== 'string') throw new InputError('SafetensorsReader.open expects a path string or a Uint8Array');
+    if (typeof source !== 'string')
+      throw new InputError('SafetensorsReader.open expects a path string or a Uint8Array');
     const fs = await importUnbundled<NodeFs>('node:fs');
     let handle: FileHandle;
     try {
@@ -133,7 +147,13 @@ export class SafetensorsReader extends TensorFileReader<Entry> {
     const e = this.entry(name);
     if (!this.file) return decode(e, this.bytes!.slice(this.dataStart + e.begin, this.dataStart + e.end));
     const raw = new Uint8Array(e.end - e.begin);
-    readFullyAtSync(this.file.fs, this.file.handle.fd, raw, this.dataStart + e.begin, `safetensors file ${this.source}`);
+    readFullyAtSync(
+      this.file.fs,
+      this.file.handle.fd,
+      raw,
+      this.dataStart + e.begin,
+      `safetensors file ${this.source}`,
+    );
     return decode(e, raw);
   }
 
@@ -186,7 +206,11 @@ export function serializeSafetensors(tensors: TensorsToWrite, metadata?: Record<
  * large checkpoint is never held twice in memory.
  * @category I/O
  */
-export async function writeSafetensors(path: string, tensors: TensorsToWrite, metadata?: Record<string, string>): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: TensorsToWrite,
+  metadata?: Record<string, string>,
+): Promise<void> {
   if (typeof path !== 'string' || path === '') throw new InputError('writeSafetensors expects a non-empty path');
   const { header, parts } = plan(tensors, metadata);
   await writeAtomic(path, async (handle) => {
@@ -197,7 +221,10 @@ export async function writeSafetensors(path: string, tensors: TensorsToWrite, me
 
 /** Checks the 8-byte length prefix before anything is allocated from it. */
 function headerLength(head: Uint8Array, size: number, source: string): number {
-  if (size < 8) throw new CheckpointError(`safetensors file ${source} is too short (${size} bytes) to hold the 8-byte header length`);
+  if (size < 8)
+    throw new CheckpointError(
+      `safetensors file ${source} is too short (${size} bytes) to hold the 8-byte header length`,
+    );
   const n = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(size - 8) || n > BigInt(MAX_HEADER_BYTES)) {
     throw new CheckpointError(
@@ -221,7 +248,8 @@ function parseHeader(header: Uint8Array, dataLength: number, source: string) {
   let metadata: Record<string, string> = {};
   for (const [name, v] of Object.entries(json)) {
     if (name === METADATA_KEY) {
-      if (!isObject(v) || Object.values(v).some((x) => typeof x !== 'string')) throw fail('has __metadata__ that is not a string map');
+      if (!isObject(v) || Object.values(v).some((x) => typeof x !== 'string'))
+        throw fail('has __metadata__ that is not a string map');
       metadata = { ...(v as Record<string, string>) };
       continue;
     }
@@ -229,15 +257,19 @@ function parseHeader(header: Uint8Array, dataLength: number, source: string) {
     if (!isObject(v)) throw bad('not an object');
     const { dtype, shape, data_offsets: offs } = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!isSafetensorsDtype(dtype)) throw bad(`unsupported dtype ${JSON.stringify(dtype)}`);
-    if (!Array.isArray(shape) || !shape.every(isCount)) throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    if (!Array.isArray(shape) || !shape.every(isCount))
+      throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isCount) || offs[0] > offs[1]) {
       throw bad(`data_offsets ${JSON.stringify(offs)} is not [begin, end] with 0 <= begin <= end`);
     }
     const [begin, end] = offs as number[];
     const expected = shape.reduce((a: number, d: number) => a * d, 1) * ITEM_SIZE[dtype];
-    if (end - begin !== expected) throw bad(`data_offsets span ${end - begin} bytes but ${dtype} ${JSON.stringify(shape)} needs ${expected}`);
+    if (end - begin !== expected)
+      throw bad(`data_offsets span ${end - begin} bytes but ${dtype} ${JSON.stringify(shape)} needs ${expected}`);
     if (end > dataLength) {
-      throw fail(`is truncated: tensor "${name}" needs bytes ${begin}..${end} of the data section but only ${dataLength} are present`);
+      throw fail(
+        `is truncated: tensor "${name}" needs bytes ${begin}..${end} of the data section but only ${dataLength} are present`,
+      );
     }
     entries.set(name, { dtype, shape, begin, end });
   }
@@ -245,7 +277,10 @@ function parseHeader(header: Uint8Array, dataLength: number, source: string) {
   for (let i = 1; i < byOffset.length; i++) {
     const [prev, p] = byOffset[i - 1];
     const [name, e] = byOffset[i];
-    if (e.begin < p.end) throw fail(`has overlapping tensors "${prev}" (bytes ${p.begin}..${p.end}) and "${name}" (bytes ${e.begin}..${e.end})`);
+    if (e.begin < p.end)
+      throw fail(
+        `has overlapping tensors "${prev}" (bytes ${p.begin}..${p.end}) and "${name}" (bytes ${e.begin}..${e.end})`,
+      );
   }
   return { entries, metadata };
 }
@@ -256,20 +291,28 @@ function decode(e: Entry, raw: Uint8Array): ReadTensor {
   const n = raw.length / ITEM_SIZE[e.dtype];
   const shape = [...e.shape];
   switch (e.dtype) {
-    case 'F32': return { dtype: e.dtype, shape, data: new Float32Array(buffer, 0, n) };
-    case 'F16': return { dtype: e.dtype, shape, data: f16ToF32(new Uint16Array(buffer, 0, n)) };
-    case 'BF16': return { dtype: e.dtype, shape, data: bf16ToF32(new Uint16Array(buffer, 0, n)) };
-    case 'F64': return { dtype: e.dtype, shape, data: new Float64Array(buffer, 0, n) };
-    case 'I64': return { dtype: e.dtype, shape, data: new BigInt64Array(buffer, 0, n) };
-    case 'I32': return { dtype: e.dtype, shape, data: new Int32Array(buffer, 0, n) };
-    default: return { dtype: e.dtype, shape, data: raw };
+    case 'F32':
+      return { dtype: e.dtype, shape, data: new Float32Array(buffer, 0, n) };
+    case 'F16':
+      return { dtype: e.dtype, shape, data: f16ToF32(new Uint16Array(buffer, 0, n)) };
+    case 'BF16':
+      return { dtype: e.dtype, shape, data: bf16ToF32(new Uint16Array(buffer, 0, n)) };
+    case 'F64':
+      return { dtype: e.dtype, shape, data: new Float64Array(buffer, 0, n) };
+    case 'I64':
+      return { dtype: e.dtype, shape, data: new BigInt64Array(buffer, 0, n) };
+    case 'I32':
+      return { dtype: e.dtype, shape, data: new Int32Array(buffer, 0, n) };
+    default:
+      return { dtype: e.dtype, shape, data: raw };
   }
 }
 
 /** Validates the tensors and lays them out; each part encodes its tensor only when the writer asks for it. */
 function plan(tensors: TensorsToWrite, metadata?: Record<string, string>) {
   if (!LITTLE_ENDIAN_HOST) throw new InputError('writing safetensors needs a little-endian host');
-  if (tensors === null || typeof tensors !== 'object') throw new InputError('tensors must be an object or a Map of {shape, data}');
+  if (tensors === null || typeof tensors !== 'object')
+    throw new InputError('tensors must be an object or a Map of {shape, data}');
   const list = (tensors instanceof Map ? [...tensors] : Object.entries(tensors)).map(([name, t]) => {
     if (name === METADATA_KEY) throw new InputError(`"${METADATA_KEY}" is reserved and cannot name a tensor`);
     const dtype = checkTensor(name, t);
@@ -278,7 +321,12 @@ function plan(tensors: TensorsToWrite, metadata?: Record<string, string>) {
   // Within a dtype width the data follows the names, as the header does.
   const { header, layout, total } = layOutHeader(list.sort(compareNames), metadata);
   const parts = layout.map(({ t, dtype }) => (): Uint8Array => {
-    const data = dtype === 'F16' ? f32ToF16(t.data as Float32Array) : dtype === 'BF16' ? f32ToBf16(t.data as Float32Array) : t.data;
+    const data =
+      dtype === 'F16'
+        ? f32ToF16(t.data as Float32Array)
+        : dtype === 'BF16'
+          ? f32ToBf16(t.data as Float32Array)
+          : t.data;
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   });
   return { header, parts, total };
@@ -289,15 +337,29 @@ function checkTensor(name: string, t: TensorToWrite): SafetensorsDtype {
   if (!isObject(t)) throw bad('expected {shape, data}');
   const { data, shape } = t;
   const natural: SafetensorsDtype | undefined =
-    data instanceof Float32Array ? 'F32' : data instanceof Float64Array ? 'F64' : data instanceof BigInt64Array ? 'I64'
-      : data instanceof Int32Array ? 'I32' : data instanceof Uint8Array ? 'U8' : undefined;
+    data instanceof Float32Array
+      ? 'F32'
+      : data instanceof Float64Array
+        ? 'F64'
+        : data instanceof BigInt64Array
+          ? 'I64'
+          : data instanceof Int32Array
+            ? 'I32'
+            : data instanceof Uint8Array
+              ? 'U8'
+              : undefined;
   if (!natural) throw bad('data must be a Float32Array, Float64Array, BigInt64Array, Int32Array or Uint8Array');
   const dtype = t.dtype ?? natural;
-  const ok = dtype === natural || (natural === 'F32' && (dtype === 'F16' || dtype === 'BF16')) || (natural === 'U8' && dtype === 'BOOL');
+  const ok =
+    dtype === natural ||
+    (natural === 'F32' && (dtype === 'F16' || dtype === 'BF16')) ||
+    (natural === 'U8' && dtype === 'BOOL');
   if (!ok) throw bad(`dtype ${dtype} cannot be written from a ${data.constructor.name}`);
-  if (!Array.isArray(shape) || !shape.every(isCount)) throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+  if (!Array.isArray(shape) || !shape.every(isCount))
+    throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
   const numel = shape.reduce((a, d) => a * d, 1);
-  if (numel !== data.length) throw bad(`shape ${JSON.stringify(shape)} holds ${numel} values but data has ${data.length}`);
+  if (numel !== data.length)
+    throw bad(`shape ${JSON.stringify(shape)} holds ${numel} values but data has ${data.length}`);
   if (dtype === 'BOOL' && (data as Uint8Array).some((v) => v > 1)) throw bad('BOOL data must be 0 or 1');
   return dtype;
 }

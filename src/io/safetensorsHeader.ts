@@ -18,7 +18,18 @@ export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 
 export type StreamDtype = SafetensorsDtype | 'I16' | 'I8';
 
 /** Bytes per element of every dtype a writer can lay out. */
-export const ITEM_SIZE: Readonly<Record<StreamDtype, number>> = { F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, I16: 2, U8: 1, I8: 1, BOOL: 1 };
+export const ITEM_SIZE: Readonly<Record<StreamDtype, number>> = {
+  F64: 8,
+  I64: 8,
+  F32: 4,
+  I32: 4,
+  F16: 2,
+  BF16: 2,
+  I16: 2,
+  U8: 1,
+  I8: 1,
+  BOOL: 1,
+};
 
 /** Whether `d` names a dtype the reader decodes: every {@link StreamDtype} but I16 and I8. */
 export function isSafetensorsDtype(d: unknown): d is SafetensorsDtype {
@@ -55,8 +66,17 @@ export function compareNames(a: { name: string }, b: { name: string }): number {
  * @returns the header bytes, the tensors in data order, and the data section's length.
  * @throws InputError for metadata that is not a string map.
  */
-export function layOutHeader<T extends HeaderEntry>(tensors: readonly T[], metadata?: Record<string, string>): { header: Uint8Array; layout: T[]; total: number } {
-  if (metadata !== undefined && (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata) || Object.values(metadata).some((v) => typeof v !== 'string'))) {
+export function layOutHeader<T extends HeaderEntry>(
+  tensors: readonly T[],
+  metadata?: Record<string, string>,
+): { header: Uint8Array; layout: T[]; total: number } {
+  if (
+    metadata !== undefined &&
+    (metadata === null ||
+      typeof metadata !== 'object' ||
+      Array.isArray(metadata) ||
+      Object.values(metadata).some((v) => typeof v !== 'string'))
+  ) {
     throw new InputError('safetensors metadata must map strings to strings');
   }
   const layout = [...tensors].sort((a, b) => ITEM_SIZE[b.dtype] - ITEM_SIZE[a.dtype]);
@@ -66,7 +86,10 @@ export function layOutHeader<T extends HeaderEntry>(tensors: readonly T[], metad
   const byName = [...tensors].sort(compareNames);
   // Built by hand, not JSON.stringify(object): objects move integer-like keys first, which would unsort them.
   const fields = metadata ? [`${JSON.stringify(METADATA_KEY)}:${JSON.stringify(metadata)}`] : [];
-  for (const t of byName) fields.push(`${JSON.stringify(t.name)}:${JSON.stringify({ dtype: t.dtype, shape: t.shape, data_offsets: offsets.get(t.name) })}`);
+  for (const t of byName)
+    fields.push(
+      `${JSON.stringify(t.name)}:${JSON.stringify({ dtype: t.dtype, shape: t.shape, data_offsets: offsets.get(t.name) })}`,
+    );
   const json = new TextEncoder().encode(`{${fields.join(',')}}`);
   const header = new Uint8Array(8 + Math.ceil(json.length / 8) * 8).fill(0x20);
   new DataView(header.buffer).setBigUint64(0, BigInt(header.length - 8), true);

@@ -50,7 +50,9 @@ export async function writeSafetensorsStream(
     for (const t of layout) {
       const bytes = await produce(t.name);
       if (!(bytes instanceof Uint8Array) || bytes.length !== t.byteLength) {
-        throw new InputError(`tensor "${t.name}": ${bytes instanceof Uint8Array ? `${bytes.length} bytes were produced` : 'no bytes were produced'}, ${t.dtype} [${t.shape}] needs ${t.byteLength}`);
+        throw new InputError(
+          `tensor "${t.name}": ${bytes instanceof Uint8Array ? `${bytes.length} bytes were produced` : 'no bytes were produced'}, ${t.dtype} [${t.shape}] needs ${t.byteLength}`,
+        );
       }
       await writeFully(handle, bytes);
       written += bytes.length;
@@ -63,12 +65,15 @@ export async function writeSafetensorsStream(
 function planStream(tensors: StreamTensor[], metadata?: Record<string, string>) {
   const seen = new Set<string>();
   const list = tensors.map((t, order) => {
-    if (t === null || typeof t !== 'object') throw new InputError(`tensor ${order} is not a {name, dtype, shape} object`);
+    if (t === null || typeof t !== 'object')
+      throw new InputError(`tensor ${order} is not a {name, dtype, shape} object`);
     const { name, dtype, shape } = t;
-    if (typeof name !== 'string' || name === METADATA_KEY) throw new InputError(`tensor ${order} has an invalid name ${JSON.stringify(name)}`);
+    if (typeof name !== 'string' || name === METADATA_KEY)
+      throw new InputError(`tensor ${order} has an invalid name ${JSON.stringify(name)}`);
     if (seen.has(name)) throw new InputError(`tensor "${name}" is listed twice`);
     seen.add(name);
-    if (typeof dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, dtype)) throw new InputError(`tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)}`);
+    if (typeof dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, dtype))
+      throw new InputError(`tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)}`);
     if (!Array.isArray(shape) || !shape.every(isCount)) {
       throw new InputError(`tensor "${name}" has shape ${JSON.stringify(shape)}, not a list of non-negative integers`);
     }

@@ -58,7 +58,10 @@ export abstract class TensorFileReader<E> {
     const e = this.entries.get(name);
     if (e !== undefined) return e;
     const near = nearestKeys(name, this.keys(), 3);
-    throw new InputError(`${this.kind} ${this.label} has no tensor "${name}"` + (near.length ? `; nearest keys: ${near.map((k) => `"${k}"`).join(', ')}` : ''));
+    throw new InputError(
+      `${this.kind} ${this.label} has no tensor "${name}"` +
+        (near.length ? `; nearest keys: ${near.map((k) => `"${k}"`).join(', ')}` : ''),
+    );
   }
 }
 
@@ -68,10 +71,15 @@ function nearestKeys(name: string, keys: string[], k: number): string[] {
     let row = Array.from({ length: b.length + 1 }, (_, j) => j);
     for (let i = 1; i <= a.length; i++) {
       const next = [i];
-      for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      for (let j = 1; j <= b.length; j++)
+        next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
       row = next;
     }
     return row[b.length];
   };
-  return keys.map((key) => [dist(name, key), key] as const).sort((a, b) => a[0] - b[0]).slice(0, k).map(([, key]) => key);
+  return keys
+    .map((key) => [dist(name, key), key] as const)
+    .sort((a, b) => a[0] - b[0])
+    .slice(0, k)
+    .map(([, key]) => key);
 }

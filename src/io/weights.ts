@@ -36,7 +36,9 @@ function fromSafetensors(r: SafetensorsReader): WeightsSource {
       const t = await r.read(k);
       if (t.data instanceof Float32Array) return t.data;
       if (t.data instanceof Float64Array) return Float32Array.from(t.data);
-      throw new CheckpointError(`${r.source}: tensor "${k}" has dtype ${t.dtype}; a float type (F32, F16, BF16, F64) is needed`);
+      throw new CheckpointError(
+        `${r.source}: tensor "${k}" has dtype ${t.dtype}; a float type (F32, F16, BF16, F64) is needed`,
+      );
     },
     close: () => r.close(),
   };
@@ -61,7 +63,8 @@ function fromTorch(r: TorchCheckpointReader): WeightsSource {
  * @throws CheckpointError for an unreadable, corrupt or unsupported file.
  */
 export async function openWeights(source: string | Uint8Array): Promise<WeightsSource> {
-  if (typeof source !== 'string' && !(source instanceof Uint8Array)) throw new InputError(`weights must be a path or a Uint8Array, got ${source === null ? 'null' : typeof source}`);
+  if (typeof source !== 'string' && !(source instanceof Uint8Array))
+    throw new InputError(`weights must be a path or a Uint8Array, got ${source === null ? 'null' : typeof source}`);
   const format = await sniffFormat(source);
   switch (format) {
     case 'safetensors':

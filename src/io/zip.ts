@@ -63,15 +63,20 @@ export class ZipArchive {
   static async open(src: ByteSource): Promise<ZipArchive> {
     const fail = (why: string) => new CheckpointError(`${src.label} is not a readable zip archive: ${why}`);
     const { cdOffset, cdSize, count, limit } = await readEndRecords(src, fail);
-    if (cdSize > MAX_CENTRAL_DIRECTORY) throw fail(`its central directory claims ${cdSize} bytes (limit ${MAX_CENTRAL_DIRECTORY})`);
-    if (cdOffset + cdSize > limit) throw fail(`its central directory (bytes ${cdOffset}..${cdOffset + cdSize}) overlaps the end records at ${limit}`);
+    if (cdSize > MAX_CENTRAL_DIRECTORY)
+      throw fail(`its central directory claims ${cdSize} bytes (limit ${MAX_CENTRAL_DIRECTORY})`);
+    if (cdOffset + cdSize > limit)
+      throw fail(
+        `its central directory (bytes ${cdOffset}..${cdOffset + cdSize}) overlaps the end records at ${limit}`,
+      );
     if (count * 46 > cdSize) throw fail(`${count} entries cannot fit in a ${cdSize}-byte central directory`);
     const cd = await src.read(cdOffset, cdSize);
     const view = new DataView(cd.buffer, cd.byteOffset, cd.length);
     const entries = new Map<string, ZipEntry>();
     let p = 0;
     for (let i = 0; i < count; i++) {
-      if (p + 46 > cd.length || view.getUint32(p, true) !== SIG_CENTRAL) throw fail(`central directory entry ${i} at byte ${cdOffset + p} is damaged`);
+      if (p + 46 > cd.length || view.getUint32(p, true) !== SIG_CENTRAL)
+        throw fail(`central directory entry ${i} at byte ${cdOffset + p} is damaged`);
       const flags = view.getUint16(p + 8, true);
       const nameLen = view.getUint16(p + 28, true);
       const extraLen = view.getUint16(p + 30, true);
@@ -85,7 +90,9 @@ export class ZipArchive {
       let disk = view.getUint16(p + 34, true);
       let localHeaderOffset = view.getUint32(p + 42, true);
       // ZIP64 extended information: 8-byte values for exactly the fields that hold their sentinel, in this order.
-      const zip64 = findExtra(cd.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen), 0x0001, () => fail(`entry "${name}" has a malformed extra field`));
+      const zip64 = findExtra(cd.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen), 0x0001, () =>
+        fail(`entry "${name}" has a malformed extra field`),
+      );
       if (size === U32_MAX || compressedSize === U32_MAX || localHeaderOffset === U32_MAX || disk === U16_MAX) {
         if (!zip64) throw fail(`entry "${name}" needs a ZIP64 extra field and has none`);
         const z = new DataView(zip64.buffer, zip64.byteOffset, zip64.length);
@@ -108,7 +115,9 @@ export class ZipArchive {
       if (disk !== 0) throw fail(`entry "${name}" lives on disk ${disk}: multi-part archives are not supported`);
       if (flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION)) throw fail(`entry "${name}" is encrypted`);
       if (localHeaderOffset + 30 + nameLen + compressedSize > cdOffset) {
-        throw fail(`entry "${name}" (${compressedSize} bytes at ${localHeaderOffset}) does not fit before the central directory at ${cdOffset}`);
+        throw fail(
+          `entry "${name}" (${compressedSize} bytes at ${localHeaderOffset}) does not fit before the central directory at ${cdOffset}`,
+        );
       }
       if (entries.has(name)) throw fail(`entry "${name}" appears twice`);
       entries.set(name, {
@@ -144,7 +153,8 @@ export class ZipArchive {
     const fail = (why: string) => new CheckpointError(`${this.src.label}: zip entry "${entry.name}" ${why}`);
     const head = await this.src.read(entry.localHeaderOffset, 30);
     const v = new DataView(head.buffer);
-    if (v.getUint32(0, true) !== SIG_LOCAL) throw fail(`has no local header at byte ${entry.localHeaderOffset} (corrupt central directory?)`);
+    if (v.getUint32(0, true) !== SIG_LOCAL)
+      throw fail(`has no local header at byte ${entry.localHeaderOffset} (corrupt central directory?)`);
     const nameLen = v.getUint16(26, true);
     const extraLen = v.getUint16(28, true);
     const start = entry.localHeaderOffset + 30 + nameLen + extraLen;
@@ -152,7 +162,13 @@ export class ZipArchive {
     const name = await this.src.read(entry.localHeaderOffset + 30, nameLen);
     const nameStr = entry.flags & FLAG_UTF8 ? new TextDecoder('utf-8').decode(name) : latin1(name);
     if (nameStr !== entry.name) throw fail(`has the name "${nameStr}" in its local header`);
-    if (v.getUint16(6, true) !== entry.flags || v.getUint16(8, true) !== entry.method || v.getUint16(10, true) !== entry.time || v.getUint16(12, true) !== entry.date || v.getUint16(4, true) !== entry.versionNeeded) {
+    if (
+      v.getUint16(6, true) !== entry.flags ||
+      v.getUint16(8, true) !== entry.method ||
+      v.getUint16(10, true) !== entry.time ||
+      v.getUint16(12, true) !== entry.date ||
+      v.getUint16(4, true) !== entry.versionNeeded
+    ) {
       throw fail('has a local header that disagrees with the central directory (flags, method, time or version)');
     }
     if (entry.flags & FLAG_DESCRIPTOR) {
@@ -162,13 +178,23 @@ export class ZipArchive {
       const dv = new DataView(d.buffer);
       const at = d.length >= 4 && dv.getUint32(0, true) === SIG_DESCRIPTOR ? 4 : 0;
       const crcOk = d.length >= at + 4 && dv.getUint32(at, true) === entry.crc32;
-      const small = d.length >= at + 12 && dv.getUint32(at + 4, true) === entry.compressedSize % 2 ** 32 && dv.getUint32(at + 8, true) === entry.size % 2 ** 32;
-      const large = d.length >= at + 20 && dv.getBigUint64(at + 4, true) === BigInt(entry.compressedSize) && dv.getBigUint64(at + 12, true) === BigInt(entry.size);
-      if (!crcOk || !(small || large)) throw fail('has a data descriptor that disagrees with the central directory (CRC or sizes)');
+      const small =
+        d.length >= at + 12 &&
+        dv.getUint32(at + 4, true) === entry.compressedSize % 2 ** 32 &&
+        dv.getUint32(at + 8, true) === entry.size % 2 ** 32;
+      const large =
+        d.length >= at + 20 &&
+        dv.getBigUint64(at + 4, true) === BigInt(entry.compressedSize) &&
+        dv.getBigUint64(at + 12, true) === BigInt(entry.size);
+      if (!crcOk || !(small || large))
+        throw fail('has a data descriptor that disagrees with the central directory (CRC or sizes)');
     } else {
-      const crc = v.getUint32(14, true), cs = v.getUint32(18, true), us = v.getUint32(22, true);
+      const crc = v.getUint32(14, true),
+        cs = v.getUint32(18, true),
+        us = v.getUint32(22, true);
       const sizesOk = (cs === entry.compressedSize || cs === U32_MAX) && (us === entry.size || us === U32_MAX);
-      if (crc !== entry.crc32 || !sizesOk) throw fail('has a local header that disagrees with the central directory (CRC or sizes)');
+      if (crc !== entry.crc32 || !sizesOk)
+        throw fail('has a local header that disagrees with the central directory (CRC or sizes)');
     }
     this.dataOffsets.set(entry.name, start);
     return start;
@@ -181,8 +207,10 @@ export class ZipArchive {
   async readEntry(entry: ZipEntry, maxBytes: number): Promise<Uint8Array> {
     const fail = (why: string) => new CheckpointError(`${this.src.label}: zip entry "${entry.name}" ${why}`);
     if (entry.size > maxBytes) throw fail(`is ${entry.size} bytes, more than the ${maxBytes} allowed for it`);
-    if (entry.method !== 0 && entry.method !== 8) throw fail(`uses compression method ${entry.method}; only stored and deflated entries can be read`);
-    if (entry.method === 0 && entry.compressedSize !== entry.size) throw fail(`is stored but its sizes differ (${entry.compressedSize} vs ${entry.size})`);
+    if (entry.method !== 0 && entry.method !== 8)
+      throw fail(`uses compression method ${entry.method}; only stored and deflated entries can be read`);
+    if (entry.method === 0 && entry.compressedSize !== entry.size)
+      throw fail(`is stored but its sizes differ (${entry.compressedSize} vs ${entry.size})`);
     const raw = await this.src.read(await this.dataOffset(entry), entry.compressedSize);
     const data = entry.method === 0 ? raw : await inflateRawBounded(raw, entry.size, fail);
     if (data.length !== entry.size) throw fail(`inflates to ${data.length} bytes, not the ${entry.size} recorded`);
@@ -207,11 +235,22 @@ async function readEndRecords(src: ByteSource, fail: (why: string) => Checkpoint
   }
   if (at < 0) throw fail('no end-of-central-directory record (the file is truncated or not a zip)');
   const eocdPos = src.size - tailLen + at;
-  const disk = tv.getUint16(at + 4, true), cdDisk = tv.getUint16(at + 6, true);
-  const n16 = tv.getUint16(at + 8, true), total16 = tv.getUint16(at + 10, true);
-  const size32 = tv.getUint32(at + 12, true), off32 = tv.getUint32(at + 16, true);
-  const hasLocator = eocdPos >= 20 && (await src.read(eocdPos - 20, 4).then((b) => new DataView(b.buffer).getUint32(0, true))) === SIG_ZIP64_LOCATOR;
-  const needs64 = n16 === U16_MAX || total16 === U16_MAX || size32 === U32_MAX || off32 === U32_MAX || disk === U16_MAX || cdDisk === U16_MAX;
+  const disk = tv.getUint16(at + 4, true),
+    cdDisk = tv.getUint16(at + 6, true);
+  const n16 = tv.getUint16(at + 8, true),
+    total16 = tv.getUint16(at + 10, true);
+  const size32 = tv.getUint32(at + 12, true),
+    off32 = tv.getUint32(at + 16, true);
+  const hasLocator =
+    eocdPos >= 20 &&
+    (await src.read(eocdPos - 20, 4).then((b) => new DataView(b.buffer).getUint32(0, true))) === SIG_ZIP64_LOCATOR;
+  const needs64 =
+    n16 === U16_MAX ||
+    total16 === U16_MAX ||
+    size32 === U32_MAX ||
+    off32 === U32_MAX ||
+    disk === U16_MAX ||
+    cdDisk === U16_MAX;
   if (!hasLocator) {
     if (needs64) throw fail('its end record needs a ZIP64 record and there is none');
     if (disk !== 0 || cdDisk !== 0 || n16 !== total16) throw fail('it is a multi-part archive');
@@ -219,23 +258,35 @@ async function readEndRecords(src: ByteSource, fail: (why: string) => Checkpoint
   }
   const loc = new DataView((await src.read(eocdPos - 20, 20)).buffer);
   const recPos = loc.getBigUint64(8, true);
-  if (loc.getUint32(4, true) !== 0 || loc.getUint32(16, true) !== 1) throw fail('it is a multi-part archive (ZIP64 locator)');
+  if (loc.getUint32(4, true) !== 0 || loc.getUint32(16, true) !== 1)
+    throw fail('it is a multi-part archive (ZIP64 locator)');
   if (recPos > BigInt(eocdPos - 20 - 56)) throw fail(`its ZIP64 end record offset ${recPos} is out of range`);
   const z = new DataView((await src.read(Number(recPos), 56)).buffer);
   if (z.getUint32(0, true) !== SIG_ZIP64_EOCD) throw fail(`no ZIP64 end record at byte ${recPos}`);
   const recSize = z.getBigUint64(4, true);
-  if (recSize < 44n || Number(recPos) + 12 + Number(recSize) !== eocdPos - 20) throw fail('its ZIP64 end record has a wrong length');
-  if (z.getUint32(16, true) !== 0 || z.getUint32(20, true) !== 0) throw fail('it is a multi-part archive (ZIP64 record)');
+  if (recSize < 44n || Number(recPos) + 12 + Number(recSize) !== eocdPos - 20)
+    throw fail('its ZIP64 end record has a wrong length');
+  if (z.getUint32(16, true) !== 0 || z.getUint32(20, true) !== 0)
+    throw fail('it is a multi-part archive (ZIP64 record)');
   const big = (o: number, what: string) => {
     const v = z.getBigUint64(o, true);
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw fail(`its ZIP64 ${what} ${v} is out of range`);
     return Number(v);
   };
-  const n = big(24, 'entry count'), total = big(32, 'entry count'), cdSize = big(40, 'directory size'), cdOffset = big(48, 'directory offset');
+  const n = big(24, 'entry count'),
+    total = big(32, 'entry count'),
+    cdSize = big(40, 'directory size'),
+    cdOffset = big(48, 'directory offset');
   // Where the 32-bit record holds a real value (not its sentinel) the two records must agree.
   const agree = (a: number, sentinel: number, b: number) => a === sentinel || a === b;
-  if (n !== total || (disk !== 0 && disk !== U16_MAX) || (cdDisk !== 0 && cdDisk !== U16_MAX)) throw fail('it is a multi-part archive');
-  if (!agree(n16, U16_MAX, n) || !agree(total16, U16_MAX, total) || !agree(size32, U32_MAX, cdSize) || !agree(off32, U32_MAX, cdOffset)) {
+  if (n !== total || (disk !== 0 && disk !== U16_MAX) || (cdDisk !== 0 && cdDisk !== U16_MAX))
+    throw fail('it is a multi-part archive');
+  if (
+    !agree(n16, U16_MAX, n) ||
+    !agree(total16, U16_MAX, total) ||
+    !agree(size32, U32_MAX, cdSize) ||
+    !agree(off32, U32_MAX, cdOffset)
+  ) {
     throw fail('its end record and ZIP64 end record disagree');
   }
   return { cdOffset, cdSize, count: total, limit: Number(recPos) };
@@ -262,7 +313,12 @@ function findExtra(extra: Uint8Array, id: number, bad: () => Error): Uint8Array 
  * `DecompressionStream`.
  * @internal exported for tests of both paths.
  */
-export async function inflateRawBounded(data: Uint8Array, size: number, fail: (why: string) => Error, useStreams = false): Promise<Uint8Array> {
+export async function inflateRawBounded(
+  data: Uint8Array,
+  size: number,
+  fail: (why: string) => Error,
+  useStreams = false,
+): Promise<Uint8Array> {
   if (!useStreams) {
     const zlib = await importUnbundled<typeof import('node:zlib')>('node:zlib').catch(() => undefined);
     if (zlib?.inflateRawSync) {
@@ -274,10 +330,14 @@ export async function inflateRawBounded(data: Uint8Array, size: number, fail: (w
       }
     }
   }
-  if (typeof DecompressionStream === 'undefined') throw fail('is deflated and this runtime has neither node:zlib nor DecompressionStream');
+  if (typeof DecompressionStream === 'undefined')
+    throw fail('is deflated and this runtime has neither node:zlib nor DecompressionStream');
   const out = new Uint8Array(size);
   let n = 0;
-  const reader = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('deflate-raw')).getReader();
+  const reader = new Blob([data as Uint8Array<ArrayBuffer>])
+    .stream()
+    .pipeThrough(new DecompressionStream('deflate-raw'))
+    .getReader();
   try {
     for (;;) {
       const { done, value } = await reader.read();

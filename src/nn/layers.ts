@@ -34,8 +34,12 @@ export interface ForwardPassOptions {
  * @throws InputError saying what was given instead.
  */
 export function checkFeatureMap(x: unknown, channels: number, who: string, self: string): asserts x is tf.Tensor4D {
-  if (!(x instanceof tf.Tensor) || x.rank !== 4) throw new InputError(`${who}: x must be an NHWC rank-4 tensor, got ${x instanceof tf.Tensor ? `rank ${x.rank}` : typeof x}`);
-  if (x.shape[3] !== channels) throw new InputError(`${who}: x has ${x.shape[3]} channels, this ${self} takes ${channels} (NHWC [N, H, W, C])`);
+  if (!(x instanceof tf.Tensor) || x.rank !== 4)
+    throw new InputError(
+      `${who}: x must be an NHWC rank-4 tensor, got ${x instanceof tf.Tensor ? `rank ${x.rank}` : typeof x}`,
+    );
+  if (x.shape[3] !== channels)
+    throw new InputError(`${who}: x has ${x.shape[3]} channels, this ${self} takes ${channels} (NHWC [N, H, W, C])`);
 }
 
 /** PyTorch's default epsilon for LayerNorm and BatchNorm. */
@@ -50,7 +54,13 @@ export function gelu<T extends tf.Tensor>(x: T): T {
  * Normalises over `axes` with biased variance, then `· gamma + beta` (broadcast over the rest).
  * `nn.LayerNorm(shape)` normalises over the trailing axes of that shape.
  */
-export function layerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.Tensor, axes: number[], eps = NORM_EPS): T {
+export function layerNorm<T extends tf.Tensor>(
+  x: T,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  axes: number[],
+  eps = NORM_EPS,
+): T {
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, axes, true);
     const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
@@ -62,13 +72,27 @@ export function layerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.
 export class Linear extends Module {
   readonly weight: FloatEntry;
   readonly bias: FloatEntry | null;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, init: Init, bias = true) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    init: Init,
+    bias = true,
+  ) {
     super();
-    this.weight = floatEntry('weight', [outFeatures, inFeatures], 'linear', init.fanIn([outFeatures, inFeatures], inFeatures));
+    this.weight = floatEntry(
+      'weight',
+      [outFeatures, inFeatures],
+      'linear',
+      init.fanIn([outFeatures, inFeatures], inFeatures),
+    );
     this.bias = bias ? floatEntry('bias', [outFeatures], 'same', init.fanIn([outFeatures], inFeatures)) : null;
   }
   apply<R extends tf.Rank>(x: tf.Tensor<R>): tf.Tensor<R> {
-    return dense(x, this.weight.variable as tf.Tensor as tf.Tensor2D, this.bias?.variable as tf.Tensor as tf.Tensor1D | undefined);
+    return dense(
+      x,
+      this.weight.variable as tf.Tensor as tf.Tensor2D,
+      this.bias?.variable as tf.Tensor as tf.Tensor1D | undefined,
+    );
   }
   state(): StateEntry[] {
     return this.bias ? [this.weight, this.bias] : [this.weight];
@@ -79,7 +103,10 @@ export class Linear extends Module {
 export class LayerNorm extends Module {
   readonly weight: FloatEntry;
   readonly bias: FloatEntry;
-  constructor(readonly dim: number, readonly eps = NORM_EPS) {
+  constructor(
+    readonly dim: number,
+    readonly eps = NORM_EPS,
+  ) {
     super();
     this.weight = floatEntry('weight', [dim], 'same', filled(dim, 1));
     this.bias = floatEntry('bias', [dim], 'same', filled(dim, 0));
@@ -104,7 +131,11 @@ export class BatchNorm2d extends Module {
   readonly runningVar: FloatEntry;
   /** Batches seen in training mode (PyTorch's `num_batches_tracked`). */
   numBatchesTracked = 0;
-  constructor(readonly channels: number, readonly momentum = 0.1, readonly eps = NORM_EPS) {
+  constructor(
+    readonly channels: number,
+    readonly momentum = 0.1,
+    readonly eps = NORM_EPS,
+  ) {
     super();
     this.weight = floatEntry('weight', [channels], 'same', filled(channels, 1));
     this.bias = floatEntry('bias', [channels], 'same', filled(channels, 0));
@@ -113,7 +144,8 @@ export class BatchNorm2d extends Module {
   }
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    if (x.shape[3] !== this.channels) throw new InputError(`BatchNorm2d: expected ${this.channels} channels, got [${x.shape}] (NHWC)`);
+    if (x.shape[3] !== this.channels)
+      throw new InputError(`BatchNorm2d: expected ${this.channels} channels, got [${x.shape}] (NHWC)`);
     if (!training) {
       return tf.tidy(() => {
         const scale = tf.mul(this.weight.variable, tf.rsqrt(tf.add(this.runningVar.variable, this.eps)));
@@ -122,13 +154,21 @@ export class BatchNorm2d extends Module {
     }
     const [n, h, w] = x.shape;
     const count = n * h * w;
-    if (count < 2) throw new InputError(`BatchNorm2d in training mode needs more than one value per channel, got input [${x.shape}]`);
+    if (count < 2)
+      throw new InputError(
+        `BatchNorm2d in training mode needs more than one value per channel, got input [${x.shape}]`,
+      );
     return tf.tidy(() => {
       const { mean, variance } = tf.moments(x, [0, 1, 2]);
-      const y = tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.eps))), this.weight.variable), this.bias.variable) as tf.Tensor4D;
+      const y = tf.add(
+        tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.eps))), this.weight.variable),
+        this.bias.variable,
+      ) as tf.Tensor4D;
       const m = this.momentum;
       this.runningMean.variable.assign(tf.add(tf.mul(this.runningMean.variable, 1 - m), tf.mul(mean, m)));
-      this.runningVar.variable.assign(tf.add(tf.mul(this.runningVar.variable, 1 - m), tf.mul(variance, (m * count) / (count - 1))));
+      this.runningVar.variable.assign(
+        tf.add(tf.mul(this.runningVar.variable, 1 - m), tf.mul(variance, (m * count) / (count - 1))),
+      );
       this.numBatchesTracked += 1;
       return y;
     });
@@ -140,7 +180,12 @@ export class BatchNorm2d extends Module {
       this.bias,
       this.runningMean,
       this.runningVar,
-      { kind: 'count', name: 'num_batches_tracked', get: () => this.numBatchesTracked, set: (v) => (this.numBatchesTracked = v) },
+      {
+        kind: 'count',
+        name: 'num_batches_tracked',
+        get: () => this.numBatchesTracked,
+        set: (v) => (this.numBatchesTracked = v),
+      },
     ];
   }
 }

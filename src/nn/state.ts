@@ -64,8 +64,19 @@ export function prefixed(prefix: string, inner: StateEntry[]): StateEntry[] {
 }
 
 /** Creates a float entry with its variable from reference-layout data. */
-export function floatEntry(name: string, refShape: number[], layout: Layout, refData: Float32Array, trainable = true): FloatEntry {
-  const variable = tf.tidy(() => tf.variable(tf.tensor(referenceToLocal(layout, refShape, refData), localShape(layout, refShape), 'float32'), trainable));
+export function floatEntry(
+  name: string,
+  refShape: number[],
+  layout: Layout,
+  refData: Float32Array,
+  trainable = true,
+): FloatEntry {
+  const variable = tf.tidy(() =>
+    tf.variable(
+      tf.tensor(referenceToLocal(layout, refShape, refData), localShape(layout, refShape), 'float32'),
+      trainable,
+    ),
+  );
   return { kind: 'float', name, refShape, layout, variable };
 }
 
@@ -87,7 +98,10 @@ export class Init {
   }
   /** A weight `[out, in, ...]` or a bias `[out]` of a layer with this fan-in. */
   fanIn(shape: number[], fanIn: number): Float32Array {
-    return this.uniform(shape.reduce((a, b) => a * b, 1), 1 / Math.sqrt(fanIn));
+    return this.uniform(
+      shape.reduce((a, b) => a * b, 1),
+      1 / Math.sqrt(fanIn),
+    );
   }
 }
 
@@ -111,7 +125,11 @@ export function stateDict(entries: StateEntry[]): Map<string, TensorToWrite> {
   const out = new Map<string, TensorToWrite>();
   for (const e of entries) {
     if (e.kind === 'count') out.set(e.name, { shape: [], data: BigInt64Array.of(BigInt(e.get())) });
-    else out.set(e.name, { shape: [...e.refShape], data: localToReference(e.layout, e.refShape, e.variable.dataSync() as Float32Array) });
+    else
+      out.set(e.name, {
+        shape: [...e.refShape],
+        data: localToReference(e.layout, e.refShape, e.variable.dataSync() as Float32Array),
+      });
   }
   return out;
 }
@@ -127,7 +145,11 @@ export async function saveState(entries: StateEntry[], path: string): Promise<vo
  * {@link WeightsError}, and on any error the module keeps its old values.
  * @param source a safetensors path (Node) or its bytes.
  */
-export async function loadState(entries: StateEntry[], source: string | Uint8Array, opts: LoadWeightsOptions = {}): Promise<void> {
+export async function loadState(
+  entries: StateEntry[],
+  source: string | Uint8Array,
+  opts: LoadWeightsOptions = {},
+): Promise<void> {
   const prefix = opts.prefix ?? '';
   if (typeof prefix !== 'string') throw new InputError(`prefix must be a string, got ${typeof prefix}`);
   const src = await openWeights(source);
@@ -140,7 +162,8 @@ export async function loadState(entries: StateEntry[], source: string | Uint8Arr
       present,
       {
         subject: `${src.label} does not fit this head's state dict${prefix ? ` under "${prefix}"` : ''}`,
-        advice: 'Check that the configuration (head_type, blocks, fusion_arc, pre_pool_size, norm_type, feedback blocks) matches the one the weights were trained with.',
+        advice:
+          'Check that the configuration (head_type, blocks, fusion_arc, pre_pool_size, norm_type, feedback blocks) matches the one the weights were trained with.',
         prefix,
       },
     );
@@ -151,17 +174,29 @@ export async function loadState(entries: StateEntry[], source: string | Uint8Arr
       if (e.kind === 'float') values.push([e, await src.readFloat32(key)]);
       else {
         // Integer tensors are outside the float-only weights interface: read them from the safetensors file itself.
-        if (src.format !== 'safetensors') throw new CheckpointError(`${src.label}: cannot read the integer tensor "${key}" from a ${src.format} file`);
+        if (src.format !== 'safetensors')
+          throw new CheckpointError(`${src.label}: cannot read the integer tensor "${key}" from a ${src.format} file`);
         ints ??= await SafetensorsReader.open(source);
         const t = await ints.read(key);
-        const v = t.data instanceof BigInt64Array ? Number(t.data[0]) : t.data instanceof Int32Array || t.data instanceof Float32Array || t.data instanceof Float64Array ? Number(t.data[0]) : NaN;
-        if (!Number.isFinite(v)) throw new CheckpointError(`${src.label}: "${key}" must be an integer scalar, got dtype ${t.dtype}`);
+        const v =
+          t.data instanceof BigInt64Array
+            ? Number(t.data[0])
+            : t.data instanceof Int32Array || t.data instanceof Float32Array || t.data instanceof Float64Array
+              ? Number(t.data[0])
+              : NaN;
+        if (!Number.isFinite(v))
+          throw new CheckpointError(`${src.label}: "${key}" must be an integer scalar, got dtype ${t.dtype}`);
         values.push([e, v]);
       }
     }
     for (const [e, v] of values) {
       if (e.kind === 'count') e.set(v as number);
-      else tf.tidy(() => e.variable.assign(tf.tensor(referenceToLocal(e.layout, e.refShape, v as Float32Array), e.variable.shape, 'float32')));
+      else
+        tf.tidy(() =>
+          e.variable.assign(
+            tf.tensor(referenceToLocal(e.layout, e.refShape, v as Float32Array), e.variable.shape, 'float32'),
+          ),
+        );
     }
   } finally {
     await ints?.close();

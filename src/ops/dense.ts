@@ -30,7 +30,9 @@ const matMulWithGrad = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) 
  */
 export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   if (!(a instanceof tf.Tensor) || !(b instanceof tf.Tensor) || a.rank !== 2 || b.rank !== 2)
-    throw new InputError(`matMul2d needs two 2-D tensors, got ranks ${a instanceof tf.Tensor ? a.rank : typeof a} and ${b instanceof tf.Tensor ? b.rank : typeof b}`);
+    throw new InputError(
+      `matMul2d needs two 2-D tensors, got ranks ${a instanceof tf.Tensor ? a.rank : typeof a} and ${b instanceof tf.Tensor ? b.rank : typeof b}`,
+    );
   if (a.shape[1] !== b.shape[0]) throw new InputError(`matMul2d: inner sizes differ: [${a.shape}] · [${b.shape}]`);
   return matMulWithGrad(a, b) as tf.Tensor2D;
 }
@@ -56,10 +58,12 @@ export function dense<R extends tf.Rank>(x: tf.Tensor<R>, w: tf.Tensor2D, b?: tf
   if (!(x instanceof tf.Tensor) || x.rank < 1) throw new InputError('dense: x must be a tensor of rank ≥ 1');
   if (!(w instanceof tf.Tensor) || w.rank !== 2) throw new InputError('dense: w must be a 2-D [in, out] tensor');
   const inDim = x.shape[x.rank - 1];
-  if (inDim !== w.shape[0]) throw new InputError(`dense: x has ${inDim} features on its last axis but w is [${w.shape}] ([in, out])`);
-  if (b !== undefined && (b.rank !== 1 || b.shape[0] !== w.shape[1])) throw new InputError(`dense: bias must be [${w.shape[1]}], got [${b.shape}]`);
+  if (inDim !== w.shape[0])
+    throw new InputError(`dense: x has ${inDim} features on its last axis but w is [${w.shape}] ([in, out])`);
+  if (b !== undefined && (b.rank !== 1 || b.shape[0] !== w.shape[1]))
+    throw new InputError(`dense: bias must be [${w.shape[1]}], got [${b.shape}]`);
   return tf.tidy(() => {
-    const flat = x.rank === 2 ? (x as unknown as tf.Tensor2D) : tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
+    const flat = x.rank === 2 ? (x as unknown as tf.Tensor2D) : (tf.reshape(x, [-1, inDim]) as tf.Tensor2D);
     let y: tf.Tensor2D = matMul2d(flat, w);
     if (b !== undefined) y = tf.add(y, b);
     return (x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), w.shape[1]] as tf.ShapeMap[R])) as tf.Tensor<R>;

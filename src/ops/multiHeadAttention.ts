@@ -22,7 +22,11 @@ function toGroups(x: tf.Tensor, b: number, len: number, heads: number, hd: numbe
 
 /** Inverse of {@link toGroups} for a list of `[L, hd]` pieces in (example, head) order. */
 function fromGroups(pieces: tf.Tensor[], b: number, len: number, heads: number, hd: number): tf.Tensor3D {
-  return tf.reshape(tf.transpose(tf.reshape(tf.concat(pieces, 0), [b, heads, len, hd]), [0, 2, 1, 3]), [b, len, heads * hd]);
+  return tf.reshape(tf.transpose(tf.reshape(tf.concat(pieces, 0), [b, heads, len, hd]), [0, 2, 1, 3]), [
+    b,
+    len,
+    heads * hd,
+  ]);
 }
 
 const piece = (x: tf.Tensor3D, g: number): tf.Tensor2D => tf.reshape(sliceRows(x, g, 1), [x.shape[1], x.shape[2]]);
@@ -34,10 +38,16 @@ const piece = (x: tf.Tensor3D, g: number): tf.Tensor2D => tf.reshape(sliceRows(x
  * @category Ops
  */
 export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number): tf.Tensor3D {
-  for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const)
-    if (!(t instanceof tf.Tensor) || t.rank !== 3 || !tf.util.arraysEqual(t.shape, q.shape)) throw new InputError(`multiHeadAttention: ${name} must be [B, L, D] like q [${q?.shape}]`);
+  for (const [name, t] of [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ] as const)
+    if (!(t instanceof tf.Tensor) || t.rank !== 3 || !tf.util.arraysEqual(t.shape, q.shape))
+      throw new InputError(`multiHeadAttention: ${name} must be [B, L, D] like q [${q?.shape}]`);
   const [b, len, dim] = q.shape;
-  if (!Number.isInteger(heads) || heads < 1 || dim % heads !== 0) throw new InputError(`multiHeadAttention: width ${dim} does not split into ${heads} heads`);
+  if (!Number.isInteger(heads) || heads < 1 || dim % heads !== 0)
+    throw new InputError(`multiHeadAttention: width ${dim} does not split into ${heads} heads`);
   const hd = dim / heads;
   const groups = b * heads;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -47,7 +57,8 @@ export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3
     const ktg = tf.transpose(toGroups(kk, b, len, heads, hd), [0, 2, 1]) as tf.Tensor3D; // [G, hd, L]
     const vg = toGroups(vv, b, len, heads, hd);
     const outs: tf.Tensor[] = [];
-    for (let g = 0; g < groups; g++) outs.push(tf.tidy(() => tf.matMul(tf.softmax(tf.matMul(piece(qg, g), piece(ktg, g))), piece(vg, g))));
+    for (let g = 0; g < groups; g++)
+      outs.push(tf.tidy(() => tf.matMul(tf.softmax(tf.matMul(piece(qg, g), piece(ktg, g))), piece(vg, g))));
     return {
       value: fromGroups(outs, b, len, heads, hd),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -74,7 +85,11 @@ export function multiHeadAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3
           dk.push(c);
           dv.push(e);
         }
-        return [fromGroups(dq, b, len, heads, hd), fromGroups(dk, b, len, heads, hd), fromGroups(dv, b, len, heads, hd)];
+        return [
+          fromGroups(dq, b, len, heads, hd),
+          fromGroups(dk, b, len, heads, hd),
+          fromGroups(dv, b, len, heads, hd),
+        ];
       },
     };
   });

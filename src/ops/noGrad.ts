@@ -27,7 +27,13 @@ export function noGrad<T extends tf.Tensor>(fn: () => T[]): T[] {
     const outs = fn();
     shapes = outs.map((t) => t.shape);
     dtypes = outs.map((t) => t.dtype);
-    const flat = outs.length === 0 ? tf.zeros([0]) : tf.concat(outs.map((t) => tf.reshape(tf.cast(t, 'float32'), [-1])), 0);
+    const flat =
+      outs.length === 0
+        ? tf.zeros([0])
+        : tf.concat(
+            outs.map((t) => tf.reshape(tf.cast(t, 'float32'), [-1])),
+            0,
+          );
     // The anchor is the only input; nothing upstream of it is trainable, so its gradient is never used.
     return { value: flat, gradFunc: () => tf.zerosLike(anchor) };
   });
@@ -35,7 +41,11 @@ export function noGrad<T extends tf.Tensor>(fn: () => T[]): T[] {
     const anchor = tf.scalar(0);
     const flat = run(anchor);
     if (shapes.length === 0) return [] as T[];
-    const parts = tf.split(flat, shapes.map((s) => s.reduce((a, b) => a * b, 1)), 0);
+    const parts = tf.split(
+      flat,
+      shapes.map((s) => s.reduce((a, b) => a * b, 1)),
+      0,
+    );
     return parts.map((p, i) => {
       const r = tf.reshape(p, shapes[i]);
       return (dtypes[i] === 'float32' ? r : tf.cast(r, dtypes[i])) as T;

@@ -66,7 +66,13 @@ type AdamInternals = { accBeta1?: tf.Variable; accBeta2?: tf.Variable };
  * older saves beyond `keep`.
  * @returns the path of the checkpoint's JSON.
  */
-export async function saveCheckpoint<I>(dir: string, model: TrainableModel<I>, optimizer: tf.Optimizer, state: RunState, keep = 1): Promise<string> {
+export async function saveCheckpoint<I>(
+  dir: string,
+  model: TrainableModel<I>,
+  optimizer: tf.Optimizer,
+  state: RunState,
+  keep = 1,
+): Promise<string> {
   const { fs, path } = await nodeFs();
   await fs.promises.mkdir(dir, { recursive: true });
   const tag = `step-${String(state.globalStep).padStart(9, '0')}`;
@@ -80,7 +86,8 @@ export async function saveCheckpoint<I>(dir: string, model: TrainableModel<I>, o
   } else {
     weightsFormat = 'variables';
     const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (let i = 0; i < vars.length; i++) tensors.set(`trainable.${i}`, { shape: [...vars[i].shape], data: (await vars[i].data()) as Float32Array });
+    for (let i = 0; i < vars.length; i++)
+      tensors.set(`trainable.${i}`, { shape: [...vars[i].shape], data: (await vars[i].data()) as Float32Array });
     await writeSafetensors(path.join(dir, files.weights), tensors, { format: FORMAT });
   }
 
@@ -88,12 +95,21 @@ export async function saveCheckpoint<I>(dir: string, model: TrainableModel<I>, o
   const [iter, ...slots] = weights;
   const iterations = (await iter.tensor.data())[0];
   iter.tensor.dispose();
-  if (vars.length > 0 && slots.length % vars.length !== 0) throw new InputError(`the optimizer holds ${slots.length} slot tensors for ${vars.length} variables; was it used on other variables before?`);
+  if (vars.length > 0 && slots.length % vars.length !== 0)
+    throw new InputError(
+      `the optimizer holds ${slots.length} slot tensors for ${vars.length} variables; was it used on other variables before?`,
+    );
   const slotTensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (let j = 0; j < slots.length; j++) slotTensors.set(`slot.${j}`, { shape: [...slots[j].tensor.shape], data: (await slots[j].tensor.data()) as Float32Array });
+  for (let j = 0; j < slots.length; j++)
+    slotTensors.set(`slot.${j}`, {
+      shape: [...slots[j].tensor.shape],
+      data: (await slots[j].tensor.data()) as Float32Array,
+    });
   const internals = optimizer as unknown as AdamInternals;
   const accBeta: [number, number] | undefined =
-    internals.accBeta1 instanceof tf.Variable && internals.accBeta2 instanceof tf.Variable ? [(await internals.accBeta1.data())[0], (await internals.accBeta2.data())[0]] : undefined;
+    internals.accBeta1 instanceof tf.Variable && internals.accBeta2 instanceof tf.Variable
+      ? [(await internals.accBeta1.data())[0], (await internals.accBeta2.data())[0]]
+      : undefined;
   await writeSafetensors(path.join(dir, files.optimizer), slotTensors, { format: FORMAT });
 
   const json: CheckpointJson = {
@@ -122,13 +138,18 @@ export async function saveCheckpoint<I>(dir: string, model: TrainableModel<I>, o
 async function pruneOld(dir: string, keep: number): Promise<void> {
   const { fs, path } = await nodeFs();
   const names = await fs.promises.readdir(dir);
-  const tags = [...new Set(names.map((n) => /^(step-\d+)\.(weights|optimizer)\.safetensors$/.exec(n)?.[1]).filter((t): t is string => !!t))].sort();
+  const tags = [
+    ...new Set(
+      names.map((n) => /^(step-\d+)\.(weights|optimizer)\.safetensors$/.exec(n)?.[1]).filter((t): t is string => !!t),
+    ),
+  ].sort();
   const keepTags = new Set(tags.slice(Math.max(0, tags.length - Math.max(1, keep))));
   const current = await readJson(path.join(dir, CHECKPOINT_FILE)).catch(() => undefined);
   if (current) keepTags.add(current.files.weights.replace(/\.weights\.safetensors$/, ''));
   for (const n of names) {
     const tag = /^(step-\d+)\.(weights|optimizer)\.safetensors$/.exec(n)?.[1];
-    const stale = (tag && !keepTags.has(tag)) || (isTempName(n) && (n.startsWith('.step-') || n.startsWith(`.${CHECKPOINT_FILE}`)));
+    const stale =
+      (tag && !keepTags.has(tag)) || (isTempName(n) && (n.startsWith('.step-') || n.startsWith(`.${CHECKPOINT_FILE}`)));
     if (stale) await fs.promises.rm(path.join(dir, n), { force: true }).catch(() => {});
   }
 }
@@ -142,7 +163,10 @@ async function readJson(file: string): Promise<CheckpointJson> {
   } catch (e) {
     throw new CheckpointError(`${file} is not valid JSON: ${(e as Error).message}`);
   }
-  if (json?.format !== FORMAT || json.version !== 1) throw new CheckpointError(`${file} is not a diffssl training checkpoint (format ${JSON.stringify(json?.format)}, version ${JSON.stringify(json?.version)})`);
+  if (json?.format !== FORMAT || json.version !== 1)
+    throw new CheckpointError(
+      `${file} is not a diffssl training checkpoint (format ${JSON.stringify(json?.format)}, version ${JSON.stringify(json?.version)})`,
+    );
   return json;
 }
 
@@ -161,25 +185,41 @@ export async function hasCheckpoint(dir: string): Promise<boolean> {
  * @throws CheckpointError when the directory holds no readable checkpoint, InputError when the
  *   model or optimizer does not fit it.
  */
-export async function loadCheckpoint<I>(dir: string, model: TrainableModel<I>, optimizer: tf.Optimizer): Promise<RunState> {
+export async function loadCheckpoint<I>(
+  dir: string,
+  model: TrainableModel<I>,
+  optimizer: tf.Optimizer,
+): Promise<RunState> {
   const { path } = await nodeFs();
   const file = path.join(dir, CHECKPOINT_FILE);
   if (!(await hasCheckpoint(dir))) throw new CheckpointError(`no checkpoint in ${dir} (${CHECKPOINT_FILE} is missing)`);
   const json = await readJson(file);
   const vars = model.trainableVariables;
-  if (json.variables.length !== vars.length || json.variables.some((v, i) => !tf.util.arraysEqual(v.shape, vars[i].shape)))
-    throw new InputError(`checkpoint ${dir} was saved for ${json.variables.length} trainable variables of shapes ${JSON.stringify(json.variables.map((v) => v.shape))}; this model has ${vars.length}: ${JSON.stringify(vars.map((v) => v.shape))}`);
+  if (
+    json.variables.length !== vars.length ||
+    json.variables.some((v, i) => !tf.util.arraysEqual(v.shape, vars[i].shape))
+  )
+    throw new InputError(
+      `checkpoint ${dir} was saved for ${json.variables.length} trainable variables of shapes ${JSON.stringify(json.variables.map((v) => v.shape))}; this model has ${vars.length}: ${JSON.stringify(vars.map((v) => v.shape))}`,
+    );
   const rec = json.optimizer;
-  if (rec.className !== optimizer.getClassName()) throw new InputError(`checkpoint ${dir} holds ${rec.className} optimizer state; the optimizer given is ${optimizer.getClassName()}`);
+  if (rec.className !== optimizer.getClassName())
+    throw new InputError(
+      `checkpoint ${dir} holds ${rec.className} optimizer state; the optimizer given is ${optimizer.getClassName()}`,
+    );
   const config = optimizer.getConfig() as Record<string, unknown>;
   for (const [k, v] of Object.entries(rec.config)) {
     if (k === 'learningRate') continue;
-    if (JSON.stringify(config[k]) !== JSON.stringify(v)) throw new InputError(`checkpoint ${dir} was trained with ${rec.className} ${k} = ${JSON.stringify(v)}; the optimizer given has ${JSON.stringify(config[k])}`);
+    if (JSON.stringify(config[k]) !== JSON.stringify(v))
+      throw new InputError(
+        `checkpoint ${dir} was trained with ${rec.className} ${k} = ${JSON.stringify(v)}; the optimizer given has ${JSON.stringify(config[k])}`,
+      );
   }
 
   const weightsPath = path.join(dir, json.files.weights);
   if (json.weightsFormat === 'model') {
-    if (typeof model.loadWeights !== 'function') throw new InputError(`checkpoint ${dir} holds the model's own weights file; this model has no loadWeights`);
+    if (typeof model.loadWeights !== 'function')
+      throw new InputError(`checkpoint ${dir} holds the model's own weights file; this model has no loadWeights`);
     await model.loadWeights(weightsPath);
   } else {
     const r = await SafetensorsReader.open(weightsPath);
@@ -187,7 +227,10 @@ export async function loadCheckpoint<I>(dir: string, model: TrainableModel<I>, o
       const current = model.trainableVariables;
       for (let i = 0; i < current.length; i++) {
         const t = await r.read(`trainable.${i}`);
-        if (!tf.util.arraysEqual(t.shape, current[i].shape)) throw new CheckpointError(`${weightsPath}: trainable.${i} has shape [${t.shape}], expected [${current[i].shape}]`);
+        if (!tf.util.arraysEqual(t.shape, current[i].shape))
+          throw new CheckpointError(
+            `${weightsPath}: trainable.${i} has shape [${t.shape}], expected [${current[i].shape}]`,
+          );
         tf.tidy(() => current[i].assign(tf.tensor(t.data as Float32Array, t.shape, current[i].dtype)));
       }
     } finally {
@@ -199,13 +242,17 @@ export async function loadCheckpoint<I>(dir: string, model: TrainableModel<I>, o
   const restored: { name: string; tensor: tf.Tensor }[] = [];
   try {
     const nSlots = rec.slotsPerVariable * vars.length;
-    if (r.keys().length !== nSlots) throw new CheckpointError(`${json.files.optimizer} holds ${r.keys().length} slot tensors, expected ${nSlots}`);
+    if (r.keys().length !== nSlots)
+      throw new CheckpointError(`${json.files.optimizer} holds ${r.keys().length} slot tensors, expected ${nSlots}`);
     const now = model.trainableVariables;
     const suffix = rec.className === 'Adam' ? ['/m', '/v'] : ['/momentum'];
     for (let j = 0; j < nSlots; j++) {
       const t = await r.read(`slot.${j}`);
       const v = now[j % now.length];
-      restored.push({ name: `${v.name}${suffix[Math.floor(j / now.length)] ?? `/slot${j}`}`, tensor: tf.tensor(t.data as Float32Array, t.shape) });
+      restored.push({
+        name: `${v.name}${suffix[Math.floor(j / now.length)] ?? `/slot${j}`}`,
+        tensor: tf.tensor(t.data as Float32Array, t.shape),
+      });
     }
   } catch (e) {
     tf.dispose(restored.map((x) => x.tensor));

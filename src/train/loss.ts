@@ -36,11 +36,16 @@ export interface CrossEntropyOptions {
  * @category Training
  */
 export function crossEntropy(logits: tf.Tensor2D, labels: Labels, opts: CrossEntropyOptions = {}): tf.Tensor {
-  if (!(logits instanceof tf.Tensor) || logits.rank !== 2) throw new InputError(`logits must be a rank-2 tensor [N, classes], got ${logits instanceof tf.Tensor ? `shape [${logits.shape}]` : typeof logits}`);
+  if (!(logits instanceof tf.Tensor) || logits.rank !== 2)
+    throw new InputError(
+      `logits must be a rank-2 tensor [N, classes], got ${logits instanceof tf.Tensor ? `shape [${logits.shape}]` : typeof logits}`,
+    );
   const [n, classes] = logits.shape;
-  if (n === 0 || classes === 0) throw new InputError(`logits must have at least one example and one class, got shape [${logits.shape}]`);
+  if (n === 0 || classes === 0)
+    throw new InputError(`logits must have at least one example and one class, got shape [${logits.shape}]`);
   const reduction = opts.reduction ?? 'mean';
-  if (reduction !== 'mean' && reduction !== 'sum' && reduction !== 'none') throw new InputError(`reduction must be 'mean', 'sum' or 'none', got ${String(reduction)}`);
+  if (reduction !== 'mean' && reduction !== 'sum' && reduction !== 'none')
+    throw new InputError(`reduction must be 'mean', 'sum' or 'none', got ${String(reduction)}`);
   const y = checkLabels(labels, n, classes);
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
@@ -48,7 +53,8 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Labels, opts: CrossEnt
     const logp = tf.sub(x, tf.logSumExp(x, 1, true));
     const perExample = tf.neg(tf.sum(tf.mul(onehot, logp), 1));
     save([logp, onehot]);
-    const value = reduction === 'none' ? perExample : reduction === 'sum' ? tf.sum(perExample) : tf.div(tf.sum(perExample), n);
+    const value =
+      reduction === 'none' ? perExample : reduction === 'sum' ? tf.sum(perExample) : tf.div(tf.sum(perExample), n);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {

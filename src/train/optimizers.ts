@@ -52,7 +52,8 @@ export interface AdamSpec {
 export type OptimizerSpec = SgdSpec | MomentumSpec | AdamSpec;
 
 function positive(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new InputError(`${what} must be a positive finite number, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+    throw new InputError(`${what} must be a positive finite number, got ${String(v)}`);
   return v;
 }
 function unit(v: unknown, what: string): number {
@@ -109,7 +110,9 @@ export function makeOptimizer(spec: OptimizerSpec): tf.Optimizer {
     case 'adam':
       return adam(spec.lr, spec.beta1 ?? 0.9, spec.beta2 ?? 0.999, spec.epsilon ?? 1e-8);
     default:
-      throw new InputError(`optimizer type must be 'sgd', 'momentum' or 'adam', got ${JSON.stringify((spec as { type?: unknown })?.type)}`);
+      throw new InputError(
+        `optimizer type must be 'sgd', 'momentum' or 'adam', got ${JSON.stringify((spec as { type?: unknown })?.type)}`,
+      );
   }
 }
 
@@ -121,7 +124,10 @@ type WithLr = tf.Optimizer & { learningRate?: unknown; setLearningRate?: (lr: nu
  */
 export function getLearningRate(optimizer: tf.Optimizer): number {
   const lr = (optimizer as WithLr).learningRate;
-  if (typeof lr !== 'number') throw new InputError(`this optimizer (${optimizer?.getClassName?.() ?? typeof optimizer}) exposes no numeric learningRate`);
+  if (typeof lr !== 'number')
+    throw new InputError(
+      `this optimizer (${optimizer?.getClassName?.() ?? typeof optimizer}) exposes no numeric learningRate`,
+    );
   return lr;
 }
 
@@ -181,15 +187,20 @@ export class StepLR implements LRSchedule {
   readonly baseLr: number;
   private current = 0;
 
-  constructor(readonly optimizer: tf.Optimizer, opts: StepLROptions) {
-    if (!Number.isInteger(opts?.stepSize) || opts.stepSize < 1) throw new InputError(`StepLR stepSize must be a positive integer, got ${String(opts?.stepSize)}`);
+  constructor(
+    readonly optimizer: tf.Optimizer,
+    opts: StepLROptions,
+  ) {
+    if (!Number.isInteger(opts?.stepSize) || opts.stepSize < 1)
+      throw new InputError(`StepLR stepSize must be a positive integer, got ${String(opts?.stepSize)}`);
     this.stepSize = opts.stepSize;
     this.gamma = positive(opts.gamma ?? 0.1, 'StepLR gamma');
     this.baseLr = opts.baseLr === undefined ? getLearningRate(optimizer) : positive(opts.baseLr, 'StepLR baseLr');
   }
 
   lrAt(epoch: number): number {
-    if (!Number.isInteger(epoch) || epoch < 0) throw new InputError(`epoch must be a non-negative integer, got ${epoch}`);
+    if (!Number.isInteger(epoch) || epoch < 0)
+      throw new InputError(`epoch must be a non-negative integer, got ${epoch}`);
     return this.baseLr * Math.pow(this.gamma, Math.floor(epoch / this.stepSize));
   }
 
@@ -234,6 +245,14 @@ export interface ReferenceRecipe {
 export function referenceRecipe(head: 'linear' | 'attention' | 'difformer' | 'difffeed'): ReferenceRecipe {
   const table = { linear: [1e-2, 32], attention: [5e-2, 32], difformer: [5e-2, 32], difffeed: [1e-2, 4] } as const;
   const row = table[head];
-  if (!row) throw new InputError(`head must be 'linear', 'attention', 'difformer' or 'difffeed', got ${JSON.stringify(head)}`);
-  return { optimizer: { type: 'sgd', lr: row[0] }, batchSize: row[1], epochs: 28, stepSize: 7, gamma: 0.1, evalEvery: 7 };
+  if (!row)
+    throw new InputError(`head must be 'linear', 'attention', 'difformer' or 'difffeed', got ${JSON.stringify(head)}`);
+  return {
+    optimizer: { type: 'sgd', lr: row[0] },
+    batchSize: row[1],
+    epochs: 28,
+    stepSize: 7,
+    gamma: 0.1,
+    evalEvery: 7,
+  };
 }

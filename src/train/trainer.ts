@@ -131,9 +131,14 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
  * @returns the batch's mean loss and how many examples were classified right (top-1).
  * @category Training
  */
-export async function trainStep<I>(model: TrainableModel<I>, batch: Batch<I>, optimizer: tf.Optimizer): Promise<{ loss: number; correct: number }> {
+export async function trainStep<I>(
+  model: TrainableModel<I>,
+  batch: Batch<I>,
+  optimizer: tf.Optimizer,
+): Promise<{ loss: number; correct: number }> {
   const vars = model.trainableVariables;
-  if (!Array.isArray(vars) || vars.length === 0 || !vars.every((v) => v instanceof tf.Variable)) throw new InputError('model.trainableVariables must be a non-empty array of tf.Variable');
+  if (!Array.isArray(vars) || vars.length === 0 || !vars.every((v) => v instanceof tf.Variable))
+    throw new InputError('model.trainableVariables must be a non-empty array of tf.Variable');
   // tfjs-core alone registers no gradient functions; the first update loads them.
   await ensureGradients();
   let logits: tf.Tensor2D | undefined;
@@ -149,8 +154,13 @@ export async function trainStep<I>(model: TrainableModel<I>, batch: Batch<I>, op
       try {
         const out = model.logits(batch.input, { ...(batch.options ?? {}), training: true });
         if (isThenable(out)) {
-          (out as Promise<tf.Tensor>).then((t) => t?.dispose?.(), () => {});
-          throw new InputError('model.logits returned a promise: training needs a synchronous logits (gradients are recorded only within one synchronous call)');
+          (out as Promise<tf.Tensor>).then(
+            (t) => t?.dispose?.(),
+            () => {},
+          );
+          throw new InputError(
+            'model.logits returned a promise: training needs a synchronous logits (gradients are recorded only within one synchronous call)',
+          );
         }
         logits = tf.keep(out);
         return crossEntropy(out, batch.labels) as tf.Scalar;
@@ -164,7 +174,8 @@ export async function trainStep<I>(model: TrainableModel<I>, batch: Batch<I>, op
     logits?.dispose();
     placeholder?.dispose();
     if (failure !== undefined) throw failure;
-    if (/Cannot find a connection/.test((e as Error).message)) throw new InputError('no trainable variable of the model influences its logits: nothing to train');
+    if (/Cannot find a connection/.test((e as Error).message))
+      throw new InputError('no trainable variable of the model influences its logits: nothing to train');
     throw e;
   }
   try {
@@ -183,15 +194,26 @@ export async function trainStep<I>(model: TrainableModel<I>, batch: Batch<I>, op
  * same draws every time (the reference draws fresh noise at evaluation too).
  * @category Training
  */
-export async function evaluate<I>(model: TrainableModel<I>, data: Dataset<I>, opts: { batchSize: number; seed?: number; epoch?: number }): Promise<EvalResult> {
+export async function evaluate<I>(
+  model: TrainableModel<I>,
+  data: Dataset<I>,
+  opts: { batchSize: number; seed?: number; epoch?: number },
+): Promise<EvalResult> {
   const batchSize = positiveInt(opts?.batchSize, 'batchSize');
   checkDataset(data, 'evalData');
   const seed = opts.seed ?? 0;
   const order = epochOrder(data.size, 0, 0, false);
-  let loss = 0, top1 = 0, top5 = 0;
+  let loss = 0,
+    top1 = 0,
+    top5 = 0;
   const batches = batchesOf(order, batchSize, false);
   for (let step = 0; step < batches.length; step++) {
-    const batch = await data.batch(batches[step], { training: false, seed: mixSeed(seed, 0xe7a1, step), epoch: opts.epoch ?? 0, step });
+    const batch = await data.batch(batches[step], {
+      training: false,
+      seed: mixSeed(seed, 0xe7a1, step),
+      epoch: opts.epoch ?? 0,
+      step,
+    });
     let logits: tf.Tensor2D | undefined;
     try {
       logits = await model.logits(batch.input, { ...(batch.options ?? {}), training: false });
@@ -211,7 +233,8 @@ export async function evaluate<I>(model: TrainableModel<I>, data: Dataset<I>, op
 }
 
 function checkDataset(data: Dataset<unknown>, what: string): void {
-  if (!data || typeof data.batch !== 'function' || !Number.isInteger(data.size) || data.size < 1) throw new InputError(`${what} must be a Dataset: { size: positive integer, batch(indices, ctx) }`);
+  if (!data || typeof data.batch !== 'function' || !Number.isInteger(data.size) || data.size < 1)
+    throw new InputError(`${what} must be a Dataset: { size: positive integer, batch(indices, ctx) }`);
 }
 
 /**
@@ -237,13 +260,19 @@ function checkDataset(data: Dataset<unknown>, what: string): void {
  *   gradient functions cannot be loaded in this environment.
  * @category Training
  */
-export async function train<I>(model: TrainableModel<I>, data: Dataset<I>, opts: TrainOptions<I>): Promise<TrainResult> {
-  if (!model || typeof model.logits !== 'function') throw new InputError('train needs a model with logits(input, { training }) and trainableVariables');
+export async function train<I>(
+  model: TrainableModel<I>,
+  data: Dataset<I>,
+  opts: TrainOptions<I>,
+): Promise<TrainResult> {
+  if (!model || typeof model.logits !== 'function')
+    throw new InputError('train needs a model with logits(input, { training }) and trainableVariables');
   checkDataset(data, 'data');
   const epochs = positiveInt(opts?.epochs, 'epochs');
   const batchSize = positiveInt(opts.batchSize, 'batchSize');
   const optimizer = opts.optimizer;
-  if (!(optimizer instanceof tf.Optimizer)) throw new InputError('optimizer must be a tfjs Optimizer (see sgd, momentum, adam)');
+  if (!(optimizer instanceof tf.Optimizer))
+    throw new InputError('optimizer must be a tfjs Optimizer (see sgd, momentum, adam)');
   const evalEvery = positiveInt(opts.evalEvery ?? 1, 'evalEvery');
   const evalBatchSize = positiveInt(opts.evalBatchSize ?? batchSize, 'evalBatchSize');
   if (opts.evalData !== undefined) checkDataset(opts.evalData, 'evalData');
@@ -254,7 +283,8 @@ export async function train<I>(model: TrainableModel<I>, data: Dataset<I>, opts:
     if (ck.everySteps !== undefined) positiveInt(ck.everySteps, 'checkpoint.everySteps');
     positiveInt(ck.keep ?? 1, 'checkpoint.keep');
   }
-  if (opts.seed !== undefined && !Number.isInteger(opts.seed)) throw new InputError(`seed must be an integer, got ${opts.seed}`);
+  if (opts.seed !== undefined && !Number.isInteger(opts.seed))
+    throw new InputError(`seed must be an integer, got ${opts.seed}`);
   const shuffle = opts.shuffle ?? true;
   const dropLast = opts.dropLast ?? true;
   // Fail before any data or checkpoint work when gradients cannot be had here.
@@ -268,7 +298,9 @@ export async function train<I>(model: TrainableModel<I>, data: Dataset<I>, opts:
   }
   // A fresh run must not silently replace another run's checkpoint.
   if (ck && resumeDir === undefined && opts.resume !== true && (await hasCheckpoint(ck.path)))
-    throw new InputError(`${ck.path} already holds a checkpoint: pass resume: true to continue that run, or choose another checkpoint.path`);
+    throw new InputError(
+      `${ck.path} already holds a checkpoint: pass resume: true to continue that run, or choose another checkpoint.path`,
+    );
 
   let state: RunState;
   if (resumeDir !== undefined) {
@@ -276,23 +308,39 @@ export async function train<I>(model: TrainableModel<I>, data: Dataset<I>, opts:
     const want = { seed: opts.seed ?? state.seed, batchSize, datasetSize: data.size, shuffle, dropLast };
     for (const [k, v] of Object.entries(want)) {
       const had = (state as unknown as Record<string, unknown>)[k];
-      if (had !== v) throw new InputError(`cannot resume exactly: the checkpoint in ${resumeDir} was made with ${k} = ${JSON.stringify(had)}, this run has ${JSON.stringify(v)}`);
+      if (had !== v)
+        throw new InputError(
+          `cannot resume exactly: the checkpoint in ${resumeDir} was made with ${k} = ${JSON.stringify(had)}, this run has ${JSON.stringify(v)}`,
+        );
     }
   } else {
     state = {
-      epoch: 0, step: 0, globalStep: 0, lr: getLearningRate(optimizer), seed: opts.seed ?? 0,
-      batchSize, datasetSize: data.size, shuffle, dropLast, epochSums: { loss: 0, correct: 0, seen: 0, steps: 0 }, history: [],
+      epoch: 0,
+      step: 0,
+      globalStep: 0,
+      lr: getLearningRate(optimizer),
+      seed: opts.seed ?? 0,
+      batchSize,
+      datasetSize: data.size,
+      shuffle,
+      dropLast,
+      epochSums: { loss: 0, correct: 0, seen: 0, steps: 0 },
+      history: [],
     };
   }
   const startedAt = { epoch: state.epoch, step: state.step };
   const history = state.history as EpochReport[];
   const stepsPerEpoch = batchesOf(epochOrder(data.size, 0, 0, false), batchSize, dropLast).length;
-  if (stepsPerEpoch === 0) throw new InputError(`the dataset has ${data.size} examples, fewer than one batch of ${batchSize} (dropLast is on)`);
+  if (stepsPerEpoch === 0)
+    throw new InputError(
+      `the dataset has ${data.size} examples, fewer than one batch of ${batchSize} (dropLast is on)`,
+    );
   const clock = progressClock();
   let stepsHere = 0;
   const totalSteps = epochs * stepsPerEpoch;
 
-  const save = async () => (ck ? saveCheckpoint(ck.path, model, optimizer, { ...state, history: [...history] }, ck.keep ?? 1) : undefined);
+  const save = async () =>
+    ck ? saveCheckpoint(ck.path, model, optimizer, { ...state, history: [...history] }, ck.keep ?? 1) : undefined;
 
   for (let epoch = state.epoch; epoch < epochs; epoch++) {
     state.lr = opts.schedule ? opts.schedule.setEpoch(epoch) : getLearningRate(optimizer);
@@ -307,14 +355,20 @@ export async function train<I>(model: TrainableModel<I>, data: Dataset<I>, opts:
         await save();
         return { history: [...history], globalStep: state.globalStep, status: 'aborted', startedAt };
       }
-      const batch = await data.batch(batches[step], { training: true, seed: mixSeed(state.seed, epoch, step), epoch, step });
+      const batch = await data.batch(batches[step], {
+        training: true,
+        seed: mixSeed(state.seed, epoch, step),
+        epoch,
+        step,
+      });
       let r: { loss: number; correct: number };
       try {
         r = await trainStep(model, batch, optimizer);
       } finally {
         disposeBatch(batch);
       }
-      if (!Number.isFinite(r.loss)) throw new DiffSSLError(`the loss became ${r.loss} at epoch ${epoch}, step ${step}: lower the learning rate`);
+      if (!Number.isFinite(r.loss))
+        throw new DiffSSLError(`the loss became ${r.loss} at epoch ${epoch}, step ${step}: lower the learning rate`);
       const s = state.epochSums;
       s.loss += r.loss;
       s.correct += r.correct;
@@ -325,11 +379,30 @@ export async function train<I>(model: TrainableModel<I>, data: Dataset<I>, opts:
       stepsHere++;
       const done = epoch * stepsPerEpoch + step + 1;
       const { elapsedMs, etaMs = 0 } = clock(done, totalSteps, done - stepsHere);
-      opts.onProgress?.({ kind: 'train', done, total: totalSteps, elapsedMs, etaMs, epoch, epochs, step: step + 1, steps: batches.length, globalStep: state.globalStep, loss: r.loss, lr: state.lr });
+      opts.onProgress?.({
+        kind: 'train',
+        done,
+        total: totalSteps,
+        elapsedMs,
+        etaMs,
+        epoch,
+        epochs,
+        step: step + 1,
+        steps: batches.length,
+        globalStep: state.globalStep,
+        loss: r.loss,
+        lr: state.lr,
+      });
       if (ck?.everySteps && state.globalStep % ck.everySteps === 0 && step + 1 < batches.length) await save();
     }
-    const report: EpochReport = { epoch, lr: state.lr, trainLoss: state.epochSums.loss / state.epochSums.steps, trainTop1: state.epochSums.correct / state.epochSums.seen };
-    if (opts.evalData && ((epoch + 1) % evalEvery === 0 || epoch === epochs - 1)) report.eval = await evaluate(model, opts.evalData, { batchSize: evalBatchSize, seed: state.seed, epoch });
+    const report: EpochReport = {
+      epoch,
+      lr: state.lr,
+      trainLoss: state.epochSums.loss / state.epochSums.steps,
+      trainTop1: state.epochSums.correct / state.epochSums.seen,
+    };
+    if (opts.evalData && ((epoch + 1) % evalEvery === 0 || epoch === epochs - 1))
+      report.eval = await evaluate(model, opts.evalData, { batchSize: evalBatchSize, seed: state.seed, epoch });
     history.push(report);
     state.epoch = epoch + 1;
     state.step = 0;

@@ -8,7 +8,13 @@ import { checkStateDict, InputError } from '../errors.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { openWeights } from '../io/weights.js';
 import { planResidency, WeightStore, type WeightOptions } from './runtime/weightStore.js';
-import { buildArchitecture, convMultiplyAdds, type Architecture, type BlockInfo, type BlockSpec } from './architecture.js';
+import {
+  buildArchitecture,
+  convMultiplyAdds,
+  type Architecture,
+  type BlockInfo,
+  type BlockSpec,
+} from './architecture.js';
 import { attentionBlock } from './attentionBlock.js';
 import { resolveConfig, type ModelSpec, type ResolvedConfig } from './config.js';
 import { applyAffine, groupNormAffine } from './groupNorm.js';
@@ -170,7 +176,11 @@ export class ADMUNet {
    * A model from a state dict already in memory (reference names and PyTorch layouts).
    * @throws WeightsError listing every missing, unexpected or mis-shaped key.
    */
-  static fromStateDict(flags: ModelSpec, state: Map<string, ReferenceTensor>, opts: ModelOptions & { strict?: boolean } = {}): ADMUNet {
+  static fromStateDict(
+    flags: ModelSpec,
+    state: Map<string, ReferenceTensor>,
+    opts: ModelOptions & { strict?: boolean } = {},
+  ): ADMUNet {
     const config = resolveConfig(flags);
     const arch = buildArchitecture(config);
     checkKeys(arch, new Map([...state].map(([k, v]) => [k, v.shape])), opts.strict ?? true, '<state dict>');
@@ -180,9 +190,24 @@ export class ADMUNet {
   }
 
   // Fills a store in the architecture's order; `fill` hands over each weight in the reference layout.
-  private static build(config: ResolvedConfig, arch: Architecture, opts: ModelOptions, fill: (add: (name: string, data: Float32Array) => void) => void): ADMUNet;
-  private static build(config: ResolvedConfig, arch: Architecture, opts: ModelOptions, fill: (add: (name: string, data: Float32Array) => void) => Promise<void>): Promise<ADMUNet>;
-  private static build(config: ResolvedConfig, arch: Architecture, opts: ModelOptions, fill: (add: (name: string, data: Float32Array) => void) => void | Promise<void>): ADMUNet | Promise<ADMUNet> {
+  private static build(
+    config: ResolvedConfig,
+    arch: Architecture,
+    opts: ModelOptions,
+    fill: (add: (name: string, data: Float32Array) => void) => void,
+  ): ADMUNet;
+  private static build(
+    config: ResolvedConfig,
+    arch: Architecture,
+    opts: ModelOptions,
+    fill: (add: (name: string, data: Float32Array) => void) => Promise<void>,
+  ): Promise<ADMUNet>;
+  private static build(
+    config: ResolvedConfig,
+    arch: Architecture,
+    opts: ModelOptions,
+    fill: (add: (name: string, data: Float32Array) => void) => void | Promise<void>,
+  ): ADMUNet | Promise<ADMUNet> {
     const resident = planResidency(arch.parameters, opts, tf.getBackend());
     const layerOpts = layerOptions(opts); // checked before any weight is made
     const store = new WeightStore(resident, opts.storage);
@@ -273,7 +298,8 @@ export class ADMUNet {
    * @throws InputError for a block the model does not have.
    */
   block(b: number): BlockInfo {
-    if (!Number.isInteger(b) || b < 1 || b > this.totalBlocks) throw new InputError(`unknown block ${String(b)}: this model has blocks 1..${this.totalBlocks}`);
+    if (!Number.isInteger(b) || b < 1 || b > this.totalBlocks)
+      throw new InputError(`unknown block ${String(b)}: this model has blocks 1..${this.totalBlocks}`);
     return this.blocks[b - 1];
   }
 
@@ -330,7 +356,10 @@ export class ADMUNet {
 
     // Skips are kept only for the output blocks that will run: stopping at b = 24 of the 256×256
     // model frees the 256² and 128² encoder maps as soon as the next block has read them.
-    const hs = new Skips(new Set(this.arch.blocks.filter((s) => s.part === 'output' && s.b <= stopAt).map((s) => s.skipFrom!)), this.parking);
+    const hs = new Skips(
+      new Set(this.arch.blocks.filter((s) => s.part === 'output' && s.b <= stopAt).map((s) => s.skipFrom!)),
+      this.parking,
+    );
     const features = new Map<number, tf.Tensor4D>();
     const emb = this.embed(t, opts.y);
     const h = new PartedBatch(xt, this.parking);
@@ -340,7 +369,8 @@ export class ADMUNet {
         if (spec.b > stopAt) break;
         h.regroup(n > 1 && this.layers.banded(h.shape, Math.max(spec.inChannels, spec.channels)));
         const skip = spec.part === 'output' ? hs.take(spec.skipFrom!, h.count) : undefined;
-        const run = (x: tf.Tensor4D, example?: number) => this.runPart(spec, x, skip?.(example ?? 0), emb, add.get(spec.b), example);
+        const run = (x: tf.Tensor4D, example?: number) =>
+          this.runPart(spec, x, skip?.(example ?? 0), emb, add.get(spec.b), example);
         const captured = h.apply(run, (y) => hs.keep(spec.b, y), capture.has(spec.b));
         if (captured) features.set(spec.b, captured);
         if (skip) hs.release(spec.skipFrom!);
@@ -359,7 +389,14 @@ export class ADMUNet {
   // Block `spec` on x, first joined with its skip for an output block, plus the tensor added to the
   // block's output; `example` picks the rows of emb and of the added tensor when x is one example of
   // the batch. Consumes x and skip.
-  private runPart(spec: BlockSpec, x: tf.Tensor4D, skip: tf.Tensor4D | undefined, emb: tf.Tensor2D, extra: tf.Tensor4D | undefined, example?: number): tf.Tensor4D {
+  private runPart(
+    spec: BlockSpec,
+    x: tf.Tensor4D,
+    skip: tf.Tensor4D | undefined,
+    emb: tf.Tensor2D,
+    extra: tf.Tensor4D | undefined,
+    example?: number,
+  ): tf.Tensor4D {
     let input = x;
     try {
       if (skip) {
@@ -387,7 +424,12 @@ export class ADMUNet {
   /** The weights under their reference names, in PyTorch layout (a copy). */
   stateDict(): Map<string, ReferenceTensor> {
     this.assertAlive();
-    return new Map(this.arch.parameters.map(([name, shape]) => [name, { shape: [...shape], data: toReferenceLayout(name, shape, this.weights.read(name)) }]));
+    return new Map(
+      this.arch.parameters.map(([name, shape]) => [
+        name,
+        { shape: [...shape], data: toReferenceLayout(name, shape, this.weights.read(name)) },
+      ]),
+    );
   }
 
   /** Writes the weights as safetensors under the reference's names and layouts, atomically. */
@@ -438,7 +480,10 @@ export class ADMUNet {
     const p = this.param;
     return tf.tidy(() => {
       const norm = groupNormAffine(h, p('out.0.weight'), p('out.0.bias'), undefined, { rows: p.statRows(h.shape) });
-      return p.conv3x3Rows(rowsOf(h, (band) => silu(applyAffine(band, norm))), 'out.2');
+      return p.conv3x3Rows(
+        rowsOf(h, (band) => silu(applyAffine(band, norm))),
+        'out.2',
+      );
     });
   }
 
@@ -452,13 +497,17 @@ export class ADMUNet {
    * @throws InputError naming what is wrong.
    */
   checkImages(x: tf.Tensor4D, what = 'x'): number {
-    if (!(x instanceof tf.Tensor)) throw new InputError(`${what} must be a tf.Tensor4D, got ${x === null ? 'null' : typeof x}`);
-    if (x.rank !== 4) throw new InputError(`${what} must be rank 4 (NHWC [N, H, W, C]), got rank ${x.rank} [${x.shape}]`);
+    if (!(x instanceof tf.Tensor))
+      throw new InputError(`${what} must be a tf.Tensor4D, got ${x === null ? 'null' : typeof x}`);
+    if (x.rank !== 4)
+      throw new InputError(`${what} must be rank 4 (NHWC [N, H, W, C]), got rank ${x.rank} [${x.shape}]`);
     if (x.dtype !== 'float32') throw new InputError(`${what} must be float32, got ${x.dtype}`);
     const [n, hgt, wid, c] = x.shape;
     const S = this.config.imageSize;
     if (c !== this.config.inChannels)
-      throw new InputError(`${what} has ${c} channel${c === 1 ? '' : 's'} but the model takes ${this.config.inChannels} (layout is NHWC, channels last)${x.shape[1] === this.config.inChannels ? '; this looks like NCHW' : ''}`);
+      throw new InputError(
+        `${what} has ${c} channel${c === 1 ? '' : 's'} but the model takes ${this.config.inChannels} (layout is NHWC, channels last)${x.shape[1] === this.config.inChannels ? '; this looks like NCHW' : ''}`,
+      );
     if (hgt !== S || wid !== S) throw new InputError(`${what} is ${hgt}×${wid} but this model takes ${S}×${S} images`);
     if (n < 1) throw new InputError(`${what} has an empty batch`);
     return n;
@@ -470,10 +519,13 @@ export class ADMUNet {
       if (y !== undefined) throw new InputError('y was given but this model is unconditional (class_cond false)');
       return;
     }
-    if (y === undefined) throw new InputError(`this model is class-conditional: pass y, one label in [0, ${classes}) per example`);
-    if (!Array.isArray(y) || y.length !== n) throw new InputError(`y must have one label per example (${n}), got ${Array.isArray(y) ? y.length : typeof y}`);
+    if (y === undefined)
+      throw new InputError(`this model is class-conditional: pass y, one label in [0, ${classes}) per example`);
+    if (!Array.isArray(y) || y.length !== n)
+      throw new InputError(`y must have one label per example (${n}), got ${Array.isArray(y) ? y.length : typeof y}`);
     y.forEach((v, i) => {
-      if (!Number.isInteger(v) || v < 0 || v >= classes) throw new InputError(`y[${i}] = ${v} is outside [0, ${classes})`);
+      if (!Number.isInteger(v) || v < 0 || v >= classes)
+        throw new InputError(`y[${i}] = ${v} is outside [0, ${classes})`);
     });
   }
 
@@ -484,7 +536,9 @@ export class ADMUNet {
       const info = this.block(b);
       const want = [n, info.size, info.size, info.channels];
       if (!(t instanceof tf.Tensor) || !tf.util.arraysEqual(t.shape, want))
-        throw new InputError(`add: the tensor for block ${b} must have shape [${want}], got ${t instanceof tf.Tensor ? `[${t.shape}]` : typeof t}`);
+        throw new InputError(
+          `add: the tensor for block ${b} must have shape [${want}], got ${t instanceof tf.Tensor ? `[${t.shape}]` : typeof t}`,
+        );
     }
     return add;
   }
@@ -493,7 +547,8 @@ export class ADMUNet {
 function checkKeys(arch: Architecture, got: Map<string, number[]>, strict: boolean, label: string): void {
   checkStateDict(arch.parameters, got, {
     subject: `${label} does not fit this model's state dict`,
-    advice: 'Check that the flags match the checkpoint (a preset name such as "256x256_diffusion_uncond" picks the released ones).',
+    advice:
+      'Check that the flags match the checkpoint (a preset name such as "256x256_diffusion_uncond" picks the released ones).',
     strict,
   });
 }

@@ -69,7 +69,10 @@ function resParams(p: string, cin: number, cout: number, embDim: number, scaleSh
 function layerParams(l: LayerSpec, embDim: number, scaleShift: boolean): [string, number[]][] {
   switch (l.kind) {
     case 'conv':
-      return [[`${l.prefix}.weight`, [l.cout, l.cin, 3, 3]], [`${l.prefix}.bias`, [l.cout]]];
+      return [
+        [`${l.prefix}.weight`, [l.cout, l.cin, 3, 3]],
+        [`${l.prefix}.bias`, [l.cout]],
+      ];
     case 'res':
       return resParams(l.prefix, l.cin, l.cout, embDim, scaleShift);
     case 'attn':
@@ -82,9 +85,15 @@ function layerParams(l: LayerSpec, embDim: number, scaleShift: boolean): [string
         [`${l.prefix}.proj_out.bias`, [l.channels]],
       ];
     case 'down':
-      return [[`${l.prefix}.op.weight`, [l.channels, l.channels, 3, 3]], [`${l.prefix}.op.bias`, [l.channels]]];
+      return [
+        [`${l.prefix}.op.weight`, [l.channels, l.channels, 3, 3]],
+        [`${l.prefix}.op.bias`, [l.channels]],
+      ];
     case 'up':
-      return [[`${l.prefix}.conv.weight`, [l.channels, l.channels, 3, 3]], [`${l.prefix}.conv.bias`, [l.channels]]];
+      return [
+        [`${l.prefix}.conv.weight`, [l.channels, l.channels, 3, 3]],
+        [`${l.prefix}.conv.bias`, [l.channels]],
+      ];
   }
 }
 
@@ -97,15 +106,31 @@ export function buildArchitecture(cfg: ResolvedConfig): Architecture {
   const C = cfg.modelChannels;
   const embDim = 4 * C;
   const blocks: BlockSpec[] = [];
-  const attn = (prefix: string, ch: number, heads: number): LayerSpec => ({ kind: 'attn', prefix, channels: ch, heads: headsFor(ch, heads, cfg.numHeadChannels) });
+  const attn = (prefix: string, ch: number, heads: number): LayerSpec => ({
+    kind: 'attn',
+    prefix,
+    channels: ch,
+    heads: headsFor(ch, heads, cfg.numHeadChannels),
+  });
 
   let ch = Math.trunc(cfg.channelMult[0] * C);
   let size = cfg.imageSize;
   let ds = 1;
   const add = (part: BlockInfo['part'], module: string, inChannels: number, layers: LayerSpec[], skipFrom?: number) =>
-    blocks.push({ b: blocks.length + 1, part, module, channels: ch, size, inChannels, layers, ...(skipFrom ? { skipFrom } : {}) });
+    blocks.push({
+      b: blocks.length + 1,
+      part,
+      module,
+      channels: ch,
+      size,
+      inChannels,
+      layers,
+      ...(skipFrom ? { skipFrom } : {}),
+    });
 
-  add('input', 'input_blocks.0', cfg.inChannels, [{ kind: 'conv', prefix: 'input_blocks.0.0', cin: cfg.inChannels, cout: ch }]);
+  add('input', 'input_blocks.0', cfg.inChannels, [
+    { kind: 'conv', prefix: 'input_blocks.0.0', cin: cfg.inChannels, cout: ch },
+  ]);
   const skipStack: { b: number; ch: number }[] = [{ b: 1, ch }];
   cfg.channelMult.forEach((mult, level) => {
     for (let i = 0; i < cfg.numResBlocks; i++) {
@@ -123,7 +148,9 @@ export function buildArchitecture(cfg: ResolvedConfig): Architecture {
       size = Math.floor(size / 2);
       ds *= 2;
       add('input', module, ch, [
-        cfg.resblockUpdown ? { kind: 'res', prefix: `${module}.0`, cin: ch, cout: ch, updown: 'down' } : { kind: 'down', prefix: `${module}.0`, channels: ch },
+        cfg.resblockUpdown
+          ? { kind: 'res', prefix: `${module}.0`, cin: ch, cout: ch, updown: 'down' }
+          : { kind: 'down', prefix: `${module}.0`, channels: ch },
       ]);
       skipStack.push({ b: blocks.length, ch });
     }
@@ -147,7 +174,11 @@ export function buildArchitecture(cfg: ResolvedConfig): Architecture {
       if (cfg.attentionDs.includes(ds)) layers.push(attn(`${module}.1`, ch, cfg.numHeadsUpsample));
       if (level > 0 && i === cfg.numResBlocks) {
         const prefix = `${module}.${layers.length}`;
-        layers.push(cfg.resblockUpdown ? { kind: 'res', prefix, cin: ch, cout: ch, updown: 'up' } : { kind: 'up', prefix, channels: ch });
+        layers.push(
+          cfg.resblockUpdown
+            ? { kind: 'res', prefix, cin: ch, cout: ch, updown: 'up' }
+            : { kind: 'up', prefix, channels: ch },
+        );
         size *= 2;
         ds = Math.floor(ds / 2);
       }
@@ -162,9 +193,15 @@ export function buildArchitecture(cfg: ResolvedConfig): Architecture {
     ['time_embed.2.bias', [embDim]],
   ];
   if (cfg.numClasses !== null) parameters.push(['label_emb.weight', [cfg.numClasses, embDim]]);
-  for (const block of blocks) for (const l of block.layers) parameters.push(...layerParams(l, embDim, cfg.useScaleShiftNorm));
+  for (const block of blocks)
+    for (const l of block.layers) parameters.push(...layerParams(l, embDim, cfg.useScaleShiftNorm));
   const top = Math.trunc(cfg.channelMult[0] * C);
-  parameters.push(['out.0.weight', [ch]], ['out.0.bias', [ch]], ['out.2.weight', [cfg.outChannels, top, 3, 3]], ['out.2.bias', [cfg.outChannels]]);
+  parameters.push(
+    ['out.0.weight', [ch]],
+    ['out.0.bias', [ch]],
+    ['out.2.weight', [cfg.outChannels, top, 3, 3]],
+    ['out.2.bias', [cfg.outChannels]],
+  );
   return { blocks, numInputBlocks, timeEmbedDim: embDim, parameters };
 }
 

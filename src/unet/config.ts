@@ -81,9 +81,13 @@ const DEFAULT_MULT: Record<number, number[]> = {
 };
 
 function commaList(s: string, what: string): number[] {
-  const parts = s.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  const parts = s
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0);
   const out = parts.map(Number);
-  if (out.some((v) => !Number.isFinite(v) || v <= 0)) throw new InputError(`${what} must be a comma list of positive numbers, got "${s}"`);
+  if (out.some((v) => !Number.isFinite(v) || v <= 0))
+    throw new InputError(`${what} must be a comma list of positive numbers, got "${s}"`);
   return out;
 }
 
@@ -109,7 +113,10 @@ function checkFlagTypes(spec: Record<string, unknown>, reference: boolean): void
   for (const [ref, typed] of BOOLEAN_FLAGS) {
     const name = reference ? ref : typed;
     const v = spec[name];
-    if (v !== undefined && typeof v !== 'boolean') throw new InputError(`${name} must be true or false, got ${describe(v)}; in JSON write true or false without quotes`);
+    if (v !== undefined && typeof v !== 'boolean')
+      throw new InputError(
+        `${name} must be true or false, got ${describe(v)}; in JSON write true or false without quotes`,
+      );
   }
   for (const [ref, typed] of INTEGER_FLAGS) {
     const name = reference ? ref : typed;
@@ -117,11 +124,13 @@ function checkFlagTypes(spec: Record<string, unknown>, reference: boolean): void
     if (v !== undefined && !Number.isInteger(v)) throw new InputError(`${name} must be an integer, got ${describe(v)}`);
   }
   const dropout = spec.dropout;
-  if (dropout !== undefined && (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1))) throw new InputError(`dropout must be a number in [0, 1), got ${describe(dropout)}`);
+  if (dropout !== undefined && (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)))
+    throw new InputError(`dropout must be a number in [0, 1), got ${describe(dropout)}`);
   if (reference) {
     for (const name of ['attention_resolutions', 'channel_mult']) {
       const v = spec[name];
-      if (v !== undefined && v !== null && v !== '' && typeof v !== 'string') throw new InputError(`${name} must be a comma list in a string, like "32,16,8", got ${describe(v)}`);
+      if (v !== undefined && v !== null && v !== '' && typeof v !== 'string')
+        throw new InputError(`${name} must be a comma list in a string, like "32,16,8", got ${describe(v)}`);
     }
   }
 }
@@ -132,7 +141,8 @@ function isReference(spec: object): spec is ReferenceFlags {
 
 function fromReference(f: ReferenceFlags): UNetConfig {
   const schedule = f.noise_schedule ?? 'linear';
-  if (schedule !== 'linear' && schedule !== 'cosine') throw new InputError(`noise_schedule must be "linear" or "cosine", got "${schedule}"`);
+  if (schedule !== 'linear' && schedule !== 'cosine')
+    throw new InputError(`noise_schedule must be "linear" or "cosine", got "${schedule}"`);
   return {
     imageSize: f.image_size,
     numChannels: f.num_channels,
@@ -140,7 +150,8 @@ function fromReference(f: ReferenceFlags): UNetConfig {
     numHeads: f.num_heads,
     numHeadsUpsample: f.num_heads_upsample,
     numHeadChannels: f.num_head_channels,
-    attentionResolutions: f.attention_resolutions === undefined ? undefined : commaList(f.attention_resolutions, 'attention_resolutions'),
+    attentionResolutions:
+      f.attention_resolutions === undefined ? undefined : commaList(f.attention_resolutions, 'attention_resolutions'),
     channelMult: f.channel_mult ? commaList(f.channel_mult, 'channel_mult') : undefined,
     dropout: f.dropout,
     classCond: f.class_cond,
@@ -176,17 +187,23 @@ export function resolveConfig(spec: ModelSpec): ResolvedConfig {
   const modelChannels = positiveInt(c.numChannels, 'num_channels');
   const numResBlocks = positiveInt(c.numResBlocks, 'num_res_blocks');
   const channelMult = c.channelMult ?? DEFAULT_MULT[imageSize];
-  if (!channelMult) throw new InputError(`image_size ${imageSize} has no default channel_mult; give channel_mult explicitly`);
+  if (!channelMult)
+    throw new InputError(`image_size ${imageSize} has no default channel_mult; give channel_mult explicitly`);
   const attentionDs = (c.attentionResolutions ?? [16, 8]).map((res) => Math.floor(imageSize / res));
   const numHeads = c.numHeads ?? 4;
   const numHeadChannels = c.numHeadChannels ?? -1;
   const levelWidths = [...channelMult.map((m) => Math.trunc(m * modelChannels))];
   for (const w of levelWidths) {
-    if (w % 32 !== 0) throw new InputError(`every level width must be a multiple of 32 (GroupNorm has 32 groups); num_channels ${modelChannels} × channel_mult gives ${w}`);
-    if (numHeadChannels !== -1 && w % numHeadChannels !== 0) throw new InputError(`level width ${w} is not divisible by num_head_channels ${numHeadChannels}`);
+    if (w % 32 !== 0)
+      throw new InputError(
+        `every level width must be a multiple of 32 (GroupNorm has 32 groups); num_channels ${modelChannels} × channel_mult gives ${w}`,
+      );
+    if (numHeadChannels !== -1 && w % numHeadChannels !== 0)
+      throw new InputError(`level width ${w} is not divisible by num_head_channels ${numHeadChannels}`);
   }
   const levels = channelMult.length;
-  if (imageSize % 2 ** (levels - 1) !== 0) throw new InputError(`image_size ${imageSize} is not divisible by 2^${levels - 1} (${levels} levels)`);
+  if (imageSize % 2 ** (levels - 1) !== 0)
+    throw new InputError(`image_size ${imageSize} is not divisible by 2^${levels - 1} (${levels} levels)`);
   const classCond = c.classCond ?? false;
   const diffusionSteps = positiveInt(c.diffusionSteps ?? 1000, 'diffusion_steps');
   return {

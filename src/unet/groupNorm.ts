@@ -22,7 +22,14 @@ export type NormAffine = {
  * (H, W, C/groups), biased variance (two-pass, as the reference), then the per-channel affine, with
  * an optional FiLM folded into the same multiply-add (ADM's scale-shift norm).
  */
-export function groupNorm(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, film?: FiLM, groups = 32, eps = 1e-5): tf.Tensor4D {
+export function groupNorm(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  film?: FiLM,
+  groups = 32,
+  eps = 1e-5,
+): tf.Tensor4D {
   return tf.tidy(() => applyAffine(x, groupNormAffine(x, gamma, beta, film, { groups, eps })));
 }
 
@@ -43,13 +50,25 @@ export function applyAffine(x: tf.Tensor4D, { scale, offset }: NormAffine): tf.T
  * @param rows with one example, gather the statistics over bands of this many rows, so that the
  * centred squares never exist for the whole map (default: all rows at once).
  */
-export function groupNormAffine(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, film?: FiLM, opts: { groups?: number; eps?: number; rows?: number } = {}): NormAffine {
+export function groupNormAffine(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  film?: FiLM,
+  opts: { groups?: number; eps?: number; rows?: number } = {},
+): NormAffine {
   const { groups = 32, eps = 1e-5 } = opts;
   return tf.tidy(() => {
     const [n, h, , c] = x.shape;
     const rows = n === 1 ? Math.min(h, opts.rows ?? h) : h;
-    const mean = groupAverage(channelMeans(x, rows, (band) => band), groups);
-    const variance = groupAverage(channelMeans(x, rows, (band) => tf.square(tf.sub(band, mean)) as tf.Tensor4D), groups);
+    const mean = groupAverage(
+      channelMeans(x, rows, (band) => band),
+      groups,
+    );
+    const variance = groupAverage(
+      channelMeans(x, rows, (band) => tf.square(tf.sub(band, mean)) as tf.Tensor4D),
+      groups,
+    );
     let scale: tf.Tensor = tf.mul(tf.rsqrt(tf.add(variance, eps)), gamma);
     let offset: tf.Tensor = tf.sub(beta, tf.mul(mean, scale));
     if (film) {

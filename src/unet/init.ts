@@ -11,7 +11,10 @@ const ZERO_INIT_IN_REFERENCE = /(out_layers\.3|proj_out|^out\.2)\.weight$/;
  * through the whole network, which makes these weights useful for tests and benchmarks. The numbers
  * differ from the fixtures' (another generator); only the distribution is the same.
  */
-export function* randomWeights(parameters: readonly (readonly [string, readonly number[]])[], seed: number): Generator<[string, Float32Array]> {
+export function* randomWeights(
+  parameters: readonly (readonly [string, readonly number[]])[],
+  seed: number,
+): Generator<[string, Float32Array]> {
   const rng = new SeededRandom(seed);
   for (const [name, shape] of parameters) {
     const size = shape.reduce((a, b) => a * b, 1);

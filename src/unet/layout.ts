@@ -16,7 +16,8 @@ const EMBEDDINGS = /(^|\.)label_emb\.weight$/;
 export function weightLayout(name: string, refShape: readonly number[]): Layout {
   if (refShape.length === 4) return 'conv';
   if (refShape.length === 3) {
-    if (refShape[2] !== 1) throw new RangeError(`${name}: only kernel-size-1 conv1d weights are supported, got [${refShape}]`);
+    if (refShape[2] !== 1)
+      throw new RangeError(`${name}: only kernel-size-1 conv1d weights are supported, got [${refShape}]`);
     return 'conv1x1';
   }
   return refShape.length === 2 && !EMBEDDINGS.test(name) ? 'linear' : 'same';

@@ -33,7 +33,16 @@ const LSUN = { ...COMMON, image_size: 256, dropout: 0.1 };
  * @category Backbone
  */
 export const PRESETS = {
-  '64x64_diffusion': { ...COMMON, image_size: 64, num_channels: 192, num_res_blocks: 3, dropout: 0.1, class_cond: true, use_new_attention_order: true, noise_schedule: 'cosine' },
+  '64x64_diffusion': {
+    ...COMMON,
+    image_size: 64,
+    num_channels: 192,
+    num_res_blocks: 3,
+    dropout: 0.1,
+    class_cond: true,
+    use_new_attention_order: true,
+    noise_schedule: 'cosine',
+  },
   '128x128_diffusion': { ...COMMON, image_size: 128, num_head_channels: -1, class_cond: true },
   '256x256_diffusion': { ...COMMON, image_size: 256, class_cond: true },
   '256x256_diffusion_uncond': { ...COMMON, image_size: 256 },

@@ -22,14 +22,24 @@ export interface ResBlockSpec {
  * holds its input, h and its output rather than a dozen map-sized copies.
  * @param emb the block embedding `[N, 4C]` (time embedding, plus label embedding if conditional).
  */
-export function resBlock(p: Params, spec: ResBlockSpec, x: tf.Tensor4D, emb: tf.Tensor2D, useScaleShiftNorm: boolean): tf.Tensor4D {
+export function resBlock(
+  p: Params,
+  spec: ResBlockSpec,
+  x: tf.Tensor4D,
+  emb: tf.Tensor2D,
+  useScaleShiftNorm: boolean,
+): tf.Tensor4D {
   const { prefix: q, cin, cout } = spec;
   const n = x.shape[0];
   const resample = spec.updown === 'up' ? upsampledRows : spec.updown === 'down' ? downsampledRows : (r: Rows) => r;
   const activated = (t: tf.Tensor4D, norm: NormAffine) => rowsOf(t, (band) => silu(applyAffine(band, norm)));
 
-  const norm1 = groupNormAffine(x, p(`${q}.in_layers.0.weight`), p(`${q}.in_layers.0.bias`), undefined, { rows: p.statRows(x.shape) });
-  let h = withDispose([norm1.scale, norm1.offset], () => p.conv3x3Rows(resample(activated(x, norm1)), `${q}.in_layers.2`));
+  const norm1 = groupNormAffine(x, p(`${q}.in_layers.0.weight`), p(`${q}.in_layers.0.bias`), undefined, {
+    rows: p.statRows(x.shape),
+  });
+  let h = withDispose([norm1.scale, norm1.offset], () =>
+    p.conv3x3Rows(resample(activated(x, norm1)), `${q}.in_layers.2`),
+  );
 
   const embOut = tf.tidy(() => p.linear(silu(emb), `${q}.emb_layers.1`));
   const norm2 = withDispose([embOut], () => {

@@ -47,7 +47,8 @@ function cosineBetas(T: number): Float64Array {
  */
 export function noiseSchedule(kind: 'linear' | 'cosine', steps = 1000): NoiseSchedule {
   if (!Number.isInteger(steps) || steps < 1) throw new InputError(`steps must be a positive integer, got ${steps}`);
-  if (kind !== 'linear' && kind !== 'cosine') throw new InputError(`unknown noise schedule "${String(kind)}" (linear or cosine)`);
+  if (kind !== 'linear' && kind !== 'cosine')
+    throw new InputError(`unknown noise schedule "${String(kind)}" (linear or cosine)`);
   const betas = kind === 'linear' ? linearBetas(steps) : cosineBetas(steps);
   const alphasCumprod = new Float64Array(steps);
   const sqrtAlphasCumprod = new Float64Array(steps);
@@ -70,8 +71,12 @@ export function checkTimesteps(t: readonly number[], steps: number, batch: numbe
   if (!Array.isArray(t)) throw new InputError(`${what} must be an array of integers, one per example`);
   if (t.length !== batch) throw new InputError(`${what} has ${t.length} entries but the batch has ${batch} examples`);
   t.forEach((v, i) => {
-    if (typeof v !== 'number' || !Number.isInteger(v)) throw new InputError(`${what}[${i}] = ${JSON.stringify(v)} is not an integer: t must be an integer step index in [0, ${steps})`);
-    if (v < 0 || v >= steps) throw new InputError(`${what}[${i}] = ${v} is outside [0, ${steps}): t must be an integer step index`);
+    if (typeof v !== 'number' || !Number.isInteger(v))
+      throw new InputError(
+        `${what}[${i}] = ${JSON.stringify(v)} is not an integer: t must be an integer step index in [0, ${steps})`,
+      );
+    if (v < 0 || v >= steps)
+      throw new InputError(`${what}[${i}] = ${v} is outside [0, ${steps}): t must be an integer step index`);
   });
 }
 
@@ -102,10 +107,14 @@ export function checkImageRange(x: tf.Tensor, what = 'x0'): void {
     const nan = tf.tidy(() => tf.sum(tf.cast(tf.notEqual(x, x), 'int32')));
     const count = nan.dataSync()[0];
     nan.dispose();
-    throw new InputError(`${what} holds ${count > 0 ? `${count} NaN value${count === 1 ? '' : 's'}` : 'infinite values'}: images must be finite numbers in [-1, 1] (check how they were decoded and scaled); ${optOut}`);
+    throw new InputError(
+      `${what} holds ${count > 0 ? `${count} NaN value${count === 1 ? '' : 's'}` : 'infinite values'}: images must be finite numbers in [-1, 1] (check how they were decoded and scaled); ${optOut}`,
+    );
   }
   if (maxAbs > IMAGE_RANGE_LIMIT)
-    throw new InputError(`${what} holds values as large as ${maxAbs} in magnitude, but the model takes images in [-1, 1]: rescale 8-bit pixels with x / 127.5 - 1 (and [0, 1] images with x * 2 - 1); ${optOut}`);
+    throw new InputError(
+      `${what} holds values as large as ${maxAbs} in magnitude, but the model takes images in [-1, 1]: rescale 8-bit pixels with x / 127.5 - 1 (and [0, 1] images with x * 2 - 1); ${optOut}`,
+    );
 }
 
 /**
@@ -117,14 +126,30 @@ export function checkImageRange(x: tf.Tensor, what = 'x0'): void {
  * @returns x_t, owned by the caller.
  * @category Backbone
  */
-export function qSample(schedule: NoiseSchedule, x0: tf.Tensor4D, t: readonly number[], noise: tf.Tensor4D): tf.Tensor4D {
-  if (!(x0 instanceof tf.Tensor) || x0.rank !== 4) throw new InputError(`x0 must be a rank-4 NHWC tensor, got ${x0 instanceof tf.Tensor ? `rank ${x0.rank}` : typeof x0}`);
+export function qSample(
+  schedule: NoiseSchedule,
+  x0: tf.Tensor4D,
+  t: readonly number[],
+  noise: tf.Tensor4D,
+): tf.Tensor4D {
+  if (!(x0 instanceof tf.Tensor) || x0.rank !== 4)
+    throw new InputError(
+      `x0 must be a rank-4 NHWC tensor, got ${x0 instanceof tf.Tensor ? `rank ${x0.rank}` : typeof x0}`,
+    );
   if (!(noise instanceof tf.Tensor) || !tf.util.arraysEqual(noise.shape, x0.shape))
-    throw new InputError(`noise must have the shape of x0 [${x0.shape}], got ${noise instanceof tf.Tensor ? `[${noise.shape}]` : typeof noise}`);
+    throw new InputError(
+      `noise must have the shape of x0 [${x0.shape}], got ${noise instanceof tf.Tensor ? `[${noise.shape}]` : typeof noise}`,
+    );
   checkTimesteps(t, schedule.steps, x0.shape[0]);
   return tf.tidy(() => {
-    const c1 = tf.tensor4d(Float32Array.from(t, (i) => schedule.sqrtAlphasCumprod[i]), [t.length, 1, 1, 1]);
-    const c2 = tf.tensor4d(Float32Array.from(t, (i) => schedule.sqrtOneMinusAlphasCumprod[i]), [t.length, 1, 1, 1]);
+    const c1 = tf.tensor4d(
+      Float32Array.from(t, (i) => schedule.sqrtAlphasCumprod[i]),
+      [t.length, 1, 1, 1],
+    );
+    const c2 = tf.tensor4d(
+      Float32Array.from(t, (i) => schedule.sqrtOneMinusAlphasCumprod[i]),
+      [t.length, 1, 1, 1],
+    );
     return tf.add(tf.mul(c1, x0), tf.mul(c2, noise));
   });
 }

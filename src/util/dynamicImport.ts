@@ -4,4 +4,5 @@
  * installed. A variable specifier plus the ignore comments keep esbuild, Vite and webpack from
  * resolving it at build time.
  */
-export const importUnbundled = <T = unknown>(specifier: string): Promise<T> => import(/* @vite-ignore */ /* webpackIgnore: true */ specifier);
+export const importUnbundled = <T = unknown>(specifier: string): Promise<T> =>
+  import(/* @vite-ignore */ /* webpackIgnore: true */ specifier);

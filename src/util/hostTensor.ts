@@ -24,7 +24,10 @@ export type HostData = Float32Array | Float64Array | BigInt64Array | Int32Array 
  * ```
  * @category Utilities
  */
-export interface HostTensor<D extends ArrayLike<number> | ArrayLike<bigint> = HostData, S extends readonly number[] = number[]> {
+export interface HostTensor<
+  D extends ArrayLike<number> | ArrayLike<bigint> = HostData,
+  S extends readonly number[] = number[],
+> {
   /** Dimensions, outermost first; their product is `data.length`. */
   shape: S;
   /** The values in row-major order. */

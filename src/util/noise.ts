@@ -16,7 +16,10 @@ const NOISE_TAG = 0x401e;
  * @throws InputError naming `what`.
  */
 export function checkSeed(seed: unknown, what = 'seed'): number {
-  if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) throw new InputError(`${what} must be an integer (0 and negative ones included), got ${typeof seed === 'number' ? seed : JSON.stringify(seed)}`);
+  if (typeof seed !== 'number' || !Number.isSafeInteger(seed))
+    throw new InputError(
+      `${what} must be an integer (0 and negative ones included), got ${typeof seed === 'number' ? seed : JSON.stringify(seed)}`,
+    );
   return seed;
 }
 
@@ -29,7 +32,11 @@ export function checkSeed(seed: unknown, what = 'seed'): number {
  * @returns a new tensor, owned by the caller.
  * @throws InputError for a seed or stream entry that is not a safe integer.
  */
-export function seededNormal<R extends tf.Rank>(shape: tf.ShapeMap[R], seed: number | undefined, ...stream: number[]): tf.Tensor<R> {
+export function seededNormal<R extends tf.Rank>(
+  shape: tf.ShapeMap[R],
+  seed: number | undefined,
+  ...stream: number[]
+): tf.Tensor<R> {
   if (seed === undefined) return tf.randomNormal(shape, 0, 1, 'float32');
   checkSeed(seed);
   stream.forEach((s, i) => checkSeed(s, `noise stream[${i}]`));
@@ -46,7 +53,11 @@ export function seededNormal<R extends tf.Rank>(shape: tf.ShapeMap[R], seed: num
  * @returns one new tensor per step, owned by the caller.
  * @throws InputError for a seed that is not a safe integer.
  */
-export function stepNoise<R extends tf.Rank>(shape: tf.ShapeMap[R], steps: readonly number[], seed: number | undefined): tf.Tensor<R>[] {
+export function stepNoise<R extends tf.Rank>(
+  shape: tf.ShapeMap[R],
+  steps: readonly number[],
+  seed: number | undefined,
+): tf.Tensor<R>[] {
   if (seed !== undefined) checkSeed(seed);
   const seen = new Map<number, number>();
   const out: tf.Tensor<R>[] = [];

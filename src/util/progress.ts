@@ -87,7 +87,8 @@ export interface TrainProgressInfo extends ProgressBase {
  * A progress report; `kind` says which activity, and which fields beyond the common ones it has.
  * @category Utilities
  */
-export type ProgressInfo = LoadProgressInfo | WriteProgressInfo | ExtractProgressInfo | CacheProgressInfo | TrainProgressInfo;
+export type ProgressInfo =
+  LoadProgressInfo | WriteProgressInfo | ExtractProgressInfo | CacheProgressInfo | TrainProgressInfo;
 
 /**
  * What the library's `onProgress` options take. A callback that throws aborts the call it watches.
@@ -102,11 +103,15 @@ export type ProgressCallback<P extends ProgressInfo = ProgressInfo> = (p: P) => 
  * @param now milliseconds source (default `performance.now`).
  * @internal
  */
-export function progressClock(now: () => number = () => performance.now()): (done: number, total: number, skipped?: number) => ProgressBase {
+export function progressClock(
+  now: () => number = () => performance.now(),
+): (done: number, total: number, skipped?: number) => ProgressBase {
   const t0 = now();
   return (done, total, skipped = 0) => {
     const elapsedMs = now() - t0;
     const worked = done - skipped;
-    return worked > 0 ? { done, total, elapsedMs, etaMs: (elapsedMs / worked) * (total - done) } : { done, total, elapsedMs };
+    return worked > 0
+      ? { done, total, elapsedMs, etaMs: (elapsedMs / worked) * (total - done) }
+      : { done, total, elapsedMs };
   };
 }

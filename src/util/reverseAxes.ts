@@ -6,7 +6,6 @@
 export function reverseAxes3(data: Float32Array, [a, b, c]: readonly [number, number, number]): Float32Array {
   const out = new Float32Array(data.length);
   for (let i = 0; i < a; i++)
-    for (let j = 0; j < b; j++)
-      for (let k = 0; k < c; k++) out[(k * b + j) * a + i] = data[(i * b + j) * c + k];
+    for (let j = 0; j < b; j++) for (let k = 0; k < c; k++) out[(k * b + j) * a + i] = data[(i * b + j) * c + k];
   return out;
 }

@@ -50,7 +50,13 @@ for (const backend of BACKENDS) {
         return tf.mul(v, v) as tf.Scalar;
       }, [v]);
       seen.push(['after', recordingGradients()]);
-      expect(seen).toEqual([['outside', false], ['tidy', false], ['grad', true], ['variableGrads', true], ['after', false]]);
+      expect(seen).toEqual([
+        ['outside', false],
+        ['tidy', false],
+        ['grad', true],
+        ['variableGrads', true],
+        ['after', false],
+      ]);
       tf.dispose([g, value, ...Object.values(grads)]);
       expect(tf.memory().numTensors).toBe(before);
       tf.dispose([x, v]);

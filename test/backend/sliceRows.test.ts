@@ -13,7 +13,12 @@ for (const backend of BACKENDS) {
       const before = tf.memory().numTensors;
       tf.tidy(() => {
         const x = tf.randomNormal([7, 3, 5], 0, 1, 'float32', 4);
-        for (const [s, c] of [[0, 1], [2, 3], [6, 1], [0, 7]])
+        for (const [s, c] of [
+          [0, 1],
+          [2, 3],
+          [6, 1],
+          [0, 7],
+        ])
           expect(Array.from(sliceRows(x, s, c).dataSync())).toEqual(Array.from(tf.slice(x, s, c).dataSync()));
       });
       expect(tf.memory().numTensors).toBe(before);

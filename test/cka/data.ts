@@ -13,10 +13,15 @@ export function rng(seed: number): () => number {
 
 export function gaussian(n: number, p: number, seed: number, offset = 0): number[][] {
   const r = rng(seed);
-  return Array.from({ length: n }, () => Array.from({ length: p }, () => Math.fround(Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r()) + offset)));
+  return Array.from({ length: n }, () =>
+    Array.from({ length: p }, () =>
+      Math.fround(Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r()) + offset),
+    ),
+  );
 }
 
-export const matmul = (A: number[][], B: number[][]): number[][] => A.map((row) => B[0].map((_, j) => row.reduce((s, v, k) => s + v * B[k][j], 0)));
+export const matmul = (A: number[][], B: number[][]): number[][] =>
+  A.map((row) => B[0].map((_, j) => row.reduce((s, v, k) => s + v * B[k][j], 0)));
 
 /** A random p×p orthogonal matrix (Gram–Schmidt on Gaussian columns, float64). */
 export function orthogonal(p: number, seed: number): number[][] {

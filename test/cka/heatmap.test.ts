@@ -24,7 +24,7 @@ function decodePNG(png: Uint8Array): Decoded {
   const chunks: string[] = [];
   const idat: Uint8Array[] = [];
   let header: number[] = [];
-  for (let at = 8; at < png.length; ) {
+  for (let at = 8; at < png.length;) {
     const len = view.getUint32(at);
     const type = String.fromCharCode(...png.subarray(at + 4, at + 8));
     const body = png.subarray(at + 8, at + 8 + len);
@@ -39,7 +39,9 @@ function decodePNG(png: Uint8Array): Decoded {
   const raw = new Uint8Array(zlib.inflateSync(Buffer.concat(idat)));
   expect(raw.length).toBe(height * (1 + 3 * width));
   for (let y = 0; y < height; y++) expect(raw[y * (1 + 3 * width)]).toBe(0);
-  const pixel = (x: number, y: number) => [...raw.subarray(y * (1 + 3 * width) + 1 + 3 * x, y * (1 + 3 * width) + 4 + 3 * x)];
+  const pixel = (x: number, y: number) => [
+    ...raw.subarray(y * (1 + 3 * width) + 1 + 3 * x, y * (1 + 3 * width) + 4 + 3 * x),
+  ];
   return { width, height, header, pixel, raw, chunks };
 }
 
@@ -57,7 +59,12 @@ describe('CKA heatmap PNG', () => {
   it('is a valid PNG: signature, IHDR, CRCs, inflatable data; cells and colour-bar ends have the colour-map colours', async () => {
     const png = await ckaHeatmapPNG(matrix, { rowLabels: labels, title: 'CKA t=90', xLabel: 'block', yLabel: 'block' });
     const img = decodePNG(png);
-    const { layout } = renderHeatmap(matrix, { rowLabels: labels, title: 'CKA t=90', xLabel: 'block', yLabel: 'block' });
+    const { layout } = renderHeatmap(matrix, {
+      rowLabels: labels,
+      title: 'CKA t=90',
+      xLabel: 'block',
+      yLabel: 'block',
+    });
     expect(img.chunks).toEqual(['IHDR', 'IDAT', 'IEND']);
     expect([img.width, img.height]).toEqual([layout.width, layout.height]);
     expect(img.header.slice(8)).toEqual([8, 2, 0, 0, 0]);
@@ -68,9 +75,12 @@ describe('CKA heatmap PNG', () => {
     const { bar, matrix: m } = layout;
     expect(img.pixel(bar.x, bar.y)).toEqual(colormap(1));
     expect(img.pixel(bar.x + bar.width - 1, bar.y + bar.height - 1)).toEqual(colormap(0));
-    expect(img.pixel(bar.x, bar.y + Math.round((bar.height - 1) / 2))).toEqual(colormap(1 - Math.round((bar.height - 1) / 2) / (bar.height - 1)));
+    expect(img.pixel(bar.x, bar.y + Math.round((bar.height - 1) / 2))).toEqual(
+      colormap(1 - Math.round((bar.height - 1) / 2) / (bar.height - 1)),
+    );
     for (let i = 0; i < 3; i++)
-      for (let j = 0; j < 3; j++) expect(img.pixel(m.x + j * m.cell + 1, m.y + i * m.cell + 1), `cell ${i},${j}`).toEqual(colormap(matrix[i][j]));
+      for (let j = 0; j < 3; j++)
+        expect(img.pixel(m.x + j * m.cell + 1, m.y + i * m.cell + 1), `cell ${i},${j}`).toEqual(colormap(matrix[i][j]));
     expect(layout.ticks.map((t) => Math.round(t * 1e9) / 1e9)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
     // Labels are drawn: dark pixels left of row 0, below column 0, and above the matrix (title).
     const dark = (x0: number, y0: number, x1: number, y1: number) => {
@@ -111,7 +121,9 @@ describe('CKA heatmap PNG', () => {
   it('writes the file atomically and leaves no temporary file', async () => {
     const file = path.join(tmp, 'cka.png');
     await writeCKAHeatmap(file, matrix, { rowLabels: labels });
-    expect(Buffer.from(fs.readFileSync(file)).equals(Buffer.from(await ckaHeatmapPNG(matrix, { rowLabels: labels })))).toBe(true);
+    expect(
+      Buffer.from(fs.readFileSync(file)).equals(Buffer.from(await ckaHeatmapPNG(matrix, { rowLabels: labels }))),
+    ).toBe(true);
     expect(fs.readdirSync(tmp)).toEqual(['cka.png']);
     await expect(writeCKAHeatmap(path.join(tmp, 'missing-dir', 'x.png'), matrix)).rejects.toThrow();
     expect(fs.readdirSync(tmp)).toEqual(['cka.png']);
@@ -127,7 +139,9 @@ describe('CKA heatmap PNG', () => {
   });
 
   it('a rectangular matrix gets its own column labels; unknown characters draw as "?"', async () => {
-    const img = decodePNG(await ckaHeatmapPNG([[0.1, 0.2, 0.3]], { rowLabels: ['unet b=24'], colLabels: ['vit 1', 'vit 2', 'vit 3'] }));
+    const img = decodePNG(
+      await ckaHeatmapPNG([[0.1, 0.2, 0.3]], { rowLabels: ['unet b=24'], colLabels: ['vit 1', 'vit 2', 'vit 3'] }),
+    );
     expect(img.width).toBeGreaterThan(0);
     expect([...glyph('€')]).toEqual([...glyph('?')]);
     expect([...glyph('−')]).toEqual([...glyph('-')]);

@@ -15,11 +15,25 @@ describe('CKA matrix JSON', () => {
       [0.125, 1],
     ];
     const j = ckaMatrixJSON(m, { rowLabels: ['a', 'b'], colLabels: ['c', 'd'], debiased: true, examples: 40 });
-    expect(j).toEqual({ format: 'diffssl.cka-matrix', version: 1, rows: ['a', 'b'], cols: ['c', 'd'], values: m, debiased: true, examples: 40 });
+    expect(j).toEqual({
+      format: 'diffssl.cka-matrix',
+      version: 1,
+      rows: ['a', 'b'],
+      cols: ['c', 'd'],
+      values: m,
+      debiased: true,
+      examples: 40,
+    });
     expect(ckaMatrixJSON(m).cols).toEqual(['0', '1']);
     const file = path.join(tmp, 'cka.json');
     await writeCKAJSON(file, m, { rowLabels: ['a', 'b'] });
-    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({ format: 'diffssl.cka-matrix', version: 1, rows: ['a', 'b'], cols: ['a', 'b'], values: m });
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({
+      format: 'diffssl.cka-matrix',
+      version: 1,
+      rows: ['a', 'b'],
+      cols: ['a', 'b'],
+      values: m,
+    });
     expect(() => ckaMatrixJSON([[1, 2, 3]], { colLabels: ['x'] })).toThrow(/colLabels must be 3 strings/);
     expect(() => ckaMatrixJSON([[Infinity]])).toThrow(InputError);
   });

@@ -35,7 +35,12 @@ interface Case {
   hsic1_xy: number;
   hsic1_xx: number;
   hsic1_yy: number;
-  minibatch: { batch_size: number; num_batches: number; cka_minibatch: number; per_batch: { hsic1_xy: number; hsic1_xx: number; hsic1_yy: number }[] };
+  minibatch: {
+    batch_size: number;
+    num_batches: number;
+    cka_minibatch: number;
+    per_batch: { hsic1_xy: number; hsic1_xx: number; hsic1_yy: number }[];
+  };
 }
 
 const values = fixtureJson<{ cases: Record<string, Case> }>('cka/values.json');
@@ -72,7 +77,12 @@ for (const backend of BACKENDS) {
         const [x, y] = [tensor(`${name}.X`), tensor(`${name}.Y`)];
         for (const form of ['gram', 'feature'] as const) {
           expectCka(`${backend} biased`, await linearCKA(x, y, { form }), c.linear_cka, `${name} biased (${form})`);
-          expectCka(`${backend} debiased`, await linearCKA(x, y, { debiased: true, form }), c.cka_debiased, `${name} debiased (${form})`);
+          expectCka(
+            `${backend} debiased`,
+            await linearCKA(x, y, { debiased: true, form }),
+            c.cka_debiased,
+            `${name} debiased (${form})`,
+          );
           const names: [string, string] = ['x', 'y'];
           const b = await pairTerms(x, y, { debiased: false, form, names, requireVariance: true });
           const scale0 = Math.max(c.hsic_biased_xx, c.hsic_biased_yy);
@@ -119,19 +129,31 @@ for (const backend of BACKENDS) {
       const gram = (t: ReadTensor) => {
         const [n, p] = t.shape;
         const d = t.data as Float32Array;
-        return Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => {
-          let s = 0;
-          for (let k = 0; k < p; k++) s += d[i * p + k] * d[j * p + k];
-          return s;
-        }));
+        return Array.from({ length: n }, (_, i) =>
+          Array.from({ length: n }, (_, j) => {
+            let s = 0;
+            for (let k = 0; k < p; k++) s += d[i * p + k] * d[j * p + k];
+            return s;
+          }),
+        );
       };
       const [K, L] = [gram(X), gram(Y)];
       expect(Math.abs(hsic0(K, L) - c.hsic_biased_xy)).toBeLessThan(1e-9 * c.hsic_biased_yy);
       expect(Math.abs(hsic0(K, K) - c.hsic_biased_xx)).toBeLessThan(1e-9 * c.hsic_biased_xx);
       expect(Math.abs(hsic1(K, L) - c.hsic1_xy)).toBeLessThan(1e-9 * c.hsic1_yy);
       expect(Math.abs(hsic1(L, L) - c.hsic1_yy)).toBeLessThan(1e-9 * c.hsic1_yy);
-      expect(() => hsic1(K.slice(0, 3).map((r) => r.slice(0, 3)), L.slice(0, 3).map((r) => r.slice(0, 3)))).toThrow(InputError);
-      expect(() => hsic0(K, L.slice(1).map((r) => r.slice(1)))).toThrow(/same examples/);
+      expect(() =>
+        hsic1(
+          K.slice(0, 3).map((r) => r.slice(0, 3)),
+          L.slice(0, 3).map((r) => r.slice(0, 3)),
+        ),
+      ).toThrow(InputError);
+      expect(() =>
+        hsic0(
+          K,
+          L.slice(1).map((r) => r.slice(1)),
+        ),
+      ).toThrow(/same examples/);
     });
   });
 }
@@ -141,7 +163,9 @@ for (const backend of BACKENDS) {
     beforeAll(() => setBackend(backend));
 
     const X = gaussian(40, 12, 1);
-    const Z = matmul(X, gaussian(12, 30, 2)).map((r, i) => r.map((v, j) => Math.tanh(v) + 0.3 * gaussian(40, 30, 3)[i][j]));
+    const Z = matmul(X, gaussian(12, 30, 2)).map((r, i) =>
+      r.map((v, j) => Math.tanh(v) + 0.3 * gaussian(40, 30, 3)[i][j]),
+    );
 
     it('an orthogonal transform plus a shift, and an isotropic scaling, leave CKA unchanged', async () => {
       const before = tf.memory().numTensors;
@@ -201,12 +225,22 @@ for (const backend of BACKENDS) {
       const got = [
         await linearCKA(x4, y2),
         await linearCKA(x4.arraySync() as number[][][][], yRows),
-        await linearCKA({ data: xData, shape: [10, 2, 3, 4] }, yRows.map((r) => Float32Array.from(r))),
+        await linearCKA(
+          { data: xData, shape: [10, 2, 3, 4] },
+          yRows.map((r) => Float32Array.from(r)),
+        ),
       ];
       for (const g of got) expect(Math.abs(g - want)).toBeLessThan(1e-6);
       // One feature per example as a 1-D input.
       const a = [1, 2, 3, 5, 8];
-      expect(Math.abs((await linearCKA(a, a.map((v) => 2 * v + 1))) - 1)).toBeLessThan(1e-6);
+      expect(
+        Math.abs(
+          (await linearCKA(
+            a,
+            a.map((v) => 2 * v + 1),
+          )) - 1,
+        ),
+      ).toBeLessThan(1e-6);
       tf.dispose([x4, y2]);
       expect(tf.memory().numTensors).toBe(before);
     });
@@ -216,7 +250,10 @@ for (const backend of BACKENDS) {
       const x = gaussian(6, 3, 9);
       const y = gaussian(6, 2, 10);
       const rejects = async (p: Promise<unknown>, re: RegExp) => {
-        const e = await p.then(() => undefined, (err) => err);
+        const e = await p.then(
+          () => undefined,
+          (err) => err,
+        );
         expect(e, `expected a rejection matching ${re}`).toBeInstanceOf(InputError);
         expect(String(e.message)).toMatch(re);
       };
@@ -229,21 +266,49 @@ for (const backend of BACKENDS) {
       const inf = tf.tensor2d(y.map((r, i) => r.map((v, j) => (i === 4 && j === 0 ? -Infinity : v))));
       await rejects(linearCKA(x, inf), /^y contains -Infinity at \[4, 0\]/);
       inf.dispose();
-      await rejects(linearCKA(x.map(() => [1, 2, 3]), y), /x has zero variance.*CKA is undefined/);
-      await rejects(linearCKA(x, y.map(() => [4, 4]), { debiased: true }), /y has zero variance/);
+      await rejects(
+        linearCKA(
+          x.map(() => [1, 2, 3]),
+          y,
+        ),
+        /x has zero variance.*CKA is undefined/,
+      );
+      await rejects(
+        linearCKA(
+          x,
+          y.map(() => [4, 4]),
+          { debiased: true },
+        ),
+        /y has zero variance/,
+      );
       // Not constant, yet its unbiased self-HSIC is 0: one example differs from three equal ones.
-      await rejects(linearCKA([[0], [0], [2], [0]], [[1], [2], [3], [5]], { debiased: true }), /unbiased HSIC_1 estimate of HSIC\(x, x\).*not positive/);
+      await rejects(
+        linearCKA([[0], [0], [2], [0]], [[1], [2], [3], [5]], { debiased: true }),
+        /unbiased HSIC_1 estimate of HSIC\(x, x\).*not positive/,
+      );
       await rejects(linearCKA([[1, 2], [3]] as number[][], y.slice(0, 2)), /x is ragged/);
-      await rejects(linearCKA(x.slice(0, 2), [[1, 'a'], [2, 3]] as unknown as number[][]), /y\[0\]\[1\] is a string/);
+      await rejects(
+        linearCKA(x.slice(0, 2), [
+          [1, 'a'],
+          [2, 3],
+        ] as unknown as number[][]),
+        /y\[0\]\[1\] is a string/,
+      );
       const scalar = tf.scalar(1);
       await rejects(linearCKA(scalar, y), /x is a scalar/);
       scalar.dispose();
       await rejects(linearCKA([], y), /x has no examples/);
-      await rejects(linearCKA({ data: [1, 2, 3], shape: [2, 2] }, y), /x.data has 3 values but its shape \[2,2\] needs 4/);
+      await rejects(
+        linearCKA({ data: [1, 2, 3], shape: [2, 2] }, y),
+        /x.data has 3 values but its shape \[2,2\] needs 4/,
+      );
       const gone = tf.tensor2d(x);
       gone.dispose();
       await rejects(linearCKA(gone, y), /x is a disposed tensor/);
-      await rejects(linearCKA(x, y, { debiased: 'yes' } as unknown as { debiased: boolean }), /debiased must be true or false/);
+      await rejects(
+        linearCKA(x, y, { debiased: 'yes' } as unknown as { debiased: boolean }),
+        /debiased must be true or false/,
+      );
       await rejects(linearCKA(x, y, { form: 'fast' } as unknown as { form: 'auto' }), /form must be/);
       expect(tf.memory().numTensors).toBe(before);
     });

@@ -73,8 +73,19 @@ for (const backend of BACKENDS) {
       const tooSmall = await rejection(mb.update(X.slice(10, 13), Y.slice(10, 13)));
       expect(tooSmall).toBeInstanceOf(InputError);
       expect(tooSmall.message).toMatch(/MinibatchCKA batch 2 has 3 examples: the debiased estimator .* needs n ≥ 4/);
-      expect((await rejection(mb.update(X.slice(10, 20), Y.slice(10, 19)))).message).toMatch(/x has 10 examples but y has 9/);
-      expect((await rejection(mb.update(X.slice(10, 20).map((r) => r.slice(1)), Y.slice(10, 20)))).message).toMatch(/7 features in x .* earlier batches had 8/);
+      expect((await rejection(mb.update(X.slice(10, 20), Y.slice(10, 19)))).message).toMatch(
+        /x has 10 examples but y has 9/,
+      );
+      expect(
+        (
+          await rejection(
+            mb.update(
+              X.slice(10, 20).map((r) => r.slice(1)),
+              Y.slice(10, 20),
+            ),
+          )
+        ).message,
+      ).toMatch(/7 features in x .* earlier batches had 8/);
       const nan = Y.slice(10, 20).map((r) => [...r]);
       nan[3][3] = NaN;
       expect((await rejection(mb.update(X.slice(10, 20), nan))).message).toMatch(/^y contains NaN at \[3, 3\]/);
@@ -85,8 +96,14 @@ for (const backend of BACKENDS) {
 
     it('a representation constant in every batch has zero variance: an error, not NaN', async () => {
       const mb = new MinibatchCKA();
-      await mb.update(X.slice(0, 5).map(() => [1, 2]), Y.slice(0, 5));
-      await mb.update(X.slice(5, 10).map(() => [3, 2]), Y.slice(5, 10));
+      await mb.update(
+        X.slice(0, 5).map(() => [1, 2]),
+        Y.slice(0, 5),
+      );
+      await mb.update(
+        X.slice(5, 10).map(() => [3, 2]),
+        Y.slice(5, 10),
+      );
       await expect(mb.result()).rejects.toThrow(/x has zero variance \(every example is the same within each batch\)/);
     });
   });

@@ -18,8 +18,16 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** Runs the CLI with captured output and a fake clock that advances 50 ms per reading. */
 async function cli(args: string[], isTTY = false) {
-  let out = '', err = '', clock = 0;
-  const io: CliIO = { stdout: (t) => (out += t), stderr: (t) => (err += t), isTTY, columns: 100, now: () => (clock += 50) };
+  let out = '',
+    err = '',
+    clock = 0;
+  const io: CliIO = {
+    stdout: (t) => (out += t),
+    stderr: (t) => (err += t),
+    isTTY,
+    columns: 100,
+    now: () => (clock += 50),
+  };
   const code = await main(args, io);
   return { code, out, err };
 }
@@ -50,7 +58,10 @@ describe('diffssl convert', () => {
     const { spec, expected } = awkwardCheckpoint(ref, tinyOrder, true);
     spec.storages.set('bf', { dtype: 'bfloat16', data: rawBytes(Uint16Array.of(0x3fc0, 0xc010)) });
     spec.storages.set('steps', { dtype: 'int64', data: rawBytes(BigInt64Array.of(12345n)) });
-    spec.tensors.push(['extra.bf16', { storage: 'bf', shape: [2] }], ['bn.num_batches_tracked', { storage: 'steps', shape: [] }]);
+    spec.tensors.push(
+      ['extra.bf16', { storage: 'bf', shape: [2] }],
+      ['bn.num_batches_tracked', { storage: 'steps', shape: [] }],
+    );
     const input = path.join(tmp, 'mixed.pt');
     fs.writeFileSync(input, torchZip(spec));
     const half = halfKeys(tinyOrder);
@@ -64,7 +75,11 @@ describe('diffssl convert', () => {
         expect(got.get(k)!.dtype, k).toBe(half.has(k) && !float32 ? 'F16' : 'F32');
         expect(bytesOf(got.get(k)!.data).equals(bytesOf(expected.get(k)!)), k).toBe(true);
       }
-      expect(got.get('extra.bf16')).toEqual({ dtype: float32 ? 'F32' : 'BF16', shape: [2], data: Float32Array.of(1.5, -2.25) });
+      expect(got.get('extra.bf16')).toEqual({
+        dtype: float32 ? 'F32' : 'BF16',
+        shape: [2],
+        data: Float32Array.of(1.5, -2.25),
+      });
       expect(got.get('bn.num_batches_tracked')).toEqual({ dtype: 'I64', shape: [], data: BigInt64Array.of(12345n) });
     }
   });
@@ -78,7 +93,9 @@ describe('diffssl convert', () => {
     const q = await cli(['convert', path.join(FIXTURES, 'adm-tiny', 'weights.pt'), out, '--force', '--quiet'], true);
     expect(q.code).toBe(0);
     expect(q.out + q.err).toBe('');
-    expect(renderProgress(250e6, 1e9, 2000, 80)).toBe('[########........................]  25%  250.0 MB / 1.00 GB  125.0 MB/s  ETA 6s');
+    expect(renderProgress(250e6, 1e9, 2000, 80)).toBe(
+      '[########........................]  25%  250.0 MB / 1.00 GB  125.0 MB/s  ETA 6s',
+    );
     expect(renderProgress(250e6, 1e9, 2000, 80).length).toBeLessThan(80);
     expect(renderProgress(0, 1e9, 0, 200)).toMatch(/^\[\.{40}\]   0%  0 B \/ 1\.00 GB  0 B\/s  ETA --$/);
     expect(renderProgress(1e6, 1e9, 1000, 80)).toMatch(/ETA 16m39s$/);
@@ -105,8 +122,19 @@ describe('diffssl convert', () => {
 
   it('refuses a hostile checkpoint without running it', async () => {
     const marker = path.join(tmp, 'PWNED');
-    const evil = new PickleWriter().proto(2).global('posix', 'system').str(`touch ${marker}`).raw(0x85).op('R').stop().bytes();
-    for (const [name, bytes] of [['evil-legacy.pt', evil], ['evil-zip.pt', torchZip({ tensors: [], storages: new Map() }, { pickle: evil })], ['evil-sd.pt', torchLegacy({ tensors: [], storages: new Map() }, { pickle: evil })]] as const) {
+    const evil = new PickleWriter()
+      .proto(2)
+      .global('posix', 'system')
+      .str(`touch ${marker}`)
+      .raw(0x85)
+      .op('R')
+      .stop()
+      .bytes();
+    for (const [name, bytes] of [
+      ['evil-legacy.pt', evil],
+      ['evil-zip.pt', torchZip({ tensors: [], storages: new Map() }, { pickle: evil })],
+      ['evil-sd.pt', torchLegacy({ tensors: [], storages: new Map() }, { pickle: evil })],
+    ] as const) {
       const input = path.join(tmp, name);
       fs.writeFileSync(input, bytes);
       const out = path.join(tmp, `${name}.safetensors`);
@@ -119,7 +147,14 @@ describe('diffssl convert', () => {
   });
 
   it('usage errors exit 2 with the usage text; --help and --version exit 0', async () => {
-    for (const args of [[], ['frobnicate'], ['convert'], ['convert', 'a.pt'], ['convert', 'a', 'b', 'c'], ['convert', 'a', 'b', '--fp8']]) {
+    for (const args of [
+      [],
+      ['frobnicate'],
+      ['convert'],
+      ['convert', 'a.pt'],
+      ['convert', 'a', 'b', 'c'],
+      ['convert', 'a', 'b', '--fp8'],
+    ]) {
       const r = await cli(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.err).toMatch(/Usage:\n {2}diffssl convert <in\.pt> <out\.safetensors>/);
@@ -130,7 +165,11 @@ describe('diffssl convert', () => {
   });
 
   it('names the problem for inputs that are not checkpoints', async () => {
-    const st = await cli(['convert', path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), path.join(tmp, 'x.safetensors')]);
+    const st = await cli([
+      'convert',
+      path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
+      path.join(tmp, 'x.safetensors'),
+    ]);
     expect(st).toMatchObject({ code: 1 });
     expect(st.err).toMatch(/already a safetensors file/);
     const missing = await cli(['convert', path.join(tmp, 'nope.pt'), path.join(tmp, 'x.safetensors')]);

@@ -35,7 +35,11 @@ function halves(n: number, seed: number): { images: tf.Tensor4D; labels: Int32Ar
     labels[i] = i % 2;
     for (let y = 0; y < side; y++)
       for (let x = 0; x < side; x++)
-        for (let c = 0; c < 3; c++) data[((i * side + y) * side + x) * 3 + c] = Math.max(-1, Math.min(1, ((x < side / 2) === (labels[i] === 0) ? 0.6 : -0.6) + 0.3 * rng.normal()));
+        for (let c = 0; c < 3; c++)
+          data[((i * side + y) * side + x) * 3 + c] = Math.max(
+            -1,
+            Math.min(1, (x < side / 2 === (labels[i] === 0) ? 0.6 : -0.6) + 0.3 * rng.normal()),
+          );
   }
   return { images: tf.tensor4d(data, [n, side, side, 3]), labels };
 }
@@ -82,14 +86,21 @@ for (const backend of BACKENDS) {
       expect(a.input.shape).toEqual([3, 32, 32, 3]);
       expect(Array.from(a.labels)).toEqual([1, 0, 1]);
       const noise = a.options!.noise as tf.Tensor4D[];
-      expect(noise.map((e) => e.shape)).toEqual([[3, 32, 32, 3], [3, 32, 32, 3]]);
+      expect(noise.map((e) => e.shape)).toEqual([
+        [3, 32, 32, 3],
+        [3, 32, 32, 3],
+      ]);
       expect(Array.from(b.input.dataSync())).toEqual(Array.from(a.input.dataSync()));
       expect(Array.from((b.options!.noise as tf.Tensor[])[1].dataSync())).toEqual(Array.from(noise[1].dataSync()));
       expect(compareArrays(c.input.dataSync(), a.input.dataSync(), 1e-3, 0).ok).toBe(false);
-      expect(compareArrays((c.options!.noise as tf.Tensor[])[0].dataSync(), noise[0].dataSync(), 1e-3, 0).ok).toBe(false);
+      expect(compareArrays((c.options!.noise as tf.Tensor[])[0].dataSync(), noise[0].dataSync(), 1e-3, 0).ok).toBe(
+        false,
+      );
       // Noise of example k depends on its own seed only, not on the batch around it.
       const single = batchNoise([1, 32, 32, 3], 2, [mixSeed(5, 1)]);
-      expect(Array.from(single[1].dataSync())).toEqual(Array.from(noise[1].dataSync().subarray(32 * 32 * 3, 2 * 32 * 32 * 3)));
+      expect(Array.from(single[1].dataSync())).toEqual(
+        Array.from(noise[1].dataSync().subarray(32 * 32 * 3, 2 * 32 * 32 * 3)),
+      );
       const ev = await data.batch([3], { ...ctx, training: false });
       const img = source.get(3) as { image: tf.Tensor3D };
       const want = centerCrop(img.image, 32);
@@ -103,8 +114,17 @@ for (const backend of BACKENDS) {
       const before = tf.memory().numTensors;
       const ctx = { training: true, seed: 9, epoch: 1, step: 2 };
       const imgs = await onTheFlyImages(source, { size: 32, t: [90, 150] }).batch([1, 2], ctx);
-      const feats = await onTheFlyFeatures(source, { model: unet, t: [90, 150], b: [2, 5], pool: 4 }).batch([1, 2], ctx);
-      const want = await extractFeatures(imgs.input, { model: unet, t: [90, 150], b: [2, 5], noise: imgs.options!.noise as tf.Tensor4D[], pool: 4 });
+      const feats = await onTheFlyFeatures(source, { model: unet, t: [90, 150], b: [2, 5], pool: 4 }).batch(
+        [1, 2],
+        ctx,
+      );
+      const want = await extractFeatures(imgs.input, {
+        model: unet,
+        t: [90, 150],
+        b: [2, 5],
+        noise: imgs.options!.noise as tf.Tensor4D[],
+        pool: 4,
+      });
       expect(feats.input.get(150, 5).shape).toEqual([2, 4, 4, 32]);
       sameSet(want, feats.input);
       tf.dispose([imgs.input, ...(imgs.options!.noise as tf.Tensor[])]);
@@ -121,8 +141,22 @@ for (const backend of BACKENDS) {
         // Content only: the cache equals extractFeatures with per-image noise.
         const idx = [5, 0];
         const m = await mem.batch(idx, { training: false, seed: 0, epoch: 0, step: 0 });
-        const x0 = tf.tidy(() => tf.stack(idx.map((i) => centerCrop(tf.reshape(tf.slice(set.images, [i, 0, 0, 0], [1, -1, -1, -1]), [40, 40, 3]) as tf.Tensor3D, 32))) as tf.Tensor4D);
-        const noise = batchNoise(x0.shape, 2, idx.map((i) => mixSeed(3, 0, i)));
+        const x0 = tf.tidy(
+          () =>
+            tf.stack(
+              idx.map((i) =>
+                centerCrop(
+                  tf.reshape(tf.slice(set.images, [i, 0, 0, 0], [1, -1, -1, -1]), [40, 40, 3]) as tf.Tensor3D,
+                  32,
+                ),
+              ),
+            ) as tf.Tensor4D,
+        );
+        const noise = batchNoise(
+          x0.shape,
+          2,
+          idx.map((i) => mixSeed(3, 0, i)),
+        );
         const want = await extractFeatures(x0, { model: unet, t: [150, 90], b: [3, 1], noise, pool: 4 });
         sameSet(want, m.input, 1e-5);
         m.input.dispose();
@@ -146,8 +180,22 @@ for (const backend of BACKENDS) {
       sameSet(m.input, r.input);
       expect(Array.from(m.labels)).toEqual(idx.map((i) => set.labels[i]));
       // What the cache holds: the eval transform and noise seeded per image.
-      const x0 = tf.tidy(() => tf.stack(idx.map((i) => centerCrop(tf.reshape(tf.slice(set.images, [i, 0, 0, 0], [1, -1, -1, -1]), [40, 40, 3]) as tf.Tensor3D, 32))) as tf.Tensor4D);
-      const noise = batchNoise(x0.shape, 2, idx.map((i) => mixSeed(3, 0, i)));
+      const x0 = tf.tidy(
+        () =>
+          tf.stack(
+            idx.map((i) =>
+              centerCrop(
+                tf.reshape(tf.slice(set.images, [i, 0, 0, 0], [1, -1, -1, -1]), [40, 40, 3]) as tf.Tensor3D,
+                32,
+              ),
+            ),
+          ) as tf.Tensor4D,
+      );
+      const noise = batchNoise(
+        x0.shape,
+        2,
+        idx.map((i) => mixSeed(3, 0, i)),
+      );
       const want = await extractFeatures(x0, { model: unet, t: [150, 90], b: [3, 1], noise, pool: 4 });
       sameSet(want, m.input, 1e-5);
       [m, d, r].forEach((x) => x.input.dispose());
@@ -157,33 +205,45 @@ for (const backend of BACKENDS) {
       expect(tf.memory().numTensors).toBe(before);
     });
 
-    ioTest('an interrupted disk cache resumes from its finished shards; F16 storage stays within half precision', async () => {
-      const dir = freshDir();
-      const ctl = new AbortController();
-      const opts = { model: unet, t: 150, b: 5, pool: 2, batchSize: 2, shardSize: 4, dir };
-      const stopped: CacheProgressInfo[] = [];
-      await expect(cacheFeatures(source, { ...opts, signal: ctl.signal, onProgress: (p) => (stopped.push(p), p.done === 4 && ctl.abort()) })).rejects.toThrow(/aborted/);
-      expectProgress(stopped, 'cache', false);
-      expect(fs.existsSync(path.join(dir, CACHE_MANIFEST))).toBe(false);
-      await expect(FeatureCache.open(dir)).rejects.toThrow(CheckpointError);
-      const progress: CacheProgressInfo[] = [];
-      const resumed = await cacheFeatures(source, { ...opts, resume: true, onProgress: (p) => progress.push(p) });
-      // Shard 0 (4 images) was reused in one go; the rest computed two at a time.
-      expectProgress(progress, 'cache');
-      expect(progress.map((p) => [p.done, p.reused])).toEqual([[4, 4], [6, 4]]);
-      // No estimate from a reused shard, which took no U-Net time.
-      expect(progress[0].etaMs).toBeUndefined();
-      const fresh = await cacheFeatures(source, { ...opts, dir: undefined });
-      const f16 = await cacheFeatures(source, { ...opts, dir: freshDir(), dtype: 'F16' });
-      const all = Array.from({ length: 6 }, (_, i) => i);
-      const ctx = { training: false, seed: 0, epoch: 0, step: 0 };
-      const [a, b, h] = [await resumed.batch(all, ctx), await fresh.batch(all, ctx), await f16.batch(all, ctx)];
-      sameSet(a.input, b.input);
-      const d = compareArrays(h.input.get(150, 5).dataSync(), b.input.get(150, 5).dataSync(), 0, 1 / 1024);
-      expect(d.ok, `f16 max abs ${d.maxAbs}`).toBe(true);
-      [a, b, h].forEach((x) => x.input.dispose());
-      await Promise.all([resumed.close(), fresh.close(), f16.close()]);
-    });
+    ioTest(
+      'an interrupted disk cache resumes from its finished shards; F16 storage stays within half precision',
+      async () => {
+        const dir = freshDir();
+        const ctl = new AbortController();
+        const opts = { model: unet, t: 150, b: 5, pool: 2, batchSize: 2, shardSize: 4, dir };
+        const stopped: CacheProgressInfo[] = [];
+        await expect(
+          cacheFeatures(source, {
+            ...opts,
+            signal: ctl.signal,
+            onProgress: (p) => (stopped.push(p), p.done === 4 && ctl.abort()),
+          }),
+        ).rejects.toThrow(/aborted/);
+        expectProgress(stopped, 'cache', false);
+        expect(fs.existsSync(path.join(dir, CACHE_MANIFEST))).toBe(false);
+        await expect(FeatureCache.open(dir)).rejects.toThrow(CheckpointError);
+        const progress: CacheProgressInfo[] = [];
+        const resumed = await cacheFeatures(source, { ...opts, resume: true, onProgress: (p) => progress.push(p) });
+        // Shard 0 (4 images) was reused in one go; the rest computed two at a time.
+        expectProgress(progress, 'cache');
+        expect(progress.map((p) => [p.done, p.reused])).toEqual([
+          [4, 4],
+          [6, 4],
+        ]);
+        // No estimate from a reused shard, which took no U-Net time.
+        expect(progress[0].etaMs).toBeUndefined();
+        const fresh = await cacheFeatures(source, { ...opts, dir: undefined });
+        const f16 = await cacheFeatures(source, { ...opts, dir: freshDir(), dtype: 'F16' });
+        const all = Array.from({ length: 6 }, (_, i) => i);
+        const ctx = { training: false, seed: 0, epoch: 0, step: 0 };
+        const [a, b, h] = [await resumed.batch(all, ctx), await fresh.batch(all, ctx), await f16.batch(all, ctx)];
+        sameSet(a.input, b.input);
+        const d = compareArrays(h.input.get(150, 5).dataSync(), b.input.get(150, 5).dataSync(), 0, 1 / 1024);
+        expect(d.ok, `f16 max abs ${d.maxAbs}`).toBe(true);
+        [a, b, h].forEach((x) => x.input.dispose());
+        await Promise.all([resumed.close(), fresh.close(), f16.close()]);
+      },
+    );
 
     ioTest('copies: epoch e trains on draw e mod copies, evaluation on draw 0', async () => {
       const cache = await cacheFeatures(source, { model: unet, t: 150, b: 3, pool: 2, augment: true, copies: 2 });
@@ -206,18 +266,38 @@ for (const backend of BACKENDS) {
     it('a small head trained from the cache learns the task', async () => {
       const train_ = halves(16, 2);
       const val_ = halves(8, 3);
-      const cache = await cacheFeatures(imagesFromTensor(train_.images, train_.labels), { model: unet, t: 150, b: 3, pool: 2, batchSize: 16 });
-      const valCache = await cacheFeatures(imagesFromTensor(val_.images, val_.labels), { model: unet, t: 150, b: 3, pool: 2, batchSize: 8, seed: 1 });
+      const cache = await cacheFeatures(imagesFromTensor(train_.images, train_.labels), {
+        model: unet,
+        t: 150,
+        b: 3,
+        pool: 2,
+        batchSize: 16,
+      });
+      const valCache = await cacheFeatures(imagesFromTensor(val_.images, val_.labels), {
+        model: unet,
+        t: 150,
+        b: 3,
+        pool: 2,
+        batchSize: 8,
+        seed: 1,
+      });
       const rng = new SeededRandom(4);
       const w = tf.variable(tf.tensor2d(rng.normals(2 * 2 * 32 * 2, 0, 0.05), [128, 2]));
       const bias = tf.variable(tf.zeros([2]));
       const head = {
         trainableVariables: [w, bias],
-        logits: (fs_: FeatureSet) => tf.tidy(() => tf.add(tf.matMul(tf.reshape(fs_.get(150, 3), [-1, 128]), w), bias) as tf.Tensor2D),
+        logits: (fs_: FeatureSet) =>
+          tf.tidy(() => tf.add(tf.matMul(tf.reshape(fs_.get(150, 3), [-1, 128]), w), bias) as tf.Tensor2D),
       };
       const opt = sgd(0.05);
       const before = await evaluate(head, valCache, { batchSize: 8 });
-      const r = await train(head, cache, { epochs: 15, batchSize: 4, optimizer: opt, evalData: valCache, evalEvery: 15 });
+      const r = await train(head, cache, {
+        epochs: 15,
+        batchSize: 4,
+        optimizer: opt,
+        evalData: valCache,
+        evalEvery: 15,
+      });
       const after = r.history.at(-1)!.eval!;
       expect(r.history.at(-1)!.trainLoss).toBeLessThan(0.5 * r.history[0].trainLoss);
       expect(after.loss).toBeLessThan(before.loss);

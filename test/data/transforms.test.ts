@@ -6,7 +6,8 @@ import { centerCrop, randomCropFlip } from '../../src/data/transforms';
 import { BACKENDS, compareArrays, setBackend } from '../helpers';
 
 /** [h, w, 1] with value = column index (a horizontal ramp). */
-const rampX = (h: number, w: number) => tf.tidy(() => tf.tile(tf.reshape(tf.range(0, w, 1, 'float32'), [1, w, 1]), [h, 1, 1]) as tf.Tensor3D);
+const rampX = (h: number, w: number) =>
+  tf.tidy(() => tf.tile(tf.reshape(tf.range(0, w, 1, 'float32'), [1, w, 1]), [h, 1, 1]) as tf.Tensor3D);
 
 for (const backend of BACKENDS) {
   describe(`image transforms on ${backend}`, () => {
@@ -18,7 +19,9 @@ for (const backend of BACKENDS) {
       const same = centerCrop(img, 8);
       expect(Array.from(same.dataSync())).toEqual(Array.from(img.dataSync()));
       // Every pixel repeated 2×2: halving gives the image back exactly.
-      const big = tf.tidy(() => tf.reshape(tf.tile(tf.reshape(img, [8, 1, 8, 1, 3]), [1, 2, 1, 2, 1]), [16, 16, 3]) as tf.Tensor3D);
+      const big = tf.tidy(
+        () => tf.reshape(tf.tile(tf.reshape(img, [8, 1, 8, 1, 3]), [1, 2, 1, 2, 1]), [16, 16, 3]) as tf.Tensor3D,
+      );
       const halved = centerCrop(big, 8);
       expect(compareArrays(halved.dataSync(), img.dataSync(), 1e-6, 0).ok).toBe(true);
       // 8 × 12 → short side already 8, crop columns 2..9.

@@ -45,7 +45,10 @@ function parseDirective(text: string, where: string): [string, string][] {
   const parts = text.split(/;(?=\s*replace\s)/);
   return parts.map((part) => {
     const m = PAIR.exec(part);
-    if (!m) throw new Error(`${where}: cannot read the test directive part ${JSON.stringify(part.trim())}; expected replace "A" with "B"`);
+    if (!m)
+      throw new Error(
+        `${where}: cannot read the test directive part ${JSON.stringify(part.trim())}; expected replace "A" with "B"`,
+      );
     return [JSON.parse(m[1]) as string, JSON.parse(m[2]) as string];
   });
 }
@@ -64,17 +67,21 @@ function extractSnippets(file: string, markdown: string): Snippet[] {
     }
     const fence = /^(\s*)(`{3,}|~{3,})\s*([\w-]*)/.exec(lines[i]);
     if (!fence) {
-      if (pending && lines[i].trim() !== '') throw new Error(`${file}:${pending.line}: test directive not followed by a code block`);
+      if (pending && lines[i].trim() !== '')
+        throw new Error(`${file}:${pending.line}: test directive not followed by a code block`);
       continue;
     }
     const close = fence[2];
     const lang = fence[3].toLowerCase();
     const body: string[] = [];
     let j = i + 1;
-    while (j < lines.length && !(lines[j].trim().startsWith(close) && lines[j].trim().replace(/[`~]/g, '') === '')) body.push(lines[j++]);
+    while (j < lines.length && !(lines[j].trim().startsWith(close) && lines[j].trim().replace(/[`~]/g, '') === ''))
+      body.push(lines[j++]);
     if (j === lines.length) throw new Error(`${file}:${i + 1}: code block never closed`);
-    if (RUN_LANGS.has(lang)) out.push({ file, line: i + 1, lang, code: body.join('\n'), replacements: pending?.pairs ?? [] });
-    else if (pending) throw new Error(`${file}:${pending.line}: test directive before a ${lang || 'plain'} block, which is not run`);
+    if (RUN_LANGS.has(lang))
+      out.push({ file, line: i + 1, lang, code: body.join('\n'), replacements: pending?.pairs ?? [] });
+    else if (pending)
+      throw new Error(`${file}:${pending.line}: test directive before a ${lang || 'plain'} block, which is not run`);
     pending = undefined;
     i = j;
   }
@@ -91,8 +98,12 @@ function admTinyFlags(): string {
 function applyStandIns(s: Snippet): string {
   let code = s.code;
   for (const [from, to] of s.replacements) {
-    if (from === '' || !code.includes(from)) throw new Error(`${s.file}:${s.line}: stand-in text ${JSON.stringify(from)} is not in the block`);
-    const value = to.replaceAll('$FIXTURES', FIXTURES).replaceAll('$REPO', REPO).replaceAll('$ADM_TINY', admTinyFlags());
+    if (from === '' || !code.includes(from))
+      throw new Error(`${s.file}:${s.line}: stand-in text ${JSON.stringify(from)} is not in the block`);
+    const value = to
+      .replaceAll('$FIXTURES', FIXTURES)
+      .replaceAll('$REPO', REPO)
+      .replaceAll('$ADM_TINY', admTinyFlags());
     code = code.replaceAll(from, value);
   }
   return code;
@@ -142,13 +153,21 @@ describe('code blocks of README.md and docs/', () => {
   });
 
   it('reads the stand-in directive and refuses one whose text is not in its block', () => {
-    const [s] = extractSnippets('x.md', '<!-- test: replace "a.pt" with "$FIXTURES/b.pt"; replace "\\"q\\"" with "r" -->\n\n```ts\nload("a.pt", "q")\n```\n');
-    expect(s.replacements).toEqual([['a.pt', '$FIXTURES/b.pt'], ['"q"', 'r']]);
+    const [s] = extractSnippets(
+      'x.md',
+      '<!-- test: replace "a.pt" with "$FIXTURES/b.pt"; replace "\\"q\\"" with "r" -->\n\n```ts\nload("a.pt", "q")\n```\n',
+    );
+    expect(s.replacements).toEqual([
+      ['a.pt', '$FIXTURES/b.pt'],
+      ['"q"', 'r'],
+    ]);
     expect(applyStandIns(s)).toBe(`load("${FIXTURES}/b.pt", r)`);
     const [stale] = extractSnippets('x.md', '<!-- test: replace "c.pt" with "d.pt" -->\n```js\nload("a.pt")\n```\n');
     expect(() => applyStandIns(stale)).toThrow(/"c.pt" is not in the block/);
     expect(() => extractSnippets('x.md', '<!-- test: replace "a" with "b" -->\n```sh\nls\n```\n')).toThrow(/not run/);
-    expect(() => extractSnippets('x.md', '<!-- test: replace "a" with "b" -->\ntext\n```ts\nx\n```\n')).toThrow(/not followed/);
+    expect(() => extractSnippets('x.md', '<!-- test: replace "a" with "b" -->\ntext\n```ts\nx\n```\n')).toThrow(
+      /not followed/,
+    );
   });
 
   it('every snippet that uses diffssl picks a backend and leaves gradients to the trainer', () => {
@@ -208,7 +227,12 @@ describe('code blocks of README.md and docs/', () => {
       const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'diffssl-snippet-'));
       try {
         await bundle(s, code, outfile);
-        const res = spawnSync(process.execPath, [outfile], { cwd, encoding: 'utf8', timeout: TIMEOUT_MS, env: { ...process.env, NODE_OPTIONS: '' } });
+        const res = spawnSync(process.execPath, [outfile], {
+          cwd,
+          encoding: 'utf8',
+          timeout: TIMEOUT_MS,
+          env: { ...process.env, NODE_OPTIONS: '' },
+        });
         const report = `\n--- stdout\n${res.stdout}\n--- stderr\n${res.stderr.slice(0, 4000)}`;
         expect(res.error, `did not finish within ${TIMEOUT_MS / 1000} s${report}`).toBeUndefined();
         expect(res.status, report).toBe(0);

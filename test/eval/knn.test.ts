@@ -30,13 +30,23 @@ for (const backend of BACKENDS) {
     it('weighted votes on a hand-checked toy bank', () => {
       // Unit vectors at angles 0°, 10°, 80°, 90° with labels 0, 1, 1, 2; the query at 30°.
       const deg = [0, 10, 80, 90];
-      const bank = tf.tensor2d(deg.flatMap((a) => [Math.cos((a * Math.PI) / 180), Math.sin((a * Math.PI) / 180)]), [4, 2]);
+      const bank = tf.tensor2d(
+        deg.flatMap((a) => [Math.cos((a * Math.PI) / 180), Math.sin((a * Math.PI) / 180)]),
+        [4, 2],
+      );
       const query = tf.tensor2d([[Math.cos(Math.PI / 6), Math.sin(Math.PI / 6)]]);
       const knn = new KNN({ chunkRows: 3 }); // two bank chunks: the merge is exercised
       knn.add(bank, [0, 1, 1, 2]);
       const nb = knn.neighbours(query, 3);
       expect(Array.from(nb.indices)).toEqual([1, 0, 2]); // 20°, 30°, 50° away
-      expect(compareArrays(nb.similarities, [Math.cos(Math.PI / 9), Math.cos(Math.PI / 6), Math.cos((50 * Math.PI) / 180)], 1e-6, 0).ok).toBe(true);
+      expect(
+        compareArrays(
+          nb.similarities,
+          [Math.cos(Math.PI / 9), Math.cos(Math.PI / 6), Math.cos((50 * Math.PI) / 180)],
+          1e-6,
+          0,
+        ).ok,
+      ).toBe(true);
       // k = 1: the 10° example (label 1). k = 2: votes e^(cos20°/τ) for 1 vs e^(cos30°/τ) for 0 → 1.
       // k = 3: label 1 gets e^(cos20°/τ) + e^(cos50°/τ), still ahead. Query label 0: ranked second.
       const [k1, k2, k3] = knn.evaluate(query, [0], { k: [1, 2, 3] });
@@ -53,7 +63,8 @@ for (const backend of BACKENDS) {
     });
 
     it('separates well-separated clusters at k = 20 and 200, the same whatever the chunking', () => {
-      const dim = 16, classes = 5;
+      const dim = 16,
+        classes = 5;
       const tr = clusters(7, 400, dim, classes, 3);
       const te = clusters(7, 500, dim, classes, 3);
       const trainX = tf.tensor2d(tr.x, [400, dim]);

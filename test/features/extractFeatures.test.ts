@@ -11,7 +11,10 @@ describe('extractFeatures and FeatureSet', () => {
   let x0: tf.Tensor4D;
   beforeAll(async () => {
     await setBackend('wasm');
-    unet = await ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args);
+    unet = await ADMUNet.load(
+      path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
+      fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
+    );
     x0 = tf.randomUniform([3, 32, 32, 3], -1, 1, 'float32', 11) as tf.Tensor4D;
     warmUp(unet);
   });
@@ -21,12 +24,16 @@ describe('extractFeatures and FeatureSet', () => {
   });
 
   it('is the U-Net on q_sample(x0, t, ε): the same numbers as doing it by hand', async () => {
-    const noise = [tf.randomNormal(x0.shape, 0, 1, 'float32', 1), tf.randomNormal(x0.shape, 0, 1, 'float32', 2)] as tf.Tensor4D[];
+    const noise = [
+      tf.randomNormal(x0.shape, 0, 1, 'float32', 1),
+      tf.randomNormal(x0.shape, 0, 1, 'float32', 2),
+    ] as tf.Tensor4D[];
     const feats = await extractFeatures(x0, { t: [90, 300], b: [4, 15], model: unet, noise });
     for (const [i, t] of [90, 300].entries()) {
       const xt = unet.qSample(x0, [t, t, t], noise[i]);
       const r = unet.forward(xt, [t, t, t], { capture: [4, 15] });
-      for (const b of [4, 15]) expect(compareArrays(feats.get(t, b).dataSync(), r.features.get(b)!.dataSync(), 1e-5, 1e-5).ok).toBe(true);
+      for (const b of [4, 15])
+        expect(compareArrays(feats.get(t, b).dataSync(), r.features.get(b)!.dataSync(), 1e-5, 1e-5).ok).toBe(true);
       r.features.forEach((f) => f.dispose());
       xt.dispose();
     }
@@ -65,9 +72,17 @@ describe('extractFeatures and FeatureSet', () => {
   it('maxBatch splits the work without changing the result, and reports progress', async () => {
     const seen: number[] = [];
     const one = await extractFeatures(x0, { t: [20, 40], b: 6, model: unet, seed: 2 });
-    const split = await extractFeatures(x0, { t: [20, 40], b: 6, model: unet, seed: 2, maxBatch: 4, onProgress: (p) => seen.push(p.done / p.total) });
+    const split = await extractFeatures(x0, {
+      t: [20, 40],
+      b: 6,
+      model: unet,
+      seed: 2,
+      maxBatch: 4,
+      onProgress: (p) => seen.push(p.done / p.total),
+    });
     expect(seen).toEqual([4 / 6, 1]);
-    for (const t of [20, 40]) expect(compareArrays(split.get(t, 6).dataSync(), one.get(t, 6).dataSync(), 1e-5, 1e-5).ok).toBe(true);
+    for (const t of [20, 40])
+      expect(compareArrays(split.get(t, 6).dataSync(), one.get(t, 6).dataSync(), 1e-5, 1e-5).ok).toBe(true);
     [one, split].forEach((f) => f.dispose());
   });
 

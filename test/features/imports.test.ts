@@ -3,7 +3,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 // madge ships no types: the little of its API used here.
-type Madge = (dir: string, opts: { fileExtensions: string[] }) => Promise<{ obj(): Record<string, string[]>; circular(): string[][] }>;
+type Madge = (
+  dir: string,
+  opts: { fileExtensions: string[] },
+) => Promise<{ obj(): Record<string, string[]>; circular(): string[][] }>;
 const madge = createRequire(import.meta.url)('madge') as Madge;
 
 describe('feature extraction imports', () => {

@@ -29,7 +29,8 @@ for (const backend of BACKENDS) {
         expect(cls.shape).toEqual([2, att.outDim]);
         let err = 0;
         const blocks = cfg.derived.fusion_arc_parsed.num_blocks;
-        for (let j = 0; j < blocks; j++) err = Math.max(err, expectMatch(got.get(`attn_block${j}`)!, act.get(`t0.attn_block${j}`)!, `attn_block${j}`));
+        for (let j = 0; j < blocks; j++)
+          err = Math.max(err, expectMatch(got.get(`attn_block${j}`)!, act.get(`t0.attn_block${j}`)!, `attn_block${j}`));
         err = Math.max(err, expectMatch(cls.dataSync(), act.get('t0.cls')!, 'cls'));
         worst.set(`${head}/${backend}`, err);
         cls.dispose();
@@ -40,7 +41,11 @@ for (const backend of BACKENDS) {
     }
 
     it('with classes: logits, and a gradient for every parameter (CLS token, every block, the classifier) that agrees with a central difference; nothing leaks', () => {
-      const att = new AttentionHead({ arc: 'Use_CLS_Token:True:16,Insert_CLS_Token,Attention:16:4:2:2,Extract_CLS_Token', classes: 5, seed: 1 });
+      const att = new AttentionHead({
+        arc: 'Use_CLS_Token:True:16,Insert_CLS_Token,Attention:16:4:2:2,Extract_CLS_Token',
+        classes: 5,
+        seed: 1,
+      });
       const names = att.state().map((e) => e.name);
       expect(names[0]).toBe('cls_token');
       expect(names).toContain('layers.1.attn.qkv.weight');
@@ -52,7 +57,10 @@ for (const backend of BACKENDS) {
       const before = tf.memory().numTensors;
       const vars = att.trainableVariables;
       expect(vars.length).toBe(names.length);
-      const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, att.forward(x)) as tf.Scalar, vars);
+      const { value, grads } = tf.variableGrads(
+        () => tf.losses.softmaxCrossEntropy(y, att.forward(x)) as tf.Scalar,
+        vars,
+      );
       expect(Object.keys(grads).length).toBe(vars.length);
       tf.dispose([value, ...Object.values(grads)]);
       expect(tf.memory().numTensors).toBe(before);
@@ -63,7 +71,10 @@ for (const backend of BACKENDS) {
       vars.forEach((v, i) => {
         // The CLS token starts at zero, where LayerNorm (ε 1e-5, so √ε ≈ 3e-3) curves sharply: a smaller step there.
         const c = gradientCheck(loss, v, names[i].endsWith('cls_token') ? 1e-3 : 1e-2);
-        expect(c.relErr, `${names[i]} element ${c.index}: analytic ${c.analytic}, central difference ${c.numeric}`).toBeLessThan(1e-2);
+        expect(
+          c.relErr,
+          `${names[i]} element ${c.index}: analytic ${c.analytic}, central difference ${c.numeric}`,
+        ).toBeLessThan(1e-2);
       });
       expect(tf.memory().numTensors).toBe(start);
       tf.dispose([x, y, w]);
@@ -71,9 +82,16 @@ for (const backend of BACKENDS) {
     });
 
     it('Dense layers take their nn.Sequential index; FullyPool averages the tokens', () => {
-      const att = new AttentionHead({ arc: 'Use_CLS_Token:True:8,Insert_CLS_Token,Attention:8:2:4:1,FullyPool,Dense:8:8:relu,Dense:8:8:identity' });
+      const att = new AttentionHead({
+        arc: 'Use_CLS_Token:True:8,Insert_CLS_Token,Attention:8:2:4:1,FullyPool,Dense:8:8:relu,Dense:8:8:identity',
+      });
       // Insert 0, block 1, FullyPool 2, Dense 3 (+ ReLU 4), Dense 5
-      expect(att.state().map((e) => e.name).filter((n) => !n.startsWith('layers.1.'))).toEqual(['cls_token', 'layers.3.weight', 'layers.3.bias', 'layers.5.weight', 'layers.5.bias']);
+      expect(
+        att
+          .state()
+          .map((e) => e.name)
+          .filter((n) => !n.startsWith('layers.1.')),
+      ).toEqual(['cls_token', 'layers.3.weight', 'layers.3.bias', 'layers.5.weight', 'layers.5.bias']);
       const x = tf.ones([2, 3, 8]) as tf.Tensor3D;
       const out = att.encode(x);
       expect(out.shape).toEqual([2, 8]);
@@ -82,11 +100,21 @@ for (const backend of BACKENDS) {
     });
 
     it('inconsistent arcs and inputs are InputErrors', () => {
-      expect(() => new AttentionHead({ arc: 'Use_CLS_Token::8,Insert_CLS_Token,Attention:8:2:4:1,Extract_CLS_Token' })).toThrow(/CLS token/);
-      expect(() => new AttentionHead({ arc: 'Use_CLS_Token:True:8,Insert_CLS_Token,Attention:16:2:4:1,Extract_CLS_Token' })).toThrow(/width 16/);
-      expect(() => new AttentionHead({ arc: 'Use_CLS_Token:True:8,Insert_CLS_Token,Attention:8:2:4:1' })).toThrow(/must end with a vector/);
-      expect(() => new AttentionHead({ arc: 'Use_CLS_Token:True:8,Insert_CLS_Token,Extract_CLS_Token,Dense:4:2:relu' })).toThrow(/Dense:4:2 gets width 8/);
-      const att = new AttentionHead({ arc: 'Use_CLS_Token:True:8,Insert_CLS_Token,Attention:8:2:4:1,Extract_CLS_Token' });
+      expect(
+        () => new AttentionHead({ arc: 'Use_CLS_Token::8,Insert_CLS_Token,Attention:8:2:4:1,Extract_CLS_Token' }),
+      ).toThrow(/CLS token/);
+      expect(
+        () => new AttentionHead({ arc: 'Use_CLS_Token:True:8,Insert_CLS_Token,Attention:16:2:4:1,Extract_CLS_Token' }),
+      ).toThrow(/width 16/);
+      expect(() => new AttentionHead({ arc: 'Use_CLS_Token:True:8,Insert_CLS_Token,Attention:8:2:4:1' })).toThrow(
+        /must end with a vector/,
+      );
+      expect(
+        () => new AttentionHead({ arc: 'Use_CLS_Token:True:8,Insert_CLS_Token,Extract_CLS_Token,Dense:4:2:relu' }),
+      ).toThrow(/Dense:4:2 gets width 8/);
+      const att = new AttentionHead({
+        arc: 'Use_CLS_Token:True:8,Insert_CLS_Token,Attention:8:2:4:1,Extract_CLS_Token',
+      });
       const x = tf.ones([2, 3, 4]) as tf.Tensor3D;
       expect(() => att.encode(x)).toThrow(InputError);
       expect(() => att.forward(tf.ones([2, 3, 8]) as tf.Tensor3D)).toThrow(/without classes/);

@@ -22,7 +22,10 @@ describe(`the TSDoc examples (on ${BACKENDS[0]})`, () => {
   let unet: ADMUNet;
   beforeAll(async () => {
     await setBackend(BACKENDS[0]);
-    unet = await ADMUNet.load(at('adm-tiny/weights.safetensors'), fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args);
+    unet = await ADMUNet.load(
+      at('adm-tiny/weights.safetensors'),
+      fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
+    );
   });
   afterAll(() => unet?.dispose());
 
@@ -32,7 +35,13 @@ describe(`the TSDoc examples (on ${BACKENDS[0]})`, () => {
     const feature = tensorOf(act.get('t0.feat.b15')!) as tf.Tensor4D;
     // Tokenizer
     const { channels, size } = unet.block(15);
-    const tok = new Tokenizer({ channels, side: size, pool: args.pre_pool_size, dim: parseFusionArc(args.fusion_arc).dim, norm: args.norm_type });
+    const tok = new Tokenizer({
+      channels,
+      side: size,
+      pool: args.pre_pool_size,
+      dim: parseFusionArc(args.fusion_arc).dim,
+      norm: args.norm_type,
+    });
     await tok.loadWeights(at('heads/attention/weights.safetensors'), { prefix: 'head.pre_layer.15.' });
     const tokens = tok.forward(feature); // [N, 4·4, 64]
     tok.dispose();
@@ -43,7 +52,8 @@ describe(`the TSDoc examples (on ${BACKENDS[0]})`, () => {
     const cls = head.encode(tokens); // [N, 64]
     const clf = new AttentionHead({ arc: args.fusion_arc, classes: args.num_classes });
     const logits = clf.forward(tokens); // [N, 10]
-    head.dispose(); clf.dispose();
+    head.dispose();
+    clf.dispose();
     expectMatch(cls.dataSync(), act.get('t0.cls')!, 'cls');
     expect(logits.shape).toEqual([2, 10]);
     tf.dispose([feature, tokens, cls, logits]);
@@ -57,12 +67,21 @@ describe(`the TSDoc examples (on ${BACKENDS[0]})`, () => {
       const feature = tensorOf(act.get(`t0.feat.b${b}`)!) as tf.Tensor4D;
       let logits: tf.Tensor2D;
       if (name === 'linear') {
-        const head = new LinearHead({ channels: unet.block(15).channels, pool: args.pre_pool_size, classes: args.num_classes });
+        const head = new LinearHead({
+          channels: unet.block(15).channels,
+          pool: args.pre_pool_size,
+          classes: args.num_classes,
+        });
         await head.loadWeights(at('heads/linear/weights.safetensors'), { prefix: 'head.' });
         logits = head.forward(feature); // [N, 10]
         head.dispose();
       } else {
-        const head = new MLPHead({ channels: unet.block(10).channels, pool: args.pre_pool_size, hidden: parseHeadArc(args.head_arc), classes: args.num_classes });
+        const head = new MLPHead({
+          channels: unet.block(10).channels,
+          pool: args.pre_pool_size,
+          hidden: parseHeadArc(args.head_arc),
+          classes: args.num_classes,
+        });
         await head.loadWeights(at('heads/mlp/weights.safetensors'), { prefix: 'head.' });
         logits = head.forward(feature); // [N, 10]
         head.dispose();
@@ -78,13 +97,20 @@ describe(`the TSDoc examples (on ${BACKENDS[0]})`, () => {
     const x0 = tensorOf(act.get('x0')!) as tf.Tensor4D;
     const noise = [0, 1, 2].map((i) => tensorOf(act.get(`t${i}.noise`)!) as tf.Tensor4D);
     const fusion = new DifFormer({
-      blocks: args.first_fw_b_list.map((b: number) => unet.block(b)), timesteps: args.t_list.length,
-      pool: args.pre_pool_size, norm: args.norm_type, arc: args.fusion_arc, classes: args.num_classes,
+      blocks: args.first_fw_b_list.map((b: number) => unet.block(b)),
+      timesteps: args.t_list.length,
+      pool: args.pre_pool_size,
+      norm: args.norm_type,
+      arc: args.fusion_arc,
+      classes: args.num_classes,
     });
     await fusion.loadWeights(at('heads/difformer/weights.safetensors'), { prefix: 'head.' });
     const features = await extractFeatures(x0, { t: args.t_list, b: args.first_fw_b_list, model: unet, noise });
-    const logits = fusion.forward(args.t_list.map((t: number) => args.first_fw_b_list.map((b: number) => ({ b, map: features.get(t, b) }))));
-    features.dispose(); fusion.dispose();
+    const logits = fusion.forward(
+      args.t_list.map((t: number) => args.first_fw_b_list.map((b: number) => ({ b, map: features.get(t, b) }))),
+    );
+    features.dispose();
+    fusion.dispose();
     expectMatch(logits.dataSync(), act.get('logits')!, 'logits');
     tf.dispose([x0, ...noise, logits]);
   });
@@ -114,7 +140,8 @@ describe(`the TSDoc examples (on ${BACKENDS[0]})`, () => {
     await model.loadWeights(at('heads/difformer/weights.safetensors'));
     const logits = model.logits(x0, { noise: [n90, n150, n300] }); // one ε per t → [N, num_classes]
     expectMatch(logits.dataSync(), act.get('logits')!, 'logits');
-    logits.dispose(); model.dispose(); // the U-Net stays
+    logits.dispose();
+    model.dispose(); // the U-Net stays
     tf.dispose([x0, n90, n150, n300]);
   });
 });

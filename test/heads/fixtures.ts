@@ -16,7 +16,10 @@ export interface HeadFixture {
 }
 
 export async function headFixture(head: string): Promise<HeadFixture> {
-  return { cfg: fixtureJson(`heads/${head}/config.json`), act: await readSafetensors(path.join(headDir(head), 'activations.safetensors')) };
+  return {
+    cfg: fixtureJson(`heads/${head}/config.json`),
+    act: await readSafetensors(path.join(headDir(head), 'activations.safetensors')),
+  };
 }
 
 /** A fixture tensor's values in our layout: NCHW maps → NHWC; tokens and vectors unchanged. */
@@ -48,10 +51,15 @@ const INPUTS = /^(x0|t_list|t\d+\.(noise|t))$/;
  * intermediate (by tap) against the fixture, eval mode; then the memory checks. Returns the max abs
  * error of the logits and of all recorded tensors.
  */
-export async function referenceParity(head: string, unet: ADMUNet): Promise<{ logits: number; all: number; keys: number }> {
+export async function referenceParity(
+  head: string,
+  unet: ADMUNet,
+): Promise<{ logits: number; all: number; keys: number }> {
   const { cfg, act } = await headFixture(head);
   const x0 = tensorOf(act.get('x0')!) as tf.Tensor4D;
-  const noise = cfg.finetune_args.t_list.map((_: number, i: number) => tensorOf(act.get(`t${i}.noise`)!) as tf.Tensor4D);
+  const noise = cfg.finetune_args.t_list.map(
+    (_: number, i: number) => tensorOf(act.get(`t${i}.noise`)!) as tf.Tensor4D,
+  );
   const beforeBuild = tf.memory().numTensors;
   const model = fromReference(cfg.finetune_args, unet);
   await model.loadWeights(headWeights(head));

@@ -13,7 +13,13 @@ describe('fusion_arc grammar', () => {
       expect(arc.clsToken).toBe(true);
       expect(arc.layers).toEqual([
         { kind: 'insertCls' },
-        { kind: 'attention', dim: want.dim_block, heads: want.num_heads, mlpRatio: want.mlp_ratio, blocks: want.num_blocks },
+        {
+          kind: 'attention',
+          dim: want.dim_block,
+          heads: want.num_heads,
+          mlpRatio: want.mlp_ratio,
+          blocks: want.num_blocks,
+        },
         { kind: 'extractCls' },
       ]);
       expect(formatFusionArc(arc)).toBe(cfg.finetune_args.fusion_arc);
@@ -21,20 +27,29 @@ describe('fusion_arc grammar', () => {
   });
 
   it("follows the reference's quirks: bool('False') is True, only an empty flag means no CLS token; text after '/' is ignored", () => {
-    expect(parseFusionArc('Use_CLS_Token:False:8,Insert_CLS_Token,Attention:8:2:4:1,Extract_CLS_Token').clsToken).toBe(true);
+    expect(parseFusionArc('Use_CLS_Token:False:8,Insert_CLS_Token,Attention:8:2:4:1,Extract_CLS_Token').clsToken).toBe(
+      true,
+    );
     expect(parseFusionArc('Use_CLS_Token::8,Attention:8:2:4:1,FullyPool').clsToken).toBe(false);
-    expect(parseFusionArc('Use_CLS_Token:True:8,Insert_CLS_Token,Attention:8:2:4:1,Extract_CLS_Token/whatever,else').layers.length).toBe(3);
+    expect(
+      parseFusionArc('Use_CLS_Token:True:8,Insert_CLS_Token,Attention:8:2:4:1,Extract_CLS_Token/whatever,else').layers
+        .length,
+    ).toBe(3);
   });
 
   it('reads fractional MLP ratios, Dense layers and FullyPool', () => {
-    const arc = parseFusionArc(' Use_CLS_Token:True:16 , Insert_CLS_Token, Attention:16:4:2.5:1, FullyPool, Dense:16:16:relu');
+    const arc = parseFusionArc(
+      ' Use_CLS_Token:True:16 , Insert_CLS_Token, Attention:16:4:2.5:1, FullyPool, Dense:16:16:relu',
+    );
     expect(arc.layers).toEqual([
       { kind: 'insertCls' },
       { kind: 'attention', dim: 16, heads: 4, mlpRatio: 2.5, blocks: 1 },
       { kind: 'fullyPool' },
       { kind: 'dense', in: 16, out: 16, activation: 'relu' },
     ]);
-    expect(attentionArc(1024)).toEqual(parseFusionArc('Use_CLS_Token:True:1024,Insert_CLS_Token,Attention:1024:8:4:2,Extract_CLS_Token'));
+    expect(attentionArc(1024)).toEqual(
+      parseFusionArc('Use_CLS_Token:True:1024,Insert_CLS_Token,Attention:1024:8:4:2,Extract_CLS_Token'),
+    );
   });
 
   it('rejects what the reference would silently skip or crash on, naming the layer', () => {

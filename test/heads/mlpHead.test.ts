@@ -25,21 +25,30 @@ for (const backend of BACKENDS) {
   describe(`LinearHead and MLPHead on ${backend}`, () => {
     beforeAll(() => setBackend(backend));
 
-    for (const [head, b] of [['linear', 15], ['mlp', 10]] as const) {
+    for (const [head, b] of [
+      ['linear', 15],
+      ['mlp', 10],
+    ] as const) {
       it(`${head}: pooled map, flattened input (NCHW order) and logits match the reference's Head`, async () => {
         const { cfg, act } = await headFixture(head);
         const args = cfg.finetune_args;
         const model =
           args.head_arc === ''
             ? new LinearHead({ channels: 32, pool: args.pre_pool_size, classes: args.num_classes })
-            : new MLPHead({ channels: 32, pool: args.pre_pool_size, hidden: parseHeadArc(args.head_arc), classes: args.num_classes });
+            : new MLPHead({
+                channels: 32,
+                pool: args.pre_pool_size,
+                hidden: parseHeadArc(args.head_arc),
+                classes: args.num_classes,
+              });
         await model.loadWeights(headWeights(head), { prefix: 'head.' });
         const x = tensorOf(act.get(`t0.feat.b${b}`)!) as tf.Tensor4D;
         const got = new Map<string, Float32Array>();
         const before = tf.memory().numTensors;
         const logits = model.forward(x, { tap: (k, t) => got.set(k, t.dataSync() as Float32Array) });
         let err = 0;
-        for (const key of ['pooled', 'head_in', 'logits']) err = Math.max(err, expectMatch(got.get(key)!, act.get(key)!, key));
+        for (const key of ['pooled', 'head_in', 'logits'])
+          err = Math.max(err, expectMatch(got.get(key)!, act.get(key)!, key));
         worst.set(`${head}/${backend}`, err);
         logits.dispose();
         expect(tf.memory().numTensors).toBe(before);
@@ -55,7 +64,14 @@ for (const backend of BACKENDS) {
       tf.dispose(head.forward(x, { tap: (k, t) => got.set(k, t.dataSync() as Float32Array) }));
       const m = adaptivePoolMatrix(2, 3); // rows 0, {0,1}, 1
       const want = [];
-      for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) want.push([0, 1].reduce((s, a) => s + [0, 1].reduce((t, c) => t + m[i * 2 + a] * m[j * 2 + c] * [1, 2, 3, 4][a * 2 + c], 0), 0));
+      for (let i = 0; i < 3; i++)
+        for (let j = 0; j < 3; j++)
+          want.push(
+            [0, 1].reduce(
+              (s, a) => s + [0, 1].reduce((t, c) => t + m[i * 2 + a] * m[j * 2 + c] * [1, 2, 3, 4][a * 2 + c], 0),
+              0,
+            ),
+          );
       expect(compareArrays(got.get('pooled')!, want, 1e-6, 1e-6).ok).toBe(true);
       expect(Array.from(got.get('pooled')!)).toEqual([1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4]);
       x.dispose();
@@ -64,11 +80,21 @@ for (const backend of BACKENDS) {
 
     it('every layer gets a gradient that agrees with a central difference; nothing leaks', () => {
       const head = new MLPHead({ channels: 4, pool: 2, hidden: [6, 5], classes: 3, seed: 2 });
-      expect(head.state().map((e) => e.name)).toEqual(['fcs.0.weight', 'fcs.0.bias', 'fcs.1.weight', 'fcs.1.bias', 'fcs.2.weight', 'fcs.2.bias']);
+      expect(head.state().map((e) => e.name)).toEqual([
+        'fcs.0.weight',
+        'fcs.0.bias',
+        'fcs.1.weight',
+        'fcs.1.bias',
+        'fcs.2.weight',
+        'fcs.2.bias',
+      ]);
       const x = tf.randomNormal([4, 5, 5, 4], 0, 1, 'float32', 3) as tf.Tensor4D;
       const y = tf.oneHot(tf.tensor1d([0, 1, 2, 1], 'int32'), 3);
       const before = tf.memory().numTensors;
-      const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, head.forward(x)) as tf.Scalar, head.trainableVariables);
+      const { value, grads } = tf.variableGrads(
+        () => tf.losses.softmaxCrossEntropy(y, head.forward(x)) as tf.Scalar,
+        head.trainableVariables,
+      );
       expect(Object.keys(grads).length).toBe(6);
       tf.dispose([value, ...Object.values(grads)]);
       expect(tf.memory().numTensors).toBe(before);
@@ -78,7 +104,10 @@ for (const backend of BACKENDS) {
       const start = tf.memory().numTensors;
       head.trainableVariables.forEach((v, i) => {
         const c = gradientCheck(loss, v, 1e-2);
-        expect(c.relErr, `variable ${i} (${head.state()[i].name}) element ${c.index}: analytic ${c.analytic}, central difference ${c.numeric}`).toBeLessThan(1e-2);
+        expect(
+          c.relErr,
+          `variable ${i} (${head.state()[i].name}) element ${c.index}: analytic ${c.analytic}, central difference ${c.numeric}`,
+        ).toBeLessThan(1e-2);
       });
       expect(tf.memory().numTensors).toBe(start);
       tf.dispose([x, y, w]);

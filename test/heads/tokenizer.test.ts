@@ -29,7 +29,8 @@ for (const backend of BACKENDS) {
         const tokens = tok.forward(x, { tap: (k, t) => got.set(k, t.dataSync() as Float32Array) });
         expect(tokens.shape).toEqual([2, tok.poolSide ** 2, dim]);
         let err = 0;
-        for (const stage of ['pooled', 'normed', 'conv', 'tokens']) err = Math.max(err, expectMatch(got.get(stage)!, act.get(`t0.${stage}${second}.b${b}`)!, stage));
+        for (const stage of ['pooled', 'normed', 'conv', 'tokens'])
+          err = Math.max(err, expectMatch(got.get(stage)!, act.get(`t0.${stage}${second}.b${b}`)!, stage));
         worst.set(`${head}/${backend}`, err);
         tokens.dispose();
         expect(tf.memory().numTensors).toBe(before);
@@ -40,7 +41,11 @@ for (const backend of BACKENDS) {
 
     it('difformer: min(side, pool) per block (8 → 8, 16 → 16, 32 → 16) gives the recorded tokens', async () => {
       const { act } = await headFixture('difformer');
-      for (const [b, side] of [[10, 8], [15, 16], [18, 32]]) {
+      for (const [b, side] of [
+        [10, 8],
+        [15, 16],
+        [18, 32],
+      ]) {
         const tok = new Tokenizer({ channels: 32, side, pool: 16, dim: 64, norm: 'layer' });
         expect(tok.poolSide).toBe(Math.min(side, 16));
         await tok.loadWeights(headWeights('difformer'), { prefix: `head.pre_layer.${b}.` });
@@ -55,7 +60,15 @@ for (const backend of BACKENDS) {
     it('BatchNorm tokenizer: training mode updates the running statistics, eval mode does not; trainable variables exclude them', () => {
       const tok = new Tokenizer({ channels: 8, side: 4, pool: 2, dim: 6, norm: 'batch', seed: 1 });
       const names = tok.state().map((e) => e.name);
-      expect(names).toEqual(['1.weight', '1.bias', '1.running_mean', '1.running_var', '1.num_batches_tracked', '2.weight', '2.bias']);
+      expect(names).toEqual([
+        '1.weight',
+        '1.bias',
+        '1.running_mean',
+        '1.running_var',
+        '1.num_batches_tracked',
+        '2.weight',
+        '2.bias',
+      ]);
       expect(tok.trainableVariables.length).toBe(4);
       const x = tf.randomNormal([3, 4, 4, 8], 1, 2, 'float32', 2) as tf.Tensor4D;
       const rm = () => Array.from((tok.state()[2] as { variable: tf.Variable }).variable.dataSync());

@@ -18,7 +18,8 @@ describe('crc32', () => {
     const bytes = Uint8Array.from({ length: 1000 }, (_, i) => (i * 2654435761) >>> 24);
     const want = zlib.crc32(bytes);
     expect(crc32(bytes)).toBe(want);
-    for (const at of [0, 1, 7, 500, 999, 1000]) expect(crc32(bytes.subarray(at), crc32(bytes.subarray(0, at))), `split at ${at}`).toBe(want);
+    for (const at of [0, 1, 7, 500, 999, 1000])
+      expect(crc32(bytes.subarray(at), crc32(bytes.subarray(0, at))), `split at ${at}`).toBe(want);
     expect(crc32(Uint8Array.of(0xff, 0xff, 0xff, 0xff))).toBeGreaterThanOrEqual(0x80000000); // 0xffffffff: no sign bit folded in
   });
 });

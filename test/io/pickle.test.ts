@@ -1,12 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { CheckpointError } from '../../src/errors';
-import { describe as describeValue, PickleNeedsMoreBytes, PyGlobal, PyTuple, unpickle, type UnpickleHost } from '../../src/io/pickle';
+import {
+  describe as describeValue,
+  PickleNeedsMoreBytes,
+  PyGlobal,
+  PyTuple,
+  unpickle,
+  type UnpickleHost,
+} from '../../src/io/pickle';
 import { PickleWriter } from './torchWriter';
 
 /** Only OrderedDict is allowed: enough for CPython's own pickles of plain data. */
-const host: UnpickleHost = { findGlobal: (m, n) => (m === 'collections' && n === 'OrderedDict' ? { call: () => new Map() } : undefined) };
+const host: UnpickleHost = {
+  findGlobal: (m, n) => (m === 'collections' && n === 'OrderedDict' ? { call: () => new Map() } : undefined),
+};
 const run = (bytes: Uint8Array, h: UnpickleHost = host) => unpickle(bytes, { label: 'test', host: h }).value;
-const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace('{x}', '78'.repeat(260)).replace('{y}', '79'.repeat(260)), 'hex'));
+const hex = (s: string) =>
+  Uint8Array.from(Buffer.from(s.replace('{x}', '78'.repeat(260)).replace('{y}', '79'.repeat(260)), 'hex'));
 const errorOf = (f: () => unknown): Error => {
   try {
     f();
@@ -33,7 +43,22 @@ describe('restricted unpickler: what CPython writes', () => {
       const bytes = hex(CPYTHON[p === 5 ? 4 : p]);
       if (p === 5) bytes[1] = 5; // protocol 5 writes the same opcodes for this object
       const v = run(bytes) as Map<string, unknown>;
-      expect(v.get('ints')).toEqual([0, 1, 255, 256, 65535, 65536, -1, -(2 ** 31), 2 ** 31 - 1, 2 ** 31, 2n ** 62n, -(2n ** 62n), 2n ** 70n, -(2n ** 70n)]);
+      expect(v.get('ints')).toEqual([
+        0,
+        1,
+        255,
+        256,
+        65535,
+        65536,
+        -1,
+        -(2 ** 31),
+        2 ** 31 - 1,
+        2 ** 31,
+        2n ** 62n,
+        -(2n ** 62n),
+        2n ** 70n,
+        -(2n ** 70n),
+      ]);
       expect(v.get('floats')).toEqual([0.5, -1e300, Infinity]);
       expect(v.get('strs')).toEqual(['', 'ascii', 'ümlaut ∑', 'x'.repeat(260)]);
       expect(v.get('consts')).toEqual([null, true, false]);
@@ -43,8 +68,12 @@ describe('restricted unpickler: what CPython writes', () => {
       const shared = v.get('shared') as unknown[][];
       expect(shared[0]).toEqual([7, 'x']);
       expect(shared[0]).toBe(shared[1]);
-      expect([...(v.get('od') as Map<string, number>)]).toEqual([['b', 1], ['a', 2]]);
-      if (p >= 3) expect(v.get('bytes')).toEqual([new Uint8Array(0), Uint8Array.of(0, 255), new Uint8Array(260).fill(0x79)]);
+      expect([...(v.get('od') as Map<string, number>)]).toEqual([
+        ['b', 1],
+        ['a', 2],
+      ]);
+      if (p >= 3)
+        expect(v.get('bytes')).toEqual([new Uint8Array(0), Uint8Array.of(0, 255), new Uint8Array(260).fill(0x79)]);
     });
   }
 });
@@ -113,11 +142,23 @@ describe('restricted unpickler: nothing outside the allow-list runs', () => {
     else w.global(module, name);
     return w.str('touch /tmp/should-not-exist').raw(0x85).op('R').stop().bytes();
   };
-  for (const [m, n] of [['posix', 'system'], ['os', 'system'], ['builtins', 'eval'], ['builtins', 'exec'], ['subprocess', 'Popen'], ['torch', 'load'], ['collections', 'namedtuple'], ['__builtin__', 'getattr']]) {
+  for (const [m, n] of [
+    ['posix', 'system'],
+    ['os', 'system'],
+    ['builtins', 'eval'],
+    ['builtins', 'exec'],
+    ['subprocess', 'Popen'],
+    ['torch', 'load'],
+    ['collections', 'namedtuple'],
+    ['__builtin__', 'getattr'],
+  ]) {
     for (const viaStack of [false, true]) {
       it(`${viaStack ? 'STACK_GLOBAL' : 'GLOBAL'} ${m}.${n} is refused, naming it`, () => {
         let called = 0;
-        const h: UnpickleHost = { findGlobal: (mod, name) => (mod === 'collections' && name === 'OrderedDict' ? { call: () => (called++, new Map()) } : undefined) };
+        const h: UnpickleHost = {
+          findGlobal: (mod, name) =>
+            mod === 'collections' && name === 'OrderedDict' ? { call: () => (called++, new Map()) } : undefined,
+        };
         const e = errorOf(() => run(evil(m, n, viaStack), h));
         expect(e).toBeInstanceOf(CheckpointError);
         expect(e.message).toContain(`refused global ${m}.${n}`);
@@ -146,10 +187,14 @@ describe('restricted unpickler: nothing outside the allow-list runs', () => {
   });
 
   it('REDUCE of anything but an allowed global, BUILD on anything but a dict, and a persistent id without a host are refused', () => {
-    expect(() => run(new PickleWriter().proto(2).str('os.system').op(')').op('R').stop().bytes())).toThrow(/REDUCE on the string/);
+    expect(() => run(new PickleWriter().proto(2).str('os.system').op(')').op('R').stop().bytes())).toThrow(
+      /REDUCE on the string/,
+    );
     expect(() => run(new PickleWriter().proto(2).op(']').op('}').op('b').stop().bytes())).toThrow(/BUILD on a list/);
     expect(() => run(new PickleWriter().proto(2).str('x').raw(0x51).stop().bytes())).toThrow(/persistent id/);
-    expect(() => run(new PickleWriter().proto(2).global('collections', 'OrderedDict').str('notatuple').op('R').stop().bytes())).toThrow(/argument tuple/);
+    expect(() =>
+      run(new PickleWriter().proto(2).global('collections', 'OrderedDict').str('notatuple').op('R').stop().bytes()),
+    ).toThrow(/argument tuple/);
   });
 });
 
@@ -201,7 +246,9 @@ describe('restricted unpickler: malformed and hostile input ends quickly with a 
     const big = new Array(10);
     big[0] = big;
     expect(describeValue(new PyTuple(big))).toBe('a tuple of 10');
-    expect(describeValue(new PyGlobal('torch', 'FloatStorage', { call: () => 0 }))).toBe('the global torch.FloatStorage');
+    expect(describeValue(new PyGlobal('torch', 'FloatStorage', { call: () => 0 }))).toBe(
+      'the global torch.FloatStorage',
+    );
     expect(describeValue('x'.repeat(1000)).length).toBeLessThan(80);
   });
 });

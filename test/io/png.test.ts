@@ -6,9 +6,14 @@ import { adler32, encodePNG, zlibStored } from '../../src/io/png';
 function chunks(png: Uint8Array): { type: string; body: Uint8Array; crc: number; crcOver: Uint8Array }[] {
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
   const out = [];
-  for (let at = 8; at < png.length; ) {
+  for (let at = 8; at < png.length;) {
     const len = view.getUint32(at);
-    out.push({ type: String.fromCharCode(...png.subarray(at + 4, at + 8)), body: png.subarray(at + 8, at + 8 + len), crc: view.getUint32(at + 8 + len), crcOver: png.subarray(at + 4, at + 8 + len) });
+    out.push({
+      type: String.fromCharCode(...png.subarray(at + 4, at + 8)),
+      body: png.subarray(at + 8, at + 8 + len),
+      crc: view.getUint32(at + 8 + len),
+      crcOver: png.subarray(at + 4, at + 8 + len),
+    });
     at += 12 + len;
   }
   return out;

@@ -39,7 +39,10 @@ describe('reading the adm-tiny fixtures', () => {
       expect(fromPath.metadata).toEqual({ format: 'pt', fixture: 'adm-tiny' });
       expect(fromPath.keys()).toEqual(fromBytes.keys());
       expect(fromPath.info('time_embed.0.weight')).toEqual({
-        name: 'time_embed.0.weight', dtype: 'F32', shape: [128, 32], byteLength: 128 * 32 * 4,
+        name: 'time_embed.0.weight',
+        dtype: 'F32',
+        shape: [128, 32],
+        byteLength: 128 * 32 * 4,
       });
       for (const key of fromPath.keys()) {
         const a = await fromPath.read(key);
@@ -84,7 +87,9 @@ describe('reading the adm-tiny fixtures', () => {
     try {
       await expect(reader.read('nope')).rejects.toBeInstanceOf(InputError);
       expect(() => reader.readSync('nope')).toThrow(InputError);
-      expect(() => reader.info('time_embed.0.weigth')).toThrow(/"time_embed\.0\.weigth".*nearest keys: "time_embed\.0\.weight"/);
+      expect(() => reader.info('time_embed.0.weigth')).toThrow(
+        /"time_embed\.0\.weigth".*nearest keys: "time_embed\.0\.weight"/,
+      );
     } finally {
       await reader.close();
     }
@@ -155,7 +160,9 @@ describe('round trip', () => {
   it('rejects bad tensors with InputError', () => {
     expect(() => serializeSafetensors({ a: { shape: [3], data: new Float32Array(2) } })).toThrow(InputError);
     expect(() => serializeSafetensors({ a: { shape: [-1], data: new Float32Array(0) } })).toThrow(InputError);
-    expect(() => serializeSafetensors({ a: { shape: [1], data: new Int32Array(1), dtype: 'F16' } })).toThrow(InputError);
+    expect(() => serializeSafetensors({ a: { shape: [1], data: new Int32Array(1), dtype: 'F16' } })).toThrow(
+      InputError,
+    );
     expect(() => serializeSafetensors({ __metadata__: { shape: [1], data: new Float32Array(1) } })).toThrow(InputError);
     expect(() => serializeSafetensors({ a: { shape: [1], data: [1] as unknown as Float32Array } })).toThrow(InputError);
   });
@@ -213,7 +220,12 @@ describe('atomic write', () => {
 
   it('leaves the old file when a tensor cannot be read', async () => {
     const { dir, file, before } = target();
-    const bad = { shape: [1], get data(): Float32Array { throw new Error('boom'); } };
+    const bad = {
+      shape: [1],
+      get data(): Float32Array {
+        throw new Error('boom');
+      },
+    };
     await expect(writeSafetensors(file, { a: newTensors.a, bad })).rejects.toThrow('boom');
     await expectUntouched(dir, file, before);
   });
@@ -256,19 +268,33 @@ describe('corrupt files throw CheckpointError', () => {
   });
 
   it('bad entries', async () => {
-    await expect(open(valid({ dtype: 'F8', shape: [1], data_offsets: [0, 1] }, 1))).rejects.toThrow(/unsupported dtype "F8"/);
+    await expect(open(valid({ dtype: 'F8', shape: [1], data_offsets: [0, 1] }, 1))).rejects.toThrow(
+      /unsupported dtype "F8"/,
+    );
     await expect(open(valid({ shape: [1], data_offsets: [0, 4] }, 4))).rejects.toBeInstanceOf(CheckpointError);
     await expect(open(valid({ dtype: 'F32', data_offsets: [0, 4] }, 4))).rejects.toBeInstanceOf(CheckpointError);
     await expect(open(valid({ dtype: 'F32', shape: [1] }, 4))).rejects.toBeInstanceOf(CheckpointError);
-    await expect(open(valid({ dtype: 'F32', shape: [-1], data_offsets: [0, 4] }, 4))).rejects.toBeInstanceOf(CheckpointError);
-    await expect(open(valid({ dtype: 'F32', shape: [1.5], data_offsets: [0, 4] }, 4))).rejects.toBeInstanceOf(CheckpointError);
+    await expect(open(valid({ dtype: 'F32', shape: [-1], data_offsets: [0, 4] }, 4))).rejects.toBeInstanceOf(
+      CheckpointError,
+    );
+    await expect(open(valid({ dtype: 'F32', shape: [1.5], data_offsets: [0, 4] }, 4))).rejects.toBeInstanceOf(
+      CheckpointError,
+    );
     await expect(open(valid({ dtype: 'F32', shape: [2], data_offsets: [0, 4] }, 8))).rejects.toThrow(/needs 8/);
-    await expect(open(valid({ dtype: 'F32', shape: [2], data_offsets: [8, 0] }, 8))).rejects.toBeInstanceOf(CheckpointError);
+    await expect(open(valid({ dtype: 'F32', shape: [2], data_offsets: [8, 0] }, 8))).rejects.toBeInstanceOf(
+      CheckpointError,
+    );
     // Hostile header: enormous shape must be rejected, not allocated.
-    await expect(open(valid({ dtype: 'F64', shape: [2 ** 40, 2 ** 20], data_offsets: [0, 8] }, 8))).rejects.toBeInstanceOf(CheckpointError);
-    const overlapping = rawFile(JSON.stringify({
-      a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
-    }), 12);
+    await expect(
+      open(valid({ dtype: 'F64', shape: [2 ** 40, 2 ** 20], data_offsets: [0, 8] }, 8)),
+    ).rejects.toBeInstanceOf(CheckpointError);
+    const overlapping = rawFile(
+      JSON.stringify({
+        a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+        b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+      }),
+      12,
+    );
     await expect(open(overlapping)).rejects.toThrow(/overlapping/);
     await expect(open(rawFile('{"__metadata__": {"a": 1}}'))).rejects.toBeInstanceOf(CheckpointError);
   });
@@ -284,8 +310,12 @@ describe('corrupt files throw CheckpointError', () => {
     const file = path.join(tmp, 'half.safetensors');
     fs.writeFileSync(file, whole.subarray(0, whole.length >> 1));
     await expect(SafetensorsReader.open(file)).rejects.toBeInstanceOf(CheckpointError);
-    await expect(SafetensorsReader.open(file)).rejects.toThrow(new RegExp(`${file.replace(/[.\\]/g, '\\$&')} is truncated`));
-    await expect(readSafetensors(new Uint8Array(whole.subarray(0, whole.length >> 1)))).rejects.toBeInstanceOf(CheckpointError);
+    await expect(SafetensorsReader.open(file)).rejects.toThrow(
+      new RegExp(`${file.replace(/[.\\]/g, '\\$&')} is truncated`),
+    );
+    await expect(readSafetensors(new Uint8Array(whole.subarray(0, whole.length >> 1)))).rejects.toBeInstanceOf(
+      CheckpointError,
+    );
   });
 
   it('a flipped byte in the header', async () => {
@@ -294,11 +324,15 @@ describe('corrupt files throw CheckpointError', () => {
     await expect(open(bytes)).rejects.toBeInstanceOf(CheckpointError);
     const file = path.join(tmp, 'flipped.safetensors');
     fs.writeFileSync(file, bytes);
-    await expect(SafetensorsReader.open(file)).rejects.toThrow(/flipped\.safetensors has a header that is not valid UTF-8 JSON/);
+    await expect(SafetensorsReader.open(file)).rejects.toThrow(
+      /flipped\.safetensors has a header that is not valid UTF-8 JSON/,
+    );
   });
 
   it('a missing file is an InputError naming the path', async () => {
-    await expect(SafetensorsReader.open(path.join(tmp, 'absent.safetensors'))).rejects.toThrow(/absent\.safetensors cannot be opened/);
+    await expect(SafetensorsReader.open(path.join(tmp, 'absent.safetensors'))).rejects.toThrow(
+      /absent\.safetensors cannot be opened/,
+    );
     await expect(SafetensorsReader.open(path.join(tmp, 'absent.safetensors'))).rejects.toBeInstanceOf(InputError);
   });
 });

@@ -28,15 +28,25 @@ describe('streaming safetensors writer', () => {
     const file = path.join(tmp, 'a.safetensors');
     const asked: string[] = [];
     const progress: WriteProgressInfo[] = [];
-    await writeSafetensorsStream(file, TENSORS.map(([t]) => t), (n) => (asked.push(n), produce(n)), {
-      metadata: { format: 'pt' },
-      onProgress: (p) => progress.push(p),
-    });
+    await writeSafetensorsStream(
+      file,
+      TENSORS.map(([t]) => t),
+      (n) => (asked.push(n), produce(n)),
+      {
+        metadata: { format: 'pt' },
+        onProgress: (p) => progress.push(p),
+      },
+    );
     // Widest first, in the given order within a width.
     expect(asked).toEqual(['a.count', '10', 'b.half', 'flag']);
     // One 'write' report per tensor, in bytes of tensor data, in the order written.
     expectProgress(progress, 'write');
-    expect(progress.map((p) => [p.key, p.done])).toEqual([['a.count', 8], ['10', 24], ['b.half', 30], ['flag', 32]]);
+    expect(progress.map((p) => [p.key, p.done])).toEqual([
+      ['a.count', 8],
+      ['10', 24],
+      ['b.half', 30],
+      ['flag', 32],
+    ]);
     const r = await SafetensorsReader.open(file);
     expect(r.metadata).toEqual({ format: 'pt' });
     expect(r.keys()).toEqual(['10', 'a.count', 'b.half', 'flag']);
@@ -54,10 +64,20 @@ describe('streaming safetensors writer', () => {
 
   it('writes I16 and I8 (valid safetensors dtypes the reader here does not decode)', async () => {
     const file = path.join(tmp, 'ints.safetensors');
-    await writeSafetensorsStream(file, [{ name: 'b', dtype: 'I8', shape: [3] }, { name: 'a', dtype: 'I16', shape: [1] }], (n) => (n === 'a' ? bytes(Int16Array.of(-7)) : Uint8Array.of(1, 2, 255)));
+    await writeSafetensorsStream(
+      file,
+      [
+        { name: 'b', dtype: 'I8', shape: [3] },
+        { name: 'a', dtype: 'I16', shape: [1] },
+      ],
+      (n) => (n === 'a' ? bytes(Int16Array.of(-7)) : Uint8Array.of(1, 2, 255)),
+    );
     const raw = fs.readFileSync(file);
     const n = Number(raw.readBigUInt64LE(0));
-    expect(JSON.parse(raw.subarray(8, 8 + n).toString())).toEqual({ a: { dtype: 'I16', shape: [1], data_offsets: [0, 2] }, b: { dtype: 'I8', shape: [3], data_offsets: [2, 5] } });
+    expect(JSON.parse(raw.subarray(8, 8 + n).toString())).toEqual({
+      a: { dtype: 'I16', shape: [1], data_offsets: [0, 2] },
+      b: { dtype: 'I8', shape: [3], data_offsets: [2, 5] },
+    });
     expect([...raw.subarray(8 + n)]).toEqual([0xf9, 0xff, 1, 2, 255]);
   });
 
@@ -68,8 +88,20 @@ describe('streaming safetensors writer', () => {
       if (n === 'b.half') throw new Error('disk on fire');
       return produce(n);
     };
-    await expect(writeSafetensorsStream(file, TENSORS.map(([t]) => t), failing)).rejects.toThrow('disk on fire');
-    await expect(writeSafetensorsStream(file, TENSORS.map(([t]) => t), () => new Uint8Array(3))).rejects.toThrow(/3 bytes were produced, I64 \[\] needs 8/);
+    await expect(
+      writeSafetensorsStream(
+        file,
+        TENSORS.map(([t]) => t),
+        failing,
+      ),
+    ).rejects.toThrow('disk on fire');
+    await expect(
+      writeSafetensorsStream(
+        file,
+        TENSORS.map(([t]) => t),
+        () => new Uint8Array(3),
+      ),
+    ).rejects.toThrow(/3 bytes were produced, I64 \[\] needs 8/);
     expect(fs.readFileSync(file, 'utf8')).toBe('previous contents');
     expect(fs.readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
@@ -80,12 +112,22 @@ describe('streaming safetensors writer', () => {
       [[{ name: 'x', dtype: 'F8', shape: [1] }], /unsupported dtype "F8"/],
       [[{ name: 'x', dtype: 'F32', shape: [-1] }], /shape \[-1\]/],
       [[{ name: '__metadata__', dtype: 'F32', shape: [1] }], /invalid name/],
-      [[{ name: 'x', dtype: 'F32', shape: [1] }, { name: 'x', dtype: 'F32', shape: [1] }], /listed twice/],
+      [
+        [
+          { name: 'x', dtype: 'F32', shape: [1] },
+          { name: 'x', dtype: 'F32', shape: [1] },
+        ],
+        /listed twice/,
+      ],
       ['nope', /array/],
     ];
     for (const [tensors, re] of cases) {
-      await expect(writeSafetensorsStream(file, tensors as StreamTensor[], () => new Uint8Array(4))).rejects.toThrow(InputError);
-      await expect(writeSafetensorsStream(file, tensors as StreamTensor[], () => new Uint8Array(4))).rejects.toThrow(re);
+      await expect(writeSafetensorsStream(file, tensors as StreamTensor[], () => new Uint8Array(4))).rejects.toThrow(
+        InputError,
+      );
+      await expect(writeSafetensorsStream(file, tensors as StreamTensor[], () => new Uint8Array(4))).rejects.toThrow(
+        re,
+      );
     }
     expect(fs.existsSync(file)).toBe(false);
   });

@@ -10,22 +10,56 @@ import { f16ToF32, f32ToF16 } from '../../src/io/float16';
 import { crc32 } from '../../src/io/crc32';
 
 const STORAGE_TYPE: Record<TorchDtype, string> = {
-  float32: 'FloatStorage', float16: 'HalfStorage', bfloat16: 'BFloat16Storage', float64: 'DoubleStorage', int64: 'LongStorage',
-  int32: 'IntStorage', int16: 'ShortStorage', int8: 'CharStorage', uint8: 'ByteStorage', bool: 'BoolStorage',
+  float32: 'FloatStorage',
+  float16: 'HalfStorage',
+  bfloat16: 'BFloat16Storage',
+  float64: 'DoubleStorage',
+  int64: 'LongStorage',
+  int32: 'IntStorage',
+  int16: 'ShortStorage',
+  int8: 'CharStorage',
+  uint8: 'ByteStorage',
+  bool: 'BoolStorage',
 };
-export const ITEM: Record<TorchDtype, number> = { float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
+export const ITEM: Record<TorchDtype, number> = {
+  float32: 4,
+  float16: 2,
+  bfloat16: 2,
+  float64: 8,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
+};
 
 /** Opcode-level pickle writer (protocol 2 opcodes plus a few of 4). */
 export class PickleWriter {
   private parts: number[] = [];
   private memo = 0;
-  raw(...bytes: number[]) { this.parts.push(...bytes); return this; }
-  op(c: string) { return this.raw(c.charCodeAt(0)); }
-  proto(v = 2) { return this.raw(0x80, v); }
-  stop() { return this.op('.'); }
-  mark() { return this.op('('); }
-  none() { return this.op('N'); }
-  bool(v: boolean) { return this.raw(v ? 0x88 : 0x89); }
+  raw(...bytes: number[]) {
+    this.parts.push(...bytes);
+    return this;
+  }
+  op(c: string) {
+    return this.raw(c.charCodeAt(0));
+  }
+  proto(v = 2) {
+    return this.raw(0x80, v);
+  }
+  stop() {
+    return this.op('.');
+  }
+  mark() {
+    return this.op('(');
+  }
+  none() {
+    return this.op('N');
+  }
+  bool(v: boolean) {
+    return this.raw(v ? 0x88 : 0x89);
+  }
   int(v: number) {
     if (v >= 0 && v < 256) return this.raw(0x4b, v);
     if (v >= 0 && v < 65536) return this.raw(0x4d, v & 0xff, v >> 8);
@@ -56,8 +90,12 @@ export class PickleWriter {
     else this.raw(0x72, ...le(BigInt(i), 4));
     return i;
   }
-  get(i: number) { return i < 256 ? this.raw(0x68, i) : this.raw(0x6a, ...le(BigInt(i), 4)); }
-  bytes(): Uint8Array { return Uint8Array.from(this.parts); }
+  get(i: number) {
+    return i < 256 ? this.raw(0x68, i) : this.raw(0x6a, ...le(BigInt(i), 4));
+  }
+  bytes(): Uint8Array {
+    return Uint8Array.from(this.parts);
+  }
 }
 
 /** One tensor of a state dict: a view of a storage. */
@@ -82,7 +120,7 @@ export interface StateSpec {
 
 export const rowMajor = (shape: number[]) => {
   const s = new Array<number>(shape.length);
-  for (let i = shape.length - 1, acc = 1; i >= 0; i--) (s[i] = acc), (acc *= shape[i]);
+  for (let i = shape.length - 1, acc = 1; i >= 0; i--) ((s[i] = acc), (acc *= shape[i]));
   return s;
 };
 
@@ -114,7 +152,9 @@ export function stateDictPickle(
     const st = STORAGE_TYPE[root.dtype];
     if (storageType.has(st)) w.get(storageType.get(st)!);
     else (w.global('torch', st), storageType.set(st, w.put()));
-    w.str(rootKey).str('cpu').int(opts.declared?.get(rootKey) ?? root.data.length / ITEM[root.dtype]);
+    w.str(rootKey)
+      .str('cpu')
+      .int(opts.declared?.get(rootKey) ?? root.data.length / ITEM[root.dtype]);
     if (opts.legacy) {
       if (view) w.mark().str(t.storage).int(view[1]).int(view[2]).op('t');
       else w.none();
@@ -131,7 +171,19 @@ export function stateDictPickle(
   }
   w.op('u');
   // _metadata: {'': {'version': 1}} set through BUILD, as nn.Module.state_dict() does.
-  w.op('}').str('_metadata').get(od).op(')').op('R').mark().str('').op('}').str('version').int(1).op('s').op('u').op('s');
+  w.op('}')
+    .str('_metadata')
+    .get(od)
+    .op(')')
+    .op('R')
+    .mark()
+    .str('')
+    .op('}')
+    .str('version')
+    .int(1)
+    .op('s')
+    .op('u')
+    .op('s');
   w.op('b').stop();
   return w.bytes();
 }
@@ -287,12 +339,21 @@ export function zipArchive(files: ZipFileSpec[], opts: ZipOptions = {}): Uint8Ar
 /** A zip-layout torch.save file: `<archive>/data.pkl`, `<archive>/data/<key>`, `<archive>/version`. */
 export function torchZip(
   spec: StateSpec,
-  opts: ZipOptions & { archive?: string; deflatePickle?: boolean; pickle?: Uint8Array; omitStorages?: string[]; byteorder?: string } = {},
+  opts: ZipOptions & {
+    archive?: string;
+    deflatePickle?: boolean;
+    pickle?: Uint8Array;
+    omitStorages?: string[];
+    byteorder?: string;
+  } = {},
 ): Uint8Array {
   const a = opts.archive ?? 'archive';
-  const files: ZipFileSpec[] = [{ name: `${a}/data.pkl`, data: opts.pickle ?? stateDictPickle(spec), deflate: opts.deflatePickle }];
+  const files: ZipFileSpec[] = [
+    { name: `${a}/data.pkl`, data: opts.pickle ?? stateDictPickle(spec), deflate: opts.deflatePickle },
+  ];
   if (opts.byteorder) files.push({ name: `${a}/byteorder`, data: new TextEncoder().encode(opts.byteorder) });
-  for (const [key, s] of spec.storages) if (!opts.omitStorages?.includes(key)) files.push({ name: `${a}/data/${key}`, data: s.data });
+  for (const [key, s] of spec.storages)
+    if (!opts.omitStorages?.includes(key)) files.push({ name: `${a}/data/${key}`, data: s.data });
   files.push({ name: `${a}/version`, data: new TextEncoder().encode('3\n') });
   return zipArchive(files, opts);
 }
@@ -303,12 +364,37 @@ export function torchZip(
  */
 export function torchLegacy(
   spec: StateSpec,
-  opts: { views?: Map<string, [string, number, number]>; pickle?: Uint8Array; keys?: string[]; counts?: Map<string, bigint>; bigEndian?: boolean } = {},
+  opts: {
+    views?: Map<string, [string, number, number]>;
+    pickle?: Uint8Array;
+    keys?: string[];
+    counts?: Map<string, bigint>;
+    bigEndian?: boolean;
+  } = {},
 ): Uint8Array {
   const magic = new PickleWriter().proto(2).long(0x1950a86a20f9469cfc6cn).stop().bytes();
   const proto = new PickleWriter().proto(2).int(1001).stop().bytes();
-  const sys = new PickleWriter().proto(2).op('}').mark().str('protocol_version').int(1001).str('little_endian').bool(!opts.bigEndian)
-    .str('type_sizes').op('}').mark().str('short').int(2).str('int').int(4).str('long').int(4).op('u').op('u').stop().bytes();
+  const sys = new PickleWriter()
+    .proto(2)
+    .op('}')
+    .mark()
+    .str('protocol_version')
+    .int(1001)
+    .str('little_endian')
+    .bool(!opts.bigEndian)
+    .str('type_sizes')
+    .op('}')
+    .mark()
+    .str('short')
+    .int(2)
+    .str('int')
+    .int(4)
+    .str('long')
+    .int(4)
+    .op('u')
+    .op('u')
+    .stop()
+    .bytes();
   const state = opts.pickle ?? stateDictPickle(spec, { legacy: true, views: opts.views });
   const keys = opts.keys ?? [...spec.storages.keys()];
   const kw = new PickleWriter().proto(2).op(']').mark();
@@ -342,7 +428,8 @@ function le8(v: bigint): Uint8Array {
 }
 
 /** Raw little-endian bytes of a typed array (a copy). */
-export const rawBytes = (a: ArrayBufferView) => new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+export const rawBytes = (a: ArrayBufferView) =>
+  new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
 
 /** The keys guided-diffusion's `convert_to_fp16()` makes float16: conv weights (rank ≥ 3) and their biases in the blocks. */
 export function halfKeys(order: [string, number[]][]): Set<string> {
@@ -350,7 +437,11 @@ export function halfKeys(order: [string, number[]][]): Set<string> {
   return new Set(
     order
       .map(([k]) => k)
-      .filter((k) => /^(input_blocks|middle_block|output_blocks)\./.test(k) && (shapes.get(k.replace(/\.(weight|bias)$/, '.weight'))?.length ?? 0) >= 3),
+      .filter(
+        (k) =>
+          /^(input_blocks|middle_block|output_blocks)\./.test(k) &&
+          (shapes.get(k.replace(/\.(weight|bias)$/, '.weight'))?.length ?? 0) >= 3,
+      ),
   );
 }
 
@@ -374,7 +465,8 @@ export function awkwardCheckpoint(
     float32: { key: 'shared32', parts: [], used: 0 },
   };
   const garbage = Float32Array.of(NaN, 1e30, -7);
-  const encode = (dtype: 'float16' | 'float32', v: Float32Array) => (dtype === 'float16' ? rawBytes(f32ToF16(v)) : rawBytes(v));
+  const encode = (dtype: 'float16' | 'float32', v: Float32Array) =>
+    dtype === 'float16' ? rawBytes(f32ToF16(v)) : rawBytes(v);
   let next = 0;
   for (const [name, shape] of order) {
     const w = weights.get(name)!.data as Float32Array;
@@ -390,8 +482,9 @@ export function awkwardCheckpoint(
       continue;
     }
     const key = String(next++);
-    let phys = w, stride = rowMajor(shape);
-    if (shape.length === 2 && !name.startsWith('label_emb') || (shape.length === 3 && dtype === 'float16')) {
+    let phys = w,
+      stride = rowMajor(shape);
+    if ((shape.length === 2 && !name.startsWith('label_emb')) || (shape.length === 3 && dtype === 'float16')) {
       const [r, c] = shape;
       phys = new Float32Array(w.length);
       for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) phys[j * r + i] = w[i * c + j];
@@ -399,7 +492,10 @@ export function awkwardCheckpoint(
     } else if (name === 'out.2.weight') {
       const [O, I, H, W] = shape;
       phys = new Float32Array(w.length);
-      for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) for (let h = 0; h < H; h++) for (let x = 0; x < W; x++) phys[((h * W + x) * I + i) * O + o] = w[((o * I + i) * H + h) * W + x];
+      for (let o = 0; o < O; o++)
+        for (let i = 0; i < I; i++)
+          for (let h = 0; h < H; h++)
+            for (let x = 0; x < W; x++) phys[((h * W + x) * I + i) * O + o] = w[((o * I + i) * H + h) * W + x];
       stride = [1, O, W * I * O, I * O];
     }
     storages.set(key, { dtype, data: encode(dtype, phys) });

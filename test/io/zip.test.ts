@@ -52,7 +52,10 @@ describe('zip reader', () => {
 
   const layouts: [string, ZipOptions][] = [
     ['PyTorch-like (descriptors, ZIP64 end, aligned)', {}],
-    ['plain (sizes in local headers, no ZIP64, no alignment, a comment)', { descriptors: false, zip64End: false, align: 0, comment: 'hello' }],
+    [
+      'plain (sizes in local headers, no ZIP64, no alignment, a comment)',
+      { descriptors: false, zip64End: false, align: 0, comment: 'hello' },
+    ],
     ['ZIP64 extra fields for every size and offset', { zip64Entries: true }],
   ];
   for (const [what, opts] of layouts) {
@@ -65,7 +68,9 @@ describe('zip reader', () => {
 
   it('refuses entries larger than the caller allows, before reading them', async () => {
     const zip = await ZipArchive.open(await openByteSource(zipArchive(FILES)));
-    await expect(zip.readEntry(zip.entry('archive/data/0')!, 100)).rejects.toThrow(/300 bytes, more than the 100 allowed/);
+    await expect(zip.readEntry(zip.entry('archive/data/0')!, 100)).rejects.toThrow(
+      /300 bytes, more than the 100 allowed/,
+    );
   });
 
   it('detects corrupt entry data by CRC', async () => {
@@ -97,7 +102,17 @@ describe('zip reader', () => {
 
   it('a truncated archive is refused wherever it is cut', async () => {
     const full = fs.readFileSync(WEIGHTS_PT);
-    const cuts = [0, 1, 21, 1000, full.length / 2, full.length - 100, full.length - 23, full.length - 22, full.length - 1].map(Math.floor);
+    const cuts = [
+      0,
+      1,
+      21,
+      1000,
+      full.length / 2,
+      full.length - 100,
+      full.length - 23,
+      full.length - 22,
+      full.length - 1,
+    ].map(Math.floor);
     for (const n of cuts) {
       const e = await errorOf(ZipArchive.open(await openByteSource(new Uint8Array(full.subarray(0, n)))));
       expect(e, `cut at ${n}`).toBeInstanceOf(CheckpointError);
@@ -111,7 +126,8 @@ describe('zip reader', () => {
       // The central directory starts right after the last entry's data (and descriptor).
       const last = [...zip.entries.values()].at(-1)!;
       const cdStart = (await zip.dataOffset(last)) + last.compressedSize + (opts.descriptors === false ? 0 : 24);
-      let errors = 0, harmless = 0;
+      let errors = 0,
+        harmless = 0;
       for (let i = cdStart; i < good.length; i++) {
         const bad = good.slice();
         bad[i] ^= 0x10;

@@ -8,7 +8,8 @@ import { BACKENDS, compareArrays, setBackend } from '../helpers';
 
 /** erf by its Maclaurin series (exact to ~1e-15 for |x| ≤ 3 in float64). */
 function erf(x: number): number {
-  let sum = 0, term = x;
+  let sum = 0,
+    term = x;
   for (let n = 0; n < 200; n++) {
     sum += term / (2 * n + 1);
     term *= (-x * x) / (n + 1);
@@ -31,16 +32,27 @@ for (const backend of BACKENDS) {
 
     it('LayerNorm normalises the last axis with biased variance, eps 1e-5', () => {
       const ln = new LayerNorm(4);
-      const x = tf.tensor2d([[1, 2, 3, 4], [0, 0, 0, 1e-3]]);
+      const x = tf.tensor2d([
+        [1, 2, 3, 4],
+        [0, 0, 0, 1e-3],
+      ]);
       const y = ln.apply(x).dataSync();
-      const want = [[1, 2, 3, 4], [0, 0, 0, 1e-3]].flatMap((r) => {
+      const want = [
+        [1, 2, 3, 4],
+        [0, 0, 0, 1e-3],
+      ].flatMap((r) => {
         const m = r.reduce((a, b) => a + b) / 4;
         const v = r.reduce((a, b) => a + (b - m) ** 2, 0) / 4;
         return r.map((e) => (e - m) / Math.sqrt(v + 1e-5));
       });
       expect(compareArrays(y, want, 1e-5, 1e-5).ok).toBe(true);
       tf.dispose(x);
-      tf.dispose(ln.state().map((e) => (e.kind === 'float' ? e.variable : null)).filter((v): v is tf.Variable => v !== null));
+      tf.dispose(
+        ln
+          .state()
+          .map((e) => (e.kind === 'float' ? e.variable : null))
+          .filter((v): v is tf.Variable => v !== null),
+      );
     });
 
     describe('BatchNorm2d', () => {
@@ -92,7 +104,10 @@ for (const backend of BACKENDS) {
           const gotK = Array.from({ length: cnt }, (_, i) => yd[i * c + k]);
           expect(compareArrays(gotK, want, 1e-5, 1e-5).ok, `channel ${k}`).toBe(true);
           expect(bn.runningMean.variable.dataSync()[k]).toBeCloseTo(0.9 * [0.3, -0.4][k] + 0.1 * mean, 5);
-          expect(bn.runningVar.variable.dataSync()[k]).toBeCloseTo(0.9 * [0.8, 1.2][k] + 0.1 * varB * (cnt / (cnt - 1)), 5);
+          expect(bn.runningVar.variable.dataSync()[k]).toBeCloseTo(
+            0.9 * [0.8, 1.2][k] + 0.1 * varB * (cnt / (cnt - 1)),
+            5,
+          );
         }
         expect(bn.numBatchesTracked).toBe(101);
         tf.dispose([x, y]);
@@ -103,10 +118,17 @@ for (const backend of BACKENDS) {
         const bn = setup();
         const x = tf.tensor4d(data, [n, h, w, c]);
         const r = tf.tensor4d(new SeededRandom(4).normals(data.length), [n, h, w, c]);
-        const { grads, value } = tf.variableGrads(() => tf.sum(tf.mul(bn.apply(x, true), r)) as tf.Scalar, [bn.weight.variable, bn.bias.variable]);
+        const { grads, value } = tf.variableGrads(
+          () => tf.sum(tf.mul(bn.apply(x, true), r)) as tf.Scalar,
+          [bn.weight.variable, bn.bias.variable],
+        );
         // d/dbias = Σ r per channel; d/dweight = Σ r·x̂ per channel
         const rd = r.dataSync();
-        for (let k = 0; k < c; k++) expect(grads[bn.bias.variable.name].dataSync()[k]).toBeCloseTo(Array.from({ length: n * h * w }, (_, i) => rd[i * c + k]).reduce((a, b) => a + b), 4);
+        for (let k = 0; k < c; k++)
+          expect(grads[bn.bias.variable.name].dataSync()[k]).toBeCloseTo(
+            Array.from({ length: n * h * w }, (_, i) => rd[i * c + k]).reduce((a, b) => a + b),
+            4,
+          );
         tf.dispose([x, r, value, ...Object.values(grads)]);
         free(bn);
       });

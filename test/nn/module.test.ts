@@ -17,11 +17,21 @@ class Toy extends Module {
   readonly weight: FloatEntry;
   readonly bias: FloatEntry;
   count = 0;
-  private readonly counter: CountEntry = { kind: 'count', name: 'steps', get: () => this.count, set: (v) => (this.count = v) };
+  private readonly counter: CountEntry = {
+    kind: 'count',
+    name: 'steps',
+    get: () => this.count,
+    set: (v) => (this.count = v),
+  };
 
   constructor(fill: number) {
     super();
-    this.weight = floatEntry('fc.weight', [3, 2], 'linear', Float32Array.from({ length: 6 }, (_, i) => fill + i));
+    this.weight = floatEntry(
+      'fc.weight',
+      [3, 2],
+      'linear',
+      Float32Array.from({ length: 6 }, (_, i) => fill + i),
+    );
     this.bias = floatEntry('fc.bias', [3], 'same', new Float32Array(3).fill(fill), false);
   }
 

@@ -14,7 +14,13 @@ describe('head state dicts', () => {
   beforeAll(() => setBackend('cpu'));
 
   it('layout conversions are exact inverses and move the right axes', () => {
-    const cases: [Layout, number[]][] = [['same', [5]], ['linear', [3, 4]], ['conv1x1', [3, 4, 1, 1]], ['chw', [2, 3, 4]], ['conv', [3, 4, 2, 2]]];
+    const cases: [Layout, number[]][] = [
+      ['same', [5]],
+      ['linear', [3, 4]],
+      ['conv1x1', [3, 4, 1, 1]],
+      ['chw', [2, 3, 4]],
+      ['conv', [3, 4, 2, 2]],
+    ];
     for (const [layout, shape] of cases) {
       const n = shape.reduce((a, b) => a * b, 1);
       const ref = Float32Array.from({ length: n }, (_, i) => i);
@@ -22,10 +28,16 @@ describe('head state dicts', () => {
       expect(Array.from(localToReference(layout, shape, local)), layout).toEqual(Array.from(ref));
     }
     // [out, in] → [in, out]
-    expect(Array.from(referenceToLocal('linear', [2, 3], Float32Array.of(1, 2, 3, 4, 5, 6)))).toEqual([1, 4, 2, 5, 3, 6]);
+    expect(Array.from(referenceToLocal('linear', [2, 3], Float32Array.of(1, 2, 3, 4, 5, 6)))).toEqual([
+      1, 4, 2, 5, 3, 6,
+    ]);
     expect(localShape('conv1x1', [64, 32, 1, 1])).toEqual([32, 64]);
     // [C, h, w] → [h, w, C]: element (c, y, x) lands at (y, x, c)
-    const chw = referenceToLocal('chw', [2, 2, 2], Float32Array.from({ length: 8 }, (_, i) => i));
+    const chw = referenceToLocal(
+      'chw',
+      [2, 2, 2],
+      Float32Array.from({ length: 8 }, (_, i) => i),
+    );
     expect(Array.from(chw)).toEqual([0, 4, 1, 5, 2, 6, 3, 7]);
     // OIHW → HWIO: element (o, i, y, x) lands at (y, x, i, o)
     expect(localShape('conv', [2, 3, 1, 2])).toEqual([1, 2, 3, 2]);
@@ -33,12 +45,16 @@ describe('head state dicts', () => {
   });
 
   it('loads from bytes as from a path; keys outside the prefix are ignored', async () => {
-    const [a, b] = [new Tokenizer({ channels: 32, side: 16, pool: 6, dim: 64, norm: 'batch' }), new Tokenizer({ channels: 32, side: 16, pool: 6, dim: 64, norm: 'batch', seed: 9 })];
+    const [a, b] = [
+      new Tokenizer({ channels: 32, side: 16, pool: 6, dim: 64, norm: 'batch' }),
+      new Tokenizer({ channels: 32, side: 16, pool: 6, dim: 64, norm: 'batch', seed: 9 }),
+    ];
     await a.loadWeights(headWeights('attention-bn'), { prefix: 'head.pre_layer.15.' });
     await b.loadWeights(new Uint8Array(fs.readFileSync(headWeights('attention-bn'))), { prefix: 'head.pre_layer.15.' });
     for (const [i, e] of a.state().entries()) {
       const f = b.state()[i];
-      if (e.kind === 'float' && f.kind === 'float') expect(Array.from(f.variable.dataSync())).toEqual(Array.from(e.variable.dataSync()));
+      if (e.kind === 'float' && f.kind === 'float')
+        expect(Array.from(f.variable.dataSync())).toEqual(Array.from(e.variable.dataSync()));
       else if (e.kind === 'count' && f.kind === 'count') expect(f.get()).toBe(100); // num_batches_tracked, int64 in the file
     }
     a.dispose();
@@ -75,7 +91,8 @@ describe('head state dicts', () => {
     await b.loadWeights(path.join(dir, 't.safetensors'));
     a.state().forEach((e, i) => {
       const f = b.state()[i];
-      if (e.kind === 'float' && f.kind === 'float') expect(Array.from(f.variable.dataSync()), e.name).toEqual(Array.from(e.variable.dataSync()));
+      if (e.kind === 'float' && f.kind === 'float')
+        expect(Array.from(f.variable.dataSync()), e.name).toEqual(Array.from(e.variable.dataSync()));
       else if (e.kind === 'count' && f.kind === 'count') expect(f.get()).toBe(1);
     });
     x.dispose();

@@ -12,7 +12,11 @@ for (const backend of BACKENDS) {
     beforeAll(() => setBackend(backend));
 
     // The head fixtures record the reference's AdaptiveAvgPool2d input and output.
-    for (const [dir, b] of [['attention-bn', 15], ['attention', 15], ['linear', 15]] as const) {
+    for (const [dir, b] of [
+      ['attention-bn', 15],
+      ['attention', 15],
+      ['linear', 15],
+    ] as const) {
       it(`matches nn.AdaptiveAvgPool2d on heads/${dir} (b${b})`, async () => {
         const act = await readSafetensors(path.join(FIXTURES, 'heads', dir, 'activations.safetensors'));
         const [feat, pooled] = [act.get(`t0.feat.b${b}`), act.get(`t0.pooled.b${b}`)];
@@ -32,7 +36,10 @@ for (const backend of BACKENDS) {
     it('uneven windows overlap as in PyTorch (5 → 3: [0,1], [1,2,3], [3,4])', () => {
       const m = Array.from(adaptivePoolMatrix(5, 3), (v) => +v.toFixed(4));
       expect(m).toEqual([0.5, 0.5, 0, 0, 0, 0, 1 / 3, 1 / 3, 1 / 3, 0, 0, 0, 0, 0.5, 0.5].map((v) => +v.toFixed(4)));
-      const x = tf.tensor4d(Float32Array.from({ length: 25 }, (_, i) => i), [1, 5, 5, 1]);
+      const x = tf.tensor4d(
+        Float32Array.from({ length: 25 }, (_, i) => i),
+        [1, 5, 5, 1],
+      );
       const y = adaptiveAvgPool2d(x, 3);
       // top-left window: rows 0–1, cols 0–1 → mean(0, 1, 5, 6) = 3
       expect(y.dataSync()[0]).toBeCloseTo(3, 5);

@@ -6,13 +6,15 @@ import { dense, matMul2d, matMulRowsLeft } from '../../src/ops/dense';
 import { SeededRandom } from '../../src/util/random';
 import { BACKENDS, compareArrays, setBackend } from '../helpers';
 
-const rnd = (shape: number[], seed: number) => tf.tensor(new SeededRandom(seed).normals(shape.reduce((a, b) => a * b, 1)), shape);
+const rnd = (shape: number[], seed: number) =>
+  tf.tensor(new SeededRandom(seed).normals(shape.reduce((a, b) => a * b, 1)), shape);
 
 /** Central differences of `f` (a scalar function of `x`'s values) at every element of x, in float64 on the JS side. */
 function numericGrad(f: (x: Float32Array) => number, x: Float32Array, eps = 1e-2): Float64Array {
   const g = new Float64Array(x.length);
   for (let i = 0; i < x.length; i++) {
-    const xp = x.slice(), xm = x.slice();
+    const xp = x.slice(),
+      xm = x.slice();
     xp[i] += eps;
     xm[i] -= eps;
     g[i] = (f(xp) - f(xm)) / (2 * eps);
@@ -35,7 +37,8 @@ for (const backend of BACKENDS) {
       y.dispose();
       expect(tf.memory().numTensors).toBe(before);
       want.dispose();
-      const loss = (f: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor) => (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(f(a as tf.Tensor2D, b as tf.Tensor2D)));
+      const loss = (f: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor) => (a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.square(f(a as tf.Tensor2D, b as tf.Tensor2D)));
       const got = tf.grads(loss(matMulRowsLeft))([x, rows]);
       const wantGrads = tf.grads(loss((a, b) => tf.matMul(a, tf.transpose(b))))([x, rows]);
       got.forEach((g, i) => expect(compareArrays(g.dataSync(), wantGrads[i].dataSync(), 1e-5, 1e-5).ok).toBe(true));
@@ -52,7 +55,8 @@ for (const backend of BACKENDS) {
 
     it("gradients equal tf.matMul's autodiff and a numerical gradient", () => {
       const [a, b, r] = [rnd([6, 4], 3), rnd([4, 5], 4), rnd([6, 5], 5)] as tf.Tensor2D[];
-      const loss = (mm: (x: tf.Tensor2D, y: tf.Tensor2D) => tf.Tensor2D) => (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(mm(x as tf.Tensor2D, y as tf.Tensor2D), r));
+      const loss = (mm: (x: tf.Tensor2D, y: tf.Tensor2D) => tf.Tensor2D) => (x: tf.Tensor, y: tf.Tensor) =>
+        tf.sum(tf.mul(mm(x as tf.Tensor2D, y as tf.Tensor2D), r));
       const ours = tf.grads(loss(matMul2d))([a, b]);
       const theirs = tf.grads(loss((x, y) => tf.matMul(x, y)))([a, b]);
       for (let i = 0; i < 2; i++) {
@@ -61,7 +65,13 @@ for (const backend of BACKENDS) {
       }
       // The loss is linear in each input, so central differences are exact up to float32 rounding.
       const [ad, bd, rd] = [a, b, r].map((t) => t.dataSync() as Float32Array);
-      const f = (x: Float32Array, y: Float32Array) => tf.tidy(() => tf.sum(tf.mul(tf.matMul(tf.tensor2d(x, [6, 4]), tf.tensor2d(y, [4, 5])), tf.tensor2d(rd, [6, 5]))).dataSync()[0]);
+      const f = (x: Float32Array, y: Float32Array) =>
+        tf.tidy(
+          () =>
+            tf
+              .sum(tf.mul(tf.matMul(tf.tensor2d(x, [6, 4]), tf.tensor2d(y, [4, 5])), tf.tensor2d(rd, [6, 5])))
+              .dataSync()[0],
+        );
       const na = numericGrad((x) => f(x, bd), ad);
       const nb = numericGrad((y) => f(ad, y), bd);
       expect(compareArrays(ours[0].dataSync(), na, 2e-3, 2e-3).ok).toBe(true);
@@ -82,7 +92,9 @@ for (const backend of BACKENDS) {
         return orig(args);
       };
       try {
-        tf.dispose(tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(matMul2d(x as tf.Tensor2D, y as tf.Tensor2D)))([a, b]));
+        tf.dispose(
+          tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(matMul2d(x as tf.Tensor2D, y as tf.Tensor2D)))([a, b]),
+        );
       } finally {
         (kernel as { kernelFunc: tf.KernelFunc }).kernelFunc = orig;
       }
@@ -100,10 +112,15 @@ for (const backend of BACKENDS) {
       expect(y.shape).toEqual([2, 3, 5]);
       const want = tf.add(tf.reshape(tf.matMul(tf.reshape(x, [6, 4]), w as tf.Tensor2D), [2, 3, 5]), b);
       expect(compareArrays(y.dataSync(), want.dataSync(), 1e-6, 1e-6).ok).toBe(true);
-      const f = (fn: (p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => tf.Tensor) => tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => tf.sum(tf.square(fn(p, q, r))))([x, w, b]);
+      const f = (fn: (p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => tf.Tensor) =>
+        tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => tf.sum(tf.square(fn(p, q, r))))([x, w, b]);
       const ours = f((p, q, r) => dense(p as tf.Tensor3D, q as tf.Tensor2D, r as tf.Tensor1D));
-      const theirs = f((p, q, r) => tf.add(tf.reshape(tf.matMul(tf.reshape(p, [6, 4]), q as tf.Tensor2D), [2, 3, 5]), r));
-      ours.forEach((g, i) => expect(compareArrays(g.dataSync(), theirs[i].dataSync(), 1e-5, 1e-5).ok, `input ${i}`).toBe(true));
+      const theirs = f((p, q, r) =>
+        tf.add(tf.reshape(tf.matMul(tf.reshape(p, [6, 4]), q as tf.Tensor2D), [2, 3, 5]), r),
+      );
+      ours.forEach((g, i) =>
+        expect(compareArrays(g.dataSync(), theirs[i].dataSync(), 1e-5, 1e-5).ok, `input ${i}`).toBe(true),
+      );
       tf.dispose([x, w, b, y, want, ...ours, ...theirs]);
     });
 

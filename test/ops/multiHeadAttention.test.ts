@@ -6,7 +6,8 @@ import { multiHeadAttention } from '../../src/ops/multiHeadAttention';
 import { SeededRandom } from '../../src/util/random';
 import { BACKENDS, compareArrays, setBackend } from '../helpers';
 
-const rnd = (shape: number[], seed: number) => tf.tensor(new SeededRandom(seed).normals(shape.reduce((a, b) => a * b, 1)), shape) as tf.Tensor as tf.Tensor3D;
+const rnd = (shape: number[], seed: number) =>
+  tf.tensor(new SeededRandom(seed).normals(shape.reduce((a, b) => a * b, 1)), shape) as tf.Tensor as tf.Tensor3D;
 
 /** The textbook batched form (what PyTorch's `Attention.forward` does), for comparison. */
 function reference(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number): tf.Tensor {
@@ -30,8 +31,11 @@ for (const backend of BACKENDS) {
 
     it('its hand-written gradient equals autodiff of the textbook form', () => {
       const [q, k, v, r] = [rnd([B, L, D], 4), rnd([B, L, D], 5), rnd([B, L, D], 6), rnd([B, L, D], 7)];
-      const loss = (f: typeof reference) => (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(f(a, b, c, H), r));
-      const ours = tf.grads(loss((a, b, c, h) => multiHeadAttention(a as tf.Tensor3D, b as tf.Tensor3D, c as tf.Tensor3D, h)))([q, k, v]);
+      const loss = (f: typeof reference) => (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(tf.mul(f(a, b, c, H), r));
+      const ours = tf.grads(
+        loss((a, b, c, h) => multiHeadAttention(a as tf.Tensor3D, b as tf.Tensor3D, c as tf.Tensor3D, h)),
+      )([q, k, v]);
       const theirs = tf.grads(loss(reference))([q, k, v]);
       ours.forEach((g, i) => {
         const d = compareArrays(g.dataSync(), theirs[i].dataSync(), 1e-5, 1e-5);
@@ -42,7 +46,8 @@ for (const backend of BACKENDS) {
 
     it('matches a numerical gradient', () => {
       const [q, k, v, r] = [rnd([1, 4, 4], 8), rnd([1, 4, 4], 9), rnd([1, 4, 4], 10), rnd([1, 4, 4], 11)];
-      const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(multiHeadAttention(a as tf.Tensor3D, b as tf.Tensor3D, c as tf.Tensor3D, 2), r));
+      const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(tf.mul(multiHeadAttention(a as tf.Tensor3D, b as tf.Tensor3D, c as tf.Tensor3D, 2), r));
       const g = tf.grads(f)([q, k, v]);
       const eps = 1e-2;
       [q, k, v].forEach((x, which) => {
@@ -58,7 +63,9 @@ for (const backend of BACKENDS) {
             });
           };
           const numeric = (at(eps) - at(-eps)) / (2 * eps);
-          expect(Math.abs(numeric - analytic[i]), `${'qkv'[which]}[${i}]`).toBeLessThan(2e-3 + 2e-3 * Math.abs(numeric));
+          expect(Math.abs(numeric - analytic[i]), `${'qkv'[which]}[${i}]`).toBeLessThan(
+            2e-3 + 2e-3 * Math.abs(numeric),
+          );
         }
       });
       tf.dispose([q, k, v, r, ...g]);
@@ -74,12 +81,17 @@ for (const backend of BACKENDS) {
         const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
         const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
         calls++;
-        if (transposeA || transposeB || [a, b].some((t) => t.shape.length > 2 && t.shape[0] !== 1)) bad.push(`[${a.shape}]·[${b.shape}] ${transposeA} ${transposeB}`);
+        if (transposeA || transposeB || [a, b].some((t) => t.shape.length > 2 && t.shape[0] !== 1))
+          bad.push(`[${a.shape}]·[${b.shape}] ${transposeA} ${transposeB}`);
         return orig(args);
       };
       const before = tf.memory().numTensors;
       try {
-        tf.dispose(tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.square(multiHeadAttention(a as tf.Tensor3D, b as tf.Tensor3D, c as tf.Tensor3D, H))))([q, k, v]));
+        tf.dispose(
+          tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+            tf.sum(tf.square(multiHeadAttention(a as tf.Tensor3D, b as tf.Tensor3D, c as tf.Tensor3D, H))),
+          )([q, k, v]),
+        );
       } finally {
         (kernel as { kernelFunc: tf.KernelFunc }).kernelFunc = orig;
       }

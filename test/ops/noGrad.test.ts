@@ -10,7 +10,10 @@ for (const backend of BACKENDS) {
     beforeAll(() => setBackend(backend));
 
     it('returns what the function computes, shapes and dtypes included', () => {
-      const x = tf.tensor2d([[1, 2], [3, 4]]);
+      const x = tf.tensor2d([
+        [1, 2],
+        [3, 4],
+      ]);
       const before = tf.memory().numTensors;
       const [a, b, c] = noGrad(() => [tf.mul(x, 2), tf.cast(tf.sum(x, 1), 'int32'), tf.reshape(x, [4, 1, 1])]);
       expect(a.shape).toEqual([2, 2]);

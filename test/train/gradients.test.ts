@@ -26,18 +26,33 @@ const BODY = `
   const after = head.trainableVariables[0].dataSync();
   console.log(JSON.stringify({ globalStep: r.globalStep, moved: after.some((v, i) => v !== before[i]) }));
 `;
-const ESM_SCRIPT = (lib: string) => `import * as tf from '@tensorflow/tfjs-core';\nimport '@tensorflow/tfjs-backend-cpu';\nimport * as d from ${JSON.stringify(lib)};\n${BODY}`;
-const CJS_SCRIPT = (lib: string) => `const tf = require('@tensorflow/tfjs-core');\nrequire('@tensorflow/tfjs-backend-cpu');\nconst d = require(${JSON.stringify(lib)});\n(async () => {${BODY}})().catch((e) => { console.error(e); process.exitCode = 1; });`;
+const ESM_SCRIPT = (lib: string) =>
+  `import * as tf from '@tensorflow/tfjs-core';\nimport '@tensorflow/tfjs-backend-cpu';\nimport * as d from ${JSON.stringify(lib)};\n${BODY}`;
+const CJS_SCRIPT = (lib: string) =>
+  `const tf = require('@tensorflow/tfjs-core');\nrequire('@tensorflow/tfjs-backend-cpu');\nconst d = require(${JSON.stringify(lib)});\n(async () => {${BODY}})().catch((e) => { console.error(e); process.exitCode = 1; });`;
 
 /** The library built as tsup builds dist/: src/index.ts, tfjs left to the user. */
 function buildLibrary(format: 'esm' | 'cjs'): string {
   const outfile = path.join(work, `diffssl.${format === 'esm' ? 'mjs' : 'cjs'}`);
-  buildSync({ entryPoints: [path.join(ROOT, 'src/index.ts')], bundle: true, format, platform: 'neutral', target: 'node20', outfile, external: ['@tensorflow/*', 'node:*'], logLevel: 'error' });
+  buildSync({
+    entryPoints: [path.join(ROOT, 'src/index.ts')],
+    bundle: true,
+    format,
+    platform: 'neutral',
+    target: 'node20',
+    outfile,
+    external: ['@tensorflow/*', 'node:*'],
+    logLevel: 'error',
+  });
   return outfile;
 }
 
 function run(script: string, args: string[] = []) {
-  const res = spawnSync(process.execPath, [...args, script], { encoding: 'utf8', timeout: 90_000, cwd: path.dirname(script) });
+  const res = spawnSync(process.execPath, [...args, script], {
+    encoding: 'utf8',
+    timeout: 90_000,
+    cwd: path.dirname(script),
+  });
   expect(res.error).toBeUndefined();
   expect(res.status, res.stderr).toBe(0);
   return JSON.parse(res.stdout.trim().split('\n').pop()!);
@@ -75,10 +90,19 @@ describe('training registers tfjs gradients by itself', () => {
     // ES module entries as a web bundler picks them (tfjs's CommonJS mains are marked side-effect free),
     // and the usual require shim for the CommonJS parts of a Node bundle.
     buildSync({
-      entryPoints: [entry], bundle: true, format: 'esm', platform: 'node', mainFields: ['module', 'main'], outfile, logLevel: 'error',
+      entryPoints: [entry],
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      mainFields: ['module', 'main'],
+      outfile,
+      logLevel: 'error',
       banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
     });
-    expect(fs.readFileSync(outfile, 'utf8').includes('tfjs-core/dist/register_all_gradients.js'), 'the gradients were not bundled').toBe(true);
+    expect(
+      fs.readFileSync(outfile, 'utf8').includes('tfjs-core/dist/register_all_gradients.js'),
+      'the gradients were not bundled',
+    ).toBe(true);
     expect(run(outfile)).toEqual({ globalStep: 1, moved: true });
   });
 });

@@ -2,7 +2,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
 import { ensureGradients } from '../../src/train/gradients';
-import { adam, getLearningRate, makeOptimizer, momentum, referenceRecipe, setLearningRate, sgd, StepLR } from '../../src/train/optimizers';
+import {
+  adam,
+  getLearningRate,
+  makeOptimizer,
+  momentum,
+  referenceRecipe,
+  setLearningRate,
+  sgd,
+  StepLR,
+} from '../../src/train/optimizers';
 import { BACKENDS, compareArrays, setBackend } from '../helpers';
 
 /** One update of loss = Σ c·w (gradient c, constant) and the weights after it. */
@@ -60,16 +69,22 @@ for (const backend of BACKENDS) {
       const w = tf.variable(tf.tensor1d([1, -1]));
       const opt = adam(0.01);
       const [b1, b2, eps] = [0.9, 0.999, 1e-8];
-      let m = [0, 0], v = [0, 0];
+      let m = [0, 0],
+        v = [0, 0];
       const ref = [1, -1];
-      const grads = [[0.5, -3], [0.1, 2], [-1, 0.3]];
+      const grads = [
+        [0.5, -3],
+        [0.1, 2],
+        [-1, 0.3],
+      ];
       const lrs = [0.01, 0.01, 0.001];
       for (let t = 1; t <= 3; t++) {
         if (lrs[t - 1] !== getLearningRate(opt)) setLearningRate(opt, lrs[t - 1]);
         const g = grads[t - 1];
         m = m.map((mi, i) => b1 * mi + (1 - b1) * g[i]);
         v = v.map((vi, i) => b2 * vi + (1 - b2) * g[i] * g[i]);
-        for (let i = 0; i < 2; i++) ref[i] -= (lrs[t - 1] * (m[i] / (1 - b1 ** t))) / (Math.sqrt(v[i] / (1 - b2 ** t)) + eps);
+        for (let i = 0; i < 2; i++)
+          ref[i] -= (lrs[t - 1] * (m[i] / (1 - b1 ** t))) / (Math.sqrt(v[i] / (1 - b2 ** t)) + eps);
         const got = stepOnce(opt, w, g);
         expect(compareArrays(got, ref, 1e-6, 1e-6).ok, `step ${t}: ${got} vs ${ref}`).toBe(true);
       }
@@ -105,7 +120,13 @@ for (const backend of BACKENDS) {
       expect(() => adam(0.1, 0.9, 1.5)).toThrow(InputError);
       expect(() => makeOptimizer({ type: 'rmsprop' } as never)).toThrow(/'sgd', 'momentum' or 'adam'/);
       expect(() => setLearningRate(sgd(1), -1)).toThrow(InputError);
-      expect(referenceRecipe('attention')).toMatchObject({ optimizer: { type: 'sgd', lr: 5e-2 }, batchSize: 32, epochs: 28, stepSize: 7, gamma: 0.1 });
+      expect(referenceRecipe('attention')).toMatchObject({
+        optimizer: { type: 'sgd', lr: 5e-2 },
+        batchSize: 32,
+        epochs: 28,
+        stepSize: 7,
+        gamma: 0.1,
+      });
       expect(referenceRecipe('difffeed')).toMatchObject({ optimizer: { type: 'sgd', lr: 1e-2 }, batchSize: 4 });
       expect(makeOptimizer({ type: 'adam', lr: 1e-3 }).getClassName()).toBe('Adam');
     });

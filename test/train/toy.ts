@@ -5,7 +5,13 @@ import type { Dataset } from '../../src/data/dataset';
 import type { TrainableModel } from '../../src/train/trainableModel';
 
 /** `n` points in `dim` dimensions around `classes` random centres (spread 1, centres ~N(0, sep²)). */
-export function clusters(seed: number, n: number, dim: number, classes: number, sep = 1.5): { x: Float32Array; y: Int32Array } {
+export function clusters(
+  seed: number,
+  n: number,
+  dim: number,
+  classes: number,
+  sep = 1.5,
+): { x: Float32Array; y: Int32Array } {
   const rng = new SeededRandom(seed);
   const centres = Array.from({ length: classes }, () => rng.normals(dim, 0, sep));
   const x = new Float32Array(n * dim);

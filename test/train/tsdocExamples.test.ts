@@ -56,17 +56,30 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 describe('TSDoc examples of src/train and src/data', () => {
   it('type-check against the public API', () => {
     const found = FOLDERS.flatMap((f) =>
-      fs.readdirSync(path.join(ROOT, f)).filter((n) => n.endsWith('.ts')).flatMap((n) => examples(path.join(ROOT, f, n))),
+      fs
+        .readdirSync(path.join(ROOT, f))
+        .filter((n) => n.endsWith('.ts'))
+        .flatMap((n) => examples(path.join(ROOT, f, n))),
     );
     expect(found.length).toBeGreaterThanOrEqual(6);
     const options: ts.CompilerOptions = {
-      target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler,
-      lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'], types: ['node'], strict: true, noEmit: true, skipLibCheck: true, esModuleInterop: true,
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.ESNext,
+      moduleResolution: ts.ModuleResolutionKind.Bundler,
+      lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
+      types: ['node'],
+      strict: true,
+      noEmit: true,
+      skipLibCheck: true,
+      esModuleInterop: true,
     };
     const host = ts.createCompilerHost(options);
     const exportsOf = ts.createProgram([path.join(ROOT, 'src/index.ts')], options, host);
     const index = exportsOf.getSourceFile(path.join(ROOT, 'src/index.ts'))!;
-    const names = exportsOf.getTypeChecker().getExportsOfModule(exportsOf.getTypeChecker().getSymbolAtLocation(index)!).map((s) => s.name);
+    const names = exportsOf
+      .getTypeChecker()
+      .getExportsOfModule(exportsOf.getTypeChecker().getSymbolAtLocation(index)!)
+      .map((s) => s.name);
     const preamble = `import * as tf from '@tensorflow/tfjs-core';\nimport { ${names.join(', ')} } from '../../src/index';\n`;
     fs.writeFileSync(path.join(dir, 'context.ts'), CONTEXT);
     const files = found.map(({ code }, i) => {

@@ -5,7 +5,16 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensors, type ReadTensor } from '../../src/io/safetensors';
 import { ADMUNet } from '../../src/unet/admUnet';
-import { BACKENDS, compareArrays, FIXTURES, fixtureJson, gradientCheck, nchwToNhwc, setBackend, warmUp } from '../helpers';
+import {
+  BACKENDS,
+  compareArrays,
+  FIXTURES,
+  fixtureJson,
+  gradientCheck,
+  nchwToNhwc,
+  setBackend,
+  warmUp,
+} from '../helpers';
 
 const tensorOf = (t: ReadTensor) => {
   const { data, shape } = nchwToNhwc(t.data as Float32Array, t.shape);
@@ -21,21 +30,32 @@ for (const backend of BACKENDS) {
     let act: Map<string, ReadTensor>;
     beforeAll(async () => {
       await setBackend(backend);
-      unet = await ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args);
+      unet = await ADMUNet.load(
+        path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
+        fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
+      );
       act = await readSafetensors(path.join(FIXTURES, 'heads', 'difffeed', 'activations.safetensors'));
       warmUp(unet);
     });
     afterAll(() => unet?.dispose());
 
     it('adding the feedback maps into the mirror blocks reproduces pass 2', () => {
-      const { feedback_b_list: fbs, second_fw_b_list: [target] } = fixtureJson('heads/difffeed/config.json').finetune_args;
+      const {
+        feedback_b_list: fbs,
+        second_fw_b_list: [target],
+      } = fixtureJson('heads/difffeed/config.json').finetune_args;
       const xt = tensorOf(act.get('t0.x_t')!);
       const t = Array.from(act.get('t0.t')!.data as BigInt64Array, Number);
-      const add = new Map<number, tf.Tensor4D>(fbs.map((b: number) => [unet.mirror(b), tensorOf(act.get(`t0.fb.b${b}`)!)]));
+      const add = new Map<number, tf.Tensor4D>(
+        fbs.map((b: number) => [unet.mirror(b), tensorOf(act.get(`t0.fb.b${b}`)!)]),
+      );
       const before = tf.memory().numTensors;
       const r = unet.forward(xt, t, { add, capture: [...add.keys(), target] });
       for (const m of add.keys()) {
-        const d = compareArrays(r.features.get(m)!.dataSync(), nchwToNhwc(act.get(`t0.pass2.block_${m}`)!.data as Float32Array, act.get(`t0.pass2.block_${m}`)!.shape).data);
+        const d = compareArrays(
+          r.features.get(m)!.dataSync(),
+          nchwToNhwc(act.get(`t0.pass2.block_${m}`)!.data as Float32Array, act.get(`t0.pass2.block_${m}`)!.shape).data,
+        );
         expect(d.ok, `pass2 block ${m}: max abs ${d.maxAbs}`).toBe(true);
       }
       const f2 = act.get(`t0.feat2.b${target}`)!;
@@ -65,13 +85,26 @@ for (const backend of BACKENDS) {
       expect(tf.memory().numTensors).toBe(before);
       // The largest gradient element of each image against (L(fb + h) − L(fb − h)) / 2h, L = Σ feature·w (w fixed).
       const w = tf.randomNormal([2, 16, 16, 32], 0, 1, 'float32', 1);
-      const loss = () => tf.tidy(() => tf.sum(tf.mul(unet.forward(xt, t, { add: new Map([[5, fb as unknown as tf.Tensor4D]]), capture: [15] }).features.get(15)!, w)) as tf.Scalar);
+      const loss = () =>
+        tf.tidy(
+          () =>
+            tf.sum(
+              tf.mul(
+                unet
+                  .forward(xt, t, { add: new Map([[5, fb as unknown as tf.Tensor4D]]), capture: [15] })
+                  .features.get(15)!,
+                w,
+              ),
+            ) as tf.Scalar,
+        );
       const start = tf.memory().numTensors;
       for (const index of [undefined, second]) {
         // A large step: L is close to linear in the added map, and at h = 1e-2 float32 rounding of L (a sum
         // over 16k products) already moves the difference by ~2 % for the second image's smaller gradients.
         const c = gradientCheck(loss, fb, 1e-1, index);
-        expect(c.relErr, `element ${c.index}: analytic ${c.analytic}, central difference ${c.numeric}`).toBeLessThan(1e-2);
+        expect(c.relErr, `element ${c.index}: analytic ${c.analytic}, central difference ${c.numeric}`).toBeLessThan(
+          1e-2,
+        );
       }
       expect(tf.memory().numTensors).toBe(start);
       w.dispose();

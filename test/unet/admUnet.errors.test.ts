@@ -32,7 +32,10 @@ describe('bad input gets a typed error that names the problem', () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  const run = (x: tf.Tensor, t: number[], opts = {}) => () => tf.tidy(() => void unet.forward(x as tf.Tensor4D, t, opts));
+  const run =
+    (x: tf.Tensor, t: number[], opts = {}) =>
+    () =>
+      tf.tidy(() => void unet.forward(x as tf.Tensor4D, t, opts));
 
   it('wrong rank, channels, side or dtype of x_t', () => {
     const before = tf.memory().numTensors;
@@ -62,11 +65,15 @@ describe('bad input gets a typed error that names the problem', () => {
     const x = tf.zeros([1, 32, 32, 3]) as tf.Tensor4D;
     expect(run(x, [5], { capture: [20] })).toThrow(/unknown block 20: this model has blocks 1\.\.19/);
     expect(run(x, [5], { capture: [0] })).toThrow(InputError);
-    expect(run(x, [5], { add: new Map([[2, tf.zeros([1, 16, 16, 32])]]) })).toThrow(/block 2 must have shape \[1,32,32,32\]/);
+    expect(run(x, [5], { add: new Map([[2, tf.zeros([1, 16, 16, 32])]]) })).toThrow(
+      /block 2 must have shape \[1,32,32,32\]/,
+    );
     await expect(extractFeatures(x, { t: 5, b: 40, model: unet })).rejects.toThrow(/unknown block 40/);
     await expect(extractFeatures(x, { t: 1000, b: 4, model: unet, seed: 1 })).rejects.toThrow(/outside \[0, 1000\)/);
     await expect(extractFeatures(x, { t: [5, 5], b: 4, model: unet })).rejects.toThrow(/lists 5 twice/);
-    await expect(extractFeatures(x, { t: [5, 6], b: 4, model: unet, noise: tf.zeros([1, 32, 32, 3]) as tf.Tensor4D })).rejects.toThrow(/one ε per t/);
+    await expect(
+      extractFeatures(x, { t: [5, 6], b: 4, model: unet, noise: tf.zeros([1, 32, 32, 3]) as tf.Tensor4D }),
+    ).rejects.toThrow(/one ε per t/);
     await expect(extractFeatures(x, { t: 5, b: 4, model: unet, pool: 0 })).rejects.toThrow(/pool/);
     await expect(extractFeatures(x, { t: 5, b: 4 } as never)).rejects.toThrow(/opts.model/);
     expect(() => unet.block(38)).toThrow(InputError);
@@ -91,7 +98,9 @@ describe('bad input gets a typed error that names the problem', () => {
     const cut = path.join(tmp, 'cut.safetensors');
     fs.writeFileSync(cut, bytes.subarray(0, bytes.length >> 1));
     await expect(ADMUNet.load(cut, tinyFlags)).rejects.toBeInstanceOf(CheckpointError);
-    await expect(ADMUNet.load(new Uint8Array(bytes.subarray(0, 100)), tinyFlags)).rejects.toBeInstanceOf(CheckpointError);
+    await expect(ADMUNet.load(new Uint8Array(bytes.subarray(0, 100)), tinyFlags)).rejects.toBeInstanceOf(
+      CheckpointError,
+    );
     const flipped = new Uint8Array(bytes);
     flipped[20] = 0x00;
     await expect(ADMUNet.load(flipped, tinyFlags)).rejects.toBeInstanceOf(CheckpointError);
@@ -106,7 +115,9 @@ describe('bad input gets a typed error that names the problem', () => {
     const w = state.get('input_blocks.1.0.in_layers.2.weight')!;
     state.set('input_blocks.1.0.in_layers.2.weight', { ...w, shape: [32, 32, 9, 1] });
     state.set('extra.weight', { dtype: 'F32', shape: [1], data: new Float32Array(1) });
-    const file = serializeSafetensors(new Map([...state].map(([k, v]) => [k, { shape: v.shape, data: v.data as Float32Array }])));
+    const file = serializeSafetensors(
+      new Map([...state].map(([k, v]) => [k, { shape: v.shape, data: v.data as Float32Array }])),
+    );
     const before = tf.memory().numTensors;
     const err = await ADMUNet.load(file, tinyFlags).catch((e) => e);
     expect(err).toBeInstanceOf(WeightsError);
@@ -122,7 +133,9 @@ describe('bad input gets a typed error that names the problem', () => {
   it('unexpected keys pass with strict: false', async () => {
     const state = await readSafetensors(tinyWeights);
     state.set('extra.weight', { dtype: 'F32', shape: [1], data: new Float32Array(1) });
-    const file = serializeSafetensors(new Map([...state].map(([k, v]) => [k, { shape: v.shape, data: v.data as Float32Array }])));
+    const file = serializeSafetensors(
+      new Map([...state].map(([k, v]) => [k, { shape: v.shape, data: v.data as Float32Array }])),
+    );
     const m = await ADMUNet.load(file, tinyFlags, { strict: false });
     expect(m.numParameters).toBe(fixtureJson('adm-tiny/config.json').model.num_parameters);
     m.dispose();

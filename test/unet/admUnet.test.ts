@@ -7,7 +7,16 @@ import { ADMUNet } from '../../src/unet/admUnet';
 import { qkvAttention } from '../../src/unet/attentionBlock';
 import { timestepEmbedding } from '../../src/unet/timestepEmbedding';
 import { extractFeatures } from '../../src/features/extractFeatures';
-import { PARITY_BACKENDS as BACKENDS, compareArrays, FIXTURES, fixtureJson, nchwToNhwc, setBackend, warmUp, type Diff } from '../helpers';
+import {
+  PARITY_BACKENDS as BACKENDS,
+  compareArrays,
+  FIXTURES,
+  fixtureJson,
+  nchwToNhwc,
+  setBackend,
+  warmUp,
+  type Diff,
+} from '../helpers';
 
 // Float32 parity tolerance of the fixtures: |a − b| ≤ 1e-4 + 1e-4·|b| elementwise.
 const ATOL = 1e-4;
@@ -24,12 +33,20 @@ const worst = new Map<string, { maxAbs: number; maxRel: number; tolUsed: number;
 function expectClose(key: string, actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): Diff {
   const d = compareArrays(actual, expected, ATOL, RTOL);
   const w = worst.get(key) ?? { maxAbs: 0, maxRel: 0, tolUsed: 0, maps: 0 };
-  worst.set(key, { maxAbs: Math.max(w.maxAbs, d.maxAbs), maxRel: Math.max(w.maxRel, d.maxRel), tolUsed: Math.max(w.tolUsed, d.tolUsed), maps: w.maps + 1 });
+  worst.set(key, {
+    maxAbs: Math.max(w.maxAbs, d.maxAbs),
+    maxRel: Math.max(w.maxRel, d.maxRel),
+    tolUsed: Math.max(w.tolUsed, d.tolUsed),
+    maps: w.maps + 1,
+  });
   expect(d.ok, `${what}: ${d.bad} elements off (first ${d.firstBad}), max abs ${d.maxAbs}`).toBe(true);
   return d;
 }
 afterAll(() => {
-  for (const [k, w] of worst) console.log(`parity ${k}: ${w.maps} tensors, max abs ${w.maxAbs.toExponential(2)}, max rel (to the tensor's scale) ${w.maxRel.toExponential(2)}, ${(100 * w.tolUsed).toFixed(1)}% of the tolerance`);
+  for (const [k, w] of worst)
+    console.log(
+      `parity ${k}: ${w.maps} tensors, max abs ${w.maxAbs.toExponential(2)}, max rel (to the tensor's scale) ${w.maxRel.toExponential(2)}, ${(100 * w.tolUsed).toFixed(1)}% of the tolerance`,
+    );
 });
 
 for (const backend of BACKENDS) {
@@ -74,7 +91,9 @@ for (const backend of BACKENDS) {
           const b = Number(k.slice(5, k.indexOf('.')));
           const [n, width, l] = qkv.shape;
           // [N, 3C, L] → [N, L, 3C]
-          const input = tf.tidy(() => tf.transpose(tf.tensor3d(qkv.data as Float32Array, [n, width, l]), [0, 2, 1]) as tf.Tensor3D);
+          const input = tf.tidy(
+            () => tf.transpose(tf.tensor3d(qkv.data as Float32Array, [n, width, l]), [0, 2, 1]) as tf.Tensor3D,
+          );
           const spec = cfg.model.blocks[b - 1].layers.find((s: string) => s.startsWith('AttentionBlock'));
           const heads = Number(/heads=(\d+)/.exec(spec)![1]);
           const out = tf.tidy(() => tf.transpose(qkvAttention(input, heads, legacy), [0, 2, 1]));
@@ -87,9 +106,15 @@ for (const backend of BACKENDS) {
         const xt = tensorOf(act.get('x_t')!);
         const all = Array.from({ length: total }, (_, i) => i + 1);
         const r = unet.forward(xt, t, { y, capture: all, output: true });
-        for (const b of all) expectClose(key, r.features.get(b)!.dataSync(), nhwc(act.get(`block_${b}`)!).data, `block ${b}`);
+        for (const b of all)
+          expectClose(key, r.features.get(b)!.dataSync(), nhwc(act.get(`block_${b}`)!).data, `block ${b}`);
         expectClose(key, r.output!.dataSync(), nhwc(act.get('out')!).data, 'out');
-        expect(r.output!.shape).toEqual([t.length, cfg.create_model_and_diffusion_args.image_size, cfg.create_model_and_diffusion_args.image_size, cfg.model.out_channels]);
+        expect(r.output!.shape).toEqual([
+          t.length,
+          cfg.create_model_and_diffusion_args.image_size,
+          cfg.create_model_and_diffusion_args.image_size,
+          cfg.model.out_channels,
+        ]);
         r.features.forEach((f) => f.dispose());
         tf.dispose([xt, r.output!]);
       });
@@ -100,7 +125,8 @@ for (const backend of BACKENDS) {
         const r = unet.forward(xt, t, { y, capture: [3, mid] });
         expect(r.output).toBeUndefined();
         expect([...r.features.keys()].sort((a, b) => a - b)).toEqual([3, mid]);
-        for (const b of [3, mid]) expectClose(key, r.features.get(b)!.dataSync(), nhwc(act.get(`block_${b}`)!).data, `early exit block ${b}`);
+        for (const b of [3, mid])
+          expectClose(key, r.features.get(b)!.dataSync(), nhwc(act.get(`block_${b}`)!).data, `early exit block ${b}`);
         r.features.forEach((f) => f.dispose());
         xt.dispose();
       });
@@ -125,7 +151,10 @@ for (const backend of BACKENDS) {
     let unet: ADMUNet;
     beforeAll(async () => {
       await setBackend(backend);
-      unet = await ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args);
+      unet = await ADMUNet.load(
+        path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
+        fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
+      );
       warmUp(unet);
     });
     afterAll(() => unet?.dispose());
@@ -139,11 +168,16 @@ for (const backend of BACKENDS) {
         const noise = ts.map((_: number, i: number) => tensorOf(act.get(`t${i}.noise`)!));
         const before = tf.memory().numTensors;
         const feats = await unet.extractFeatures(x0, { t: ts, b: bs, noise });
-        for (const b of bs) expectClose(key, feats.get(ts[0], b).dataSync(), nhwc(act.get(`t0.feat.b${b}`)!).data, `${dir} b${b}`);
-        for (const t of ts) for (const b of bs) expect(feats.get(t, b).shape).toEqual([2, unet.block(b).size, unet.block(b).size, unet.block(b).channels]);
+        for (const b of bs)
+          expectClose(key, feats.get(ts[0], b).dataSync(), nhwc(act.get(`t0.feat.b${b}`)!).data, `${dir} b${b}`);
+        for (const t of ts)
+          for (const b of bs)
+            expect(feats.get(t, b).shape).toEqual([2, unet.block(b).size, unet.block(b).size, unet.block(b).channels]);
         // One forward per t, or all t at once, or one example at a time: the same numbers.
         const split = await unet.extractFeatures(x0, { t: ts, b: bs, noise, maxBatch: 1 });
-        for (const t of ts) for (const b of bs) expect(compareArrays(split.get(t, b).dataSync(), feats.get(t, b).dataSync(), 1e-5, 1e-5).ok).toBe(true);
+        for (const t of ts)
+          for (const b of bs)
+            expect(compareArrays(split.get(t, b).dataSync(), feats.get(t, b).dataSync(), 1e-5, 1e-5).ok).toBe(true);
         feats.dispose();
         split.dispose();
         expect(tf.memory().numTensors).toBe(before);
@@ -157,12 +191,20 @@ describe('conv algorithms against the reference (adm-tiny, wasm)', () => {
   const errors: string[] = [];
   afterAll(() => console.log(`conv algorithms, adm-tiny all blocks + output: ${errors.join('; ')}`));
   // F(4×4) rounds more: it is a speed/accuracy choice, held to a looser bound than the fixtures' tolerance.
-  for (const [algo, atol, rtol] of [['direct', ATOL, RTOL], ['winograd2', ATOL, RTOL], ['winograd4', 5e-4, 5e-4]] as const) {
+  for (const [algo, atol, rtol] of [
+    ['direct', ATOL, RTOL],
+    ['winograd2', ATOL, RTOL],
+    ['winograd4', 5e-4, 5e-4],
+  ] as const) {
     it(`${algo}: every block within |a − b| ≤ ${atol} + ${rtol}·|b|`, async () => {
       await setBackend('wasm');
       const cfg = fixtureJson('adm-tiny/config.json');
       const act = await readSafetensors(path.join(FIXTURES, 'adm-tiny', 'activations.safetensors'));
-      const unet = await ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), cfg.create_model_and_diffusion_args, { conv: algo });
+      const unet = await ADMUNet.load(
+        path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
+        cfg.create_model_and_diffusion_args,
+        { conv: algo },
+      );
       const xt = tensorOf(act.get('x_t')!);
       const t = Array.from(act.get('t')!.data as BigInt64Array, Number);
       const all = Array.from({ length: 19 }, (_, i) => i + 1);

@@ -22,7 +22,9 @@ describe('ADMUNet weights: state dicts, random init, save and load', () => {
     const ref = await readSafetensors(file);
     const unet = await ADMUNet.load(file, tinyFlags);
     const state = unet.stateDict();
-    expect([...state.keys()]).toEqual(fixtureJson('adm-tiny/config.json').state_dict_keys_in_order.map(([k]: [string]) => k));
+    expect([...state.keys()]).toEqual(
+      fixtureJson('adm-tiny/config.json').state_dict_keys_in_order.map(([k]: [string]) => k),
+    );
     for (const [k, v] of state) {
       expect(v.shape).toEqual(ref.get(k)!.shape);
       expect(Buffer.from(v.data.buffer).equals(Buffer.from((ref.get(k)!.data as Float32Array).buffer))).toBe(true);
@@ -57,7 +59,9 @@ describe('ADMUNet weights: state dicts, random init, save and load', () => {
     const unet = ADMUNet.create(tinyFlags, 3);
     const state = unet.stateDict();
     const { serializeSafetensors } = await import('../../src/io/safetensors');
-    const half = serializeSafetensors(new Map([...state].map(([k, v], i) => [k, { ...v, dtype: i % 2 ? 'F16' : 'BF16' } as const])));
+    const half = serializeSafetensors(
+      new Map([...state].map(([k, v], i) => [k, { ...v, dtype: i % 2 ? 'F16' : 'BF16' } as const])),
+    );
     const m = await ADMUNet.load(half, tinyFlags);
     const got = m.stateDict().get('out.2.weight')!.data;
     const want = state.get('out.2.weight')!.data;

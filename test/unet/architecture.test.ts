@@ -33,7 +33,12 @@ describe('architecture of the fixtures', () => {
       expect(arch.parameters).toEqual(cfg.state_dict_keys_in_order.map(([k, s]: [string, number[]]) => [k, s]));
       for (const row of cfg.model.blocks) {
         const got = arch.blocks[row.b - 1];
-        expect({ b: got.b, channels: got.channels, size: got.size, module: got.module }).toEqual({ b: row.b, channels: row.channels, size: row.size, module: row.module });
+        expect({ b: got.b, channels: got.channels, size: got.size, module: got.module }).toEqual({
+          b: row.b,
+          channels: row.channels,
+          size: row.size,
+          module: row.module,
+        });
         if (row.skip_from_block) expect(got.skipFrom).toBe(row.skip_from_block);
       }
     });

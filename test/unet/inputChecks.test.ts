@@ -16,10 +16,16 @@ describe('inputs that would give silent garbage are typed errors', () => {
   let bad: [tf.Tensor4D, RegExp][];
   beforeAll(async () => {
     await setBackend('wasm');
-    unet = await ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args);
+    unet = await ADMUNet.load(
+      path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
+      fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
+    );
     x0 = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 5) as tf.Tensor4D;
     const pixels = tf.randomUniform([2, 32, 32, 3], 0, 255, 'float32', 6) as tf.Tensor4D;
-    const withValue = (v: number) => tf.tidy(() => tf.where(tf.equal(tf.reshape(tf.range(0, x0.size), x0.shape), 7), tf.fill(x0.shape, v), x0)) as tf.Tensor4D;
+    const withValue = (v: number) =>
+      tf.tidy(() =>
+        tf.where(tf.equal(tf.reshape(tf.range(0, x0.size), x0.shape), 7), tf.fill(x0.shape, v), x0),
+      ) as tf.Tensor4D;
     bad = [
       [pixels, RESCALE],
       [tf.mul(x0, 2) as tf.Tensor4D, RESCALE],
@@ -60,18 +66,30 @@ describe('inputs that would give silent garbage are typed errors', () => {
 
   it('flags of the wrong type, from plain JS or a JSON config, are errors naming the flag', () => {
     const flags = fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args;
-    expect(() => resolveConfig({ ...flags, class_cond: 'false' })).toThrow(/class_cond must be true or false, got "false" \(a string\)/);
-    expect(() => resolveConfig(JSON.parse(JSON.stringify({ ...flags, learn_sigma: 'false' })))).toThrow(/learn_sigma must be true or false/);
+    expect(() => resolveConfig({ ...flags, class_cond: 'false' })).toThrow(
+      /class_cond must be true or false, got "false" \(a string\)/,
+    );
+    expect(() => resolveConfig(JSON.parse(JSON.stringify({ ...flags, learn_sigma: 'false' })))).toThrow(
+      /learn_sigma must be true or false/,
+    );
     expect(() => resolveConfig({ ...flags, use_scale_shift_norm: 1 })).toThrow(/use_scale_shift_norm/);
     expect(() => resolveConfig({ ...flags, num_heads: '4' })).toThrow(/num_heads must be an integer/);
-    expect(() => resolveConfig({ ...flags, attention_resolutions: [16, 8] })).toThrow(/attention_resolutions must be a comma list/);
-    expect(() => resolveConfig({ imageSize: 32, numChannels: 32, numResBlocks: 1, classCond: 'false' as unknown as boolean })).toThrow(/classCond must be true or false/);
+    expect(() => resolveConfig({ ...flags, attention_resolutions: [16, 8] })).toThrow(
+      /attention_resolutions must be a comma list/,
+    );
+    expect(() =>
+      resolveConfig({ imageSize: 32, numChannels: 32, numResBlocks: 1, classCond: 'false' as unknown as boolean }),
+    ).toThrow(/classCond must be true or false/);
     expect(resolveConfig({ ...flags, class_cond: false, learn_sigma: false }).outChannels).toBe(3);
   });
 
   it('wording: the index of a bad t, "not an integer", and "1 channel"', async () => {
-    await expect(extractFeatures(x0, { t: [90, 1000], b: 4, model: unet })).rejects.toThrow(/t\[1\] = 1000 is outside \[0, 1000\)/);
-    await expect(extractFeatures(x0, { t: [90, 1.5], b: 4, model: unet })).rejects.toThrow(/t\[1\] = 1.5 is not an integer/);
+    await expect(extractFeatures(x0, { t: [90, 1000], b: 4, model: unet })).rejects.toThrow(
+      /t\[1\] = 1000 is outside \[0, 1000\)/,
+    );
+    await expect(extractFeatures(x0, { t: [90, 1.5], b: 4, model: unet })).rejects.toThrow(
+      /t\[1\] = 1.5 is not an integer/,
+    );
     expect(() => unet.forward(x0, [90, 2.5])).toThrow(/t\[1\] = 2.5 is not an integer/);
     const gray = tf.zeros([2, 32, 32, 1]) as tf.Tensor4D;
     expect(() => unet.checkImages(gray, 'x0')).toThrow(/x0 has 1 channel but/);

@@ -19,11 +19,20 @@ for (const backend of BACKENDS) {
       for (let n = 0; n < N; n++)
         for (let y = 0; y < 2 * H; y++)
           for (let z = 0; z < 2 * W; z++)
-            for (let c = 0; c < C; c++) expect(u[((n * 2 * H + y) * 2 * W + z) * C + c]).toBe(xs[((n * H + (y >> 1)) * W + (z >> 1)) * C + c]);
-      const odd = tf.tensor4d(Float32Array.from({ length: 25 }, (_, i) => i), [1, 5, 5, 1]);
+            for (let c = 0; c < C; c++)
+              expect(u[((n * 2 * H + y) * 2 * W + z) * C + c]).toBe(xs[((n * H + (y >> 1)) * W + (z >> 1)) * C + c]);
+      const odd = tf.tensor4d(
+        Float32Array.from({ length: 25 }, (_, i) => i),
+        [1, 5, 5, 1],
+      );
       const down = downsampleAvg(odd);
       expect(down.shape).toEqual([1, 2, 2, 1]);
-      expect(Array.from(down.dataSync())).toEqual([(0 + 1 + 5 + 6) / 4, (2 + 3 + 7 + 8) / 4, (10 + 11 + 15 + 16) / 4, (12 + 13 + 17 + 18) / 4]);
+      expect(Array.from(down.dataSync())).toEqual([
+        (0 + 1 + 5 + 6) / 4,
+        (2 + 3 + 7 + 8) / 4,
+        (10 + 11 + 15 + 16) / 4,
+        (12 + 13 + 17 + 18) / 4,
+      ]);
       tf.dispose([x, up, odd, down]);
       expect(tf.memory().numTensors).toBe(before);
     });
@@ -49,7 +58,10 @@ for (const backend of BACKENDS) {
       const x = tf.randomNormal([2, 3, 4, 2], 0, 1, 'float32', 3) as tf.Tensor4D;
       const w = tf.randomNormal([2, 6, 8, 2], 0, 1, 'float32', 4);
       const before = tf.memory().numTensors;
-      const [g, want] = tf.tidy(() => [tf.grad((v: tf.Tensor) => tf.sum(tf.mul(upsampleNearest(v as tf.Tensor4D), w)))(x), tf.sum(tf.reshape(w, [2, 3, 2, 4, 2, 2]), [2, 4])]);
+      const [g, want] = tf.tidy(() => [
+        tf.grad((v: tf.Tensor) => tf.sum(tf.mul(upsampleNearest(v as tf.Tensor4D), w)))(x),
+        tf.sum(tf.reshape(w, [2, 3, 2, 4, 2, 2]), [2, 4]),
+      ]);
       const d = compareArrays(g.dataSync(), want.dataSync(), 1e-5, 1e-5);
       tf.dispose([g, want]);
       expect(tf.memory().numTensors).toBe(before);

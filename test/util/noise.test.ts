@@ -18,7 +18,10 @@ describe('seeded noise: every seed reproduces, 0 and negative ones included', ()
   let x0: tf.Tensor4D;
   beforeAll(async () => {
     await setBackend('wasm');
-    unet = await ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args);
+    unet = await ADMUNet.load(
+      path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
+      fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
+    );
     x0 = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 11) as tf.Tensor4D;
   });
   afterAll(() => {
@@ -58,7 +61,9 @@ describe('seeded noise: every seed reproduces, 0 and negative ones included', ()
     }
     differ(a.get(10, 4), d.get(10, 4));
     [a, b, c, d].forEach((f) => f.dispose());
-    await expect(extractFeatures(x0, { t: 10, b: 4, model: unet, seed: 1.5 })).rejects.toThrow(/seed must be an integer/);
+    await expect(extractFeatures(x0, { t: 10, b: 4, model: unet, seed: 1.5 })).rejects.toThrow(
+      /seed must be an integer/,
+    );
   });
 
   it('DiffSSLModel.logits: seed 0 gives the same logits twice, and each t the same x_t whatever the order of t_list', () => {
@@ -66,7 +71,10 @@ describe('seeded noise: every seed reproduces, 0 and negative ones included', ()
     const run = (t_list: number[]) => {
       const model = fromReference({ ...args, t_list }, unet);
       const taps = new Map<string, tf.Tensor>();
-      const logits = model.logits(x0, { seed: 0, tap: (k, v) => k.endsWith('.x_t') && taps.set(k, tf.keep(v.clone())) });
+      const logits = model.logits(x0, {
+        seed: 0,
+        tap: (k, v) => k.endsWith('.x_t') && taps.set(k, tf.keep(v.clone())),
+      });
       model.dispose();
       return { logits, taps };
     };
@@ -86,7 +94,10 @@ describe('seeded noise: every seed reproduces, 0 and negative ones included', ()
 
   it('onTheFlyImages: a batch of a run with seed 0 gets the same noise twice', async () => {
     const images = tf.randomUniform([3, 32, 32, 3], -1, 1, 'float32', 8) as tf.Tensor4D;
-    const source = { size: 3, get: (i: number) => ({ image: tf.squeeze(tf.slice(images, i, 1), [0]) as tf.Tensor3D, label: i }) };
+    const source = {
+      size: 3,
+      get: (i: number) => ({ image: tf.squeeze(tf.slice(images, i, 1), [0]) as tf.Tensor3D, label: i }),
+    };
     const data = onTheFlyImages(source, { size: 32, t: [10, 90] });
     const ctx = { training: false, seed: 0, epoch: 0, step: 0 };
     const [a, b] = [await data.batch([0, 2], ctx), await data.batch([0, 2], ctx)];

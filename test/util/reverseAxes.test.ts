@@ -7,7 +7,9 @@ describe('reverseAxes3', () => {
     const data = Float32Array.from({ length: a * b * c }, (_, i) => i);
     const out = reverseAxes3(data, [a, b, c]);
     expect(out).not.toBe(data);
-    for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) for (let k = 0; k < c; k++) expect(out[(k * b + j) * a + i]).toBe(data[(i * b + j) * c + k]);
+    for (let i = 0; i < a; i++)
+      for (let j = 0; j < b; j++)
+        for (let k = 0; k < c; k++) expect(out[(k * b + j) * a + i]).toBe(data[(i * b + j) * c + k]);
     expect(Array.from(reverseAxes3(out, [c, b, a]))).toEqual(Array.from(data));
   });
 

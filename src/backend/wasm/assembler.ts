@@ -176,7 +176,10 @@ export interface ExportedFunction {
  * A module that imports `env.memory` and exports `functions`. A shared memory must be imported as
  * shared with a maximum no smaller than the memory's own (emscripten's pthread builds use 4 GiB).
  */
-export function assembleModule(functions: ExportedFunction[], memory: { shared: boolean; maxPages?: number }): Uint8Array<ArrayBuffer> {
+export function assembleModule(
+  functions: ExportedFunction[],
+  memory: { shared: boolean; maxPages?: number },
+): Uint8Array<ArrayBuffer> {
   const types = vector(functions.map((f) => [0x60, ...vector(f.body.params.map((p) => [VALTYPE[p]])), 0x00]));
   const limits = memory.shared ? [0x03, 0x00, ...uleb(memory.maxPages ?? 65536)] : [0x00, 0x00];
   const imports = vector([[...name('env'), ...name('memory'), 0x02, ...limits]]);

@@ -35,7 +35,11 @@ export function heapOffset(heap: WasmHeap, t: tf.TensorInfo): number {
 
 /** A float32 view of a tensor's data in the wasm heap (valid until the heap grows). */
 export function heapView(heap: WasmHeap, t: tf.TensorInfo): Float32Array {
-  return new Float32Array(heap.wasm.HEAPU8.buffer, heapOffset(heap, t), t.shape.reduce((a, b) => a * b, 1));
+  return new Float32Array(
+    heap.wasm.HEAPU8.buffer,
+    heapOffset(heap, t),
+    t.shape.reduce((a, b) => a * b, 1),
+  );
 }
 
 /**

@@ -29,12 +29,34 @@ export interface SimdKernels {
    * w, cin]`, `outs` the α² matrices `[n·th·tw, cin]` (ξ = r·α + c); tile (ti, tj) starts at row
    * m·ti − padTop and column m·tj − 1, and what lies outside the image counts as zeros. `cin % 4 === 0`.
    */
-  tile(m: 2 | 4, x: number, outs: number[], n: number, inH: number, w: number, cin: number, padTop: number, th: number, tw: number): void;
+  tile(
+    m: 2 | 4,
+    x: number,
+    outs: number[],
+    n: number,
+    inH: number,
+    w: number,
+    cin: number,
+    padTop: number,
+    th: number,
+    tw: number,
+  ): void;
   /**
    * The Winograd output transform Y = Aᵀ M A plus bias, for F(m×m, 3×3): `products` are the α²
    * matrices `[n·th·tw, cout]` (ξ = r·α + c), `dst` the image `[n, outH, w, cout]`; `cout % 4 === 0`.
    */
-  untile(m: 2 | 4, products: number[], bias: number, dst: number, n: number, th: number, tw: number, outH: number, w: number, cout: number): void;
+  untile(
+    m: 2 | 4,
+    products: number[],
+    bias: number,
+    dst: number,
+    n: number,
+    th: number,
+    tw: number,
+    outH: number,
+    w: number,
+    cout: number,
+  ): void;
   /**
    * The Winograd filter transform U = G g Gᵀ of F(m×m, 3×3) for a filter `g` laid out as `[rows, 3,
    * 3, cols]`, into the α² matrices `outs`, each `[rows, cols]` (ξ = r·α + c, r along the filter's
@@ -90,17 +112,22 @@ function build(memory: WebAssembly.Memory): SimdKernels | null {
         if (blocks > 0) fns.f16(src, dst, blocks);
       },
       untile: (m, products, bias, dst, n, th, tw, outH, w, cout) => {
-        if (products.length !== (m + 2) ** 2) throw new RangeError(`untile${m}: ${(m + 2) ** 2} products expected, got ${products.length}`);
-        if (cout % 4 !== 0 || cout < 4) throw new RangeError(`untile${m}: cout must be a positive multiple of 4, got ${cout}`);
+        if (products.length !== (m + 2) ** 2)
+          throw new RangeError(`untile${m}: ${(m + 2) ** 2} products expected, got ${products.length}`);
+        if (cout % 4 !== 0 || cout < 4)
+          throw new RangeError(`untile${m}: cout must be a positive multiple of 4, got ${cout}`);
         if (n > 0 && th > 0 && tw > 0) fns[`untile${m}`](...products, bias, dst, n, th, tw, outH, w, cout);
       },
       tile: (m, x, outs, n, inH, w, cin, padTop, th, tw) => {
-        if (outs.length !== (m + 2) ** 2) throw new RangeError(`tile${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
-        if (cin % 4 !== 0 || cin < 4) throw new RangeError(`tile${m}: cin must be a positive multiple of 4, got ${cin}`);
+        if (outs.length !== (m + 2) ** 2)
+          throw new RangeError(`tile${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
+        if (cin % 4 !== 0 || cin < 4)
+          throw new RangeError(`tile${m}: cin must be a positive multiple of 4, got ${cin}`);
         if (n > 0 && th > 0 && tw > 0) fns[`tile${m}`](...outs, x, n, inH, w, cin, padTop, th, tw);
       },
       filters: (m, g, outs, rows, cols) => {
-        if (outs.length !== (m + 2) ** 2) throw new RangeError(`filters${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
+        if (outs.length !== (m + 2) ** 2)
+          throw new RangeError(`filters${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
         if (cols % 4 !== 0) throw new RangeError(`filters${m}: cols must be a multiple of 4, got ${cols}`);
         if (rows > 0 && cols > 0) fns[`filters${m}`](...outs, g, rows, 4 * cols);
       },
@@ -123,7 +150,11 @@ function f16Body(): FunctionBody {
     b.v128i32(splat(0x0f800000)).op('v128.and').set(e);
     b.get(u).v128i32(splat(0x38000000)).op('i32x4.add');
     b.get(e).v128i32(splat(0x0f800000)).op('i32x4.eq').v128i32(splat(0x38000000)).op('v128.and', 'i32x4.add').set(u);
-    b.get(u).v128i32(splat(0x00800000)).op('i32x4.add').v128f32(2 ** -14).op('f32x4.sub');
+    b.get(u)
+      .v128i32(splat(0x00800000))
+      .op('i32x4.add')
+      .v128f32(2 ** -14)
+      .op('f32x4.sub');
     b.get(u);
     b.get(e).v128i32(splat(0)).op('i32x4.eq', 'v128.bitselect');
     b.get(x).op(extend).v128i32(splat(0x8000)).op('v128.and').i32(16).op('i32x4.shl', 'v128.or');
@@ -148,7 +179,13 @@ function splat(v: number): [number, number, number, number] {
  * A kernel over the α² matrices of F(m×m, 3×3): its first α² parameters point at them, eight i32
  * parameters follow (`scalars`, their indices).
  */
-function kernelFrame(m: 2 | 4): { b: FunctionBody; alpha: number; scalars: number[]; i32s: (n: number) => number[]; v128s: (n: number) => number[] } {
+function kernelFrame(m: 2 | 4): {
+  b: FunctionBody;
+  alpha: number;
+  scalars: number[];
+  i32s: (n: number) => number[];
+  v128s: (n: number) => number[];
+} {
   const alpha = m + 2;
   const np = alpha * alpha;
   const b = new FunctionBody(new Array<ValType>(np + 8).fill('i32'));
@@ -197,21 +234,102 @@ function combine(b: FunctionBody, steps: [dst: number, terms: Term[], output: bo
  */
 function applyAt(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: number[], bias?: number): void {
   if (m === 2) {
-    combine(b, [[out[0], [[1, v[0]], [1, v[1]], [1, v[2]]], true], [out[1], [[1, v[1]], [-1, v[2]], [-1, v[3]]], true]], bias);
+    combine(
+      b,
+      [
+        [
+          out[0],
+          [
+            [1, v[0]],
+            [1, v[1]],
+            [1, v[2]],
+          ],
+          true,
+        ],
+        [
+          out[1],
+          [
+            [1, v[1]],
+            [-1, v[2]],
+            [-1, v[3]],
+          ],
+          true,
+        ],
+      ],
+      bias,
+    );
     return;
   }
   const [a, bb, c, d] = tmp;
   combine(
     b,
     [
-      [a, [[1, v[1]], [1, v[2]]], false],
-      [bb, [[1, v[1]], [-1, v[2]]], false],
-      [c, [[1, v[3]], [1, v[4]]], false],
-      [d, [[1, v[3]], [-1, v[4]]], false],
-      [out[0], [[1, v[0]], [1, a], [1, c]], true],
-      [out[1], [[1, bb], [2, d]], true],
-      [out[2], [[1, a], [4, c]], true],
-      [out[3], [[1, bb], [8, d], [1, v[5]]], true],
+      [
+        a,
+        [
+          [1, v[1]],
+          [1, v[2]],
+        ],
+        false,
+      ],
+      [
+        bb,
+        [
+          [1, v[1]],
+          [-1, v[2]],
+        ],
+        false,
+      ],
+      [
+        c,
+        [
+          [1, v[3]],
+          [1, v[4]],
+        ],
+        false,
+      ],
+      [
+        d,
+        [
+          [1, v[3]],
+          [-1, v[4]],
+        ],
+        false,
+      ],
+      [
+        out[0],
+        [
+          [1, v[0]],
+          [1, a],
+          [1, c],
+        ],
+        true,
+      ],
+      [
+        out[1],
+        [
+          [1, bb],
+          [2, d],
+        ],
+        true,
+      ],
+      [
+        out[2],
+        [
+          [1, a],
+          [4, c],
+        ],
+        true,
+      ],
+      [
+        out[3],
+        [
+          [1, bb],
+          [8, d],
+          [1, v[5]],
+        ],
+        true,
+      ],
     ],
     bias,
   );
@@ -225,27 +343,141 @@ function applyAt(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: num
 function applyBt(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: number[]): void {
   if (m === 2) {
     combine(b, [
-      [out[0], [[1, v[0]], [-1, v[2]]], true],
-      [out[1], [[1, v[1]], [1, v[2]]], true],
-      [out[2], [[1, v[2]], [-1, v[1]]], true],
-      [out[3], [[1, v[1]], [-1, v[3]]], true],
+      [
+        out[0],
+        [
+          [1, v[0]],
+          [-1, v[2]],
+        ],
+        true,
+      ],
+      [
+        out[1],
+        [
+          [1, v[1]],
+          [1, v[2]],
+        ],
+        true,
+      ],
+      [
+        out[2],
+        [
+          [1, v[2]],
+          [-1, v[1]],
+        ],
+        true,
+      ],
+      [
+        out[3],
+        [
+          [1, v[1]],
+          [-1, v[3]],
+        ],
+        true,
+      ],
     ]);
     return;
   }
   const [p, q, r, s, g, h] = tmp;
   combine(b, [
-    [p, [[1, v[1]], [1, v[2]]], false],
-    [q, [[1, v[3]], [1, v[4]]], false],
-    [r, [[1, v[1]], [-1, v[2]]], false],
-    [s, [[1, v[4]], [-1, v[3]]], false],
-    [g, [[1, v[4]], [-1, v[2]]], false],
-    [h, [[1, v[3]], [-1, v[1]]], false],
-    [out[0], [[4, v[0]], [-5, v[2]], [1, v[4]]], true],
-    [out[1], [[1, q], [-4, p]], true],
-    [out[2], [[1, s], [4, r]], true],
-    [out[3], [[1, g], [2, h]], true],
-    [out[4], [[1, g], [-2, h]], true],
-    [out[5], [[4, v[1]], [-5, v[3]], [1, v[5]]], true],
+    [
+      p,
+      [
+        [1, v[1]],
+        [1, v[2]],
+      ],
+      false,
+    ],
+    [
+      q,
+      [
+        [1, v[3]],
+        [1, v[4]],
+      ],
+      false,
+    ],
+    [
+      r,
+      [
+        [1, v[1]],
+        [-1, v[2]],
+      ],
+      false,
+    ],
+    [
+      s,
+      [
+        [1, v[4]],
+        [-1, v[3]],
+      ],
+      false,
+    ],
+    [
+      g,
+      [
+        [1, v[4]],
+        [-1, v[2]],
+      ],
+      false,
+    ],
+    [
+      h,
+      [
+        [1, v[3]],
+        [-1, v[1]],
+      ],
+      false,
+    ],
+    [
+      out[0],
+      [
+        [4, v[0]],
+        [-5, v[2]],
+        [1, v[4]],
+      ],
+      true,
+    ],
+    [
+      out[1],
+      [
+        [1, q],
+        [-4, p],
+      ],
+      true,
+    ],
+    [
+      out[2],
+      [
+        [1, s],
+        [4, r],
+      ],
+      true,
+    ],
+    [
+      out[3],
+      [
+        [1, g],
+        [2, h],
+      ],
+      true,
+    ],
+    [
+      out[4],
+      [
+        [1, g],
+        [-2, h],
+      ],
+      true,
+    ],
+    [
+      out[5],
+      [
+        [4, v[1]],
+        [-5, v[3]],
+        [1, v[5]],
+      ],
+      true,
+    ],
   ]);
 }
 
@@ -283,13 +515,30 @@ function tileBody(m: 2 | 4): FunctionBody {
   b.begin('loop'); // tj
   b.get(tj).i32(m).op('i32.mul').i32(1).op('i32.sub').set(x0);
   colOk.forEach((l, cc) => b.get(x0).i32(cc).op('i32.add').get(w).op('i32.lt_u').set(l));
-  b.get(rowOk[0]).get(rowOk[alpha - 1]).op('i32.and').get(colOk[0]).op('i32.and').get(colOk[alpha - 1]).op('i32.and').set(inside);
+  b.get(rowOk[0])
+    .get(rowOk[alpha - 1])
+    .op('i32.and')
+    .get(colOk[0])
+    .op('i32.and')
+    .get(colOk[alpha - 1])
+    .op('i32.and')
+    .set(inside);
   b.get(img).get(y0).get(rs).op('i32.mul', 'i32.add').get(x0).get(cs).op('i32.mul', 'i32.add').set(base);
   b.i32(0).set(c);
   b.begin('loop'); // c, in bytes
   for (let cc = 0; cc < alpha; cc++) {
     for (let r = 0; r < alpha; r++) {
-      const load = () => b.get(base).get(c).op('i32.add').get(rowOff[r]).op('i32.add').get(colOff[cc]).op('i32.add').mem('v128.load').set(col[r]);
+      const load = () =>
+        b
+          .get(base)
+          .get(c)
+          .op('i32.add')
+          .get(rowOff[r])
+          .op('i32.add')
+          .get(colOff[cc])
+          .op('i32.add')
+          .mem('v128.load')
+          .set(col[r]);
       b.get(inside).begin('if');
       load();
       b.op('else');
@@ -298,11 +547,24 @@ function tileBody(m: 2 | 4): FunctionBody {
       load();
       b.op('end', 'end');
     }
-    applyBt(b, m, col, t.map((row) => row[cc]), tmp);
+    applyBt(
+      b,
+      m,
+      col,
+      t.map((row) => row[cc]),
+      tmp,
+    );
   }
   for (let i = 0; i < alpha; i++) {
     applyBt(b, m, t[i], out, tmp);
-    out.forEach((l, j) => b.get(i * alpha + j).get(kb).op('i32.add').get(l).mem('v128.store'));
+    out.forEach((l, j) =>
+      b
+        .get(i * alpha + j)
+        .get(kb)
+        .op('i32.add')
+        .get(l)
+        .mem('v128.store'),
+    );
   }
   endTileLoops(b, kb, [e, ti, tj, c], [n, th, tw, cs]);
   return b;
@@ -336,7 +598,16 @@ function untileBody(m: 2 | 4): FunctionBody {
   // left = outH − m·ti; rows = min(m, left); rowBase = dst + (e·outH + m·ti)·rs
   b.get(outH).get(ti).i32(m).op('i32.mul', 'i32.sub').set(left);
   b.i32(m).get(left).get(left).i32(m).op('i32.gt_u', 'select').set(rows);
-  b.get(dst).get(e).get(outH).op('i32.mul').get(ti).i32(m).op('i32.mul', 'i32.add').get(rs).op('i32.mul', 'i32.add').set(rowBase);
+  b.get(dst)
+    .get(e)
+    .get(outH)
+    .op('i32.mul')
+    .get(ti)
+    .i32(m)
+    .op('i32.mul', 'i32.add')
+    .get(rs)
+    .op('i32.mul', 'i32.add')
+    .set(rowBase);
   b.i32(0).set(tj);
   b.begin('loop'); // tj
   b.get(w).get(tj).i32(m).op('i32.mul', 'i32.sub').set(left);
@@ -346,15 +617,31 @@ function untileBody(m: 2 | 4): FunctionBody {
   b.begin('loop'); // c, in bytes
   // Aᵀ over the rows r of each column: t[i][col].
   for (let cc = 0; cc < alpha; cc++) {
-    for (let r = 0; r < alpha; r++) b.get(r * alpha + cc).get(kb).op('i32.add').mem('v128.load').set(col[r]);
-    applyAt(b, m, col, t.map((row) => row[cc]), tmp);
+    for (let r = 0; r < alpha; r++)
+      b.get(r * alpha + cc)
+        .get(kb)
+        .op('i32.add')
+        .mem('v128.load')
+        .set(col[r]);
+    applyAt(
+      b,
+      m,
+      col,
+      t.map((row) => row[cc]),
+      tmp,
+    );
   }
   b.get(bias).get(c).op('i32.add').mem('v128.load').set(bv);
   // Then over the columns of each row, plus the bias: y[i][j].
   for (let i = 0; i < m; i++) applyAt(b, m, t[i], y[i], tmp, bv);
   rowAddr.forEach((l, i) => b.get(colBase).get(c).op('i32.add').get(rs).i32(i).op('i32.mul', 'i32.add').set(l));
   const store = (i: number, j: number) => b.get(rowAddr[i]).get(colOff[j]).op('i32.add').get(y[i][j]).mem('v128.store');
-  b.get(rows).get(cols).op('i32.add').i32(2 * m).op('i32.eq').begin('if');
+  b.get(rows)
+    .get(cols)
+    .op('i32.add')
+    .i32(2 * m)
+    .op('i32.eq')
+    .begin('if');
   for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) store(i, j);
   b.op('else');
   for (let i = 0; i < m; i++) {
@@ -380,18 +667,66 @@ function applyG(b: FunctionBody, m: 2 | 4, v: number[], out: number[]): void {
   if (m === 2) {
     combine(b, [
       [out[0], [[1, v[0]]], true],
-      [out[1], [[0.5, v[0]], [0.5, v[1]], [0.5, v[2]]], true],
-      [out[2], [[0.5, v[0]], [-0.5, v[1]], [0.5, v[2]]], true],
+      [
+        out[1],
+        [
+          [0.5, v[0]],
+          [0.5, v[1]],
+          [0.5, v[2]],
+        ],
+        true,
+      ],
+      [
+        out[2],
+        [
+          [0.5, v[0]],
+          [-0.5, v[1]],
+          [0.5, v[2]],
+        ],
+        true,
+      ],
       [out[3], [[1, v[2]]], true],
     ]);
     return;
   }
   combine(b, [
     [out[0], [[1 / 4, v[0]]], true],
-    [out[1], [[-1 / 6, v[0]], [-1 / 6, v[1]], [-1 / 6, v[2]]], true],
-    [out[2], [[-1 / 6, v[0]], [1 / 6, v[1]], [-1 / 6, v[2]]], true],
-    [out[3], [[1 / 24, v[0]], [1 / 12, v[1]], [1 / 6, v[2]]], true],
-    [out[4], [[1 / 24, v[0]], [-1 / 12, v[1]], [1 / 6, v[2]]], true],
+    [
+      out[1],
+      [
+        [-1 / 6, v[0]],
+        [-1 / 6, v[1]],
+        [-1 / 6, v[2]],
+      ],
+      true,
+    ],
+    [
+      out[2],
+      [
+        [-1 / 6, v[0]],
+        [1 / 6, v[1]],
+        [-1 / 6, v[2]],
+      ],
+      true,
+    ],
+    [
+      out[3],
+      [
+        [1 / 24, v[0]],
+        [1 / 12, v[1]],
+        [1 / 6, v[2]],
+      ],
+      true,
+    ],
+    [
+      out[4],
+      [
+        [1 / 24, v[0]],
+        [-1 / 12, v[1]],
+        [1 / 6, v[2]],
+      ],
+      true,
+    ],
     [out[5], [[1, v[2]]], true],
   ]);
 }
@@ -418,10 +753,23 @@ function filtersBody(m: 2 | 4): FunctionBody {
   b.get(g).get(dst).op('i32.add').get(row).get(bytes).i32(8).op('i32.mul', 'i32.mul', 'i32.add').set(src);
   taps.forEach((l, k) => b.get(src).get(bytes).i32(k).op('i32.mul', 'i32.add').mem('v128.load').set(l));
   // G over the filter's rows, one column kw at a time: t[r][kw]; then over the columns of each r.
-  for (let kw = 0; kw < 3; kw++) applyG(b, m, [taps[kw], taps[3 + kw], taps[6 + kw]], t.map((tr) => tr[kw]));
+  for (let kw = 0; kw < 3; kw++)
+    applyG(
+      b,
+      m,
+      [taps[kw], taps[3 + kw], taps[6 + kw]],
+      t.map((tr) => tr[kw]),
+    );
   for (let r = 0; r < alpha; r++) {
     applyG(b, m, t[r], u);
-    u.forEach((l, c) => b.get(r * alpha + c).get(dst).op('i32.add').get(l).mem('v128.store'));
+    u.forEach((l, c) =>
+      b
+        .get(r * alpha + c)
+        .get(dst)
+        .op('i32.add')
+        .get(l)
+        .mem('v128.store'),
+    );
   }
   endLoop(b, off, 16, bytes);
   endLoop(b, row, 1, rows);

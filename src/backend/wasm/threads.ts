@@ -74,7 +74,9 @@ export async function withoutEmscriptenHandlers<T>(start: () => Promise<T>): Pro
   try {
     return await start();
   } finally {
-    for (const e of PROCESS_EVENTS) for (const l of emitter.listeners(e)) if (!before.get(e)!.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void);
+    for (const e of PROCESS_EVENTS)
+      for (const l of emitter.listeners(e))
+        if (!before.get(e)!.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void);
   }
 }
 
@@ -145,7 +147,8 @@ function sanityCheck(): boolean {
               for (let dj = -1; dj <= 1; dj++) {
                 const [y, z] = [i + di, j + dj];
                 if (y < 0 || z < 0 || y >= 6 || z >= 6) continue;
-                for (let c = 0; c < 4; c++) s += xv[((n * 6 + y) * 6 + z) * 4 + c] * wv[(((di + 1) * 3 + dj + 1) * 4 + c) * 8 + o];
+                for (let c = 0; c < 4; c++)
+                  s += xv[((n * 6 + y) * 6 + z) * 4 + c] * wv[(((di + 1) * 3 + dj + 1) * 4 + c) * 8 + o];
               }
             worst = Math.max(worst, Math.abs(s - got[((n * 6 + i) * 6 + j) * 8 + o]));
           }
@@ -191,15 +194,20 @@ async function startWasm(opts: ThreadedWasmOptions): Promise<ThreadedWasmResult>
       return false;
     }
   };
-  if (!isNode) return stock('not Node: browsers use tfjs-backend-wasm’s own threading where the page is cross-origin isolated');
-  if (wasmApi.version_wasm !== THREADED_WASM_VERSION) return stock(`tfjs-backend-wasm ${wasmApi.version_wasm} is not ${THREADED_WASM_VERSION}, the version this shim knows`);
+  if (!isNode)
+    return stock('not Node: browsers use tfjs-backend-wasm’s own threading where the page is cross-origin isolated');
+  if (wasmApi.version_wasm !== THREADED_WASM_VERSION)
+    return stock(
+      `tfjs-backend-wasm ${wasmApi.version_wasm} is not ${THREADED_WASM_VERSION}, the version this shim knows`,
+    );
   if (typeof SharedArrayBuffer === 'undefined') return stock('no SharedArrayBuffer');
   if (!factory) return stock('no wasm backend factory is registered');
   const os = await importUnbundled<typeof import('node:os')>('node:os');
   const fs = await importUnbundled<typeof import('node:fs')>('node:fs');
   const path = await importUnbundled<typeof import('node:path')>('node:path');
   const threads = Math.max(1, Math.floor(opts.threads ?? os.cpus().length));
-  if (threads < 2) return stock(opts.threads === undefined ? 'one core: nothing to gain from threads' : 'one thread, as asked');
+  if (threads < 2)
+    return stock(opts.threads === undefined ? 'one core: nothing to gain from threads' : 'one thread, as asked');
   if (hasInstance() && threadedNow()) {
     await tf.setBackend('wasm');
     return { threaded: true, threads: wasmApi.getThreadsCount(), reason: 'already threaded' };

@@ -65,7 +65,11 @@ export class PartedBatch {
    * index in the batch when the batch is split. `each` sees every output before it is set aside.
    * @returns with `capture`, the outputs joined as one batch, owned by the caller.
    */
-  apply(block: (x: tf.Tensor4D, example?: number) => tf.Tensor4D, each: (y: tf.Tensor4D) => void, capture: boolean): tf.Tensor4D | undefined {
+  apply(
+    block: (x: tf.Tensor4D, example?: number) => tf.Tensor4D,
+    each: (y: tf.Tensor4D) => void,
+    capture: boolean,
+  ): tf.Tensor4D | undefined {
     const split = this.parts.length > 1;
     const captured: tf.Tensor4D[] = [];
     try {
@@ -159,7 +163,11 @@ export class Skips {
 
 // One part per example (splitting a batch, each set aside by `hold`), or the batch as one part
 // (joining examples); the parts given are consumed.
-function regroup(parts: Parked<tf.Tensor4D>[], perExample: boolean, hold: (x: tf.Tensor4D) => Parked<tf.Tensor4D>): Parked<tf.Tensor4D>[] {
+function regroup(
+  parts: Parked<tf.Tensor4D>[],
+  perExample: boolean,
+  hold: (x: tf.Tensor4D) => Parked<tf.Tensor4D>,
+): Parked<tf.Tensor4D>[] {
   if (perExample && parts.length === 1 && parts[0].shape[0] > 1) {
     const whole = parts[0].take();
     const split: Parked<tf.Tensor4D>[] = [];

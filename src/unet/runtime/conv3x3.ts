@@ -12,13 +12,26 @@ export type RowPad = readonly [top: number, bottom: number];
  * 3×3 convolution with PyTorch's symmetric padding 1. Explicit padding matters for stride 2:
  * tfjs's 'same' pads only the bottom/right there, torch pads both sides.
  */
-export function conv3x3(x: tf.Tensor4D, w: tf.Tensor, b: tf.Tensor, stride: 1 | 2 = 1, rowPad: RowPad = [1, 1]): tf.Tensor4D {
+export function conv3x3(
+  x: tf.Tensor4D,
+  w: tf.Tensor,
+  b: tf.Tensor,
+  stride: 1 | 2 = 1,
+  rowPad: RowPad = [1, 1],
+): tf.Tensor4D {
   // The fused op adds the bias inside XNNPACK's kernel on wasm instead of in another pass.
   return tf.fused.conv2d({ x, filter: w as tf.Tensor4D, strides: stride, pad: padding(rowPad), bias: b });
 }
 
 function padding(rowPad: RowPad): number | [[number, number], [number, number], [number, number], [number, number]] {
-  return rowPad[0] === 1 && rowPad[1] === 1 ? 1 : [[0, 0], [rowPad[0], rowPad[1]], [1, 1], [0, 0]];
+  return rowPad[0] === 1 && rowPad[1] === 1
+    ? 1
+    : [
+        [0, 0],
+        [rowPad[0], rowPad[1]],
+        [1, 1],
+        [0, 0],
+      ];
 }
 
 /**
@@ -41,7 +54,9 @@ export function conv3x3Gemm(x: tf.Tensor4D, wT: tf.Tensor2D, b: tf.Tensor, rowPa
       [0, 0],
     ]);
     const taps: tf.Tensor[] = [];
-    for (let kh = 0; kh < 3; kh++) for (let kw = 0; kw < 3; kw++) taps.push(tf.reshape(tf.slice(padded, [0, kh, kw, 0], [n, h, w, cin]), [n * h * w, cin]));
+    for (let kh = 0; kh < 3; kh++)
+      for (let kw = 0; kw < 3; kw++)
+        taps.push(tf.reshape(tf.slice(padded, [0, kh, kw, 0], [n, h, w, cin]), [n * h * w, cin]));
     const outT = tf.matMul(wT, tf.transpose(tf.concat(taps, 1)));
     return tf.reshape(tf.add(tf.transpose(outT), b), [n, h, w, cout]);
   });
@@ -61,7 +76,12 @@ export function hwioFromRows(wT: tf.Tensor2D): tf.Tensor4D {
  * (docs/backends.md#gradients). The filter is a constant: it receives no gradient.
  * @param w the filter, HWIO or `[Cout, 9·Cin]`.
  */
-export function withFastInputGrad(x: tf.Tensor4D, w: tf.Tensor4D | tf.Tensor2D, forward: (x: tf.Tensor4D) => tf.Tensor4D, rowPad: RowPad = [1, 1]): tf.Tensor4D {
+export function withFastInputGrad(
+  x: tf.Tensor4D,
+  w: tf.Tensor4D | tf.Tensor2D,
+  forward: (x: tf.Tensor4D) => tf.Tensor4D,
+  rowPad: RowPad = [1, 1],
+): tf.Tensor4D {
   const f = tf.customGrad(((input: tf.Tensor4D, save: (t: tf.Tensor[]) => void) => {
     save([w]);
     return {

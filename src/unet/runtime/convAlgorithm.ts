@@ -73,7 +73,8 @@ export interface ConvShape {
  * @throws InputError for anything else.
  */
 export function checkConvAlgorithm(conv: ConvAlgorithm | undefined): ConvAlgorithm | undefined {
-  if (conv !== undefined && !ALGORITHMS.includes(conv)) throw new InputError(`conv must be auto, fast, direct, winograd2 or winograd4, got "${conv}"`);
+  if (conv !== undefined && !ALGORITHMS.includes(conv))
+    throw new InputError(`conv must be auto, fast, direct, winograd2 or winograd4, got "${conv}"`);
   return conv;
 }
 
@@ -87,8 +88,14 @@ export function planConv(algorithm: ConvAlgorithm, s: ConvShape): ConvPlan {
   return { kind: 'winograd', m, side: s.streamed && tiles <= LEFT_MAX_TILES ? 'left' : 'right' };
 }
 
-function autoAlgorithm(fast: boolean, { n, h, w, cin, cout, streamed }: ConvShape): 'direct' | 'winograd2' | 'winograd4' | 'gemm' {
-  if (cin * cout >= WINOGRAD_MIN_CHANNEL_PAIRS && h * w >= (streamed ? WINOGRAD_MIN_PIXELS_STREAMED : WINOGRAD_MIN_PIXELS))
+function autoAlgorithm(
+  fast: boolean,
+  { n, h, w, cin, cout, streamed }: ConvShape,
+): 'direct' | 'winograd2' | 'winograd4' | 'gemm' {
+  if (
+    cin * cout >= WINOGRAD_MIN_CHANNEL_PAIRS &&
+    h * w >= (streamed ? WINOGRAD_MIN_PIXELS_STREAMED : WINOGRAD_MIN_PIXELS)
+  )
     return fast && h * w >= WINOGRAD4_MIN_PIXELS ? 'winograd4' : 'winograd2';
   return streamed && n * h * w <= GEMM_MAX_PIXELS ? 'gemm' : 'direct';
 }

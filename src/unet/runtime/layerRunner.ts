@@ -53,8 +53,11 @@ export class LayerRunner {
     this.bandFloats = opts.bandBytes / 4;
     this.params = Object.assign((name: string) => weights.get(name), {
       conv3x3: (x: tf.Tensor4D, prefix: string, stride: 1 | 2 = 1) =>
-        stride === 1 ? this.conv3x3Rows(rowsOf(x), prefix) : conv3x3(x, weights.get(`${prefix}.weight`), weights.get(`${prefix}.bias`), stride),
-      conv3x3Rows: (x: Rows, prefix: string, epilogue?: (y: tf.Tensor4D, top: number) => tf.Tensor4D) => this.conv3x3Rows(x, prefix, epilogue),
+        stride === 1
+          ? this.conv3x3Rows(rowsOf(x), prefix)
+          : conv3x3(x, weights.get(`${prefix}.weight`), weights.get(`${prefix}.bias`), stride),
+      conv3x3Rows: (x: Rows, prefix: string, epilogue?: (y: tf.Tensor4D, top: number) => tf.Tensor4D) =>
+        this.conv3x3Rows(x, prefix, epilogue),
       linear: (x: tf.Tensor2D, prefix: string) => this.linear(x, prefix),
       statRows: ([, h, w, c]: readonly number[]) => bandRows(h, 3 * w * c, this.bandFloats),
     });
@@ -75,7 +78,8 @@ export class LayerRunner {
     return tf.tidy(() => {
       const name = `${prefix}.weight`;
       const b = this.weights.get(`${prefix}.bias`);
-      if (linearOnLeft(x.shape[0], !this.weights.isResident(name))) return tf.add(matMulRowsLeft(x, this.weights.getRows(name)), b) as tf.Tensor2D;
+      if (linearOnLeft(x.shape[0], !this.weights.isResident(name)))
+        return tf.add(matMulRowsLeft(x, this.weights.getRows(name)), b) as tf.Tensor2D;
       const [cin, cout] = this.weights.shapeOf(name).slice(-2);
       return dense(x, tf.reshape(this.weights.get(name), [cin, cout]) as tf.Tensor2D, b as tf.Tensor1D);
     });
@@ -123,7 +127,8 @@ export class LayerRunner {
       return (x, rowPad) => withFastInputGrad(x, wT, (v) => winogradConv3x3(v, ut, b, plan.m, rowPad, 'left'), rowPad);
     }
     const filter = this.weights.get(name) as tf.Tensor4D;
-    if (plan.kind === 'direct') return (x, rowPad) => withFastInputGrad(x, filter, (v) => conv3x3(v, filter, b, 1, rowPad), rowPad);
+    if (plan.kind === 'direct')
+      return (x, rowPad) => withFastInputGrad(x, filter, (v) => conv3x3(v, filter, b, 1, rowPad), rowPad);
     const u = this.winogradFilters(prefix, filter, plan.m);
     return (x, rowPad) => withFastInputGrad(x, filter, (v) => winogradConv3x3(v, u, b, plan.m, rowPad), rowPad);
   }

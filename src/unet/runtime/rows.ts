@@ -31,10 +31,11 @@ export function rowSlice(x: tf.Tensor4D, top: number, count: number): tf.Tensor4
 export function rowsOf(x: tf.Tensor4D, f?: (band: tf.Tensor4D) => tf.Tensor4D): Rows {
   return {
     shape: x.shape,
-    get: (top, count) => tf.tidy(() => {
-      const band = rowSlice(x, top, count);
-      return f ? f(band) : band === x ? alias(x) : band;
-    }),
+    get: (top, count) =>
+      tf.tidy(() => {
+        const band = rowSlice(x, top, count);
+        return f ? f(band) : band === x ? alias(x) : band;
+      }),
   };
 }
 
@@ -43,11 +44,12 @@ export function upsampledRows(src: Rows): Rows {
   const [n, h, w, c] = src.shape;
   return {
     shape: [n, 2 * h, 2 * w, c],
-    get: (top, count) => tf.tidy(() => {
-      const first = Math.floor(top / 2);
-      const up = upsampleNearest(src.get(first, Math.ceil((top + count) / 2) - first));
-      return up.shape[1] === count ? up : rowSlice(up, top - 2 * first, count);
-    }),
+    get: (top, count) =>
+      tf.tidy(() => {
+        const first = Math.floor(top / 2);
+        const up = upsampleNearest(src.get(first, Math.ceil((top + count) / 2) - first));
+        return up.shape[1] === count ? up : rowSlice(up, top - 2 * first, count);
+      }),
   };
 }
 

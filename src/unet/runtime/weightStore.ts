@@ -42,10 +42,16 @@ const AUTO_STREAM_BYTES = 1024 ** 3;
 const DEFAULT_BUDGET = 64 * 1024 ** 2;
 
 /** Which weights to keep resident: everything, or the smallest within the budget. */
-export function planResidency(params: readonly (readonly [string, readonly number[]])[], opts: WeightOptions, backend: string): Set<string> {
+export function planResidency(
+  params: readonly (readonly [string, readonly number[]])[],
+  opts: WeightOptions,
+  backend: string,
+): Set<string> {
   const residency = opts.residency ?? 'auto';
-  if (!['auto', 'resident', 'stream'].includes(residency)) throw new InputError(`residency must be auto, resident or stream, got "${residency}"`);
-  if (opts.storage !== undefined && opts.storage !== 'float32' && opts.storage !== 'float16') throw new InputError(`storage must be float32 or float16, got "${opts.storage}"`);
+  if (!['auto', 'resident', 'stream'].includes(residency))
+    throw new InputError(`residency must be auto, resident or stream, got "${residency}"`);
+  if (opts.storage !== undefined && opts.storage !== 'float32' && opts.storage !== 'float16')
+    throw new InputError(`storage must be float32 or float16, got "${opts.storage}"`);
   const budget = opts.residentBudget ?? DEFAULT_BUDGET;
   if (!(budget >= 0)) throw new InputError(`residentBudget must be a number of bytes ≥ 0, got ${opts.residentBudget}`);
   const sized = params.map(([name, shape]) => ({ name, bytes: 4 * shape.reduce((a, b) => a * b, 1) }));

@@ -10,7 +10,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { matMulRowsLeft } from '../../ops/dense.js';
 import { sliceRows } from '../../backend/sliceRows.js';
-import { heapOffset, heapTensor, heapView, simdKernels, tensorFromFill, wasmHeap, type SimdKernels, type WasmHeap } from '../../backend/wasm/index.js';
+import {
+  heapOffset,
+  heapTensor,
+  heapView,
+  simdKernels,
+  tensorFromFill,
+  wasmHeap,
+  type SimdKernels,
+  type WasmHeap,
+} from '../../backend/wasm/index.js';
 import type { RowPad } from './conv3x3.js';
 
 /** Tile size m of F(m×m, 3×3). */
@@ -78,7 +87,8 @@ function kron(a: number[][], b: number[][]): Float32Array {
   const out = new Float32Array(ra * rb * ca * cb);
   for (let i = 0; i < ra; i++)
     for (let j = 0; j < rb; j++)
-      for (let k = 0; k < ca; k++) for (let l = 0; l < cb; l++) out[(i * rb + j) * (ca * cb) + k * cb + l] = a[i][k] * b[j][l];
+      for (let k = 0; k < ca; k++)
+        for (let l = 0; l < cb; l++) out[(i * rb + j) * (ca * cb) + k * cb + l] = a[i][k] * b[j][l];
   return out;
 }
 
@@ -131,7 +141,13 @@ function filtersBySimd(g: tf.Tensor, m: WinogradTile, rows: number, shape: [numb
   const cols = (shape[0] * shape[1]) / rows;
   if (!heap || !simd || cols % 4 !== 0) return null;
   const u = Array.from({ length: MATRICES[m].alpha ** 2 }, () => heapTensor(heap, shape) as tf.Tensor2D);
-  simd.filters(m, heapOffset(heap, g), u.map((t) => heapOffset(heap, t)), rows, cols);
+  simd.filters(
+    m,
+    heapOffset(heap, g),
+    u.map((t) => heapOffset(heap, t)),
+    rows,
+    cols,
+  );
   return u;
 }
 
@@ -160,7 +176,14 @@ export type FilterSide = 'right' | 'left';
  * @param u transformed filters: for `side` `right` U_ξ from {@link winogradFilters} (cached or
  *   fresh), for `left` U_ξᵀ from {@link winogradFiltersRows}.
  */
-export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile, rowPad: RowPad = [1, 1], side: FilterSide = 'right'): tf.Tensor4D {
+export function winogradConv3x3(
+  x: tf.Tensor4D,
+  u: tf.Tensor2D[],
+  bias: tf.Tensor,
+  m: WinogradTile,
+  rowPad: RowPad = [1, 1],
+  side: FilterSide = 'right',
+): tf.Tensor4D {
   return tf.tidy(() => {
     const [n, inH, w, cin] = x.shape;
     const [padTop, outH] = [rowPad[0], inH + rowPad[0] + rowPad[1] - 2];
@@ -168,7 +191,10 @@ export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tenso
     const heap = wasmHeap();
     const simd = heap ? simdKernels() : null;
     const multiply = side === 'left' ? multiplyLeft : multiplyRight;
-    const products = heap && simd && cin % 4 === 0 ? productsBySimd(simd, heap, x, u, m, padTop, [th, tw], multiply) : productsByOps(x, u, m, padTop, [th, tw], multiply);
+    const products =
+      heap && simd && cin % 4 === 0
+        ? productsBySimd(simd, heap, x, u, m, padTop, [th, tw], multiply)
+        : productsByOps(x, u, m, padTop, [th, tw], multiply);
     const out = outputTransform(heap, simd, products, bias, m, [n, th, tw], outH, w);
     tf.dispose(products);
     return out;
@@ -180,7 +206,14 @@ export function winogradConv3x3(x: tf.Tensor4D, u: tf.Tensor2D[], bias: tf.Tenso
  * along the rows, then the columns: one transformed row at a time and one V_ξ at a time, each freed
  * once multiplied.
  */
-function productsByOps(x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, padTop: number, [th, tw]: number[], multiply: Multiply): tf.Tensor2D[] {
+function productsByOps(
+  x: tf.Tensor4D,
+  u: tf.Tensor2D[],
+  m: WinogradTile,
+  padTop: number,
+  [th, tw]: number[],
+  multiply: Multiply,
+): tf.Tensor2D[] {
   const { alpha, bt } = MATRICES[m];
   const [n, inH, w, cin] = x.shape;
   const taps = alpha <= 4 ? alpha : 9;
@@ -213,10 +246,30 @@ function productsByOps(x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, padTop
  * {@link productsByOps} with the input transform as one SIMD pass that reads the image in place
  * (no padded copy) and writes all α² V_ξ; each is freed once multiplied.
  */
-function productsBySimd(simd: SimdKernels, heap: WasmHeap, x: tf.Tensor4D, u: tf.Tensor2D[], m: WinogradTile, padTop: number, [th, tw]: number[], multiply: Multiply): tf.Tensor2D[] {
+function productsBySimd(
+  simd: SimdKernels,
+  heap: WasmHeap,
+  x: tf.Tensor4D,
+  u: tf.Tensor2D[],
+  m: WinogradTile,
+  padTop: number,
+  [th, tw]: number[],
+  multiply: Multiply,
+): tf.Tensor2D[] {
   const [n, inH, w, cin] = x.shape;
   const v = u.map(() => heapTensor(heap, [n * th * tw, cin]) as tf.Tensor2D);
-  simd.tile(m, heapOffset(heap, x), v.map((t) => heapOffset(heap, t)), n, inH, w, cin, padTop, th, tw);
+  simd.tile(
+    m,
+    heapOffset(heap, x),
+    v.map((t) => heapOffset(heap, t)),
+    n,
+    inH,
+    w,
+    cin,
+    padTop,
+    th,
+    tw,
+  );
   return v.map((vk, k) => {
     const p = multiply(vk, u[k]);
     vk.dispose();
@@ -242,12 +295,32 @@ const multiplyLeft: Multiply = matMulRowsLeft;
  * (docs/tuning.md#simd-kernels), two transposes and the bias add. `heap` and
  * `simd` are the caller's, looked up once per convolution (null where unavailable).
  */
-function outputTransform(heap: WasmHeap | null, simd: SimdKernels | null, products: tf.Tensor2D[], bias: tf.Tensor, m: WinogradTile, [n, th, tw]: number[], outH: number, w: number): tf.Tensor4D {
+function outputTransform(
+  heap: WasmHeap | null,
+  simd: SimdKernels | null,
+  products: tf.Tensor2D[],
+  bias: tf.Tensor,
+  m: WinogradTile,
+  [n, th, tw]: number[],
+  outH: number,
+  w: number,
+): tf.Tensor4D {
   const cout = products[0].shape[1];
   if (!heap || bias.size !== cout) return tf.add(outputTransformOps(products, m, [n, th, tw], outH, w), bias);
   return tensorFromFill([n, outH, w, cout], (dst) => {
     if (simd && cout % 4 === 0) {
-      simd.untile(m, products.map((t) => heapOffset(heap, t)), heapOffset(heap, bias), dst.byteOffset, n, th, tw, outH, w, cout);
+      simd.untile(
+        m,
+        products.map((t) => heapOffset(heap, t)),
+        heapOffset(heap, bias),
+        dst.byteOffset,
+        n,
+        th,
+        tw,
+        outH,
+        w,
+        cout,
+      );
       return;
     }
     // Views are taken after the output exists: allocating it may have grown (and moved) the heap.
@@ -256,7 +329,15 @@ function outputTransform(heap: WasmHeap | null, simd: SimdKernels | null, produc
   }) as tf.Tensor4D;
 }
 
-function untile2(s: Float32Array[], bias: Float32Array, dst: Float32Array, [n, th, tw]: number[], outH: number, w: number, cout: number): void {
+function untile2(
+  s: Float32Array[],
+  bias: Float32Array,
+  dst: Float32Array,
+  [n, th, tw]: number[],
+  outH: number,
+  w: number,
+  cout: number,
+): void {
   const [s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15] = s;
   const rowStride = w * cout;
   for (let e = 0; e < n; e++)
@@ -269,14 +350,26 @@ function untile2(s: Float32Array[], bias: Float32Array, dst: Float32Array, [n, t
         for (let c = 0; c < cout; c++) {
           const k = k0 + c;
           // Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]], over the rows r, then over the columns.
-          const m10 = s4[k], m11 = s5[k], m12 = s6[k], m13 = s7[k];
-          const m20 = s8[k], m21 = s9[k], m22 = s10[k], m23 = s11[k];
-          const t0 = s0[k] + m10 + m20, t1 = s1[k] + m11 + m21, t2 = s2[k] + m12 + m22, t3 = s3[k] + m13 + m23;
+          const m10 = s4[k],
+            m11 = s5[k],
+            m12 = s6[k],
+            m13 = s7[k];
+          const m20 = s8[k],
+            m21 = s9[k],
+            m22 = s10[k],
+            m23 = s11[k];
+          const t0 = s0[k] + m10 + m20,
+            t1 = s1[k] + m11 + m21,
+            t2 = s2[k] + m12 + m22,
+            t3 = s3[k] + m13 + m23;
           const b = bias[c];
           dst[o + c] = t0 + t1 + t2 + b;
           if (right) dst[o + cout + c] = t1 - t2 - t3 + b;
           if (below) {
-            const u0 = m10 - m20 - s12[k], u1 = m11 - m21 - s13[k], u2 = m12 - m22 - s14[k], u3 = m13 - m23 - s15[k];
+            const u0 = m10 - m20 - s12[k],
+              u1 = m11 - m21 - s13[k],
+              u2 = m12 - m22 - s14[k],
+              u3 = m13 - m23 - s15[k];
             dst[o + rowStride + c] = u0 + u1 + u2 + b;
             if (right) dst[o + rowStride + cout + c] = u1 - u2 - u3 + b;
           }
@@ -284,11 +377,56 @@ function untile2(s: Float32Array[], bias: Float32Array, dst: Float32Array, [n, t
       }
 }
 
-function untile4(s: Float32Array[], bias: Float32Array, dst: Float32Array, [n, th, tw]: number[], outH: number, w: number, cout: number): void {
+function untile4(
+  s: Float32Array[],
+  bias: Float32Array,
+  dst: Float32Array,
+  [n, th, tw]: number[],
+  outH: number,
+  w: number,
+  cout: number,
+): void {
   // Aᵀ rows: [1, 1, 1, 1, 1, 0], [0, 1, −1, 2, −2, 0], [0, 1, 1, 4, 4, 0], [0, 1, −1, 8, −8, 1]; with
   // a = v1 + v2, b = v1 − v2, c = v3 + v4, d = v3 − v4 they are v0 + a + c, b + 2d, a + 4c, b + 8d + v5.
   // Unrolled into scalars: with loops over small arrays this pass took twice as long.
-  const [s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15, s16, s17, s18, s19, s20, s21, s22, s23, s24, s25, s26, s27, s28, s29, s30, s31, s32, s33, s34, s35] = s;
+  const [
+    s0,
+    s1,
+    s2,
+    s3,
+    s4,
+    s5,
+    s6,
+    s7,
+    s8,
+    s9,
+    s10,
+    s11,
+    s12,
+    s13,
+    s14,
+    s15,
+    s16,
+    s17,
+    s18,
+    s19,
+    s20,
+    s21,
+    s22,
+    s23,
+    s24,
+    s25,
+    s26,
+    s27,
+    s28,
+    s29,
+    s30,
+    s31,
+    s32,
+    s33,
+    s34,
+    s35,
+  ] = s;
   const y = new Float32Array(16);
   const rowStride = w * cout;
   for (let e = 0; e < n; e++)
@@ -302,27 +440,87 @@ function untile4(s: Float32Array[], bias: Float32Array, dst: Float32Array, [n, t
         for (let c = 0; c < cout; c++) {
           const k = k0 + c;
           // Aᵀ over the rows r, column by column: t<i><col>.
-          const a0 = s6[k] + s12[k], b0 = s6[k] - s12[k], c0 = s18[k] + s24[k], d0 = s18[k] - s24[k];
-          const t00 = s0[k] + a0 + c0, t10 = b0 + 2 * d0, t20 = a0 + 4 * c0, t30 = b0 + 8 * d0 + s30[k];
-          const a1 = s7[k] + s13[k], b1 = s7[k] - s13[k], c1 = s19[k] + s25[k], d1 = s19[k] - s25[k];
-          const t01 = s1[k] + a1 + c1, t11 = b1 + 2 * d1, t21 = a1 + 4 * c1, t31 = b1 + 8 * d1 + s31[k];
-          const a2 = s8[k] + s14[k], b2 = s8[k] - s14[k], c2 = s20[k] + s26[k], d2 = s20[k] - s26[k];
-          const t02 = s2[k] + a2 + c2, t12 = b2 + 2 * d2, t22 = a2 + 4 * c2, t32 = b2 + 8 * d2 + s32[k];
-          const a3 = s9[k] + s15[k], b3 = s9[k] - s15[k], c3 = s21[k] + s27[k], d3 = s21[k] - s27[k];
-          const t03 = s3[k] + a3 + c3, t13 = b3 + 2 * d3, t23 = a3 + 4 * c3, t33 = b3 + 8 * d3 + s33[k];
-          const a4 = s10[k] + s16[k], b4 = s10[k] - s16[k], c4 = s22[k] + s28[k], d4 = s22[k] - s28[k];
-          const t04 = s4[k] + a4 + c4, t14 = b4 + 2 * d4, t24 = a4 + 4 * c4, t34 = b4 + 8 * d4 + s34[k];
-          const a5 = s11[k] + s17[k], b5 = s11[k] - s17[k], c5 = s23[k] + s29[k], d5 = s23[k] - s29[k];
-          const t05 = s5[k] + a5 + c5, t15 = b5 + 2 * d5, t25 = a5 + 4 * c5, t35 = b5 + 8 * d5 + s35[k];
+          const a0 = s6[k] + s12[k],
+            b0 = s6[k] - s12[k],
+            c0 = s18[k] + s24[k],
+            d0 = s18[k] - s24[k];
+          const t00 = s0[k] + a0 + c0,
+            t10 = b0 + 2 * d0,
+            t20 = a0 + 4 * c0,
+            t30 = b0 + 8 * d0 + s30[k];
+          const a1 = s7[k] + s13[k],
+            b1 = s7[k] - s13[k],
+            c1 = s19[k] + s25[k],
+            d1 = s19[k] - s25[k];
+          const t01 = s1[k] + a1 + c1,
+            t11 = b1 + 2 * d1,
+            t21 = a1 + 4 * c1,
+            t31 = b1 + 8 * d1 + s31[k];
+          const a2 = s8[k] + s14[k],
+            b2 = s8[k] - s14[k],
+            c2 = s20[k] + s26[k],
+            d2 = s20[k] - s26[k];
+          const t02 = s2[k] + a2 + c2,
+            t12 = b2 + 2 * d2,
+            t22 = a2 + 4 * c2,
+            t32 = b2 + 8 * d2 + s32[k];
+          const a3 = s9[k] + s15[k],
+            b3 = s9[k] - s15[k],
+            c3 = s21[k] + s27[k],
+            d3 = s21[k] - s27[k];
+          const t03 = s3[k] + a3 + c3,
+            t13 = b3 + 2 * d3,
+            t23 = a3 + 4 * c3,
+            t33 = b3 + 8 * d3 + s33[k];
+          const a4 = s10[k] + s16[k],
+            b4 = s10[k] - s16[k],
+            c4 = s22[k] + s28[k],
+            d4 = s22[k] - s28[k];
+          const t04 = s4[k] + a4 + c4,
+            t14 = b4 + 2 * d4,
+            t24 = a4 + 4 * c4,
+            t34 = b4 + 8 * d4 + s34[k];
+          const a5 = s11[k] + s17[k],
+            b5 = s11[k] - s17[k],
+            c5 = s23[k] + s29[k],
+            d5 = s23[k] - s29[k];
+          const t05 = s5[k] + a5 + c5,
+            t15 = b5 + 2 * d5,
+            t25 = a5 + 4 * c5,
+            t35 = b5 + 8 * d5 + s35[k];
           const bc = bias[c];
-          const p0 = t01 + t02, q0 = t01 - t02, r0 = t03 + t04, u0 = t03 - t04;
-          const y00 = t00 + p0 + r0 + bc, y01 = q0 + 2 * u0 + bc, y02 = p0 + 4 * r0 + bc, y03 = q0 + 8 * u0 + t05 + bc;
-          const p1 = t11 + t12, q1 = t11 - t12, r1 = t13 + t14, u1 = t13 - t14;
-          const y10 = t10 + p1 + r1 + bc, y11 = q1 + 2 * u1 + bc, y12 = p1 + 4 * r1 + bc, y13 = q1 + 8 * u1 + t15 + bc;
-          const p2 = t21 + t22, q2 = t21 - t22, r2 = t23 + t24, u2 = t23 - t24;
-          const y20 = t20 + p2 + r2 + bc, y21 = q2 + 2 * u2 + bc, y22 = p2 + 4 * r2 + bc, y23 = q2 + 8 * u2 + t25 + bc;
-          const p3 = t31 + t32, q3 = t31 - t32, r3 = t33 + t34, u3 = t33 - t34;
-          const y30 = t30 + p3 + r3 + bc, y31 = q3 + 2 * u3 + bc, y32 = p3 + 4 * r3 + bc, y33 = q3 + 8 * u3 + t35 + bc;
+          const p0 = t01 + t02,
+            q0 = t01 - t02,
+            r0 = t03 + t04,
+            u0 = t03 - t04;
+          const y00 = t00 + p0 + r0 + bc,
+            y01 = q0 + 2 * u0 + bc,
+            y02 = p0 + 4 * r0 + bc,
+            y03 = q0 + 8 * u0 + t05 + bc;
+          const p1 = t11 + t12,
+            q1 = t11 - t12,
+            r1 = t13 + t14,
+            u1 = t13 - t14;
+          const y10 = t10 + p1 + r1 + bc,
+            y11 = q1 + 2 * u1 + bc,
+            y12 = p1 + 4 * r1 + bc,
+            y13 = q1 + 8 * u1 + t15 + bc;
+          const p2 = t21 + t22,
+            q2 = t21 - t22,
+            r2 = t23 + t24,
+            u2 = t23 - t24;
+          const y20 = t20 + p2 + r2 + bc,
+            y21 = q2 + 2 * u2 + bc,
+            y22 = p2 + 4 * r2 + bc,
+            y23 = q2 + 8 * u2 + t25 + bc;
+          const p3 = t31 + t32,
+            q3 = t31 - t32,
+            r3 = t33 + t34,
+            u3 = t33 - t34;
+          const y30 = t30 + p3 + r3 + bc,
+            y31 = q3 + 2 * u3 + bc,
+            y32 = p3 + 4 * r3 + bc,
+            y33 = q3 + 8 * u3 + t35 + bc;
           if (whole) {
             const row0 = o0 + c;
             dst[row0] = y00;
@@ -346,20 +544,30 @@ function untile4(s: Float32Array[], bias: Float32Array, dst: Float32Array, [n, t
             dst[row3 + 3 * cout] = y33;
           } else {
             y.set([y00, y01, y02, y03, y10, y11, y12, y13, y20, y21, y22, y23, y30, y31, y32, y33]);
-            for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) dst[o0 + (i * w + j) * cout + c] = y[4 * i + j];
+            for (let i = 0; i < rows; i++)
+              for (let j = 0; j < cols; j++) dst[o0 + (i * w + j) * cout + c] = y[4 * i + j];
           }
         }
       }
 }
 
 /** {@link outputTransform} without the bias, as tfjs ops (backends other than wasm). */
-function outputTransformOps(products: tf.Tensor2D[], m: WinogradTile, [n, th, tw]: number[], outH: number, w: number): tf.Tensor4D {
+function outputTransformOps(
+  products: tf.Tensor2D[],
+  m: WinogradTile,
+  [n, th, tw]: number[],
+  outH: number,
+  w: number,
+): tf.Tensor4D {
   const { alpha, at } = MATRICES[m];
   const cout = products[0].shape[1];
   return tf.tidy(() => {
     // One matMul with the small Aᵀ⊗Aᵀ on the left: [m², α²] × [α², P·Cout]. The products are joined
     // along axis 0, which wasm's Concat does with one block copy per input.
-    const y = tf.matMul(tf.tensor2d(kron(at, at), [m * m, alpha * alpha]), tf.reshape(tf.concat(products, 0), [alpha * alpha, n * th * tw * cout]));
+    const y = tf.matMul(
+      tf.tensor2d(kron(at, at), [m * m, alpha * alpha]),
+      tf.reshape(tf.concat(products, 0), [alpha * alpha, n * th * tw * cout]),
+    );
     // y is (i, j, tile row, tile column, Cout); the image wants (tile row, i, tile column, j, Cout).
     // Two 4-D transposes, because wasm's 5-D transpose takes a much slower generic path (docs/tuning.md#simd-kernels).
     const rowsFirst = tf.transpose(tf.reshape(y, [m, m, n * th, tw * cout]), [2, 0, 1, 3]);

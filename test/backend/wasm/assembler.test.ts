@@ -34,7 +34,10 @@ describe('wasmAssembler', () => {
       const b = new FunctionBody(['i32']);
       b.get(0).i32(v).mem('i32.store');
       const memory = new WebAssembly.Memory({ initial: 1 });
-      const { exports } = new WebAssembly.Instance(new WebAssembly.Module(assembleModule([{ name: 'f', body: b }], { shared: false })), { env: { memory } });
+      const { exports } = new WebAssembly.Instance(
+        new WebAssembly.Module(assembleModule([{ name: 'f', body: b }], { shared: false })),
+        { env: { memory } },
+      );
       (exports.f as (a: number) => void)(0);
       expect(new Int32Array(memory.buffer)[0]).toBe(v | 0);
     }
@@ -44,7 +47,10 @@ describe('wasmAssembler', () => {
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
     const b = new FunctionBody(['i32']);
     b.get(0).i32(7).mem('i32.store');
-    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(assembleModule([{ name: 'f', body: b }], { shared: true, maxPages: 16 })), { env: { memory } });
+    const { exports } = new WebAssembly.Instance(
+      new WebAssembly.Module(assembleModule([{ name: 'f', body: b }], { shared: true, maxPages: 16 })),
+      { env: { memory } },
+    );
     (exports.f as (a: number) => void)(4);
     expect(new Int32Array(memory.buffer)[1]).toBe(7);
   });

@@ -11,9 +11,20 @@ const ROOT = path.resolve(__dirname, '../../..');
 function run(body: string): { status: number | null; stderr: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'diffssl-exit-'));
   const entry = path.join(dir, 'entry.ts');
-  fs.writeFileSync(entry, `import * as tf from '@tensorflow/tfjs-core';\nimport { useBestBackend } from ${JSON.stringify(path.join(ROOT, 'src/backend/useBestBackend'))};\n${body}`);
+  fs.writeFileSync(
+    entry,
+    `import * as tf from '@tensorflow/tfjs-core';\nimport { useBestBackend } from ${JSON.stringify(path.join(ROOT, 'src/backend/useBestBackend'))};\n${body}`,
+  );
   const out = path.join(ROOT, '.tmp', `exit-${process.pid}-${Date.now()}.mjs`);
-  buildSync({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', outfile: out, external: ['@tensorflow/*'], logLevel: 'error' });
+  buildSync({
+    entryPoints: [entry],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    outfile: out,
+    external: ['@tensorflow/*'],
+    logLevel: 'error',
+  });
   fs.rmSync(dir, { recursive: true, force: true });
   const res = spawnSync(process.execPath, [out], { encoding: 'utf8', timeout: 60_000, cwd: ROOT });
   fs.rmSync(out, { force: true });
@@ -28,7 +39,9 @@ describe('a script that fails after diffssl started wasm exits as Node scripts d
     it(`${threads === 1 ? 'single-threaded' : 'threaded'} wasm: an uncaught error → status 1 and the error's own short stack`, () => {
       const r = run(`${start}console.error('threaded:', r.reason);\nthrow new Error('the user script failed');`);
       expect(r.status, r.stderr.slice(0, 2000)).toBe(1);
-      expect(r.stderr).toMatch(threads === 1 ? /threaded: .*one thread, as asked/ : /threaded: .*2 threads via the Node worker shim/);
+      expect(r.stderr).toMatch(
+        threads === 1 ? /threaded: .*one thread, as asked/ : /threaded: .*2 threads via the Node worker shim/,
+      );
       expect(r.stderr).toMatch(/Error: the user script failed\n\s+at /);
       expect(r.stderr.length).toBeLessThan(4000);
     });
@@ -38,7 +51,9 @@ describe('a script that fails after diffssl started wasm exits as Node scripts d
       expect(r.status, r.stderr.slice(0, 2000)).toBe(1);
       expect(r.stderr).toMatch(/Error: rejected by the user/);
       expect(r.stderr.length).toBeLessThan(4000);
-      const own = run(`process.on('uncaughtException', (e) => { console.error('handled by the user:', e.message); process.exit(3); });\n${start}throw new Error('boom');`);
+      const own = run(
+        `process.on('uncaughtException', (e) => { console.error('handled by the user:', e.message); process.exit(3); });\n${start}throw new Error('boom');`,
+      );
       expect(own.status, own.stderr.slice(0, 2000)).toBe(3);
       expect(own.stderr).toMatch(/handled by the user: boom/);
     });

@@ -55,12 +55,30 @@ for (const backend of PARITY_BACKENDS.filter((b) => b.startsWith('wasm'))) {
 
     // Sides that are and are not multiples of the tile, several examples, 4 to 24 channels, bands.
     const cases: [number[], [number, number]][] = [
-      [[2, 8, 8, 16, 24], [1, 1]],
-      [[3, 10, 6, 12, 8], [1, 1]],
-      [[2, 7, 9, 8, 4], [1, 1]],
-      [[1, 5, 3, 4, 12], [1, 1]],
-      [[1, 9, 7, 8, 8], [0, 1]],
-      [[2, 11, 5, 8, 4], [0, 0]],
+      [
+        [2, 8, 8, 16, 24],
+        [1, 1],
+      ],
+      [
+        [3, 10, 6, 12, 8],
+        [1, 1],
+      ],
+      [
+        [2, 7, 9, 8, 4],
+        [1, 1],
+      ],
+      [
+        [1, 5, 3, 4, 12],
+        [1, 1],
+      ],
+      [
+        [1, 9, 7, 8, 8],
+        [0, 1],
+      ],
+      [
+        [2, 11, 5, 8, 4],
+        [0, 0],
+      ],
     ];
     for (const [[n, h, w, cin, cout], rowPad] of cases) {
       for (const m of [2, 4] as const) {
@@ -91,18 +109,37 @@ for (const backend of PARITY_BACKENDS.filter((b) => b.startsWith('wasm'))) {
 
     // G g Gᵀ in float64, straight from the definition, for every point ξ = (r, c): [α², cin·cout].
     const G: Record<2 | 4, number[][]> = {
-      2: [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
-      4: [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+      2: [
+        [1, 0, 0],
+        [0.5, 0.5, 0.5],
+        [0.5, -0.5, 0.5],
+        [0, 0, 1],
+      ],
+      4: [
+        [1 / 4, 0, 0],
+        [-1 / 6, -1 / 6, -1 / 6],
+        [-1 / 6, 1 / 6, -1 / 6],
+        [1 / 24, 1 / 12, 1 / 6],
+        [1 / 24, -1 / 12, 1 / 6],
+        [0, 0, 1],
+      ],
     };
     const transformed = (g: Float32Array, m: 2 | 4, pairs: number): Float64Array[] =>
       G[m].flatMap((gr) =>
         G[m].map((gc) => {
           const u = new Float64Array(pairs);
-          for (let kh = 0; kh < 3; kh++) for (let kw = 0; kw < 3; kw++) for (let p = 0; p < pairs; p++) u[p] += gr[kh] * gc[kw] * g[(kh * 3 + kw) * pairs + p];
+          for (let kh = 0; kh < 3; kh++)
+            for (let kw = 0; kw < 3; kw++)
+              for (let p = 0; p < pairs; p++) u[p] += gr[kh] * gc[kw] * g[(kh * 3 + kw) * pairs + p];
           return u;
         }),
       );
-    for (const [cin, cout] of [[8, 4], [12, 20], [16, 3], [3, 5]]) {
+    for (const [cin, cout] of [
+      [8, 4],
+      [12, 20],
+      [16, 3],
+      [3, 5],
+    ]) {
       for (const m of [2, 4] as const) {
         it(`transform a ${cin}→${cout} filter for F(${m}×${m},3×3) as G g Gᵀ, with the kernel or without, leaking nothing`, () => {
           const k = tf.randomNormal([3, 3, cin, cout], 0, 1, 'float32', 7) as tf.Tensor4D;
@@ -136,7 +173,9 @@ for (const backend of PARITY_BACKENDS.filter((b) => b.startsWith('wasm'))) {
           for (const u of [simd, ops]) {
             expect(u.map((t) => t.shape)).toEqual(new Array((m + 2) ** 2).fill([cout, cin]));
             u.forEach((t, xi) => {
-              const wantT = new Float64Array(cin * cout).map((_, j) => want[xi][(j % cin) * cout + Math.floor(j / cin)]);
+              const wantT = new Float64Array(cin * cout).map(
+                (_, j) => want[xi][(j % cin) * cout + Math.floor(j / cin)],
+              );
               const d = compareArrays(t.dataSync(), wantT, 2e-6, 1e-6);
               expect(d.ok, `ξ ${xi}: max abs ${d.maxAbs}`).toBe(true);
             });
@@ -149,9 +188,13 @@ for (const backend of PARITY_BACKENDS.filter((b) => b.startsWith('wasm'))) {
     it('name bad arguments', () => {
       const k = simdKernels()!;
       expect(() => k.tile(4, 0, [0], 1, 4, 4, 4, 1, 1, 1)).toThrow(/36 outputs expected, got 1/);
-      expect(() => k.tile(2, 0, new Array(16).fill(0), 1, 4, 4, 3, 1, 2, 2)).toThrow(/cin must be a positive multiple of 4, got 3/);
+      expect(() => k.tile(2, 0, new Array(16).fill(0), 1, 4, 4, 3, 1, 2, 2)).toThrow(
+        /cin must be a positive multiple of 4, got 3/,
+      );
       expect(() => k.untile(4, [0, 0], 0, 0, 1, 1, 1, 4, 4, 4)).toThrow(/36 products expected, got 2/);
-      expect(() => k.untile(2, new Array(16).fill(0), 0, 0, 1, 1, 1, 2, 2, 6)).toThrow(/cout must be a positive multiple of 4, got 6/);
+      expect(() => k.untile(2, new Array(16).fill(0), 0, 0, 1, 1, 1, 2, 2, 6)).toThrow(
+        /cout must be a positive multiple of 4, got 6/,
+      );
       expect(() => k.filters(4, 0, new Array(16).fill(0), 1, 8)).toThrow(/36 outputs expected, got 16/);
       expect(() => k.filters(2, 0, new Array(16).fill(0), 2, 6)).toThrow(/cols must be a multiple of 4, got 6/);
     });

@@ -11,9 +11,20 @@ import { initThreadedWasm } from '../../../src/backend/wasm/threads';
 function childScript(body: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'diffssl-child-'));
   const entry = path.join(dir, 'entry.ts');
-  fs.writeFileSync(entry, `import * as tf from '@tensorflow/tfjs-core';\nimport { initThreadedWasm } from ${JSON.stringify(path.resolve(__dirname, '../../../src/backend/wasm/threads'))};\n${body}`);
+  fs.writeFileSync(
+    entry,
+    `import * as tf from '@tensorflow/tfjs-core';\nimport { initThreadedWasm } from ${JSON.stringify(path.resolve(__dirname, '../../../src/backend/wasm/threads'))};\n${body}`,
+  );
   const out = path.join(__dirname, '../../..', '.tmp', `child-${process.pid}-${Date.now()}.mjs`);
-  buildSync({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', outfile: out, external: ['@tensorflow/*'], logLevel: 'error' });
+  buildSync({
+    entryPoints: [entry],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    outfile: out,
+    external: ['@tensorflow/*'],
+    logLevel: 'error',
+  });
   fs.rmSync(dir, { recursive: true, force: true });
   return out;
 }
@@ -32,7 +43,11 @@ describe('threaded wasm in Node', () => {
       console.log(JSON.stringify({ ...r, worst }));
     `);
     const t0 = Date.now();
-    const res = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 60_000, cwd: path.resolve(__dirname, '../../..') });
+    const res = spawnSync(process.execPath, [script], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      cwd: path.resolve(__dirname, '../../..'),
+    });
     fs.rmSync(script, { force: true });
     expect(res.error, 'the process did not exit on its own (workers kept it alive?)').toBeUndefined();
     expect(res.status, res.stderr).toBe(0);
@@ -47,7 +62,12 @@ describe('threaded wasm in Node', () => {
     expect(r).toMatchObject({ threaded: false, threads: 1 });
     expect(r.reason).toMatch(/cannot write the worker scripts/);
     expect(tf.getBackend()).toBe('wasm');
-    const y = tf.tidy(() => tf.sum(tf.conv2d(tf.ones([1, 4, 4, 2]) as tf.Tensor4D, tf.ones([3, 3, 2, 1]) as tf.Tensor4D, 1, 'same')).dataSync()[0]);
+    const y = tf.tidy(
+      () =>
+        tf
+          .sum(tf.conv2d(tf.ones([1, 4, 4, 2]) as tf.Tensor4D, tf.ones([3, 3, 2, 1]) as tf.Tensor4D, 1, 'same'))
+          .dataSync()[0],
+    );
     expect(y).toBe(2 * (4 * 4 + 8 * 6 + 4 * 9)); // 4 corners see 4 taps, 8 edge pixels 6, 4 inner 9; per channel
   });
 

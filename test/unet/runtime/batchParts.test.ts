@@ -3,7 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Parking, PartedBatch, Skips } from '../../../src/unet/runtime/batchParts';
 import { BACKENDS, setBackend } from '../../helpers';
 
-const maxDiff = (a: tf.Tensor, b: () => tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b()))).dataSync()[0]);
+const maxDiff = (a: tf.Tensor, b: () => tf.Tensor): number =>
+  tf.tidy(() => tf.max(tf.abs(tf.sub(a, b()))).dataSync()[0]);
 
 for (const backend of BACKENDS) {
   describe(`batch parts on ${backend}`, () => {
@@ -19,12 +20,16 @@ for (const backend of BACKENDS) {
       expect(h.count).toBe(3);
       expect(h.shape).toEqual([1, 4, 4, 2]);
       const seen: number[] = [];
-      const captured = h.apply((p, example) => {
-        seen.push(example!);
-        const y = tf.mul(p, 2) as tf.Tensor4D;
-        p.dispose();
-        return y;
-      }, () => {}, true)!;
+      const captured = h.apply(
+        (p, example) => {
+          seen.push(example!);
+          const y = tf.mul(p, 2) as tf.Tensor4D;
+          p.dispose();
+          return y;
+        },
+        () => {},
+        true,
+      )!;
       expect(seen).toEqual([0, 1, 2]);
       const out = h.finish((p) => tf.add(p, 1) as tf.Tensor4D);
       h.dispose();
@@ -41,7 +46,11 @@ for (const backend of BACKENDS) {
       const before = tf.memory().numTensors;
       const h = new PartedBatch(x, parking);
       const hs = new Skips(new Set([1]), parking);
-      h.apply((p) => p, (y) => hs.keep(1, y), false);
+      h.apply(
+        (p) => p,
+        (y) => hs.keep(1, y),
+        false,
+      );
       h.regroup(true);
       const skip = hs.take(1, h.count);
       const first = skip(0);
@@ -49,10 +58,14 @@ for (const backend of BACKENDS) {
       expect(maxDiff(first, () => tf.slice(x, 0, 1))).toBe(0);
       first.dispose();
       expect(() =>
-        h.apply((p) => {
-          p.dispose();
-          throw new Error('block failed');
-        }, () => {}, true),
+        h.apply(
+          (p) => {
+            p.dispose();
+            throw new Error('block failed');
+          },
+          () => {},
+          true,
+        ),
       ).toThrow('block failed');
       h.dispose();
       hs.dispose();

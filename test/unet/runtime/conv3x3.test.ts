@@ -12,7 +12,10 @@ for (const backend of BACKENDS) {
   describe(`3×3 convolution paths and GroupNorm on ${backend}`, () => {
     beforeAll(() => setBackend(backend));
 
-    for (const [n, h, w, cin, cout] of [[1, 8, 8, 16, 24], [2, 5, 7, 12, 5]]) {
+    for (const [n, h, w, cin, cout] of [
+      [1, 8, 8, 16, 24],
+      [2, 5, 7, 12, 5],
+    ]) {
       it(`the filter-left GEMM equals tf.conv2d with padding 1 on [${n},${h},${w},${cin}] → ${cout}`, () => {
         const before = tf.memory().numTensors;
         tf.tidy(() => {
@@ -42,10 +45,16 @@ for (const backend of BACKENDS) {
         const [n, h, w, c] = [2, 6, 5, 64];
         const x = tf.add(tf.randomNormal([n, h, w, c], 0, 2, 'float32', 1), 3) as tf.Tensor4D;
         const [gamma, beta] = [tf.randomNormal([c], 1, 0.2, 'float32', 2), tf.randomNormal([c], 0, 0.2, 'float32', 3)];
-        const [scale, shift] = [tf.randomNormal([n, c], 0, 0.5, 'float32', 4), tf.randomNormal([n, c], 0, 0.5, 'float32', 5)] as tf.Tensor2D[];
+        const [scale, shift] = [
+          tf.randomNormal([n, c], 0, 0.5, 'float32', 4),
+          tf.randomNormal([n, c], 0, 0.5, 'float32', 5),
+        ] as tf.Tensor2D[];
         const g = tf.reshape(x, [n, h * w, 32, c / 32]);
         const { mean, variance } = tf.moments(g, [1, 3], true);
-        const plain = tf.add(tf.mul(tf.reshape(tf.div(tf.sub(g, mean), tf.sqrt(tf.add(variance, 1e-5))), [n, h, w, c]), gamma), beta);
+        const plain = tf.add(
+          tf.mul(tf.reshape(tf.div(tf.sub(g, mean), tf.sqrt(tf.add(variance, 1e-5))), [n, h, w, c]), gamma),
+          beta,
+        );
         const want = tf.add(tf.mul(plain, tf.reshape(tf.add(scale, 1), [n, 1, 1, c])), tf.reshape(shift, [n, 1, 1, c]));
         for (const [got, ref] of [
           [groupNorm(x, gamma, beta), plain],
@@ -58,7 +67,17 @@ for (const backend of BACKENDS) {
     });
 
     it('auto uses Winograd F(2,3) on maps of 32×32 with 128 channels (within parity tolerance of direct), fast F(4,3)', () => {
-      const flags = { image_size: 32, num_channels: 128, num_res_blocks: 1, channel_mult: '1,1', attention_resolutions: '', num_head_channels: 64, resblock_updown: true, use_scale_shift_norm: true, learn_sigma: true };
+      const flags = {
+        image_size: 32,
+        num_channels: 128,
+        num_res_blocks: 1,
+        channel_mult: '1,1',
+        attention_resolutions: '',
+        num_head_channels: 64,
+        resblock_updown: true,
+        use_scale_shift_norm: true,
+        learn_sigma: true,
+      };
       const unet = ADMUNet.create(flags, 3, { conv: 'direct' });
       const x = tf.randomUniform([1, 32, 32, 3], -1, 1, 'float32', 4) as tf.Tensor4D;
       const run = () => tf.tidy(() => unet.forward(x, [200], { capture: [2] }).features.get(2)!);
@@ -81,14 +100,28 @@ for (const backend of BACKENDS) {
 
     it('streamed filters on maps of few tiles (Winograd with the filters on the left) give what resident ones give through tf.conv2d', () => {
       // Maps of 16×16 and 8×8: F(2×2) has 64 and 16 tiles there, F(4×4) 16 and 4.
-      const flags = { image_size: 16, num_channels: 128, num_res_blocks: 1, channel_mult: '1,1', attention_resolutions: '', num_head_channels: 64, resblock_updown: false, use_scale_shift_norm: true, learn_sigma: false };
+      const flags = {
+        image_size: 16,
+        num_channels: 128,
+        num_res_blocks: 1,
+        channel_mult: '1,1',
+        attention_resolutions: '',
+        num_head_channels: 64,
+        resblock_updown: false,
+        use_scale_shift_norm: true,
+        learn_sigma: false,
+      };
       const resident = ADMUNet.create(flags, 5, { conv: 'direct', residency: 'resident' });
       const streamed = ADMUNet.create(flags, 5, { residency: 'stream', residentBudget: 0 });
       const x = tf.randomUniform([1, 16, 16, 3], -1, 1, 'float32', 6) as tf.Tensor4D;
       const run = (unet: ADMUNet) => tf.tidy(() => unet.forward(x, [300]).output!);
       const want = run(resident);
       const before = tf.memory().numTensors;
-      for (const [conv, tol] of [['auto', 1e-4], ['fast', 1e-3], ['winograd4', 1e-3]] as const) {
+      for (const [conv, tol] of [
+        ['auto', 1e-4],
+        ['fast', 1e-3],
+        ['winograd4', 1e-3],
+      ] as const) {
         streamed.conv = conv;
         const got = run(streamed);
         const d = compareArrays(got.dataSync(), want.dataSync(), tol, tol);

@@ -2,11 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { InputError } from '../../../src/errors';
 import { checkConvAlgorithm, linearOnLeft, planConv, type ConvShape } from '../../../src/unet/runtime/convAlgorithm';
 
-const shape = (n: number, size: number, cin: number, cout: number, streamed: boolean): ConvShape => ({ n, h: size, w: size, cin, cout, streamed });
+const shape = (n: number, size: number, cin: number, cout: number, streamed: boolean): ConvShape => ({
+  n,
+  h: size,
+  w: size,
+  cin,
+  cout,
+  streamed,
+});
 
 describe('planConv', () => {
   it('runs narrow inputs direct whatever the algorithm', () => {
-    for (const algo of ['auto', 'fast', 'winograd2', 'winograd4', 'direct'] as const) expect(planConv(algo, shape(1, 64, 3, 128, true))).toEqual({ kind: 'direct' });
+    for (const algo of ['auto', 'fast', 'winograd2', 'winograd4', 'direct'] as const)
+      expect(planConv(algo, shape(1, 64, 3, 128, true))).toEqual({ kind: 'direct' });
   });
 
   it('auto: Winograd F(2×2) on wide convs from 32×32 for resident filters, direct below', () => {

@@ -9,7 +9,17 @@ import { ADMUNet } from '../../../src/unet/admUnet';
 import { downsampleAvg, upsampleNearest } from '../../../src/unet/resample';
 import { BACKENDS, compareArrays, setBackend } from '../../helpers';
 
-const TINY = { image_size: 32, num_channels: 32, num_res_blocks: 2, channel_mult: '1,1,1', attention_resolutions: '16,8', num_head_channels: 16, resblock_updown: true, use_scale_shift_norm: true, learn_sigma: true };
+const TINY = {
+  image_size: 32,
+  num_channels: 32,
+  num_res_blocks: 2,
+  channel_mult: '1,1,1',
+  attention_resolutions: '16,8',
+  num_head_channels: 16,
+  resblock_updown: true,
+  use_scale_shift_norm: true,
+  learn_sigma: true,
+};
 const equal = (a: tf.Tensor, b: tf.Tensor) => expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
 
 describe('bandRows', () => {
@@ -39,7 +49,14 @@ for (const backend of BACKENDS) {
         for (const [rows, whole] of cases) {
           expect(rows.shape).toEqual(whole.shape);
           const h = whole.shape[1];
-          for (const [top, count] of [[0, h], [0, 1], [1, 2], [h - 3, 3], [h - 1, 1]]) equal(rows.get(top, count), tf.slice(whole, [0, top, 0, 0], [1, count, -1, -1]));
+          for (const [top, count] of [
+            [0, h],
+            [0, 1],
+            [1, 2],
+            [h - 3, 3],
+            [h - 1, 1],
+          ])
+            equal(rows.get(top, count), tf.slice(whole, [0, top, 0, 0], [1, count, -1, -1]));
         }
       });
       expect(tf.memory().numTensors).toBe(before);
@@ -48,23 +65,41 @@ for (const backend of BACKENDS) {
     it('mapBands joins the bands in order, holding no copy of them afterwards', () => {
       const x = tf.randomNormal([1, 10, 3, 2], 0, 1, 'float32', 2) as tf.Tensor4D;
       const before = tf.memory().numTensors;
-      const joined = tf.tidy(() => mapBands(10, 4, (top, count) => tf.tidy(() => tf.mul(rowsOf(x).get(top, count), 2))));
+      const joined = tf.tidy(() =>
+        mapBands(10, 4, (top, count) => tf.tidy(() => tf.mul(rowsOf(x).get(top, count), 2))),
+      );
       expect(tf.memory().numTensors).toBe(before + 1);
-      equal(joined, tf.tidy(() => tf.mul(x, 2)));
+      equal(
+        joined,
+        tf.tidy(() => tf.mul(x, 2)),
+      );
       tf.dispose([x, joined]);
     });
 
     it('GroupNorm statistics gathered in bands equal those of the whole map', () => {
       tf.tidy(() => {
         const x = tf.add(tf.randomNormal([1, 11, 6, 64], 0, 2, 'float32', 3), 1) as tf.Tensor4D;
-        const [gamma, beta] = [tf.randomNormal([64], 1, 0.2, 'float32', 4), tf.randomNormal([64], 0, 0.2, 'float32', 5)];
-        const d = compareArrays(applyAffine(x, groupNormAffine(x, gamma, beta, undefined, { rows: 4 })).dataSync(), groupNorm(x, gamma, beta).dataSync(), 1e-5, 1e-5);
+        const [gamma, beta] = [
+          tf.randomNormal([64], 1, 0.2, 'float32', 4),
+          tf.randomNormal([64], 0, 0.2, 'float32', 5),
+        ];
+        const d = compareArrays(
+          applyAffine(x, groupNormAffine(x, gamma, beta, undefined, { rows: 4 })).dataSync(),
+          groupNorm(x, gamma, beta).dataSync(),
+          1e-5,
+          1e-5,
+        );
         expect(d.ok, `max abs ${d.maxAbs}`).toBe(true);
       });
     });
 
     // A band with its neighbour rows, padded only at the map's edges, gives those rows of the whole conv.
-    const bands: [number, number, RowPad][] = [[0, 5, [1, 0]], [3, 5, [0, 0]], [6, 4, [0, 1]], [0, 10, [1, 1]]];
+    const bands: [number, number, RowPad][] = [
+      [0, 5, [1, 0]],
+      [3, 5, [0, 0]],
+      [6, 4, [0, 1]],
+      [0, 10, [1, 1]],
+    ];
     it('every 3×3 conv path, given a band and its row padding, gives the rows of the whole conv', () => {
       const before = tf.memory().numTensors;
       tf.tidy(() => {
@@ -98,7 +133,16 @@ for (const backend of BACKENDS) {
       const k = tf.randomNormal([3, 3, 4, 3], 0, 0.3, 'float32', 10) as tf.Tensor4D;
       for (const [, , pad] of bands) {
         const loss = (f: (v: tf.Tensor4D) => tf.Tensor4D) => (v: tf.Tensor) => tf.sum(tf.square(f(v as tf.Tensor4D)));
-        const auto = tf.grad(loss((v) => tf.conv2d(v, k, 1, [[0, 0], [pad[0], pad[1]], [1, 1], [0, 0]])))(x);
+        const auto = tf.grad(
+          loss((v) =>
+            tf.conv2d(v, k, 1, [
+              [0, 0],
+              [pad[0], pad[1]],
+              [1, 1],
+              [0, 0],
+            ]),
+          ),
+        )(x);
         const fast = tf.grad(loss((v) => withFastInputGrad(v, k, (z) => conv3x3(z, k, tf.zeros([3]), 1, pad), pad)))(x);
         const d = compareArrays(fast.dataSync(), auto.dataSync(), 1e-4, 1e-4);
         expect(d.ok, `pad ${pad}: max abs ${d.maxAbs}`).toBe(true);
@@ -141,7 +185,14 @@ for (const backend of BACKENDS) {
       expect(peakBanded).toBeLessThan((backend === 'wasm' ? 0.6 : 0.8) * peakWhole);
       expect(tf.memory().numTensors).toBe(before);
       // DifFeed's gradient: from a decoder block back to a tensor added into an encoder block.
-      const grad = (m: ADMUNet) => tf.grad((f: tf.Tensor) => tf.sum(tf.square(m.forward(x, [100, 600], { capture: [12], add: new Map([[2, f as tf.Tensor4D]]) }).features.get(12)!)))(feedback);
+      const grad = (m: ADMUNet) =>
+        tf.grad((f: tf.Tensor) =>
+          tf.sum(
+            tf.square(
+              m.forward(x, [100, 600], { capture: [12], add: new Map([[2, f as tf.Tensor4D]]) }).features.get(12)!,
+            ),
+          ),
+        )(feedback);
       const [ga, gb] = [grad(whole), grad(banded)];
       const d = compareArrays(gb.dataSync(), ga.dataSync(), 1e-4, 1e-4);
       expect(d.ok, `max abs ${d.maxAbs}`).toBe(true);

@@ -14,7 +14,12 @@ describe('weight residency', () => {
       // Identical for one algorithm: `auto` may pick another for streamed filters (tested below).
       const resident = await ADMUNet.load(file, tinyFlags, { residency: 'resident', conv: 'direct' });
       const streamed = await ADMUNet.load(file, tinyFlags, { residency: 'stream', residentBudget: 0, conv: 'direct' });
-      const half = await ADMUNet.load(file, tinyFlags, { residency: 'stream', residentBudget: 4096, storage: 'float16', conv: 'direct' });
+      const half = await ADMUNet.load(file, tinyFlags, {
+        residency: 'stream',
+        residentBudget: 4096,
+        storage: 'float16',
+        conv: 'direct',
+      });
       expect(resident.weightBytes.streamed).toBe(0);
       expect(streamed.weightBytes).toEqual({ resident: 0, streamed: resident.weightBytes.resident });
       expect(half.weightBytes.streamed).toBeLessThan(resident.weightBytes.resident / 2 + 1);
@@ -25,7 +30,8 @@ describe('weight residency', () => {
       const b = streamed.forward(x, [3, 700], { capture: all, output: true });
       expect(tf.memory().numTensors - before).toBe(20); // 19 maps + output: every streamed weight was freed
       const c = half.forward(x, [3, 700], { capture: [10] });
-      for (const k of all) expect(Array.from(b.features.get(k)!.dataSync())).toEqual(Array.from(a.features.get(k)!.dataSync()));
+      for (const k of all)
+        expect(Array.from(b.features.get(k)!.dataSync())).toEqual(Array.from(a.features.get(k)!.dataSync()));
       expect(Array.from(b.output!.dataSync())).toEqual(Array.from(a.output!.dataSync()));
       // float16 storage rounds every weight to 11 significant bits: close, not equal.
       const d = compareArrays(c.features.get(10)!.dataSync(), a.features.get(10)!.dataSync(), 2e-2, 2e-2);
@@ -60,7 +66,8 @@ describe('weight residency', () => {
       }
       // Filters the GEMM path re-laid out in memory read back unchanged.
       const got = streamed.stateDict();
-      for (const [name, t] of resident.stateDict()) expect(Array.from(got.get(name)!.data), name).toEqual(Array.from(t.data));
+      for (const [name, t] of resident.stateDict())
+        expect(Array.from(got.get(name)!.data), name).toEqual(Array.from(t.data));
       tf.dispose([a.features.get(19)!, b.features.get(19)!, a.output!, b.output!, x]);
       resident.dispose();
       streamed.dispose();

@@ -10,8 +10,18 @@ for (const backend of BACKENDS) {
     beforeAll(() => setBackend(backend));
 
     // Shapes that exercise a large map, several examples, and sides that are not multiples of the tile.
-    for (const [n, h, w, cin, cout] of [[2, 8, 8, 16, 24], [1, 96, 96, 160, 8], [3, 10, 6, 12, 5], [2, 7, 9, 8, 4]]) {
-      for (const [m, side] of [[2, 'right'], [4, 'right'], [2, 'left'], [4, 'left']] as const) {
+    for (const [n, h, w, cin, cout] of [
+      [2, 8, 8, 16, 24],
+      [1, 96, 96, 160, 8],
+      [3, 10, 6, 12, 5],
+      [2, 7, 9, 8, 4],
+    ]) {
+      for (const [m, side] of [
+        [2, 'right'],
+        [4, 'right'],
+        [2, 'left'],
+        [4, 'left'],
+      ] as const) {
         it(`F(${m}×${m},3×3), filters on the ${side}, equals tf.conv2d with padding 1 on [${n},${h},${w},${cin}] → ${cout}`, () => {
           const before = tf.memory().numTensors;
           tf.tidy(() => {
@@ -33,7 +43,9 @@ for (const backend of BACKENDS) {
       const k = tf.randomNormal([3, 3, 4, 3], 0, 0.3, 'float32', 8) as tf.Tensor4D;
       const loss = (f: (v: tf.Tensor4D) => tf.Tensor4D) => (v: tf.Tensor) => tf.sum(tf.square(f(v as tf.Tensor4D)));
       const auto = tf.grad(loss((v) => tf.conv2d(v, k, 1, 1)))(x);
-      const fast = tf.grad(loss((v) => withFastInputGrad(v, k, (z) => winogradConv3x3(z, winogradFilters(k, 2), tf.zeros([3]), 2))))(x);
+      const fast = tf.grad(
+        loss((v) => withFastInputGrad(v, k, (z) => winogradConv3x3(z, winogradFilters(k, 2), tf.zeros([3]), 2))),
+      )(x);
       expect(compareArrays(fast.dataSync(), auto.dataSync(), 1e-4, 1e-4).ok).toBe(true);
       tf.dispose([x, k, auto, fast]);
     });
