@@ -10,7 +10,7 @@ import { InputError } from '../errors.js';
 import { extractFeatures, type FeatureSet } from '../features/extractFeatures.js';
 import type { ADMUNet } from '../unet/admUnet.js';
 import type { CropFlipOptions } from './transforms.js';
-import { mixSeed, type Dataset } from './dataset.js';
+import { mixSeed, type BatchContext, type Dataset } from './dataset.js';
 import { loadBatch, type ImageSource } from './images.js';
 import { seededNormal } from '../util/noise.js';
 
@@ -49,6 +49,27 @@ function checkSource(source: ImageSource): void {
     throw new InputError('source must be an ImageSource: { size: positive integer, get(i) }');
 }
 
+// A batch's transformed images and the noise of each step, example k's draws seeded by (run seed, k).
+async function noisedBatch(
+  source: ImageSource,
+  indices: number[],
+  ctx: BatchContext,
+  opts: CropFlipOptions & { size: number; augment?: boolean },
+  steps: number,
+): Promise<{ x0: tf.Tensor4D; labels: Int32Array; noise: tf.Tensor4D[] }> {
+  const seeds = indices.map((_, k) => mixSeed(ctx.seed, k));
+  const { x0, labels } = await loadBatch(source, indices, seeds, {
+    ...opts,
+    augment: ctx.training && opts.augment !== false,
+  });
+  try {
+    return { x0, labels, noise: batchNoise(x0.shape, steps, seeds) };
+  } catch (e) {
+    x0.dispose();
+    throw e;
+  }
+}
+
 /**
  * Options of {@link onTheFlyImages}.
  * @category Data
@@ -76,12 +97,8 @@ export function onTheFlyImages(source: ImageSource, opts: OnTheFlyImagesOptions)
   return {
     size: source.size,
     batch: async (indices, ctx) => {
-      const seeds = indices.map((_, k) => mixSeed(ctx.seed, k));
-      const { x0, labels } = await loadBatch(source, indices, seeds, {
-        ...opts,
-        augment: ctx.training && opts.augment !== false,
-      });
-      return { input: x0, labels, options: { noise: batchNoise(x0.shape, ts.length, seeds) } };
+      const { x0, labels, noise } = await noisedBatch(source, indices, ctx, opts, ts.length);
+      return { input: x0, labels, options: { noise } };
     },
   };
 }
@@ -128,13 +145,7 @@ export function onTheFlyFeatures(source: ImageSource, opts: OnTheFlyFeaturesOpti
   return {
     size: source.size,
     batch: async (indices, ctx) => {
-      const seeds = indices.map((_, k) => mixSeed(ctx.seed, k));
-      const { x0, labels } = await loadBatch(source, indices, seeds, {
-        ...opts,
-        size,
-        augment: ctx.training && opts.augment !== false,
-      });
-      const noise = batchNoise(x0.shape, ts.length, seeds);
+      const { x0, labels, noise } = await noisedBatch(source, indices, ctx, { ...opts, size }, ts.length);
       try {
         const input = await extractFeatures(x0, {
           model: opts.model,

@@ -193,12 +193,22 @@ export function winogradConv3x3(
     const multiply = side === 'left' ? multiplyLeft : multiplyRight;
     const products =
       heap && simd && cin % 4 === 0
-        ? productsBySimd(simd, heap, x, u, m, padTop, [th, tw], multiply)
-        : productsByOps(x, u, m, padTop, [th, tw], multiply);
+        ? productsBySimd(simd, heap, { x, u, m, padTop, tiles: [th, tw], multiply })
+        : productsByOps({ x, u, m, padTop, tiles: [th, tw], multiply });
     const out = outputTransform(heap, simd, products, bias, m, [n, th, tw], outH, w);
     tf.dispose(products);
     return out;
   });
+}
+
+/** A conv cut into tiles: the input, transformed filters, tile size, rows padded above, tile counts, the product. */
+interface TiledProblem {
+  x: tf.Tensor4D;
+  u: tf.Tensor2D[];
+  m: WinogradTile;
+  padTop: number;
+  tiles: [number, number];
+  multiply: Multiply;
 }
 
 /**
@@ -206,14 +216,7 @@ export function winogradConv3x3(
  * along the rows, then the columns: one transformed row at a time and one V_ξ at a time, each freed
  * once multiplied.
  */
-function productsByOps(
-  x: tf.Tensor4D,
-  u: tf.Tensor2D[],
-  m: WinogradTile,
-  padTop: number,
-  [th, tw]: number[],
-  multiply: Multiply,
-): tf.Tensor2D[] {
+function productsByOps({ x, u, m, padTop, tiles: [th, tw], multiply }: TiledProblem): tf.Tensor2D[] {
   const { alpha, bt } = MATRICES[m];
   const [n, inH, w, cin] = x.shape;
   const taps = alpha <= 4 ? alpha : 9;
@@ -249,12 +252,7 @@ function productsByOps(
 function productsBySimd(
   simd: SimdKernels,
   heap: WasmHeap,
-  x: tf.Tensor4D,
-  u: tf.Tensor2D[],
-  m: WinogradTile,
-  padTop: number,
-  [th, tw]: number[],
-  multiply: Multiply,
+  { x, u, m, padTop, tiles: [th, tw], multiply }: TiledProblem,
 ): tf.Tensor2D[] {
   const [n, inH, w, cin] = x.shape;
   const v = u.map(() => heapTensor(heap, [n * th * tw, cin]) as tf.Tensor2D);
@@ -377,56 +375,13 @@ function untile2(
       }
 }
 
-function untile4(
-  s: Float32Array[],
-  bias: Float32Array,
-  dst: Float32Array,
-  [n, th, tw]: number[],
-  outH: number,
-  w: number,
-  cout: number,
-): void {
+// Unrolled by hand, one line per row of the transform (loops over small arrays ran slower): left as laid out.
+// prettier-ignore
+function untile4(s: Float32Array[], bias: Float32Array, dst: Float32Array, [n, th, tw]: number[], outH: number, w: number, cout: number): void {
   // Aᵀ rows: [1, 1, 1, 1, 1, 0], [0, 1, −1, 2, −2, 0], [0, 1, 1, 4, 4, 0], [0, 1, −1, 8, −8, 1]; with
   // a = v1 + v2, b = v1 − v2, c = v3 + v4, d = v3 − v4 they are v0 + a + c, b + 2d, a + 4c, b + 8d + v5.
   // Unrolled into scalars: with loops over small arrays this pass took twice as long.
-  const [
-    s0,
-    s1,
-    s2,
-    s3,
-    s4,
-    s5,
-    s6,
-    s7,
-    s8,
-    s9,
-    s10,
-    s11,
-    s12,
-    s13,
-    s14,
-    s15,
-    s16,
-    s17,
-    s18,
-    s19,
-    s20,
-    s21,
-    s22,
-    s23,
-    s24,
-    s25,
-    s26,
-    s27,
-    s28,
-    s29,
-    s30,
-    s31,
-    s32,
-    s33,
-    s34,
-    s35,
-  ] = s;
+  const [s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15, s16, s17, s18, s19, s20, s21, s22, s23, s24, s25, s26, s27, s28, s29, s30, s31, s32, s33, s34, s35] = s;
   const y = new Float32Array(16);
   const rowStride = w * cout;
   for (let e = 0; e < n; e++)
@@ -440,87 +395,27 @@ function untile4(
         for (let c = 0; c < cout; c++) {
           const k = k0 + c;
           // Aᵀ over the rows r, column by column: t<i><col>.
-          const a0 = s6[k] + s12[k],
-            b0 = s6[k] - s12[k],
-            c0 = s18[k] + s24[k],
-            d0 = s18[k] - s24[k];
-          const t00 = s0[k] + a0 + c0,
-            t10 = b0 + 2 * d0,
-            t20 = a0 + 4 * c0,
-            t30 = b0 + 8 * d0 + s30[k];
-          const a1 = s7[k] + s13[k],
-            b1 = s7[k] - s13[k],
-            c1 = s19[k] + s25[k],
-            d1 = s19[k] - s25[k];
-          const t01 = s1[k] + a1 + c1,
-            t11 = b1 + 2 * d1,
-            t21 = a1 + 4 * c1,
-            t31 = b1 + 8 * d1 + s31[k];
-          const a2 = s8[k] + s14[k],
-            b2 = s8[k] - s14[k],
-            c2 = s20[k] + s26[k],
-            d2 = s20[k] - s26[k];
-          const t02 = s2[k] + a2 + c2,
-            t12 = b2 + 2 * d2,
-            t22 = a2 + 4 * c2,
-            t32 = b2 + 8 * d2 + s32[k];
-          const a3 = s9[k] + s15[k],
-            b3 = s9[k] - s15[k],
-            c3 = s21[k] + s27[k],
-            d3 = s21[k] - s27[k];
-          const t03 = s3[k] + a3 + c3,
-            t13 = b3 + 2 * d3,
-            t23 = a3 + 4 * c3,
-            t33 = b3 + 8 * d3 + s33[k];
-          const a4 = s10[k] + s16[k],
-            b4 = s10[k] - s16[k],
-            c4 = s22[k] + s28[k],
-            d4 = s22[k] - s28[k];
-          const t04 = s4[k] + a4 + c4,
-            t14 = b4 + 2 * d4,
-            t24 = a4 + 4 * c4,
-            t34 = b4 + 8 * d4 + s34[k];
-          const a5 = s11[k] + s17[k],
-            b5 = s11[k] - s17[k],
-            c5 = s23[k] + s29[k],
-            d5 = s23[k] - s29[k];
-          const t05 = s5[k] + a5 + c5,
-            t15 = b5 + 2 * d5,
-            t25 = a5 + 4 * c5,
-            t35 = b5 + 8 * d5 + s35[k];
+          const a0 = s6[k] + s12[k], b0 = s6[k] - s12[k], c0 = s18[k] + s24[k], d0 = s18[k] - s24[k];
+          const t00 = s0[k] + a0 + c0, t10 = b0 + 2 * d0, t20 = a0 + 4 * c0, t30 = b0 + 8 * d0 + s30[k];
+          const a1 = s7[k] + s13[k], b1 = s7[k] - s13[k], c1 = s19[k] + s25[k], d1 = s19[k] - s25[k];
+          const t01 = s1[k] + a1 + c1, t11 = b1 + 2 * d1, t21 = a1 + 4 * c1, t31 = b1 + 8 * d1 + s31[k];
+          const a2 = s8[k] + s14[k], b2 = s8[k] - s14[k], c2 = s20[k] + s26[k], d2 = s20[k] - s26[k];
+          const t02 = s2[k] + a2 + c2, t12 = b2 + 2 * d2, t22 = a2 + 4 * c2, t32 = b2 + 8 * d2 + s32[k];
+          const a3 = s9[k] + s15[k], b3 = s9[k] - s15[k], c3 = s21[k] + s27[k], d3 = s21[k] - s27[k];
+          const t03 = s3[k] + a3 + c3, t13 = b3 + 2 * d3, t23 = a3 + 4 * c3, t33 = b3 + 8 * d3 + s33[k];
+          const a4 = s10[k] + s16[k], b4 = s10[k] - s16[k], c4 = s22[k] + s28[k], d4 = s22[k] - s28[k];
+          const t04 = s4[k] + a4 + c4, t14 = b4 + 2 * d4, t24 = a4 + 4 * c4, t34 = b4 + 8 * d4 + s34[k];
+          const a5 = s11[k] + s17[k], b5 = s11[k] - s17[k], c5 = s23[k] + s29[k], d5 = s23[k] - s29[k];
+          const t05 = s5[k] + a5 + c5, t15 = b5 + 2 * d5, t25 = a5 + 4 * c5, t35 = b5 + 8 * d5 + s35[k];
           const bc = bias[c];
-          const p0 = t01 + t02,
-            q0 = t01 - t02,
-            r0 = t03 + t04,
-            u0 = t03 - t04;
-          const y00 = t00 + p0 + r0 + bc,
-            y01 = q0 + 2 * u0 + bc,
-            y02 = p0 + 4 * r0 + bc,
-            y03 = q0 + 8 * u0 + t05 + bc;
-          const p1 = t11 + t12,
-            q1 = t11 - t12,
-            r1 = t13 + t14,
-            u1 = t13 - t14;
-          const y10 = t10 + p1 + r1 + bc,
-            y11 = q1 + 2 * u1 + bc,
-            y12 = p1 + 4 * r1 + bc,
-            y13 = q1 + 8 * u1 + t15 + bc;
-          const p2 = t21 + t22,
-            q2 = t21 - t22,
-            r2 = t23 + t24,
-            u2 = t23 - t24;
-          const y20 = t20 + p2 + r2 + bc,
-            y21 = q2 + 2 * u2 + bc,
-            y22 = p2 + 4 * r2 + bc,
-            y23 = q2 + 8 * u2 + t25 + bc;
-          const p3 = t31 + t32,
-            q3 = t31 - t32,
-            r3 = t33 + t34,
-            u3 = t33 - t34;
-          const y30 = t30 + p3 + r3 + bc,
-            y31 = q3 + 2 * u3 + bc,
-            y32 = p3 + 4 * r3 + bc,
-            y33 = q3 + 8 * u3 + t35 + bc;
+          const p0 = t01 + t02, q0 = t01 - t02, r0 = t03 + t04, u0 = t03 - t04;
+          const y00 = t00 + p0 + r0 + bc, y01 = q0 + 2 * u0 + bc, y02 = p0 + 4 * r0 + bc, y03 = q0 + 8 * u0 + t05 + bc;
+          const p1 = t11 + t12, q1 = t11 - t12, r1 = t13 + t14, u1 = t13 - t14;
+          const y10 = t10 + p1 + r1 + bc, y11 = q1 + 2 * u1 + bc, y12 = p1 + 4 * r1 + bc, y13 = q1 + 8 * u1 + t15 + bc;
+          const p2 = t21 + t22, q2 = t21 - t22, r2 = t23 + t24, u2 = t23 - t24;
+          const y20 = t20 + p2 + r2 + bc, y21 = q2 + 2 * u2 + bc, y22 = p2 + 4 * r2 + bc, y23 = q2 + 8 * u2 + t25 + bc;
+          const p3 = t31 + t32, q3 = t31 - t32, r3 = t33 + t34, u3 = t33 - t34;
+          const y30 = t30 + p3 + r3 + bc, y31 = q3 + 2 * u3 + bc, y32 = p3 + 4 * r3 + bc, y33 = q3 + 8 * u3 + t35 + bc;
           if (whole) {
             const row0 = o0 + c;
             dst[row0] = y00;
@@ -544,8 +439,7 @@ function untile4(
             dst[row3 + 3 * cout] = y33;
           } else {
             y.set([y00, y01, y02, y03, y10, y11, y12, y13, y20, y21, y22, y23, y30, y31, y32, y33]);
-            for (let i = 0; i < rows; i++)
-              for (let j = 0; j < cols; j++) dst[o0 + (i * w + j) * cout + c] = y[4 * i + j];
+            for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) dst[o0 + (i * w + j) * cout + c] = y[4 * i + j];
           }
         }
       }
