@@ -15,7 +15,7 @@ export type {
   LoadProgress,
   ModelOptions,
   ReferenceTensor,
-} from './unet/admUnet.js';
+} from './unet/options.js';
 export type { ConvAlgorithm } from './unet/runtime/convAlgorithm.js';
 export type { WeightOptions } from './unet/runtime/weightStore.js';
 export type { BlockInfo } from './unet/architecture.js';

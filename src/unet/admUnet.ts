@@ -4,10 +4,10 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { checkStateDict, InputError } from '../errors.js';
+import { InputError } from '../errors.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { openWeights } from '../io/weights.js';
-import { planResidency, WeightStore, type WeightOptions } from './runtime/weightStore.js';
+import { planResidency, WeightStore } from './runtime/weightStore.js';
 import {
   buildArchitecture,
   convMultiplyAdds,
@@ -29,92 +29,10 @@ import { sliceRows } from '../backend/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
 import { checkImageRange, checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
 import { timestepEmbedding } from './timestepEmbedding.js';
-import type { HostTensor } from '../util/hostTensor.js';
-import { progressClock, type LoadProgressInfo, type ProgressCallback, type ProgressInfo } from '../util/progress.js';
+import { progressClock } from '../util/progress.js';
+import { checkAddedMaps, checkClassLabels, checkImageBatch, checkWeightKeys } from './inputChecks.js';
+import type { ForwardOptions, ForwardResult, LoadOptions, ModelOptions, ReferenceTensor } from './options.js';
 import { extractFeatures, type ExtractOptions, type FeatureSet } from '../features/extractFeatures.js';
-
-/**
- * Options of {@link ADMUNet.forward}.
- * @category Backbone
- */
-export interface ForwardOptions {
-  /** Class labels, one per example; required by class-conditional models, refused by others. */
-  y?: number[];
-  /**
-   * Blocks whose outputs to return (paper numbering, 1..total). When given, the pass stops right
-   * after the deepest of them and no final output is computed (unless `output` is true).
-   */
-  capture?: number[];
-  /** With `capture`: run the whole network anyway and return the final output too. */
-  output?: boolean;
-  /**
-   * Tensors added to the output of the given blocks before the next block sees it (DifFeed's
-   * feedback). Shape `[N, size_b, size_b, channels_b]`. For an encoder block the sum is also the
-   * skip its mirror decoder block receives; a captured block is returned after the addition.
-   */
-  add?: Map<number, tf.Tensor4D>;
-}
-
-/**
- * What {@link ADMUNet.forward} returns. The caller owns every tensor in it.
- * @category Backbone
- */
-export interface ForwardResult {
-  /** Output of each captured block, NHWC. Empty when `capture` was omitted. */
-  features: Map<number, tf.Tensor4D>;
-  /** The network's final output `[N, S, S, outChannels]` (ε, plus variance values with learn_sigma); present when the whole network ran. */
-  output?: tf.Tensor4D;
-}
-
-/**
- * Progress of {@link ADMUNet.load}: the `'load'` member of {@link ProgressInfo}.
- * @category Backbone
- */
-export type LoadProgress = LoadProgressInfo;
-
-/**
- * Options of {@link ADMUNet.create}, {@link ADMUNet.load} and {@link ADMUNet.fromStateDict}.
- * @category Backbone
- */
-export interface ModelOptions extends WeightOptions {
-  /** How 3×3 convs are computed (default `auto`); can be changed later through `unet.conv`. */
-  conv?: ConvAlgorithm;
-  /**
-   * Bytes of Winograd-transformed filters kept between forwards for resident weights (they are
-   * 16/9 or 4× the filters); the rest are transformed on each use. Default 256 MiB.
-   */
-  winogradCacheBytes?: number;
-  /**
-   * Bytes of intermediates one band of a large map may hold (default 64 MiB). Layers on maps whose
-   * normalised, activated or Winograd-transformed copies would exceed it run in horizontal bands,
-   * one example at a time (a batch is carried between such blocks as one tensor per example), so
-   * that peak memory follows this budget rather than the image size or the batch: lower it to fit a
-   * smaller heap, at some cost in speed. On wasm, encoder outputs of more than a sixteenth of it wait
-   * for their decoder blocks in JS memory rather than in the heap (see `park`), in buffers the model
-   * keeps for its next forward until it is disposed.
-   */
-  bandBytes?: number;
-}
-
-/**
- * Options of {@link ADMUNet.load}; {@link ModelOptions} choose where the weights live and how convs run.
- * @category Backbone
- */
-export interface LoadOptions extends ModelOptions {
-  /**
-   * Refuse weights the model does not have (default true). Missing and mis-shaped weights are
-   * always an error: the network cannot run without them.
-   */
-  strict?: boolean;
-  /** Called after each weight is read. */
-  onProgress?: ProgressCallback<LoadProgressInfo>;
-}
-
-/**
- * A weight in the reference layout, as a state dict holds it.
- * @category Backbone
- */
-export type ReferenceTensor = HostTensor<Float32Array>;
 
 /**
  * The ADM U-Net. Build it from a preset name, the reference's flag dictionary or a typed
@@ -183,7 +101,7 @@ export class ADMUNet {
   ): ADMUNet {
     const config = resolveConfig(flags);
     const arch = buildArchitecture(config);
-    checkKeys(arch, new Map([...state].map(([k, v]) => [k, v.shape])), opts.strict ?? true, '<state dict>');
+    checkWeightKeys(arch, new Map([...state].map(([k, v]) => [k, v.shape])), opts.strict ?? true, '<state dict>');
     return ADMUNet.build(config, arch, opts, (add) => {
       for (const [name] of arch.parameters) add(name, state.get(name)!.data);
     });
@@ -243,7 +161,7 @@ export class ADMUNet {
     const arch = buildArchitecture(config);
     const source = await openWeights(weights);
     try {
-      checkKeys(arch, new Map(source.keys().map((k) => [k, source.shape(k)])), opts.strict ?? true, source.label);
+      checkWeightKeys(arch, new Map(source.keys().map((k) => [k, source.shape(k)])), opts.strict ?? true, source.label);
       const total = arch.parameters.reduce((s, [k]) => s + source.byteLength(k), 0);
       let loaded = 0;
       const clock = progressClock();
@@ -310,7 +228,7 @@ export class ADMUNet {
   embed(t: number[], y?: number[]): tf.Tensor2D {
     this.assertAlive();
     checkTimesteps(t, this.schedule.steps, t.length);
-    this.checkLabels(y, t.length);
+    checkClassLabels(y, t.length, this.config.numClasses);
     const p = this.param;
     return tf.tidy(() => {
       const temb = timestepEmbedding(t, this.config.modelChannels);
@@ -344,13 +262,13 @@ export class ADMUNet {
     this.assertAlive();
     const n = this.checkImages(xt, 'xt');
     checkTimesteps(t, this.schedule.steps, n);
-    this.checkLabels(opts.y, n);
+    checkClassLabels(opts.y, n, this.config.numClasses);
     const capture = new Set<number>();
     if (opts.capture !== undefined) {
       if (!Array.isArray(opts.capture)) throw new InputError('capture must be an array of block numbers');
       for (const b of opts.capture) capture.add(this.block(b).b);
     }
-    const add = this.checkAdd(opts.add, n);
+    const add = checkAddedMaps(opts.add, n, (b) => this.block(b));
     const runAll = opts.capture === undefined || opts.output === true;
     const stopAt = runAll ? this.totalBlocks : Math.max(0, ...capture);
 
@@ -497,58 +415,6 @@ export class ADMUNet {
    * @throws InputError naming what is wrong.
    */
   checkImages(x: tf.Tensor4D, what = 'x'): number {
-    if (!(x instanceof tf.Tensor))
-      throw new InputError(`${what} must be a tf.Tensor4D, got ${x === null ? 'null' : typeof x}`);
-    if (x.rank !== 4)
-      throw new InputError(`${what} must be rank 4 (NHWC [N, H, W, C]), got rank ${x.rank} [${x.shape}]`);
-    if (x.dtype !== 'float32') throw new InputError(`${what} must be float32, got ${x.dtype}`);
-    const [n, hgt, wid, c] = x.shape;
-    const S = this.config.imageSize;
-    if (c !== this.config.inChannels)
-      throw new InputError(
-        `${what} has ${c} channel${c === 1 ? '' : 's'} but the model takes ${this.config.inChannels} (layout is NHWC, channels last)${x.shape[1] === this.config.inChannels ? '; this looks like NCHW' : ''}`,
-      );
-    if (hgt !== S || wid !== S) throw new InputError(`${what} is ${hgt}×${wid} but this model takes ${S}×${S} images`);
-    if (n < 1) throw new InputError(`${what} has an empty batch`);
-    return n;
+    return checkImageBatch(x, this.config, what);
   }
-
-  private checkLabels(y: number[] | undefined, n: number): void {
-    const classes = this.config.numClasses;
-    if (classes === null) {
-      if (y !== undefined) throw new InputError('y was given but this model is unconditional (class_cond false)');
-      return;
-    }
-    if (y === undefined)
-      throw new InputError(`this model is class-conditional: pass y, one label in [0, ${classes}) per example`);
-    if (!Array.isArray(y) || y.length !== n)
-      throw new InputError(`y must have one label per example (${n}), got ${Array.isArray(y) ? y.length : typeof y}`);
-    y.forEach((v, i) => {
-      if (!Number.isInteger(v) || v < 0 || v >= classes)
-        throw new InputError(`y[${i}] = ${v} is outside [0, ${classes})`);
-    });
-  }
-
-  private checkAdd(add: Map<number, tf.Tensor4D> | undefined, n: number): Map<number, tf.Tensor4D> {
-    if (add === undefined) return new Map();
-    if (!(add instanceof Map)) throw new InputError('add must be a Map from block number to tensor');
-    for (const [b, t] of add) {
-      const info = this.block(b);
-      const want = [n, info.size, info.size, info.channels];
-      if (!(t instanceof tf.Tensor) || !tf.util.arraysEqual(t.shape, want))
-        throw new InputError(
-          `add: the tensor for block ${b} must have shape [${want}], got ${t instanceof tf.Tensor ? `[${t.shape}]` : typeof t}`,
-        );
-    }
-    return add;
-  }
-}
-
-function checkKeys(arch: Architecture, got: Map<string, number[]>, strict: boolean, label: string): void {
-  checkStateDict(arch.parameters, got, {
-    subject: `${label} does not fit this model's state dict`,
-    advice:
-      'Check that the flags match the checkpoint (a preset name such as "256x256_diffusion_uncond" picks the released ones).',
-    strict,
-  });
 }

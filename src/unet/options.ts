@@ -1,0 +1,92 @@
+/**
+ * The options and results of {@link ADMUNet}'s factories and forward pass.
+ * @module
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { HostTensor } from '../util/hostTensor.js';
+import type { LoadProgressInfo, ProgressCallback, ProgressInfo } from '../util/progress.js';
+import type { ConvAlgorithm } from './runtime/convAlgorithm.js';
+import type { WeightOptions } from './runtime/weightStore.js';
+
+/**
+ * Options of {@link ADMUNet.forward}.
+ * @category Backbone
+ */
+export interface ForwardOptions {
+  /** Class labels, one per example; required by class-conditional models, refused by others. */
+  y?: number[];
+  /**
+   * Blocks whose outputs to return (paper numbering, 1..total). When given, the pass stops right
+   * after the deepest of them and no final output is computed (unless `output` is true).
+   */
+  capture?: number[];
+  /** With `capture`: run the whole network anyway and return the final output too. */
+  output?: boolean;
+  /**
+   * Tensors added to the output of the given blocks before the next block sees it (DifFeed's
+   * feedback). Shape `[N, size_b, size_b, channels_b]`. For an encoder block the sum is also the
+   * skip its mirror decoder block receives; a captured block is returned after the addition.
+   */
+  add?: Map<number, tf.Tensor4D>;
+}
+
+/**
+ * What {@link ADMUNet.forward} returns. The caller owns every tensor in it.
+ * @category Backbone
+ */
+export interface ForwardResult {
+  /** Output of each captured block, NHWC. Empty when `capture` was omitted. */
+  features: Map<number, tf.Tensor4D>;
+  /** The network's final output `[N, S, S, outChannels]` (ε, plus variance values with learn_sigma); present when the whole network ran. */
+  output?: tf.Tensor4D;
+}
+
+/**
+ * Progress of {@link ADMUNet.load}: the `'load'` member of {@link ProgressInfo}.
+ * @category Backbone
+ */
+export type LoadProgress = LoadProgressInfo;
+
+/**
+ * Options of {@link ADMUNet.create}, {@link ADMUNet.load} and {@link ADMUNet.fromStateDict}.
+ * @category Backbone
+ */
+export interface ModelOptions extends WeightOptions {
+  /** How 3×3 convs are computed (default `auto`); can be changed later through `unet.conv`. */
+  conv?: ConvAlgorithm;
+  /**
+   * Bytes of Winograd-transformed filters kept between forwards for resident weights (they are
+   * 16/9 or 4× the filters); the rest are transformed on each use. Default 256 MiB.
+   */
+  winogradCacheBytes?: number;
+  /**
+   * Bytes of intermediates one band of a large map may hold (default 64 MiB). Layers on maps whose
+   * normalised, activated or Winograd-transformed copies would exceed it run in horizontal bands,
+   * one example at a time (a batch is carried between such blocks as one tensor per example), so
+   * that peak memory follows this budget rather than the image size or the batch: lower it to fit a
+   * smaller heap, at some cost in speed. On wasm, encoder outputs of more than a sixteenth of it wait
+   * for their decoder blocks in JS memory rather than in the heap (see `park`), in buffers the model
+   * keeps for its next forward until it is disposed.
+   */
+  bandBytes?: number;
+}
+
+/**
+ * Options of {@link ADMUNet.load}; {@link ModelOptions} choose where the weights live and how convs run.
+ * @category Backbone
+ */
+export interface LoadOptions extends ModelOptions {
+  /**
+   * Refuse weights the model does not have (default true). Missing and mis-shaped weights are
+   * always an error: the network cannot run without them.
+   */
+  strict?: boolean;
+  /** Called after each weight is read. */
+  onProgress?: ProgressCallback<LoadProgressInfo>;
+}
+
+/**
+ * A weight in the reference layout, as a state dict holds it.
+ * @category Backbone
+ */
+export type ReferenceTensor = HostTensor<Float32Array>;
