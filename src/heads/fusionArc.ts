@@ -61,6 +61,14 @@ function fieldsOf(token: string, name: string, count: number): string[] {
   return f.slice(1);
 }
 
+// Layers without fields: their kind and the reference's name for them.
+const PLAIN_LAYERS = [
+  ['insertCls', 'Insert_CLS_Token'],
+  ['extractCls', 'Extract_CLS_Token'],
+  ['fullyPool', 'FullyPool'],
+  ['flatten', 'Flatten'],
+] as const;
+
 /**
  * Parses a fusion arc. Layer names are matched exactly (the reference matches prefixes and
  * silently skips what it does not know; here an unknown or malformed layer is an error).
@@ -86,23 +94,13 @@ export function parseFusionArc(arc: string): FusionArc {
   const out: FusionArc = { clsToken: flag.trim() !== '', dim: int(dimField, 'dim', first), layers: [] };
   tokens.slice(1).forEach((token, i) => {
     const name = token.split(':')[0];
+    const plain = PLAIN_LAYERS.find(([, n]) => n === name);
+    if (plain) {
+      if (token !== name) throw new InputError(`fusion_arc: "${token}": ${name} takes no fields`);
+      out.layers.push({ kind: plain[0] });
+      return;
+    }
     switch (name) {
-      case 'Insert_CLS_Token':
-      case 'Extract_CLS_Token':
-      case 'FullyPool':
-      case 'Flatten':
-        if (token !== name) throw new InputError(`fusion_arc: "${token}": ${name} takes no fields`);
-        out.layers.push({
-          kind:
-            name === 'Insert_CLS_Token'
-              ? 'insertCls'
-              : name === 'Extract_CLS_Token'
-                ? 'extractCls'
-                : name === 'FullyPool'
-                  ? 'fullyPool'
-                  : 'flatten',
-        });
-        break;
       case 'Attention': {
         const [d, h, r, n] = fieldsOf(token, 'Attention', 4);
         const mlpRatio = Number(r);
@@ -161,16 +159,10 @@ export function formatFusionArc(arc: FusionArc): string {
   for (const l of arc.layers) {
     switch (l.kind) {
       case 'insertCls':
-        parts.push('Insert_CLS_Token');
-        break;
       case 'extractCls':
-        parts.push('Extract_CLS_Token');
-        break;
       case 'fullyPool':
-        parts.push('FullyPool');
-        break;
       case 'flatten':
-        parts.push('Flatten');
+        parts.push(PLAIN_LAYERS.find(([kind]) => kind === l.kind)![1]);
         break;
       case 'attention':
         parts.push(`Attention:${l.dim}:${l.heads}:${l.mlpRatio}:${l.blocks}`);
