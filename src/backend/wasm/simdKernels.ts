@@ -232,104 +232,25 @@ function combine(b: FunctionBody, steps: [dst: number, terms: Term[], output: bo
  * with a = v1 + v2, b = v1 − v2, c = v3 + v4, d = v3 − v4, the rows are v0 + a + c, b + 2d, a + 4c,
  * b + 8d + v5; for m = 2, v0 + v1 + v2 and v1 − v2 − v3.
  */
+// Coefficient tables, one step per line.
+// prettier-ignore
 function applyAt(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: number[], bias?: number): void {
   if (m === 2) {
-    combine(
-      b,
-      [
-        [
-          out[0],
-          [
-            [1, v[0]],
-            [1, v[1]],
-            [1, v[2]],
-          ],
-          true,
-        ],
-        [
-          out[1],
-          [
-            [1, v[1]],
-            [-1, v[2]],
-            [-1, v[3]],
-          ],
-          true,
-        ],
-      ],
-      bias,
-    );
+    combine(b, [[out[0], [[1, v[0]], [1, v[1]], [1, v[2]]], true], [out[1], [[1, v[1]], [-1, v[2]], [-1, v[3]]], true]], bias);
     return;
   }
   const [a, bb, c, d] = tmp;
   combine(
     b,
     [
-      [
-        a,
-        [
-          [1, v[1]],
-          [1, v[2]],
-        ],
-        false,
-      ],
-      [
-        bb,
-        [
-          [1, v[1]],
-          [-1, v[2]],
-        ],
-        false,
-      ],
-      [
-        c,
-        [
-          [1, v[3]],
-          [1, v[4]],
-        ],
-        false,
-      ],
-      [
-        d,
-        [
-          [1, v[3]],
-          [-1, v[4]],
-        ],
-        false,
-      ],
-      [
-        out[0],
-        [
-          [1, v[0]],
-          [1, a],
-          [1, c],
-        ],
-        true,
-      ],
-      [
-        out[1],
-        [
-          [1, bb],
-          [2, d],
-        ],
-        true,
-      ],
-      [
-        out[2],
-        [
-          [1, a],
-          [4, c],
-        ],
-        true,
-      ],
-      [
-        out[3],
-        [
-          [1, bb],
-          [8, d],
-          [1, v[5]],
-        ],
-        true,
-      ],
+      [a, [[1, v[1]], [1, v[2]]], false],
+      [bb, [[1, v[1]], [-1, v[2]]], false],
+      [c, [[1, v[3]], [1, v[4]]], false],
+      [d, [[1, v[3]], [-1, v[4]]], false],
+      [out[0], [[1, v[0]], [1, a], [1, c]], true],
+      [out[1], [[1, bb], [2, d]], true],
+      [out[2], [[1, a], [4, c]], true],
+      [out[3], [[1, bb], [8, d], [1, v[5]]], true],
     ],
     bias,
   );
@@ -340,144 +261,32 @@ function applyAt(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: num
  * r = v1 − v2, s = v4 − v3, g = v4 − v2, h = v3 − v1, the rows are 4v0 − 5v2 + v4, q − 4p, s + 4r,
  * g + 2h, g − 2h, 4v1 − 5v3 + v5; for m = 2, v0 − v2, v1 + v2, v2 − v1, v1 − v3.
  */
+// Coefficient tables, one step per line.
+// prettier-ignore
 function applyBt(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: number[]): void {
   if (m === 2) {
     combine(b, [
-      [
-        out[0],
-        [
-          [1, v[0]],
-          [-1, v[2]],
-        ],
-        true,
-      ],
-      [
-        out[1],
-        [
-          [1, v[1]],
-          [1, v[2]],
-        ],
-        true,
-      ],
-      [
-        out[2],
-        [
-          [1, v[2]],
-          [-1, v[1]],
-        ],
-        true,
-      ],
-      [
-        out[3],
-        [
-          [1, v[1]],
-          [-1, v[3]],
-        ],
-        true,
-      ],
+      [out[0], [[1, v[0]], [-1, v[2]]], true],
+      [out[1], [[1, v[1]], [1, v[2]]], true],
+      [out[2], [[1, v[2]], [-1, v[1]]], true],
+      [out[3], [[1, v[1]], [-1, v[3]]], true],
     ]);
     return;
   }
   const [p, q, r, s, g, h] = tmp;
   combine(b, [
-    [
-      p,
-      [
-        [1, v[1]],
-        [1, v[2]],
-      ],
-      false,
-    ],
-    [
-      q,
-      [
-        [1, v[3]],
-        [1, v[4]],
-      ],
-      false,
-    ],
-    [
-      r,
-      [
-        [1, v[1]],
-        [-1, v[2]],
-      ],
-      false,
-    ],
-    [
-      s,
-      [
-        [1, v[4]],
-        [-1, v[3]],
-      ],
-      false,
-    ],
-    [
-      g,
-      [
-        [1, v[4]],
-        [-1, v[2]],
-      ],
-      false,
-    ],
-    [
-      h,
-      [
-        [1, v[3]],
-        [-1, v[1]],
-      ],
-      false,
-    ],
-    [
-      out[0],
-      [
-        [4, v[0]],
-        [-5, v[2]],
-        [1, v[4]],
-      ],
-      true,
-    ],
-    [
-      out[1],
-      [
-        [1, q],
-        [-4, p],
-      ],
-      true,
-    ],
-    [
-      out[2],
-      [
-        [1, s],
-        [4, r],
-      ],
-      true,
-    ],
-    [
-      out[3],
-      [
-        [1, g],
-        [2, h],
-      ],
-      true,
-    ],
-    [
-      out[4],
-      [
-        [1, g],
-        [-2, h],
-      ],
-      true,
-    ],
-    [
-      out[5],
-      [
-        [4, v[1]],
-        [-5, v[3]],
-        [1, v[5]],
-      ],
-      true,
-    ],
+    [p, [[1, v[1]], [1, v[2]]], false],
+    [q, [[1, v[3]], [1, v[4]]], false],
+    [r, [[1, v[1]], [-1, v[2]]], false],
+    [s, [[1, v[4]], [-1, v[3]]], false],
+    [g, [[1, v[4]], [-1, v[2]]], false],
+    [h, [[1, v[3]], [-1, v[1]]], false],
+    [out[0], [[4, v[0]], [-5, v[2]], [1, v[4]]], true],
+    [out[1], [[1, q], [-4, p]], true],
+    [out[2], [[1, s], [4, r]], true],
+    [out[3], [[1, g], [2, h]], true],
+    [out[4], [[1, g], [-2, h]], true],
+    [out[5], [[4, v[1]], [-5, v[3]], [1, v[5]]], true],
   ]);
 }
 
@@ -663,70 +472,24 @@ function untileBody(m: 2 | 4): FunctionBody {
  * −[1, 1, 1]/6, [−1, 1, −1]/6, [1/24, 1/12, 1/6], [1/24, −1/12, 1/6], [0, 0, 1]; for m = 2 [1, 0, 0],
  * [1, 1, 1]/2, [1, −1, 1]/2, [0, 0, 1].
  */
+// Coefficient tables, one step per line.
+// prettier-ignore
 function applyG(b: FunctionBody, m: 2 | 4, v: number[], out: number[]): void {
   if (m === 2) {
     combine(b, [
       [out[0], [[1, v[0]]], true],
-      [
-        out[1],
-        [
-          [0.5, v[0]],
-          [0.5, v[1]],
-          [0.5, v[2]],
-        ],
-        true,
-      ],
-      [
-        out[2],
-        [
-          [0.5, v[0]],
-          [-0.5, v[1]],
-          [0.5, v[2]],
-        ],
-        true,
-      ],
+      [out[1], [[0.5, v[0]], [0.5, v[1]], [0.5, v[2]]], true],
+      [out[2], [[0.5, v[0]], [-0.5, v[1]], [0.5, v[2]]], true],
       [out[3], [[1, v[2]]], true],
     ]);
     return;
   }
   combine(b, [
     [out[0], [[1 / 4, v[0]]], true],
-    [
-      out[1],
-      [
-        [-1 / 6, v[0]],
-        [-1 / 6, v[1]],
-        [-1 / 6, v[2]],
-      ],
-      true,
-    ],
-    [
-      out[2],
-      [
-        [-1 / 6, v[0]],
-        [1 / 6, v[1]],
-        [-1 / 6, v[2]],
-      ],
-      true,
-    ],
-    [
-      out[3],
-      [
-        [1 / 24, v[0]],
-        [1 / 12, v[1]],
-        [1 / 6, v[2]],
-      ],
-      true,
-    ],
-    [
-      out[4],
-      [
-        [1 / 24, v[0]],
-        [-1 / 12, v[1]],
-        [1 / 6, v[2]],
-      ],
-      true,
-    ],
+    [out[1], [[-1 / 6, v[0]], [-1 / 6, v[1]], [-1 / 6, v[2]]], true],
+    [out[2], [[-1 / 6, v[0]], [1 / 6, v[1]], [-1 / 6, v[2]]], true],
+    [out[3], [[1 / 24, v[0]], [1 / 12, v[1]], [1 / 6, v[2]]], true],
+    [out[4], [[1 / 24, v[0]], [-1 / 12, v[1]], [1 / 6, v[2]]], true],
     [out[5], [[1, v[2]]], true],
   ]);
 }
