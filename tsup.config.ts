@@ -12,6 +12,10 @@ export default defineConfig([
     clean: ['!cli.js', '!cli.js.map'],
     // tfjs and its backends are the user's (peer) or resolved at run time: never bundle them.
     external: [/^@tensorflow\//, /^node:/],
+    // The CommonJS build has no import.meta; the code that reads it (locating the shipped data) uses __filename there.
+    esbuildOptions: (o) => {
+      o.logOverride = { ...o.logOverride, 'empty-import-meta': 'silent' };
+    },
   },
   {
     // The `diffssl` bin: Node only, ESM, made executable by the shebang.

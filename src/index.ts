@@ -104,6 +104,8 @@ export { onTheFlyImages, onTheFlyFeatures } from './data/onTheFly.js';
 export type { FeatureSpec, OnTheFlyImagesOptions, OnTheFlyFeaturesOptions } from './data/onTheFly.js';
 export { cacheFeatures, FeatureCache } from './data/featureCache.js';
 export type { CacheOptions } from './data/featureCache.js';
+export { loadFashionMNIST, FASHION_MNIST_CLASSES } from './data/fashionMnist.js';
+export type { FashionMNIST, FashionMNISTOptions, FashionMNISTSplit } from './data/fashionMnist.js';
 
 // Evaluation: top-k accuracy and the paper's kNN.
 export { topKAccuracy, topKCorrect } from './eval/accuracy.js';
@@ -138,7 +140,7 @@ export type {
   ShapedData,
 } from './cka/index.js';
 
-// I/O: safetensors and PyTorch checkpoints.
+// I/O: safetensors, PyTorch checkpoints and IDX (MNIST) files.
 export { SafetensorsReader, readSafetensors, writeSafetensors, serializeSafetensors } from './io/safetensors.js';
 export type {
   ReadTensor,
@@ -152,6 +154,8 @@ export { TorchCheckpointReader } from './io/pytorch.js';
 export type { TorchDtype, TorchOpenOptions, TorchTensor, TorchTensorInfo } from './io/pytorch.js';
 export { writeSafetensorsStream } from './io/safetensorsStream.js';
 export type { StreamDtype, StreamTensor, StreamWriteOptions } from './io/safetensorsStream.js';
+export { readIdx, readIdxPair, decodeIdx, encodeIdx } from './io/idx.js';
+export type { IdxData, IdxDtype, IdxTensor, ReadIdxOptions } from './io/idx.js';
 
 // Backend: choosing one, threaded wasm in Node.
 export { useBestBackend } from './backend/useBestBackend.js';

@@ -10,9 +10,9 @@
  * @module
  */
 import { CheckpointError } from '../errors.js';
-import { importUnbundled } from '../util/dynamicImport.js';
 import type { ByteSource } from './byteSource.js';
 import { crc32 } from './crc32.js';
+import { inflateBounded } from './inflate.js';
 
 /** One file of the archive, as the central directory describes it. */
 export interface ZipEntry {
@@ -308,50 +308,16 @@ function findExtra(extra: Uint8Array, id: number, bad: () => Error): Uint8Array 
 }
 
 /**
- * Raw-deflate decompression that stops once the output would exceed `size` bytes, so a
- * hostile entry cannot expand without limit: Node's zlib when present, else the web's
- * `DecompressionStream`.
+ * Raw-deflate decompression that stops once the output would exceed `size` bytes (see {@link inflateBounded}).
  * @internal exported for tests of both paths.
  */
-export async function inflateRawBounded(
+export function inflateRawBounded(
   data: Uint8Array,
   size: number,
   fail: (why: string) => Error,
   useStreams = false,
 ): Promise<Uint8Array> {
-  if (!useStreams) {
-    const zlib = await importUnbundled<typeof import('node:zlib')>('node:zlib').catch(() => undefined);
-    if (zlib?.inflateRawSync) {
-      try {
-        const out = zlib.inflateRawSync(data, { maxOutputLength: Math.max(1, size) });
-        return new Uint8Array(out.buffer, out.byteOffset, out.length);
-      } catch (e) {
-        throw fail(`cannot be inflated: ${(e as Error).message}`);
-      }
-    }
-  }
-  if (typeof DecompressionStream === 'undefined')
-    throw fail('is deflated and this runtime has neither node:zlib nor DecompressionStream');
-  const out = new Uint8Array(size);
-  let n = 0;
-  const reader = new Blob([data as Uint8Array<ArrayBuffer>])
-    .stream()
-    .pipeThrough(new DecompressionStream('deflate-raw'))
-    .getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (n + value.length > size) throw fail(`inflates to more than the ${size} bytes recorded`);
-      out.set(value, n);
-      n += value.length;
-    }
-  } catch (e) {
-    await reader.cancel().catch(() => {});
-    if (e instanceof CheckpointError) throw e;
-    throw fail(`cannot be inflated: ${(e as Error).message}`);
-  }
-  return out.subarray(0, n);
+  return inflateBounded(data, 'deflate-raw', size, fail, useStreams);
 }
 
 function latin1(bytes: Uint8Array): string {

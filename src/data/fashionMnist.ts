@@ -1,0 +1,201 @@
+/**
+ * Fashion-MNIST as tensors in [−1, 1]: the subset shipped in the package (`data/fashion-mnist/`), or any
+ * directory or bytes holding the IDX files of a split, as an {@link ImageSource} or a {@link Dataset} too.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { CheckpointError, InputError } from '../errors.js';
+import { readIdxPair, type IdxTensor } from '../io/idx.js';
+import { importUnbundled } from '../util/dynamicImport.js';
+import { nodeFs } from '../util/nodeFs.js';
+import { tensorDataset, type Dataset } from './dataset.js';
+import { imagesFromTensor, type ImageSource } from './images.js';
+
+/**
+ * Fashion-MNIST's class names, by label (0 = T-shirt/top … 9 = Ankle boot), as its authors name them.
+ * @category Data
+ */
+export const FASHION_MNIST_CLASSES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+] as const;
+
+/**
+ * A split of Fashion-MNIST: `'train'` (files `train-*`) or `'test'` (files `t10k-*`).
+ * @category Data
+ */
+export type FashionMNISTSplit = 'train' | 'test';
+
+/**
+ * Options of {@link loadFashionMNIST}.
+ * @category Data
+ */
+export interface FashionMNISTOptions {
+  /** Which split (default `'train'`). */
+  split?: FashionMNISTSplit;
+  /**
+   * A directory holding the split's IDX files under their official names, gzipped (`….gz`, tried first) or
+   * not. Default: the subset shipped in the package (Node only).
+   */
+  dir?: string;
+  /** The split's two files as paths or bytes (a browser fetches them); overrides `dir`. */
+  files?: { images: string | Uint8Array; labels: string | Uint8Array };
+  /**
+   * Output side: larger than 28 pads each image, centred (the odd pixel at the bottom and right), with the
+   * background value −1, so that sides divide by the U-Net's powers of two (32 for the ADM models).
+   */
+  padTo?: number;
+}
+
+/**
+ * A loaded split. `images` is the caller's to dispose (or call {@link FashionMNIST.dispose}); the image source
+ * and dataset views read it and own nothing.
+ * @category Data
+ */
+export interface FashionMNIST {
+  split: FashionMNISTSplit;
+  /** `[N, side, side, 1]` float32, `x / 127.5 − 1` (pixel 0 → −1, 255 → 1); padding is −1. */
+  images: tf.Tensor4D;
+  /** One label in 0–9 per image. */
+  labels: Int32Array;
+  /** {@link FASHION_MNIST_CLASSES}. */
+  classNames: readonly string[];
+  /** The images one by one, for `onTheFlyImages` and the transforms. */
+  imageSource(): ImageSource;
+  /** Batches of images with labels, for `train`. */
+  dataset(): Dataset<tf.Tensor4D>;
+  /** Frees `images`. */
+  dispose(): void;
+}
+
+const SIDE = 28;
+const FILES: Record<FashionMNISTSplit, { images: string; labels: string }> = {
+  train: { images: 'train-images-idx3-ubyte', labels: 'train-labels-idx1-ubyte' },
+  test: { images: 't10k-images-idx3-ubyte', labels: 't10k-labels-idx1-ubyte' },
+};
+/** Where the shipped subset lies, relative to the package root. */
+const SHIPPED = ['data', 'fashion-mnist'];
+
+/**
+ * Loads a split of Fashion-MNIST as float32 images in [−1, 1] with their labels. By default it reads the
+ * subset shipped in the package (10,000 training and 2,000 test images, 1,000 and 200 of each class; see
+ * `data/fashion-mnist/README.md`); `dir` reads the full dataset or another copy.
+ * @example
+ * ```ts
+ * const test = await loadFashionMNIST({ split: 'test', padTo: 32 });
+ * test.images.shape; // [2000, 32, 32, 1]
+ * test.classNames[test.labels[0]]; // 'T-shirt/top', …
+ * test.dispose();
+ * ```
+ * @throws InputError for a bad option. CheckpointError when the directory or a file is missing or a file is
+ *   not Fashion-MNIST IDX (wrong magic, truncated, not 28×28 bytes, labels outside 0–9, counts that differ).
+ * @category Data
+ */
+export async function loadFashionMNIST(opts: FashionMNISTOptions = {}): Promise<FashionMNIST> {
+  const split = opts.split ?? 'train';
+  if (split !== 'train' && split !== 'test')
+    throw new InputError(`loadFashionMNIST: split must be 'train' or 'test', got ${String(split)}`);
+  const side = opts.padTo ?? SIDE;
+  if (!Number.isInteger(side) || side < SIDE)
+    throw new InputError(`loadFashionMNIST: padTo must be an integer ≥ ${SIDE}, got ${String(opts.padTo)}`);
+  const files = opts.files ?? (await splitFiles(opts.dir ?? (await shippedDir()), split));
+  const pair = await readIdxPair(files.images, files.labels, {
+    imagesLabel: 'image bytes',
+    labelsLabel: 'label bytes',
+  });
+  const where = typeof files.images === 'string' ? files.images : 'the image bytes';
+  const x = checkImages(pair.images, where);
+  const labels = checkClassLabels(pair.labels, typeof files.labels === 'string' ? files.labels : 'the label bytes');
+  const n = x.shape[0];
+  const off = (side - SIDE) >> 1;
+  const out = new Float32Array(n * side * side).fill(-1);
+  for (let i = 0; i < n; i++)
+    for (let r = 0; r < SIDE; r++) {
+      const src = (i * SIDE + r) * SIDE;
+      const dst = (i * side + r + off) * side + off;
+      for (let c = 0; c < SIDE; c++) out[dst + c] = x.data[src + c] / 127.5 - 1;
+    }
+  const images = tf.tensor4d(out, [n, side, side, 1]);
+  return {
+    split,
+    images,
+    labels,
+    classNames: FASHION_MNIST_CLASSES,
+    imageSource: () => imagesFromTensor(images, labels),
+    dataset: () => tensorDataset(images, labels, FASHION_MNIST_CLASSES.length),
+    dispose: () => images.dispose(),
+  };
+}
+
+/**
+ * The directory of the subset shipped in the package: `data/fashion-mnist` under the nearest folder above
+ * this module that holds a `package.json` (the repository from `src/`, the package from `dist/`).
+ * @throws CheckpointError when it cannot be found (a browser, or a bundle that left the data behind).
+ */
+export async function shippedDir(): Promise<string> {
+  const file = await moduleFile();
+  if (!file)
+    throw new CheckpointError(
+      'loadFashionMNIST cannot locate the shipped subset in this runtime; pass `files` (paths or bytes) or `dir`',
+    );
+  const { fs, path } = await nodeFs();
+  let dir = path.dirname(file);
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir)
+      throw new CheckpointError(
+        `loadFashionMNIST found no package.json above ${file}, so not the shipped subset; pass \`dir\` or \`files\``,
+      );
+    dir = up;
+  }
+  return path.join(dir, ...SHIPPED);
+}
+
+/** This module's file path: `__filename` in CommonJS, `import.meta.url` in ESM, nothing in a browser. */
+async function moduleFile(): Promise<string | undefined> {
+  if (typeof __filename === 'string' && __filename) return __filename;
+  const url = (import.meta as { url?: string }).url;
+  if (!url?.startsWith('file:')) return undefined;
+  const { fileURLToPath } = await importUnbundled<typeof import('node:url')>('node:url');
+  return fileURLToPath(url);
+}
+
+/** The split's two files in `dir`, gzipped or not. */
+async function splitFiles(dir: string, split: FashionMNISTSplit): Promise<{ images: string; labels: string }> {
+  if (typeof dir !== 'string') throw new InputError(`loadFashionMNIST: dir must be a path, got ${typeof dir}`);
+  const { fs, path } = await nodeFs();
+  if (!fs.existsSync(dir))
+    throw new CheckpointError(
+      `Fashion-MNIST directory ${dir} does not exist; pass the folder that holds its IDX files`,
+    );
+  const find = (name: string) => {
+    for (const f of [name + '.gz', name]) if (fs.existsSync(path.join(dir, f))) return path.join(dir, f);
+    throw new CheckpointError(
+      `${dir} has neither ${name}.gz nor ${name}, the Fashion-MNIST ${split} file; it should hold the official file names`,
+    );
+  };
+  return { images: find(FILES[split].images), labels: find(FILES[split].labels) };
+}
+
+function checkImages(t: IdxTensor, where: string): IdxTensor & { data: Uint8Array } {
+  if (t.dtype !== 'uint8' || t.shape.length !== 3 || t.shape[1] !== SIDE || t.shape[2] !== SIDE)
+    throw new CheckpointError(
+      `${where} holds ${t.dtype} of shape [${t.shape}], not Fashion-MNIST images (uint8 of shape [N, 28, 28])`,
+    );
+  return t as IdxTensor & { data: Uint8Array };
+}
+
+function checkClassLabels(t: IdxTensor, where: string): Int32Array {
+  const y = Int32Array.from(t.data as ArrayLike<number>);
+  const bad = y.findIndex((v) => v < 0 || v >= FASHION_MNIST_CLASSES.length);
+  if (bad >= 0) throw new CheckpointError(`${where}: label ${bad} is ${y[bad]}, outside Fashion-MNIST's classes 0–9`);
+  return y;
+}
