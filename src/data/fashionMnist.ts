@@ -139,6 +139,7 @@ export async function loadFashionMNIST(opts: FashionMNISTOptions = {}): Promise<
  * The directory of the subset shipped in the package: `data/fashion-mnist` under the nearest folder above
  * this module that holds a `package.json` (the repository from `src/`, the package from `dist/`).
  * @throws CheckpointError when it cannot be found (a browser, or a bundle that left the data behind).
+ * @internal exported for tests.
  */
 export async function shippedDir(): Promise<string> {
   const file = await moduleFile();

@@ -11,6 +11,11 @@ type FileHandle = import('node:fs/promises').FileHandle;
 /** Whether typed arrays here are little-endian: the readers view file bytes (little-endian) as typed arrays directly. */
 export const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
+/** Reverses the bytes of every `size`-byte value in place: big-endian ↔ little-endian. */
+export function swapBytes(bytes: Uint8Array, size: number): void {
+  for (let i = 0; i < bytes.length; i += size) bytes.subarray(i, i + size).reverse();
+}
+
 /** A file (or bytes) read by offset. Every range is checked against {@link ByteSource.size} first. */
 export interface ByteSource {
   /** The path, or `'<bytes>'`; named in error messages. */

@@ -8,6 +8,7 @@
 import { CheckpointError, InputError } from '../errors.js';
 import type { HostTensor } from '../util/hostTensor.js';
 import { nodeFs } from '../util/nodeFs.js';
+import { LITTLE_ENDIAN_HOST, swapBytes } from './byteSource.js';
 import { inflateBounded, isGzip } from './inflate.js';
 
 /**
@@ -42,57 +43,15 @@ export interface ReadIdxOptions {
   maxBytes?: number;
 }
 
-interface DtypeInfo {
-  code: number;
-  bytes: number;
-  make: (n: number) => IdxData;
-  get: (v: DataView, p: number) => number;
-  set: (v: DataView, p: number, x: number) => void;
-}
+type IdxArray = { new (buffer: ArrayBuffer): IdxData; readonly BYTES_PER_ELEMENT: number };
 
-const DTYPES: Record<IdxDtype, DtypeInfo> = {
-  uint8: {
-    code: 0x08,
-    bytes: 1,
-    make: (n) => new Uint8Array(n),
-    get: (v, p) => v.getUint8(p),
-    set: (v, p, x) => v.setUint8(p, x),
-  },
-  int8: {
-    code: 0x09,
-    bytes: 1,
-    make: (n) => new Int8Array(n),
-    get: (v, p) => v.getInt8(p),
-    set: (v, p, x) => v.setInt8(p, x),
-  },
-  int16: {
-    code: 0x0b,
-    bytes: 2,
-    make: (n) => new Int16Array(n),
-    get: (v, p) => v.getInt16(p),
-    set: (v, p, x) => v.setInt16(p, x),
-  },
-  int32: {
-    code: 0x0c,
-    bytes: 4,
-    make: (n) => new Int32Array(n),
-    get: (v, p) => v.getInt32(p),
-    set: (v, p, x) => v.setInt32(p, x),
-  },
-  float32: {
-    code: 0x0d,
-    bytes: 4,
-    make: (n) => new Float32Array(n),
-    get: (v, p) => v.getFloat32(p),
-    set: (v, p, x) => v.setFloat32(p, x),
-  },
-  float64: {
-    code: 0x0e,
-    bytes: 8,
-    make: (n) => new Float64Array(n),
-    get: (v, p) => v.getFloat64(p),
-    set: (v, p, x) => v.setFloat64(p, x),
-  },
+const DTYPES: Record<IdxDtype, { code: number; array: IdxArray }> = {
+  uint8: { code: 0x08, array: Uint8Array },
+  int8: { code: 0x09, array: Int8Array },
+  int16: { code: 0x0b, array: Int16Array },
+  int32: { code: 0x0c, array: Int32Array },
+  float32: { code: 0x0d, array: Float32Array },
+  float64: { code: 0x0e, array: Float64Array },
 };
 
 const BY_CODE = new Map(Object.entries(DTYPES).map(([name, info]) => [info.code, name as IdxDtype]));
@@ -126,18 +85,18 @@ export function decodeIdx(bytes: Uint8Array, label = '<bytes>'): IdxTensor {
     shape.push(view.getUint32(4 + 4 * d));
     count *= shape[d];
   }
-  const info = DTYPES[dtype];
-  const expected = header + count * info.bytes;
+  const { array } = DTYPES[dtype];
+  const expected = header + count * array.BYTES_PER_ELEMENT;
   if (bytes.length < expected)
     throw fail(`it is truncated: shape [${shape}] of ${dtype} needs ${expected} bytes, the file has ${bytes.length}`);
   if (bytes.length > expected)
     throw fail(
       `it has ${bytes.length - expected} bytes after the ${expected} that shape [${shape}] of ${dtype} takes (trailing data)`,
     );
-  const data = info.make(count);
-  if (info.bytes === 1) data.set(bytes.subarray(header, expected) as Uint8Array & Int8Array);
-  else for (let i = 0, p = header; i < count; i++, p += info.bytes) data[i] = info.get(view, p);
-  return { shape, data, dtype };
+  // A copy, so the values start at offset 0 of their own (aligned) buffer and can be swapped in place.
+  const values = bytes.slice(header, expected);
+  if (LITTLE_ENDIAN_HOST) swapBytes(values, array.BYTES_PER_ELEMENT);
+  return { shape, data: new array(values.buffer), dtype };
 }
 
 /**
@@ -156,15 +115,16 @@ export function encodeIdx(tensor: HostTensor<IdxData, readonly number[]>): Uint8
   const count = shape.reduce((a, b) => a * b, 1);
   if (count !== data.length)
     throw new InputError(`encodeIdx: shape [${shape}] holds ${count} values, the data has ${data.length}`);
-  const info = DTYPES[dtype];
+  const { code, array } = DTYPES[dtype];
   const header = 4 + 4 * shape.length;
-  const out = new Uint8Array(header + count * info.bytes);
+  const out = new Uint8Array(header + data.byteLength);
   const view = new DataView(out.buffer);
-  out[2] = info.code;
+  out[2] = code;
   out[3] = shape.length;
   shape.forEach((s, d) => view.setUint32(4 + 4 * d, s));
-  if (info.bytes === 1) out.set(new Uint8Array(data.buffer, data.byteOffset, count), header);
-  else for (let i = 0, p = header; i < count; i++, p += info.bytes) info.set(view, p, data[i]);
+  const values = out.subarray(header);
+  values.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  if (LITTLE_ENDIAN_HOST) swapBytes(values, array.BYTES_PER_ELEMENT);
   return out;
 }
 

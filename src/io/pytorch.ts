@@ -14,7 +14,7 @@
 import { CheckpointError, InputError } from '../errors.js';
 import { isCount } from '../util/checks.js';
 import type { HostTensor } from '../util/hostTensor.js';
-import { LITTLE_ENDIAN_HOST, openByteSource, type ByteSource } from './byteSource.js';
+import { LITTLE_ENDIAN_HOST, openByteSource, swapBytes, type ByteSource } from './byteSource.js';
 import { formatOf } from './format.js';
 import {
   describe,
@@ -599,10 +599,6 @@ function gather(span: Uint8Array, t: TensorRef, size: number, out: Uint8Array): 
     }
     if (d < 0) return;
   }
-}
-
-function swapBytes(bytes: Uint8Array, size: number): void {
-  for (let i = 0; i < bytes.length; i += size) bytes.subarray(i, i + size).reverse();
 }
 
 function counts(v: unknown): number[] | undefined {
