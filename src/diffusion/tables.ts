@@ -66,6 +66,11 @@ export function diffusionTables(schedule: NoiseSchedule, use?: readonly number[]
     betas[i] = use === undefined ? schedule.betas[k] : 1 - ac / last;
     last = ac;
   });
+  const bad = betas.findIndex((b) => !(b > 0 && b < 1));
+  if (bad >= 0)
+    throw new InputError(
+      `β at step ${kept[bad]} is ${betas[bad]}, outside (0, 1): the ${schedule.kind} schedule with T = ${T} cannot be sampled${schedule.kind === 'linear' ? ' (its betas reach 20/T: use T > 20 or the cosine schedule)' : ''}`,
+    );
   const t = tablesFromBetas(betas);
   return { steps: n, timesteps: kept, ...t };
 }
