@@ -1,16 +1,9 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ddimStep,
-  ddpmStep,
-  pMeanVariance,
-  qPosteriorMeanVariance,
-  sampleDDIM,
-  sampleDDPM,
-  samplerNoise,
-  type VarianceKind,
-} from '../../src/diffusion/sampler';
+// The loops, then the single steps they are checked against.
+import { sampleDDIM, sampleDDPM, samplerNoise, type VarianceKind } from '../../src/diffusion/sampler';
+import { ddimStep, ddpmStep, pMeanVariance, qPosteriorMeanVariance } from '../../src/diffusion/sampler';
 import { diffusionTables, spaceTimesteps } from '../../src/diffusion/tables';
 import { InputError } from '../../src/errors';
 import { readSafetensors, type ReadTensor } from '../../src/io/safetensors';
