@@ -335,6 +335,7 @@ function plan(model: DenoisingModel, opts: SampleOptions): Plan {
       throw new InputError(
         `xT must be a tensor [N, ${S}, ${S}, ${C}] for this model, got ${x instanceof tf.Tensor ? `[${x.shape}]` : typeof x}`,
       );
+    if (x.isDisposed) throw new InputError('xT was disposed: pass a live tensor (the sampler only reads it)');
     if (n !== undefined && n !== x.shape[0])
       throw new InputError(`batch is ${n} but xT holds ${x.shape[0]} images: give one or make them agree`);
     n = x.shape[0];

@@ -307,6 +307,10 @@ describe(`sampling loops on short schedules (${backend})`, () => {
   it('bad options are typed errors that leave no tensors behind', () => {
     const before = tf.memory().numTensors;
     const xT = tf.zeros([2, 32, 32, 3]) as tf.Tensor4D;
+    const disposed = tf.zeros([1, 32, 32, 3]) as tf.Tensor4D;
+    disposed.dispose();
+    const small = tf.zeros([2, 16, 16, 3]) as tf.Tensor4D;
+    const oneNoise = tf.zeros([1, 32, 32, 3]) as tf.Tensor4D;
     const cases: [() => unknown, RegExp][] = [
       [() => sampleDDIM(unet, { steps: 0, batch: 1 }), /\[1, 4\]/],
       [() => sampleDDIM(unet, { steps: 5, batch: 1 }), /\[1, 4\]/],
@@ -315,23 +319,25 @@ describe(`sampling loops on short schedules (${backend})`, () => {
       [() => sampleDDPM(unet, {}), /batch .*or xT/],
       [() => sampleDDPM(unet, { batch: 0 }), /batch must be a positive integer/],
       [() => sampleDDPM(unet, { batch: 3, xT }), /batch is 3 but xT holds 2/],
-      [() => sampleDDPM(unet, { xT: tf.zeros([2, 16, 16, 3]) as tf.Tensor4D }), /xT must be a tensor \[N, 32, 32, 3\]/],
+      [() => sampleDDPM(unet, { xT: small }), /xT must be a tensor \[N, 32, 32, 3\]/],
       [() => sampleDDPM(unet, { batch: 1, seed: 1.5 }), /seed must be an integer/],
+      [() => sampleDDPM(unet, { xT: disposed }), /xT was disposed/],
       [() => sampleDDPM(unet, { batch: 1, y: [1] }), /unconditional/],
       [() => sampleDDPM(cond, { batch: 2 }), /class-conditional: pass y/],
       [() => sampleDDPM(cond, { batch: 2, y: [1] }), /one label per example \(2\)/],
       [() => sampleDDPM(cond, { batch: 1, y: [1], variance: 'learned' }), /needs a learn_sigma model/],
       [() => sampleDDPM(unet, { batch: 1, variance: 'wide' as VarianceKind }), /unknown variance/],
       [() => pMeanVariance(unet, xT, [4, 0]), /not a step index/],
-      [() => ddpmStep(unet, xT, [1, 1], tf.zeros([1, 32, 32, 3]) as tf.Tensor4D), /noise must have the shape/],
+      [() => pMeanVariance(cond, xT, [1, 0], { y: [1, 1000] }), /y\[1\] = 1000 is outside/],
+      [() => ddimStep(cond, xT, [3, 0], xT, { y: [1, 2], tables: diffusionTables(unet.schedule) }), /outside \[0, 3\)/],
+      [() => ddpmStep(unet, xT, [1, 1], oneNoise), /noise must have the shape/],
     ];
+    // No tidy around the calls: a tensor they leaked would stay counted.
     for (const [f, msg] of cases) {
-      tf.tidy(() => {
-        expect(f).toThrow(InputError);
-        expect(f).toThrow(msg);
-      });
+      expect(f).toThrow(InputError);
+      expect(f).toThrow(msg);
     }
-    xT.dispose();
+    tf.dispose([xT, small, oneNoise]);
     expect(tf.memory().numTensors).toBe(before);
   });
 
