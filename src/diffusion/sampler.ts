@@ -314,6 +314,7 @@ export function samplerNoise(
   seed: number | undefined,
   t: number,
 ): tf.Tensor4D {
+  // Three stream entries, so never one of the two-entry (t, repeat) streams of the features' step noise.
   return seededNormal<tf.Rank.R4>(shape, seed, SAMPLE_STREAM, t, 0);
 }
 
