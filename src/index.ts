@@ -28,6 +28,27 @@ export { checkImageRange, IMAGE_RANGE_LIMIT, noiseSchedule, qSample } from './un
 export type { NoiseSchedule } from './unet/schedule.js';
 export { timestepEmbedding } from './unet/timestepEmbedding.js';
 
+// Diffusion: the reverse process, DDPM and DDIM sampling.
+export {
+  ddimStep,
+  ddpmStep,
+  pMeanVariance,
+  qPosteriorMeanVariance,
+  sampleDDIM,
+  sampleDDPM,
+} from './diffusion/sampler.js';
+export type {
+  DDIMOptions,
+  DenoisingModel,
+  MeanVariance,
+  ModelMeanVariance,
+  ModelStepOptions,
+  SampleOptions,
+  VarianceKind,
+} from './diffusion/sampler.js';
+export { diffusionTables, spaceTimesteps } from './diffusion/tables.js';
+export type { DiffusionTables } from './diffusion/tables.js';
+
 // Features: f(x0, t, b).
 export { extractFeatures, FeatureSet } from './features/extractFeatures.js';
 export type { ExtractOptions, FeatureBackbone } from './features/extractFeatures.js';
@@ -140,7 +161,7 @@ export type {
   ShapedData,
 } from './cka/index.js';
 
-// I/O: safetensors, PyTorch checkpoints and IDX (MNIST) files.
+// I/O: safetensors, PyTorch checkpoints, IDX (MNIST) files and sample grids.
 export { SafetensorsReader, readSafetensors, writeSafetensors, serializeSafetensors } from './io/safetensors.js';
 export type {
   ReadTensor,
@@ -153,6 +174,8 @@ export type {
 export { TorchCheckpointReader } from './io/pytorch.js';
 export type { TorchDtype, TorchOpenOptions, TorchTensor, TorchTensorInfo } from './io/pytorch.js';
 export { writeSafetensorsStream } from './io/safetensorsStream.js';
+export { samplesGridPNG, writeSamplesGrid } from './io/imageGrid.js';
+export type { GridOptions } from './io/imageGrid.js';
 export type { StreamDtype, StreamTensor, StreamWriteOptions } from './io/safetensorsStream.js';
 export { readIdx, readIdxPair, decodeIdx, encodeIdx } from './io/idx.js';
 export type { IdxData, IdxDtype, IdxTensor, ReadIdxOptions } from './io/idx.js';
@@ -179,6 +202,7 @@ export type {
   ExtractProgressInfo,
   CacheProgressInfo,
   TrainProgressInfo,
+  SampleProgressInfo,
 } from './util/progress.js';
 export type { HostData, HostTensor } from './util/hostTensor.js';
 export { SeededRandom } from './util/random.js';

@@ -1,6 +1,6 @@
 /**
  * One progress report shape for every long-running call of the library (loading weights, writing
- * a converted file, extracting or caching features, training): a discriminated union on `kind`,
+ * a converted file, extracting or caching features, training, sampling): a discriminated union on `kind`,
  * each member with the same `done`/`total`/`elapsedMs`/`etaMs` fields, so one progress bar serves
  * them all and a `switch (p.kind)` reaches the fields of one activity.
  * @module
@@ -84,11 +84,26 @@ export interface TrainProgressInfo extends ProgressBase {
 }
 
 /**
+ * A step of {@link sampleDDPM} or {@link sampleDDIM}: `done`/`total` count denoising steps.
+ * @category Utilities
+ */
+export interface SampleProgressInfo extends ProgressBase {
+  kind: 'sample';
+  /** The model timestep just denoised (the original step number, also when respaced). */
+  t: number;
+}
+
+/**
  * A progress report; `kind` says which activity, and which fields beyond the common ones it has.
  * @category Utilities
  */
 export type ProgressInfo =
-  LoadProgressInfo | WriteProgressInfo | ExtractProgressInfo | CacheProgressInfo | TrainProgressInfo;
+  | LoadProgressInfo
+  | WriteProgressInfo
+  | ExtractProgressInfo
+  | CacheProgressInfo
+  | TrainProgressInfo
+  | SampleProgressInfo;
 
 /**
  * What the library's `onProgress` options take. A callback that throws aborts the call it watches.
