@@ -11,7 +11,7 @@ import { DifFormer } from '../src/fusion/difFormer';
 import { MLPHead } from '../src/heads/mlpHead';
 import { fromReference, type DiffSSLModel, type FinetuneArgs } from '../src/diffsslModel';
 import { ADMUNet } from '../src/unet/admUnet';
-import { BACKENDS, FIXTURES, fixtureJson, gradientCheck, setBackend } from './helpers';
+import { BACKENDS, fixtureJson, FIXTURES, gradientCheck, loadTinyUNet, setBackend } from './helpers';
 import { expectMatch, headFixture, headWeights, referenceParity, tensorOf } from './heads/fixtures';
 import { extractFeatures } from '../src/features/extractFeatures';
 
@@ -29,10 +29,7 @@ for (const backend of BACKENDS) {
     let unet: ADMUNet;
     beforeAll(async () => {
       await setBackend(backend);
-      unet = await ADMUNet.load(
-        path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
-        fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
-      );
+      unet = await loadTinyUNet();
     });
     afterAll(() => unet?.dispose());
 
@@ -205,10 +202,7 @@ for (const backend of BACKENDS) {
     let unet: ADMUNet;
     beforeAll(async () => {
       await setBackend(backend);
-      unet = await ADMUNet.load(
-        path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
-        fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
-      );
+      unet = await loadTinyUNet();
     });
     afterAll(() => unet?.dispose());
 

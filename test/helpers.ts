@@ -1,6 +1,10 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { buildSync } from 'esbuild';
+import { ADMUNet } from '../src/unet/admUnet';
+import type { LoadOptions } from '../src/unet/options';
 
 /** The reference's golden tensors, copied into the repository (see `test/fixtures/README.md`). */
 export const FIXTURES = path.resolve(__dirname, 'fixtures');
@@ -163,4 +167,36 @@ export function gradientCheck(loss: () => tf.Scalar, v: tf.Variable, h = 1e-2, i
   } finally {
     tf.tidy(() => v.assign(tf.tensor(orig, v.shape, 'float32')));
   }
+}
+
+/** The adm-tiny fixture model with the reference's weights; the caller disposes it. */
+export function loadTinyUNet(opts: LoadOptions = {}): Promise<ADMUNet> {
+  const flags = fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args;
+  return ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), flags, opts);
+}
+
+/**
+ * Bundles `source`, an ES module as a user would write it (`@tensorflow/*` left external), into a
+ * runnable `.mjs` under the repository's `.tmp/`, for tests that run it in a child process. The
+ * caller removes the returned file.
+ */
+export function bundleScript(source: string, name: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `diffssl-${name}-`));
+  const entry = path.join(dir, 'entry.ts');
+  fs.writeFileSync(entry, source);
+  const out = path.resolve(__dirname, '..', '.tmp', `${name}-${process.pid}-${Date.now()}.mjs`);
+  try {
+    buildSync({
+      entryPoints: [entry],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      outfile: out,
+      external: ['@tensorflow/*'],
+      logLevel: 'error',
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
 }

@@ -1,20 +1,16 @@
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractFeatures } from '../../src/features/extractFeatures';
 import { adaptiveAvgPool2d } from '../../src/ops/adaptiveAvgPool';
 import { ADMUNet } from '../../src/unet/admUnet';
-import { compareArrays, FIXTURES, fixtureJson, setBackend, warmUp } from '../helpers';
+import { compareArrays, loadTinyUNet, setBackend, warmUp } from '../helpers';
 
 describe('extractFeatures and FeatureSet', () => {
   let unet: ADMUNet;
   let x0: tf.Tensor4D;
   beforeAll(async () => {
     await setBackend('wasm');
-    unet = await ADMUNet.load(
-      path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
-      fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
-    );
+    unet = await loadTinyUNet();
     x0 = tf.randomUniform([3, 32, 32, 3], -1, 1, 'float32', 11) as tf.Tensor4D;
     warmUp(unet);
   });

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,11 +6,9 @@ import { DifFeed, feedbackLinks, parseFeedbackArch } from '../../src/feedback/di
 import { fromReference } from '../../src/diffsslModel';
 import { ADMUNet } from '../../src/unet/admUnet';
 import type { BlockInfo } from '../../src/unet/architecture';
-import { BACKENDS, compareArrays, FIXTURES, fixtureJson, gradientCheck, setBackend } from '../helpers';
+import { BACKENDS, compareArrays, fixtureJson, gradientCheck, loadTinyUNet, setBackend } from '../helpers';
 import { expectMatch, headFixture, headWeights, referenceParity, tensorOf } from '../heads/fixtures';
 
-const ADM_TINY = fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args;
-const loadTiny = () => ADMUNet.load(path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'), ADM_TINY);
 const worst = new Map<string, string>();
 afterAll(() => {
   for (const [k, v] of worst) console.log(`DifFeed parity ${k}: ${v}`);
@@ -100,7 +97,7 @@ for (const backend of BACKENDS) {
     let unet: ADMUNet;
     beforeAll(async () => {
       await setBackend(backend);
-      unet = await loadTiny();
+      unet = await loadTinyUNet();
     });
     afterAll(() => unet?.dispose());
 
@@ -304,7 +301,7 @@ describe('DifFeed gradients', () => {
   const args = fixtureJson('heads/difffeed-all/config.json').finetune_args;
   const run = async (backend: string) => {
     await setBackend(backend);
-    const unet = await loadTiny();
+    const unet = await loadTinyUNet();
     const model = fromReference(args, unet, { seed: 11 });
     const x0 = tf.randomUniform([1, 32, 32, 3], -1, 1, 'float32', 12) as tf.Tensor4D;
     const noise = [tf.randomNormal([1, 32, 32, 3], 0, 1, 'float32', 13) as tf.Tensor4D];

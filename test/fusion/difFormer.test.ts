@@ -1,11 +1,9 @@
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InputError } from '../../src/errors';
 import { DifFormer, type FusionInput } from '../../src/fusion/difFormer';
 import { ADMUNet } from '../../src/unet/admUnet';
-import { BACKENDS, FIXTURES, fixtureJson, gradientCheck, setBackend } from '../helpers';
+import { BACKENDS, gradientCheck, loadTinyUNet, setBackend } from '../helpers';
 import { expectMatch, headFixture, headWeights, referenceParity, tensorOf } from '../heads/fixtures';
 
 const ARC = 'Use_CLS_Token:True:64,Insert_CLS_Token,Attention:64:4:4:2,Extract_CLS_Token';
@@ -19,10 +17,7 @@ for (const backend of BACKENDS) {
     let unet: ADMUNet;
     beforeAll(async () => {
       await setBackend(backend);
-      unet = await ADMUNet.load(
-        path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
-        fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
-      );
+      unet = await loadTinyUNet();
     });
     afterAll(() => unet?.dispose());
 

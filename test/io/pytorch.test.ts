@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointError, DiffSSLError, InputError, WeightsError } from '../../src/errors';
 import { TorchCheckpointReader, type TorchDtype } from '../../src/io/pytorch';
-import { f16ToF32, f32ToBf16, f32ToF16 } from '../../src/io/float16';
+import { f32ToBf16, f32ToF16 } from '../../src/io/float16';
 import { readSafetensors, type ReadTensor } from '../../src/io/safetensors';
 import { openWeights } from '../../src/io/weights';
 import { ADMUNet } from '../../src/unet/admUnet';

@@ -8,9 +8,10 @@ import { ADMUNet } from '../../src/unet/admUnet';
 import {
   BACKENDS,
   compareArrays,
-  FIXTURES,
   fixtureJson,
+  FIXTURES,
   gradientCheck,
+  loadTinyUNet,
   nchwToNhwc,
   setBackend,
   warmUp,
@@ -30,10 +31,7 @@ for (const backend of BACKENDS) {
     let act: Map<string, ReadTensor>;
     beforeAll(async () => {
       await setBackend(backend);
-      unet = await ADMUNet.load(
-        path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
-        fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
-      );
+      unet = await loadTinyUNet();
       act = await readSafetensors(path.join(FIXTURES, 'heads', 'difffeed', 'activations.safetensors'));
       warmUp(unet);
     });

@@ -8,14 +8,15 @@ import { qkvAttention } from '../../src/unet/attentionBlock';
 import { timestepEmbedding } from '../../src/unet/timestepEmbedding';
 import { extractFeatures } from '../../src/features/extractFeatures';
 import {
-  PARITY_BACKENDS as BACKENDS,
   compareArrays,
-  FIXTURES,
   fixtureJson,
+  FIXTURES,
+  loadTinyUNet,
   nchwToNhwc,
+  PARITY_BACKENDS as BACKENDS,
   setBackend,
-  warmUp,
   type Diff,
+  warmUp,
 } from '../helpers';
 
 // Float32 parity tolerance of the fixtures: |a − b| ≤ 1e-4 + 1e-4·|b| elementwise.
@@ -151,10 +152,7 @@ for (const backend of BACKENDS) {
     let unet: ADMUNet;
     beforeAll(async () => {
       await setBackend(backend);
-      unet = await ADMUNet.load(
-        path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
-        fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
-      );
+      unet = await loadTinyUNet();
       warmUp(unet);
     });
     afterAll(() => unet?.dispose());

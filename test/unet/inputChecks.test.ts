@@ -1,4 +1,3 @@
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromReference, type FinetuneArgs } from '../../src/diffsslModel';
@@ -6,7 +5,7 @@ import { InputError } from '../../src/errors';
 import { extractFeatures } from '../../src/features/extractFeatures';
 import { ADMUNet } from '../../src/unet/admUnet';
 import { resolveConfig } from '../../src/unet/config';
-import { FIXTURES, fixtureJson, setBackend } from '../helpers';
+import { fixtureJson, loadTinyUNet, setBackend } from '../helpers';
 
 const RESCALE = /x \/ 127\.5 - 1.*checkRange: false/;
 
@@ -16,10 +15,7 @@ describe('inputs that would give silent garbage are typed errors', () => {
   let bad: [tf.Tensor4D, RegExp][];
   beforeAll(async () => {
     await setBackend('wasm');
-    unet = await ADMUNet.load(
-      path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
-      fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
-    );
+    unet = await loadTinyUNet();
     x0 = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 5) as tf.Tensor4D;
     const pixels = tf.randomUniform([2, 32, 32, 3], 0, 255, 'float32', 6) as tf.Tensor4D;
     const withValue = (v: number) =>

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { disposeBatch } from '../../src/data/dataset';
@@ -8,7 +7,7 @@ import { InputError } from '../../src/errors';
 import { extractFeatures } from '../../src/features/extractFeatures';
 import { ADMUNet } from '../../src/unet/admUnet';
 import { seededNormal, stepNoise } from '../../src/util/noise';
-import { FIXTURES, fixtureJson, setBackend } from '../helpers';
+import { fixtureJson, loadTinyUNet, setBackend } from '../helpers';
 
 const same = (a: tf.Tensor, b: tf.Tensor) => expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
 const differ = (a: tf.Tensor, b: tf.Tensor) => expect(Array.from(a.dataSync())).not.toEqual(Array.from(b.dataSync()));
@@ -18,10 +17,7 @@ describe('seeded noise: every seed reproduces, 0 and negative ones included', ()
   let x0: tf.Tensor4D;
   beforeAll(async () => {
     await setBackend('wasm');
-    unet = await ADMUNet.load(
-      path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
-      fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args,
-    );
+    unet = await loadTinyUNet();
     x0 = tf.randomUniform([2, 32, 32, 3], -1, 1, 'float32', 11) as tf.Tensor4D;
   });
   afterAll(() => {

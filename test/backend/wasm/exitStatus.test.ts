@@ -1,31 +1,17 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { buildSync } from 'esbuild';
 import { describe, expect, it } from 'vitest';
+import { bundleScript } from '../../helpers';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
 // A user's script, bundled as a user's would be: it starts wasm through diffssl, then fails.
 function run(body: string): { status: number | null; stderr: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'diffssl-exit-'));
-  const entry = path.join(dir, 'entry.ts');
-  fs.writeFileSync(
-    entry,
+  const out = bundleScript(
     `import * as tf from '@tensorflow/tfjs-core';\nimport { useBestBackend } from ${JSON.stringify(path.join(ROOT, 'src/backend/useBestBackend'))};\n${body}`,
+    'exit',
   );
-  const out = path.join(ROOT, '.tmp', `exit-${process.pid}-${Date.now()}.mjs`);
-  buildSync({
-    entryPoints: [entry],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    outfile: out,
-    external: ['@tensorflow/*'],
-    logLevel: 'error',
-  });
-  fs.rmSync(dir, { recursive: true, force: true });
   const res = spawnSync(process.execPath, [out], { encoding: 'utf8', timeout: 60_000, cwd: ROOT });
   fs.rmSync(out, { force: true });
   expect(res.error, 'the child did not finish').toBeUndefined();

@@ -1,32 +1,17 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { buildSync } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import { initThreadedWasm } from '../../../src/backend/wasm/threads';
+import { bundleScript } from '../../helpers';
 
 // A child process runs what a user's script would: the shim, some work, then a natural exit.
 function childScript(body: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'diffssl-child-'));
-  const entry = path.join(dir, 'entry.ts');
-  fs.writeFileSync(
-    entry,
+  return bundleScript(
     `import * as tf from '@tensorflow/tfjs-core';\nimport { initThreadedWasm } from ${JSON.stringify(path.resolve(__dirname, '../../../src/backend/wasm/threads'))};\n${body}`,
+    'child',
   );
-  const out = path.join(__dirname, '../../..', '.tmp', `child-${process.pid}-${Date.now()}.mjs`);
-  buildSync({
-    entryPoints: [entry],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    outfile: out,
-    external: ['@tensorflow/*'],
-    logLevel: 'error',
-  });
-  fs.rmSync(dir, { recursive: true, force: true });
-  return out;
 }
 
 describe('threaded wasm in Node', () => {
