@@ -32,17 +32,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 const MODELS = {
   tiny: {
-    flags: {
-      image_size: 32,
-      num_channels: 32,
-      num_res_blocks: 2,
-      channel_mult: '1,1,1',
-      attention_resolutions: '16,8',
-      num_head_channels: 16,
-      resblock_updown: true,
-      use_scale_shift_norm: true,
-      learn_sigma: true,
-    },
+    // The adm-tiny architecture of the reference fixtures.
+    flags: JSON.parse(fs.readFileSync(path.join(here, '..', 'test', 'fixtures', 'adm-tiny', 'config.json'), 'utf8'))
+      .create_model_and_diffusion_args,
     bs: [5, 10],
     reps: 5,
     batches: [1, 4],

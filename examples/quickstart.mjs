@@ -20,30 +20,13 @@ const CLASSES = ['disc', 'square', 'stripes'];
 const { backend, reason } = await useBestBackend();
 console.log(`backend: ${backend} (${reason})`);
 
-// 2. Backbone. The adm-tiny reference fixture of test/fixtures (in a clone of the repository), else
-//    the same architecture with seeded random weights. Either way the weights are NOT trained.
+// 2. Backbone: the adm-tiny reference fixture of test/fixtures (guided-diffusion's UNetModel with random
+//    weights). The weights are NOT trained.
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixture = path.join(repoRoot, 'test', 'fixtures', 'adm-tiny');
-const FLAGS = {
-  image_size: 32,
-  num_channels: 32,
-  num_res_blocks: 2,
-  channel_mult: '1,1,1',
-  attention_resolutions: '16,8',
-  num_head_channels: 16,
-  resblock_updown: true,
-  use_scale_shift_norm: true,
-  learn_sigma: true,
-};
-let model;
-if (fs.existsSync(path.join(fixture, 'weights.safetensors'))) {
-  const flags = JSON.parse(fs.readFileSync(path.join(fixture, 'config.json'), 'utf8')).create_model_and_diffusion_args;
-  model = await ADMUNet.load(path.join(fixture, 'weights.safetensors'), flags);
-  console.log('model: the adm-tiny reference fixture (guided-diffusion UNetModel, random weights, not trained)');
-} else {
-  model = ADMUNet.create(FLAGS, 0);
-  console.log('model: ADMUNet.create(flags, 0): the adm-tiny architecture with seeded random weights');
-}
+const flags = JSON.parse(fs.readFileSync(path.join(fixture, 'config.json'), 'utf8')).create_model_and_diffusion_args;
+const model = await ADMUNet.load(path.join(fixture, 'weights.safetensors'), flags);
+console.log('model: the adm-tiny reference fixture (guided-diffusion UNetModel, random weights, not trained)');
 console.log(
   `  ${model.numParameters.toLocaleString('en')} parameters, ${model.totalBlocks} blocks, middle block ${model.numInputBlocks + 1}`,
 );

@@ -133,6 +133,31 @@ for (const backend of BACKENDS) {
       expect(tf.memory().numTensors).toBe(before);
     });
 
+    // What the cache should hold for images idx: the eval transform, and noise seeded per image (seed 3, copy 0).
+    async function cachedFeatures(idx: number[]) {
+      const x0 = tf.tidy(
+        () =>
+          tf.stack(
+            idx.map((i) =>
+              centerCrop(
+                tf.reshape(tf.slice(set.images, [i, 0, 0, 0], [1, -1, -1, -1]), [40, 40, 3]) as tf.Tensor3D,
+                32,
+              ),
+            ),
+          ) as tf.Tensor4D,
+      );
+      const noise = batchNoise(
+        x0.shape,
+        2,
+        idx.map((i) => mixSeed(3, 0, i)),
+      );
+      try {
+        return await extractFeatures(x0, { model: unet, t: [150, 90], b: [3, 1], noise, pool: 4 });
+      } finally {
+        tf.dispose([x0, ...noise]);
+      }
+    }
+
     it('a cache holds the features of fixed per-image noise, the same in memory and on disk, whatever the batch size', async () => {
       const before = tf.memory().numTensors;
       const opts = { model: unet, t: [150, 90], b: [3, 1], pool: 4, seed: 3 };
@@ -141,27 +166,10 @@ for (const backend of BACKENDS) {
         // Content only: the cache equals extractFeatures with per-image noise.
         const idx = [5, 0];
         const m = await mem.batch(idx, { training: false, seed: 0, epoch: 0, step: 0 });
-        const x0 = tf.tidy(
-          () =>
-            tf.stack(
-              idx.map((i) =>
-                centerCrop(
-                  tf.reshape(tf.slice(set.images, [i, 0, 0, 0], [1, -1, -1, -1]), [40, 40, 3]) as tf.Tensor3D,
-                  32,
-                ),
-              ),
-            ) as tf.Tensor4D,
-        );
-        const noise = batchNoise(
-          x0.shape,
-          2,
-          idx.map((i) => mixSeed(3, 0, i)),
-        );
-        const want = await extractFeatures(x0, { model: unet, t: [150, 90], b: [3, 1], noise, pool: 4 });
+        const want = await cachedFeatures(idx);
         sameSet(want, m.input, 1e-5);
         m.input.dispose();
         want.dispose();
-        tf.dispose([x0, ...noise]);
         await mem.close();
         expect(tf.memory().numTensors).toBe(before);
         return;
@@ -179,27 +187,9 @@ for (const backend of BACKENDS) {
       sameSet(m.input, d.input);
       sameSet(m.input, r.input);
       expect(Array.from(m.labels)).toEqual(idx.map((i) => set.labels[i]));
-      // What the cache holds: the eval transform and noise seeded per image.
-      const x0 = tf.tidy(
-        () =>
-          tf.stack(
-            idx.map((i) =>
-              centerCrop(
-                tf.reshape(tf.slice(set.images, [i, 0, 0, 0], [1, -1, -1, -1]), [40, 40, 3]) as tf.Tensor3D,
-                32,
-              ),
-            ),
-          ) as tf.Tensor4D,
-      );
-      const noise = batchNoise(
-        x0.shape,
-        2,
-        idx.map((i) => mixSeed(3, 0, i)),
-      );
-      const want = await extractFeatures(x0, { model: unet, t: [150, 90], b: [3, 1], noise, pool: 4 });
+      const want = await cachedFeatures(idx);
       sameSet(want, m.input, 1e-5);
       [m, d, r].forEach((x) => x.input.dispose());
-      tf.dispose([x0, ...noise]);
       want.dispose();
       await Promise.all([mem.close(), disk.close(), reopened.close()]);
       expect(tf.memory().numTensors).toBe(before);

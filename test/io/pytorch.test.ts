@@ -311,17 +311,7 @@ function evilPickle(module: string, name: string, marker: string, viaStack = fal
 /** A valid-looking state dict whose second value is a call to `module.name`. */
 function evilStateDict(module: string, name: string, marker: string): Uint8Array {
   const w = new PickleWriter().proto(2).global('collections', 'OrderedDict').op(')').op('R').mark();
-  w.str('ok')
-    .global('torch._utils', '_rebuild_tensor_v2')
-    .mark()
-    .mark()
-    .str('storage')
-    .global('torch', 'FloatStorage')
-    .str('0')
-    .str('cpu')
-    .int(1)
-    .op('t')
-    .raw(0x51);
+  w.str('ok').global('torch._utils', '_rebuild_tensor_v2').mark().storageRef('FloatStorage', '0', 1);
   w.int(0).op(')').op(')').bool(false).global('collections', 'OrderedDict').op(')').op('R').op('t').op('R');
   w.str('evil').global(module, name).str(`touch ${marker}`).raw(0x85).op('R').op('u').stop();
   return w.bytes();
@@ -438,18 +428,7 @@ describe('hostile and broken checkpoints: a typed error, quickly, and nothing ru
       ['a', 'FloatStorage'],
       ['b', 'HalfStorage'],
     ]) {
-      disagree
-        .str(name)
-        .global('torch._utils', '_rebuild_tensor_v2')
-        .mark()
-        .mark()
-        .str('storage')
-        .global('torch', type)
-        .str('0')
-        .str('cpu')
-        .int(1)
-        .op('t')
-        .raw(0x51);
+      disagree.str(name).global('torch._utils', '_rebuild_tensor_v2').mark().storageRef(type, '0', 1);
       disagree.int(0).op(')').op(')').bool(false).op('}').op('t').op('R');
     }
     const cases: [Uint8Array, RegExp][] = [
@@ -490,14 +469,7 @@ describe('hostile and broken checkpoints: a typed error, quickly, and nothing ru
       .str('t')
       .global('torch._utils', '_rebuild_tensor_v2')
       .mark()
-      .mark()
-      .str('storage')
-      .global('torch', 'FloatStorage')
-      .str('0')
-      .str('cpu')
-      .int(1)
-      .op('t')
-      .raw(0x51)
+      .storageRef('FloatStorage', '0', 1)
       .int(0)
       .op(']')
       .raw(0x71, 9)

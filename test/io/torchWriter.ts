@@ -90,6 +90,10 @@ export class PickleWriter {
     else this.raw(0x72, ...le(BigInt(i), 4));
     return i;
   }
+  /** A persistent id for a storage, `('storage', torch.<type>, key, 'cpu', size)`, loaded with BINPERSID. */
+  storageRef(type: string, key: string, size: number) {
+    return this.mark().str('storage').global('torch', type).str(key).str('cpu').int(size).op('t').raw(0x51);
+  }
   get(i: number) {
     return i < 256 ? this.raw(0x68, i) : this.raw(0x6a, ...le(BigInt(i), 4));
   }

@@ -7,19 +7,9 @@ import { conv3x3, conv3x3Gemm, withFastInputGrad, type RowPad } from '../../../s
 import { winogradConv3x3, winogradFilters } from '../../../src/unet/runtime/winograd';
 import { ADMUNet } from '../../../src/unet/admUnet';
 import { downsampleAvg, upsampleNearest } from '../../../src/unet/resample';
-import { BACKENDS, compareArrays, setBackend } from '../../helpers';
+import { BACKENDS, compareArrays, fixtureJson, setBackend } from '../../helpers';
 
-const TINY = {
-  image_size: 32,
-  num_channels: 32,
-  num_res_blocks: 2,
-  channel_mult: '1,1,1',
-  attention_resolutions: '16,8',
-  num_head_channels: 16,
-  resblock_updown: true,
-  use_scale_shift_norm: true,
-  learn_sigma: true,
-};
+const TINY = fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args;
 const equal = (a: tf.Tensor, b: tf.Tensor) => expect(Array.from(a.dataSync())).toEqual(Array.from(b.dataSync()));
 
 describe('bandRows', () => {
