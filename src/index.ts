@@ -48,6 +48,9 @@ export type {
 } from './diffusion/sampler.js';
 export { diffusionTables, spaceTimesteps } from './diffusion/tables.js';
 export type { DiffusionTables } from './diffusion/tables.js';
+export { loadDefaultBackbone, DEFAULT_BACKBONE } from './unet/defaultBackbone.js';
+export { trainDiffusion, clipByGlobalNorm } from './diffusion/trainDiffusion.js';
+export type { DiffusionTrainOptions, DiffusionTrainResult } from './diffusion/trainDiffusion.js';
 
 // Features: f(x0, t, b).
 export { extractFeatures, FeatureSet } from './features/extractFeatures.js';
@@ -131,6 +134,8 @@ export type { FashionMNIST, FashionMNISTOptions, FashionMNISTSplit } from './dat
 // Evaluation: top-k accuracy and the paper's kNN.
 export { topKAccuracy, topKCorrect } from './eval/accuracy.js';
 export { KNN, knnEvaluate, poolFeatures } from './eval/knn.js';
+export { linearProbe } from './eval/linearProbe.js';
+export type { LinearProbeOptions, LinearProbeResult } from './eval/linearProbe.js';
 export type { KNNOptions, KNNScore } from './eval/knn.js';
 
 // CKA: linear CKA, its minibatch form, block × block matrices, heatmaps.
@@ -202,6 +207,7 @@ export type {
   ExtractProgressInfo,
   CacheProgressInfo,
   TrainProgressInfo,
+  DiffusionTrainProgressInfo,
   SampleProgressInfo,
 } from './util/progress.js';
 export type { HostData, HostTensor } from './util/hostTensor.js';

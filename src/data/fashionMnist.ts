@@ -6,8 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CheckpointError, InputError } from '../errors.js';
 import { readIdxPair, type IdxTensor } from '../io/idx.js';
-import { importUnbundled } from '../util/dynamicImport.js';
 import { nodeFs } from '../util/nodeFs.js';
+import { packagePath } from '../util/packageFiles.js';
 import { tensorDataset, type Dataset } from './dataset.js';
 import { imagesFromTensor, type ImageSource } from './images.js';
 
@@ -142,31 +142,7 @@ export async function loadFashionMNIST(opts: FashionMNISTOptions = {}): Promise<
  * @internal exported for tests.
  */
 export async function shippedDir(): Promise<string> {
-  const file = await moduleFile();
-  if (!file)
-    throw new CheckpointError(
-      'loadFashionMNIST cannot locate the shipped subset in this runtime; pass `files` (paths or bytes) or `dir`',
-    );
-  const { fs, path } = await nodeFs();
-  let dir = path.dirname(file);
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir)
-      throw new CheckpointError(
-        `loadFashionMNIST found no package.json above ${file}, so not the shipped subset; pass \`dir\` or \`files\``,
-      );
-    dir = up;
-  }
-  return path.join(dir, ...SHIPPED);
-}
-
-/** This module's file path: `__filename` in CommonJS, `import.meta.url` in ESM, nothing in a browser. */
-async function moduleFile(): Promise<string | undefined> {
-  if (typeof __filename === 'string' && __filename) return __filename;
-  const url = (import.meta as { url?: string }).url;
-  if (!url?.startsWith('file:')) return undefined;
-  const { fileURLToPath } = await importUnbundled<typeof import('node:url')>('node:url');
-  return fileURLToPath(url);
+  return packagePath(SHIPPED, 'loadFashionMNIST', 'pass `files` (paths or bytes) or `dir`');
 }
 
 /** The split's two files in `dir`, gzipped or not. */

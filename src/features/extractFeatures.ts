@@ -16,7 +16,7 @@ import { progressClock, type ExtractProgressInfo, type ProgressCallback } from '
  */
 export interface FeatureBackbone {
   /** The side of the images the backbone takes. */
-  readonly config: { readonly imageSize: number };
+  readonly config: { readonly imageSize: number; readonly inChannels: number };
   /** The number of diffusion steps T; valid t are the integers 0..T−1. */
   readonly schedule: { readonly steps: number };
   /** Throws an InputError for a block the backbone does not have. */
@@ -42,8 +42,11 @@ export interface ExtractOptions {
   t: number | number[];
   /** Block(s) in the paper's numbering, 1..total. */
   b: number | number[];
-  /** The backbone, an `ADMUNet`. */
-  model: FeatureBackbone;
+  /**
+   * The backbone, an `ADMUNet`. Default: the embedded backbone of `loadDefaultBackbone()` (28×28
+   * grayscale, pretrained on Fashion-MNIST), loaded on first use and kept.
+   */
+  model?: FeatureBackbone;
   /**
    * Explicit ε, one NHWC tensor of x0's shape per t, in t order (the reference draws fresh
    * `randn_like(x0)` per t). Stays owned by the caller.
@@ -166,14 +169,15 @@ const nextTurn = (): Promise<void> =>
  * @category Features
  */
 export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Promise<FeatureSet> {
-  const { model } = opts ?? ({} as ExtractOptions);
-  if (!model || typeof model.forward !== 'function')
-    throw new InputError('extractFeatures needs opts.model, an ADMUNet');
+  if (typeof opts !== 'object' || opts === null) throw new InputError('extractFeatures needs options: { t, b }');
+  const model = opts.model ?? (await defaultBackbone());
+  if (typeof model !== 'object' || model === null || typeof model.forward !== 'function')
+    throw new InputError('extractFeatures: opts.model must be an ADMUNet (or omitted for the default backbone)');
   const ts = asList(opts.t, 't');
   checkTimesteps(ts, model.schedule.steps, ts.length, 't');
   const bs = asList(opts.b, 'b');
   bs.forEach((b) => model.block(b));
-  const n = model.checkImages(x0, 'x0');
+  const n = checkedImages(model, x0, opts.model === undefined);
   if (opts.pool !== undefined && (!Number.isInteger(opts.pool) || opts.pool < 1))
     throw new InputError(`pool must be a positive integer, got ${opts.pool}`);
   const maxBatch =
@@ -272,4 +276,42 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
     pieces.forEach((l) => l.forEach((p) => p.dispose()));
   }
   return new FeatureSet(ts, bs, maps);
+}
+
+// The batch size of x0; without a model given, a shape error also says what the default backbone takes.
+function checkedImages(model: FeatureBackbone, x0: tf.Tensor4D, isDefault: boolean): number {
+  try {
+    return model.checkImages(x0, 'x0');
+  } catch (e) {
+    if (!isDefault || !(e instanceof InputError)) throw e;
+    const { imageSize: s, inChannels: c } = model.config;
+    throw new InputError(
+      `${e.message}. No model was given, so the default backbone is used: it takes [N, ${s}, ${s}, ${c}] ` +
+        `(${c === 1 ? 'grayscale' : `${c} channels`}) in [-1, 1]; resize the images or pass your own model`,
+    );
+  }
+}
+
+// The backbone used when no `model` is given. Its loader is registered by the module that can build
+// it (`unet/defaultBackbone`), so that this module need not import the U-Net.
+let loader: (() => Promise<FeatureBackbone>) | undefined;
+let loaded: Promise<FeatureBackbone> | undefined;
+
+/** Registers how to load the default backbone (once, by `unet/defaultBackbone`). */
+export function registerDefaultBackbone(load: () => Promise<FeatureBackbone>): void {
+  loader = load;
+}
+
+/**
+ * The default backbone, loaded on the first call and kept for the life of the process; a failed
+ * load is retried on the next call.
+ * @throws InputError when no loader is registered (a build without the default backbone).
+ */
+export function defaultBackbone(): Promise<FeatureBackbone> {
+  if (!loader) throw new InputError('extractFeatures needs opts.model: this build has no default backbone');
+  loaded ??= loader().catch((e: unknown) => {
+    loaded = undefined;
+    throw e;
+  });
+  return loaded;
 }

@@ -30,6 +30,7 @@ import { resBlock, silu } from './resBlock.js';
 import { checkImageRange, checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
 import { timestepEmbedding } from './timestepEmbedding.js';
 import { progressClock } from '../util/progress.js';
+import { checkSeed, seededUniform } from '../util/noise.js';
 import { checkAddedMaps, checkClassLabels, checkImageBatch, checkWeightKeys } from './inputChecks.js';
 import type { ForwardOptions, ForwardResult, LoadOptions, ModelOptions, ReferenceTensor } from './options.js';
 import { extractFeatures, type ExtractOptions, type FeatureSet } from '../features/extractFeatures.js';
@@ -269,6 +270,7 @@ export class ADMUNet {
       for (const b of opts.capture) capture.add(this.block(b).b);
     }
     const add = checkAddedMaps(opts.add, n, (b) => this.block(b));
+    const dropout = checkDropout(opts.dropout);
     const runAll = opts.capture === undefined || opts.output === true;
     const stopAt = runAll ? this.totalBlocks : Math.max(0, ...capture);
 
@@ -288,7 +290,7 @@ export class ADMUNet {
         h.regroup(n > 1 && this.layers.banded(h.shape, Math.max(spec.inChannels, spec.channels)));
         const skip = spec.part === 'output' ? hs.take(spec.skipFrom!, h.count) : undefined;
         const run = (x: tf.Tensor4D, example?: number) =>
-          this.runPart(spec, x, skip?.(example ?? 0), emb, add.get(spec.b), example);
+          this.runPart(spec, x, skip?.(example ?? 0), emb, add.get(spec.b), example, dropout);
         const captured = h.apply(run, (y) => hs.keep(spec.b, y), capture.has(spec.b));
         if (captured) features.set(spec.b, captured);
         if (skip) hs.release(spec.skipFrom!);
@@ -314,6 +316,7 @@ export class ADMUNet {
     emb: tf.Tensor2D,
     extra: tf.Tensor4D | undefined,
     example?: number,
+    dropout?: { rate: number; seed: number },
   ): tf.Tensor4D {
     let input = x;
     try {
@@ -323,7 +326,8 @@ export class ADMUNet {
         tf.dispose([x, skip]);
       }
       return tf.tidy((): tf.Tensor4D => {
-        const y = this.runBlock(spec, input, example === undefined ? emb : sliceRows(emb, example, 1));
+        const drop = dropout && ((layer: number) => dropoutMask(dropout, spec.b, layer, example ?? -1));
+        const y = this.runBlock(spec, input, example === undefined ? emb : sliceRows(emb, example, 1), drop);
         return extra ? tf.add(y, example === undefined ? extra : sliceRows(extra, example, 1)) : y;
       });
     } finally {
@@ -355,6 +359,21 @@ export class ADMUNet {
     await writeSafetensors(path, this.stateDict(), { format: 'pt', producer: 'diffssl' });
   }
 
+  /**
+   * Makes the weights trainable: each becomes a `tf.Variable` (in place, once), keyed by its
+   * reference name in tfjs layout (HWIO convs, `[in, out]` linear layers). From then on every conv
+   * runs directly with gradients for its filter and bias (no Winograd, no cached transforms), so
+   * `tf.variableGrads` through {@link forward} reaches every weight. Assign to the variables to
+   * change the weights. {@link trainDiffusion} calls this.
+   * @throws InputError when weights are streamed (load with `residency: 'resident'`).
+   */
+  trainableWeights(): Map<string, tf.Variable> {
+    this.assertAlive();
+    const vars = this.weights.makeTrainable();
+    this.layers.dispose(); // transformed filters of the old weights
+    return vars;
+  }
+
   /** Frees the weights. The model cannot be used afterwards. */
   dispose(): void {
     if (this.disposed) return;
@@ -369,16 +388,21 @@ export class ADMUNet {
     return this.weights.bytes;
   }
 
-  private runBlock(spec: BlockSpec, x: tf.Tensor4D, emb: tf.Tensor2D): tf.Tensor4D {
+  private runBlock(
+    spec: BlockSpec,
+    x: tf.Tensor4D,
+    emb: tf.Tensor2D,
+    dropout?: (layer: number) => (x: tf.Tensor4D) => tf.Tensor4D,
+  ): tf.Tensor4D {
     const p = this.param;
     let h = x;
-    for (const l of spec.layers) {
+    for (const [i, l] of spec.layers.entries()) {
       switch (l.kind) {
         case 'conv':
           h = p.conv3x3(h, l.prefix);
           break;
         case 'res':
-          h = resBlock(p, l, h, emb, this.config.useScaleShiftNorm);
+          h = resBlock(p, l, h, emb, this.config.useScaleShiftNorm, dropout?.(i));
           break;
         case 'attn':
           h = attentionBlock(p, l, h, !this.config.useNewAttentionOrder);
@@ -417,4 +441,28 @@ export class ADMUNet {
   checkImages(x: tf.Tensor4D, what = 'x'): number {
     return checkImageBatch(x, this.config, what);
   }
+}
+
+/** The dropout option checked: a rate in [0, 1) and a seed (undefined when off). */
+function checkDropout(d: ForwardOptions['dropout']): { rate: number; seed: number } | undefined {
+  if (d === undefined) return undefined;
+  if (typeof d !== 'object' || d === null || !(typeof d.rate === 'number' && d.rate >= 0 && d.rate < 1))
+    throw new InputError(`dropout.rate must be a number in [0, 1), got ${JSON.stringify(d?.rate)}`);
+  checkSeed(d.seed, 'dropout.seed');
+  return d.rate > 0 ? d : undefined;
+}
+
+// Keeps each unit with probability 1 − rate and scales the kept ones by 1/(1 − rate); the mask
+// depends on the seed, the block, the layer and (for a batch run one example at a time) the example.
+function dropoutMask(
+  { rate, seed }: { rate: number; seed: number },
+  b: number,
+  layer: number,
+  example: number,
+): (x: tf.Tensor4D) => tf.Tensor4D {
+  return (x) =>
+    tf.tidy(() => {
+      const keep = tf.cast(tf.greaterEqual(seededUniform(x.shape, seed, b, layer, example), rate), 'float32');
+      return tf.mul(x, tf.mul(keep, 1 / (1 - rate)));
+    });
 }

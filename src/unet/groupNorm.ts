@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { spatialMean } from './resample.js';
 import { rowSlice } from './runtime/rows.js';
 
 /** A per-example, per-channel affine applied after the norm's own: `y·(1 + scale) + shift`. */
@@ -87,7 +88,7 @@ function channelMeans(x: tf.Tensor4D, rows: number, f: (band: tf.Tensor4D) => tf
   for (let top = 0; top < h; top += rows) {
     const count = Math.min(rows, h - top);
     const part = tf.tidy((): tf.Tensor4D => {
-      const m = tf.avgPool(f(rowSlice(x, top, count)), [count, w], 1, 'valid');
+      const m = spatialMean(f(rowSlice(x, top, count)));
       return count === h ? m : tf.mul(m, count / h);
     });
     if (sum) {

@@ -28,6 +28,12 @@ export interface ForwardOptions {
    * skip its mirror decoder block receives; a captured block is returned after the addition.
    */
   add?: Map<number, tf.Tensor4D>;
+  /**
+   * Training only: dropout in every ResBlock, before its last conv, as the reference's
+   * `out_layers` (`rate` of the activations zeroed, the rest scaled by 1/(1 − rate)); the masks are
+   * drawn from `seed`, so the same seed drops the same units. Off by default (eval mode).
+   */
+  dropout?: { rate: number; seed: number };
 }
 
 /**

@@ -12,7 +12,7 @@ export interface ResBlockSpec {
 }
 
 /**
- * guided-diffusion's `ResBlock` in eval mode (dropout off): GroupNorm → SiLU → [up/down] → conv,
+ * guided-diffusion's `ResBlock` (dropout only when `dropout` is given, for training): GroupNorm → SiLU → [up/down] → conv,
  * the timestep embedding as FiLM (`useScaleShiftNorm`) or as a bias, GroupNorm → SiLU → conv, plus
  * the skip (identity, or a 1×1 conv when the width changes). With `updown` the same nearest ×2 or
  * 2×2 average pool is applied to the normalised h before the first conv and to the skip input.
@@ -21,6 +21,7 @@ export interface ResBlockSpec {
  * ({@link Params.conv3x3Rows}), and the second adds the skip to each band, so at 256×256 a block
  * holds its input, h and its output rather than a dozen map-sized copies.
  * @param emb the block embedding `[N, 4C]` (time embedding, plus label embedding if conditional).
+ * @param dropout applied to the activations before the last conv (the reference's `out_layers`).
  */
 export function resBlock(
   p: Params,
@@ -28,6 +29,7 @@ export function resBlock(
   x: tf.Tensor4D,
   emb: tf.Tensor2D,
   useScaleShiftNorm: boolean,
+  dropout?: (x: tf.Tensor4D) => tf.Tensor4D,
 ): tf.Tensor4D {
   const { prefix: q, cin, cout } = spec;
   const n = x.shape[0];
@@ -57,8 +59,10 @@ export function resBlock(
   });
 
   const skip = resample(rowsOf(x));
-  return withDispose([h, norm2.scale, norm2.offset], () =>
-    p.conv3x3Rows(activated(h, norm2), `${q}.out_layers.3`, (y, top) => {
+  // Dropout needs the whole activated map (one mask for all bands); it is only used in training.
+  const dropped = dropout ? tf.tidy(() => dropout(silu(applyAffine(h, norm2)))) : undefined;
+  return withDispose([h, norm2.scale, norm2.offset, ...(dropped ? [dropped] : [])], () =>
+    p.conv3x3Rows(dropped ? rowsOf(dropped) : activated(h, norm2), `${q}.out_layers.3`, (y, top) => {
       const s = skip.get(top, y.shape[1]);
       return tf.add(cin === cout ? s : conv1x1(p, s, `${q}.skip_connection`), y) as tf.Tensor4D;
     }),

@@ -15,7 +15,49 @@ export function upsampleNearest(x: tf.Tensor4D): tf.Tensor4D {
   return upsample2(x) as tf.Tensor4D;
 }
 
-/** 2×2 average pooling with stride 2, `F.avg_pool2d(kernel_size=2, stride=2)` (floors odd sides). */
+// wasm's AvgPoolGrad is slow (docs/backends.md#gradients): each input pixel gets a quarter of its
+// block's output gradient, by the upsample above; a floored odd row or column gets zero.
+const downsample2 = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const x4 = args[0] as tf.Tensor4D;
+  const [, h, w] = x4.shape;
+  return {
+    value: tf.avgPool(x4, 2, 2, 'valid'),
+    gradFunc: (dy: tf.Tensor) =>
+      tf.tidy(() => {
+        const up = tf.mul(
+          tf.image.resizeNearestNeighbor(dy as tf.Tensor4D, [dy.shape[1]! * 2, dy.shape[2]! * 2]),
+          0.25,
+        );
+        return h % 2 || w % 2
+          ? tf.pad(up, [
+              [0, 0],
+              [0, h % 2],
+              [0, w % 2],
+              [0, 0],
+            ])
+          : up;
+      }),
+  };
+});
+
+/** 2×2 average pooling with stride 2, `F.avg_pool2d(kernel_size=2, stride=2)` (floors odd sides). Differentiable on every backend. */
 export function downsampleAvg(x: tf.Tensor4D): tf.Tensor4D {
-  return tf.avgPool(x, 2, 2, 'valid');
+  return downsample2(x) as tf.Tensor4D;
+}
+
+// The mean over a whole map by XNNPACK's average pool (fast on wasm), with the obvious gradient
+// (dy / (H·W) everywhere) instead of wasm's slow AvgPoolGrad.
+const mapMean = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const x4 = args[0] as tf.Tensor4D;
+  const [n, h, w, c] = x4.shape;
+  return {
+    value: tf.avgPool(x4, [h, w], 1, 'valid'),
+    // A broadcasting add: wasm's Tile (broadcastTo) is far slower.
+    gradFunc: (dy: tf.Tensor) => tf.tidy(() => tf.add(tf.zeros([n, h, w, c]), tf.div(dy, h * w))),
+  };
+});
+
+/** The mean of each example's channels over the map, `[N, 1, 1, C]`; differentiable on every backend. */
+export function spatialMean(x: tf.Tensor4D): tf.Tensor4D {
+  return mapMean(x) as tf.Tensor4D;
 }

@@ -9,6 +9,7 @@ import { mixSeed } from './random.js';
 
 // Sets noise seeds apart from the other seeds derived with mixSeed.
 const NOISE_TAG = 0x401e;
+const UNIFORM_TAG = 0x4d5f;
 
 /**
  * Checks a seed: any safe integer, 0 and negative ones included.
@@ -38,11 +39,27 @@ export function seededNormal<R extends tf.Rank>(
   ...stream: number[]
 ): tf.Tensor<R> {
   if (seed === undefined) return tf.randomNormal(shape, 0, 1, 'float32');
+  return tf.randomNormal(shape, 0, 1, 'float32', tfjsSeed(NOISE_TAG, seed, stream));
+}
+
+/**
+ * Uniforms in [0, 1) of `shape`, reproducible from `seed` and `stream` as {@link seededNormal}'s
+ * normals are (a stream of their own: the same seed and stream give unrelated normals and uniforms).
+ * @throws InputError for a seed or stream entry that is not a safe integer.
+ */
+export function seededUniform<R extends tf.Rank>(
+  shape: tf.ShapeMap[R],
+  seed: number,
+  ...stream: number[]
+): tf.Tensor<R> {
+  return tf.randomUniform(shape, 0, 1, 'float32', tfjsSeed(UNIFORM_TAG, seed, stream));
+}
+
+// A fixed tag first, so that the seed gets a mixing round of its own; the high half too; plus one is never 0.
+function tfjsSeed(tag: number, seed: number, stream: readonly number[]): number {
   checkSeed(seed);
   stream.forEach((s, i) => checkSeed(s, `noise stream[${i}]`));
-  // A fixed tag first, so that the seed gets a mixing round of its own; the high half too; plus one is never 0.
-  const tfjsSeed = mixSeed(NOISE_TAG, seed, Math.floor(seed / 2 ** 32), ...stream) + 1;
-  return tf.randomNormal(shape, 0, 1, 'float32', tfjsSeed);
+  return mixSeed(tag, seed, Math.floor(seed / 2 ** 32), ...stream) + 1;
 }
 
 /**

@@ -84,6 +84,18 @@ export interface TrainProgressInfo extends ProgressBase {
 }
 
 /**
+ * One optimizer step of {@link trainDiffusion}: `done`/`total` count steps of the whole run, resumed ones included.
+ * @category Utilities
+ */
+export interface DiffusionTrainProgressInfo extends ProgressBase {
+  kind: 'pretrain';
+  /** This step's L_simple (mean squared error of the predicted ε). */
+  loss: number;
+  /** Images per second over this call's steps so far. */
+  imagesPerSecond: number;
+}
+
+/**
  * A step of {@link sampleDDPM} or {@link sampleDDIM}: `done`/`total` count denoising steps.
  * @category Utilities
  */
@@ -103,6 +115,7 @@ export type ProgressInfo =
   | ExtractProgressInfo
   | CacheProgressInfo
   | TrainProgressInfo
+  | DiffusionTrainProgressInfo
   | SampleProgressInfo;
 
 /**

@@ -86,12 +86,20 @@ export function withFastInputGrad(
     save([w]);
     return {
       value: forward(input),
-      gradFunc: (dy: tf.Tensor4D, [saved]: tf.Tensor[]) => {
-        const filter = saved.rank === 2 ? hwioFromRows(saved as tf.Tensor2D) : (saved as tf.Tensor4D);
-        const turned = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
-        return tf.conv2d(dy, turned, 1, padding([2 - rowPad[0], 2 - rowPad[1]]));
-      },
+      gradFunc: (dy: tf.Tensor4D, [saved]: tf.Tensor[]) =>
+        turnedFilterGrad(dy, saved.rank === 2 ? hwioFromRows(saved as tf.Tensor2D) : (saved as tf.Tensor4D), rowPad),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x) as tf.Tensor4D;
+}
+
+/**
+ * `∂L/∂x` of a stride-1 3×3 conv (rows padded by `rowPad`, columns by 1) with HWIO `filter`: the
+ * output gradient convolved with the filter turned 180°, its channels swapped, the padding mirrored.
+ */
+export function turnedFilterGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, rowPad: RowPad): tf.Tensor4D {
+  return tf.tidy(() => {
+    const turned = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+    return tf.conv2d(dy, turned, 1, padding([2 - rowPad[0], 2 - rowPad[1]]));
+  });
 }

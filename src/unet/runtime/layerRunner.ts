@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { dense, matMulRowsLeft } from '../../ops/dense.js';
 import { conv3x3, conv3x3Gemm, withFastInputGrad, type RowPad } from './conv3x3.js';
+import { trainableConv3x3 } from './trainableConv.js';
 import { checkConvAlgorithm, linearOnLeft, planConv, type ConvAlgorithm } from './convAlgorithm.js';
 import { InputError } from '../../errors.js';
 import type { Params } from './params.js';
@@ -52,10 +53,13 @@ export class LayerRunner {
     this.winogradCacheLeft = opts.winogradCacheBytes;
     this.bandFloats = opts.bandBytes / 4;
     this.params = Object.assign((name: string) => weights.get(name), {
-      conv3x3: (x: tf.Tensor4D, prefix: string, stride: 1 | 2 = 1) =>
-        stride === 1
-          ? this.conv3x3Rows(rowsOf(x), prefix)
-          : conv3x3(x, weights.get(`${prefix}.weight`), weights.get(`${prefix}.bias`), stride),
+      conv3x3: (x: tf.Tensor4D, prefix: string, stride: 1 | 2 = 1) => {
+        if (stride === 1) return this.conv3x3Rows(rowsOf(x), prefix);
+        const [w, b] = [weights.get(`${prefix}.weight`), weights.get(`${prefix}.bias`)];
+        return weights.trainable
+          ? trainableConv3x3(x, w as tf.Tensor4D, b as tf.Tensor1D, stride)
+          : conv3x3(x, w, b, stride);
+      },
       conv3x3Rows: (x: Rows, prefix: string, epilogue?: (y: tf.Tensor4D, top: number) => tf.Tensor4D) =>
         this.conv3x3Rows(x, prefix, epilogue),
       linear: (x: tf.Tensor2D, prefix: string) => this.linear(x, prefix),
@@ -115,6 +119,11 @@ export class LayerRunner {
     const name = `${prefix}.weight`;
     const b = this.weights.get(`${prefix}.bias`);
     const [, , cin, cout] = this.weights.shapeOf(name);
+    if (this.weights.trainable) {
+      // Weights change at every step: nothing transformed is kept, and the filter gets a gradient.
+      const filter = this.weights.get(name) as tf.Tensor4D;
+      return (x, rowPad) => trainableConv3x3(x, filter, b as tf.Tensor1D, 1, rowPad);
+    }
     const streamed = !this.weights.isResident(name);
     const plan = planConv(this.algorithm(), { n, h, w, cin, cout, streamed });
     if (plan.kind === 'gemm') {

@@ -75,6 +75,7 @@ export class WeightStore {
   // [Cout, 9·Cin]) instead of the tfjs layout; see getRows.
   private readonly streamed = new Map<string, { shape: number[]; data: Float32Array | Uint16Array; rows: boolean }>();
   private disposed = false;
+  private variables: Map<string, tf.Variable> | null = null;
 
   constructor(
     /** Names that become resident tensors; all others are streamed. */
@@ -91,6 +92,33 @@ export class WeightStore {
   /** Whether the weight is a resident tensor (not streamed). */
   isResident(name: string): boolean {
     return this.resident.has(name);
+  }
+
+  /** Whether the weights are `tf.Variable`s that training updates (see {@link makeTrainable}). */
+  get trainable(): boolean {
+    return this.variables !== null;
+  }
+
+  /**
+   * Turns every weight into a trainable `tf.Variable` in place (once; later calls return the same
+   * variables), keyed by name.
+   * @throws InputError when any weight is streamed: training needs every weight resident.
+   */
+  makeTrainable(): Map<string, tf.Variable> {
+    if (this.variables) return this.variables;
+    if (this.disposed) throw new InputError('the model was disposed');
+    if (this.streamed.size > 0)
+      throw new InputError(
+        `training needs every weight resident, but ${this.streamed.size} are streamed: load the model with residency: 'resident'`,
+      );
+    const vars = new Map<string, tf.Variable>();
+    for (const [name, t] of this.resident) {
+      const v = tf.variable(t, true);
+      t.dispose();
+      this.resident.set(name, v);
+      vars.set(name, v);
+    }
+    return (this.variables = vars);
   }
 
   /** Whether any weight is streamed. */
@@ -168,6 +196,7 @@ export class WeightStore {
     this.resident.forEach((t) => t.dispose());
     this.resident.clear();
     this.streamed.clear();
+    this.variables = null;
     this.disposed = true;
   }
 }

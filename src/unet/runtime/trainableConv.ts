@@ -1,0 +1,70 @@
+/**
+ * A 3×3 convolution whose filter and bias are trained: the gradients tfjs would use are missing
+ * (`Conv2DBackpropFilter`) or slow (`Conv2DBackpropInput`) on wasm (docs/backends.md#gradients), so
+ * both are written here from ops that are fast there.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { conv3x3, turnedFilterGrad, type RowPad } from './conv3x3.js';
+
+/**
+ * `conv3x3(x, w, b, stride, rowPad)` with gradients for x, w and b:
+ * - x: stride 1 as a forward conv with the filter turned 180° (forward speed); stride 2 by tfjs's
+ *   transposed conv;
+ * - w: im2col of the padded input, an explicit transpose and one plain 2-D matMul,
+ *   `dW [9·Cin, Cout] = colsᵀ · dy` over all N·H·W output pixels;
+ * - b: the sum of dy over N, H and W.
+ */
+export function trainableConv3x3(
+  x: tf.Tensor4D,
+  w: tf.Tensor4D,
+  b: tf.Tensor1D,
+  stride: 1 | 2 = 1,
+  rowPad: RowPad = [1, 1],
+): tf.Tensor4D {
+  const f = tf.customGrad(((input: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
+    save([input, filter]);
+    return {
+      value: conv3x3(input, filter, bias, stride, rowPad),
+      gradFunc: (dy: tf.Tensor4D, [sx, sw]: tf.Tensor[]) => {
+        const xs = sx as tf.Tensor4D;
+        const ws = sw as tf.Tensor4D;
+        const dx =
+          stride === 1
+            ? turnedFilterGrad(dy, ws, rowPad)
+            : tf.conv2dTranspose(dy, ws, xs.shape, 2, [
+                [0, 0],
+                [rowPad[0], rowPad[1]],
+                [1, 1],
+                [0, 0],
+              ]);
+        return [dx, filterGrad(xs, dy, stride, rowPad), tf.sum(dy, [0, 1, 2])];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(x, w, b) as tf.Tensor4D;
+}
+
+/**
+ * `∂L/∂W` in HWIO of a 3×3 conv with this input, output gradient, stride and row padding (columns
+ * padded by 1), itself computed as a convolution: with the batch as channels, the padded input
+ * `[Cin, H+2, W+2, N]` convolved with the output gradient as a filter `[Ho, Wo, N, Cout]` (dilated
+ * by the stride) gives `[Cin, 3, 3, Cout]`. XNNPACK reads the input in place, where an im2col
+ * would copy it nine times (3× slower at ADM's small-model shapes; docs/backends.md#gradients).
+ */
+export function filterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, stride: 1 | 2, rowPad: RowPad): tf.Tensor4D {
+  return tf.tidy(() => {
+    const padded = tf.pad(x, [
+      [0, 0],
+      [rowPad[0], rowPad[1]],
+      [1, 1],
+      [0, 0],
+    ]);
+    const images = tf.transpose(padded, [3, 1, 2, 0]) as tf.Tensor4D;
+    const filter = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
+    let dw = tf.conv2d(images, filter, 1, 'valid', 'NHWC', stride);
+    // A stride-2 conv may leave rows or columns of the padded input unread: its output is then wider than 3.
+    if (dw.shape[1] !== 3 || dw.shape[2] !== 3) dw = tf.slice(dw, [0, 0, 0, 0], [-1, 3, 3, -1]);
+    return tf.transpose(dw, [1, 2, 0, 3]);
+  });
+}

@@ -1,0 +1,37 @@
+/**
+ * Files shipped inside the package (the Fashion-MNIST subset, the default backbone), found from
+ * this module's own location in Node.
+ * @module
+ */
+import { CheckpointError } from '../errors.js';
+import { importUnbundled } from './dynamicImport.js';
+import { nodeFs } from './nodeFs.js';
+
+/**
+ * `parts` joined under the nearest folder above this module that holds a `package.json`: the
+ * repository from `src/`, the installed package from `dist/`.
+ * @param who what is looking, and `instead` what to pass instead, for the error messages.
+ * @throws CheckpointError in a runtime without a file system path for this module (a browser, a
+ *   bundle that left the package behind) or when no package.json is found.
+ */
+export async function packagePath(parts: string[], who: string, instead: string): Promise<string> {
+  const file = await moduleFile();
+  if (!file) throw new CheckpointError(`${who} cannot locate the package's files in this runtime; ${instead}`);
+  const { fs, path } = await nodeFs();
+  let dir = path.dirname(file);
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new CheckpointError(`${who} found no package.json above ${file}; ${instead}`);
+    dir = up;
+  }
+  return path.join(dir, ...parts);
+}
+
+/** This module's file path: `__filename` in CommonJS, `import.meta.url` in ESM, nothing in a browser. */
+async function moduleFile(): Promise<string | undefined> {
+  if (typeof __filename === 'string' && __filename) return __filename;
+  const url = (import.meta as { url?: string }).url;
+  if (!url?.startsWith('file:')) return undefined;
+  const { fileURLToPath } = await importUnbundled<typeof import('node:url')>('node:url');
+  return fileURLToPath(url);
+}
