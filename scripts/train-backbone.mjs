@@ -28,18 +28,18 @@ const images = tf.slice(all.images, 0, Number(a.first));
 all.dispose();
 const unet = ADMUNet.create(flags, recipe.initSeed);
 fs.mkdirSync(a.dir, { recursive: true });
-const log = fs.createWriteStream(path.join(a.dir, 'progress.log'), { flags: 'a' });
+const logFile = path.join(a.dir, 'progress.log');
 const result = await trainDiffusion(unet, images, {
   ...recipe.options,
   steps: Number(a.steps),
   checkpoint: { dir: a.dir, every: Number(a.every) },
   onProgress: (p) => {
     if (p.done % 10 === 0 || p.done === p.total)
-      log.write(
+      fs.appendFileSync(
+        logFile,
         `${new Date().toISOString()} step ${p.done}/${p.total} loss ${p.loss.toFixed(5)} ` +
           `${p.imagesPerSecond.toFixed(1)} img/s eta ${((p.etaMs ?? 0) / 60000).toFixed(1)} min\n`,
       );
   },
 });
 console.log(`done: step ${result.step}, ran ${result.ran}, last loss ${result.losses.at(-1)}`);
-log.end();

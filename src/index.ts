@@ -48,7 +48,7 @@ export type {
 } from './diffusion/sampler.js';
 export { diffusionTables, spaceTimesteps } from './diffusion/tables.js';
 export type { DiffusionTables } from './diffusion/tables.js';
-export { loadDefaultBackbone, DEFAULT_BACKBONE } from './unet/defaultBackbone.js';
+export { loadDefaultBackbone, DEFAULT_BACKBONE } from './defaultBackbone.js';
 export { trainDiffusion, clipByGlobalNorm } from './diffusion/trainDiffusion.js';
 export type { DiffusionTrainOptions, DiffusionTrainResult } from './diffusion/trainDiffusion.js';
 
@@ -114,7 +114,7 @@ export type {
   StepLROptions,
   ReferenceRecipe,
 } from './train/optimizers.js';
-export { ensureGradients } from './train/gradients.js';
+export { ensureGradients } from './backend/gradients.js';
 
 // Data: datasets, images, transforms, features on the fly or cached.
 export { tensorDataset } from './data/dataset.js';

@@ -14,7 +14,7 @@ import { positiveInt } from '../util/checks.js';
 import { checkSeed, seededNormal } from '../util/noise.js';
 import { progressClock, type DiffusionTrainProgressInfo, type ProgressCallback } from '../util/progress.js';
 import { mixSeed, SeededRandom } from '../util/random.js';
-import { ensureGradients } from '../train/gradients.js';
+import { ensureGradients } from '../backend/gradients.js';
 import { AdamState, type AdamSettings } from './adam.js';
 import { loadRun, saveRun, type RunSnapshot } from './diffusionCheckpoint.js';
 
@@ -141,6 +141,7 @@ export async function trainDiffusion(
       losses.push(loss);
       if (opts.checkpoint && ((step + 1) % every === 0 || step + 1 === steps))
         await saveRun(opts.checkpoint.dir, snapshot(step + 1), referenceLayout(unet, ema));
+      await tf.nextFrame(); // a turn of the event loop per step: a page or a Worker stays responsive
       const base = clock(step + 1, steps, start);
       opts.onProgress?.({
         kind: 'pretrain',

@@ -13,7 +13,7 @@ import type { TrainableModel } from './trainableModel.js';
 import { positiveInt } from '../util/checks.js';
 import { getLearningRate, type LRSchedule } from './optimizers.js';
 import { progressClock, type ProgressCallback, type ProgressInfo, type TrainProgressInfo } from '../util/progress.js';
-import { ensureGradients } from './gradients.js';
+import { ensureGradients } from '../backend/gradients.js';
 
 /**
  * Reported after every optimizer update: the `'train'` member of {@link ProgressInfo}.

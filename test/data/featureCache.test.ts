@@ -7,7 +7,7 @@ import { CheckpointError, InputError } from '../../src/errors';
 import { extractFeatures, type FeatureSet } from '../../src/features/extractFeatures';
 import { ADMUNet } from '../../src/unet/admUnet';
 import { cacheFeatures, FeatureCache, CACHE_MANIFEST } from '../../src/data/featureCache';
-import { ensureGradients } from '../../src/train/gradients';
+import { ensureGradients } from '../../src/backend/gradients';
 import { imagesFromTensor, type ImageSource } from '../../src/data/images';
 import { batchNoise, onTheFlyFeatures, onTheFlyImages } from '../../src/data/onTheFly';
 import { centerCrop } from '../../src/data/transforms';

@@ -4,7 +4,7 @@ import { InputError } from '../../src/errors';
 import { crossEntropy } from '../../src/train/loss';
 import { topKAccuracy, topKCorrect } from '../../src/eval/accuracy';
 import { SeededRandom } from '../../src/util/random';
-import { ensureGradients } from '../../src/train/gradients';
+import { ensureGradients } from '../../src/backend/gradients';
 import { BACKENDS, compareArrays, setBackend } from '../helpers';
 
 /** Cross-entropy of one row in float64, the textbook way with the max shift. */

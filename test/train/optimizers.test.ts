@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
-import { ensureGradients } from '../../src/train/gradients';
+import { ensureGradients } from '../../src/backend/gradients';
 import {
   adam,
   getLearningRate,

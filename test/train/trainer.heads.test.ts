@@ -13,7 +13,7 @@ import { DifFormer } from '../../src/fusion/difFormer';
 import { fromReference, type FinetuneArgs } from '../../src/diffsslModel';
 import { ADMUNet } from '../../src/unet/admUnet';
 import { cacheFeatures, type FeatureCache } from '../../src/data/featureCache';
-import { ensureGradients } from '../../src/train/gradients';
+import { ensureGradients } from '../../src/backend/gradients';
 import { imagesFromTensor } from '../../src/data/images';
 import { onTheFlyImages } from '../../src/data/onTheFly';
 import { adam, sgd } from '../../src/train/optimizers';

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { CheckpointError, InputError } from '../../src/errors';
 import { CHECKPOINT_FILE } from '../../src/train/checkpoint';
 import { batchesOf, epochOrder, tensorDataset } from '../../src/data/dataset';
-import { ensureGradients } from '../../src/train/gradients';
+import { ensureGradients } from '../../src/backend/gradients';
 import { adam, momentum, sgd, StepLR } from '../../src/train/optimizers';
 import { evaluate, train, type StepProgress } from '../../src/train/trainer';
 import { topKCorrect } from '../../src/eval/accuracy';

@@ -3,12 +3,12 @@
  * (`models/fashion-mnist-adm/`, its model card in the README there), shipped in the package.
  * @module
  */
-import { registerDefaultBackbone } from '../features/extractFeatures.js';
-import { nodeFs } from '../util/nodeFs.js';
-import { packagePath } from '../util/packageFiles.js';
-import { ADMUNet } from './admUnet.js';
-import type { ReferenceFlags } from './flags.js';
-import type { LoadOptions } from './options.js';
+import { registerDefaultBackbone } from './features/extractFeatures.js';
+import { nodeFs } from './util/nodeFs.js';
+import { packagePath } from './util/packageFiles.js';
+import { ADMUNet } from './unet/admUnet.js';
+import type { ReferenceFlags } from './unet/flags.js';
+import type { LoadOptions } from './unet/options.js';
 
 /**
  * What the default backbone is: its folder in the package, and the images it takes.
