@@ -166,7 +166,7 @@ export type {
   ShapedData,
 } from './cka/index.js';
 
-// I/O: safetensors, PyTorch checkpoints, IDX (MNIST) files and sample grids.
+// I/O: safetensors, PyTorch checkpoints, IDX (MNIST) files, sample grids and line charts.
 export { SafetensorsReader, readSafetensors, writeSafetensors, serializeSafetensors } from './io/safetensors.js';
 export type {
   ReadTensor,
@@ -181,6 +181,8 @@ export type { TorchDtype, TorchOpenOptions, TorchTensor, TorchTensorInfo } from 
 export { writeSafetensorsStream } from './io/safetensorsStream.js';
 export { samplesGridPNG, writeSamplesGrid } from './io/imageGrid.js';
 export type { GridOptions } from './io/imageGrid.js';
+export { lineChartPNG, writeLineChart } from './io/lineChart.js';
+export type { LineChartOptions, LineSeries } from './io/lineChart.js';
 export type { StreamDtype, StreamTensor, StreamWriteOptions } from './io/safetensorsStream.js';
 export { readIdx, readIdxPair, decodeIdx, encodeIdx } from './io/idx.js';
 export type { IdxData, IdxDtype, IdxTensor, ReadIdxOptions } from './io/idx.js';

@@ -4,7 +4,7 @@
  * @module
  */
 import { InputError } from '../errors.js';
-import { drawText, GLYPH_H, setPixel, textWidth, type Canvas } from './font.js';
+import { drawText, GLYPH_H, setPixel, textWidth, type Canvas } from '../io/font.js';
 import { checkMatrix, resolveLabels } from './json.js';
 import { encodePNG } from '../io/png.js';
 import { writeBytesAtomic } from '../io/atomicFile.js';

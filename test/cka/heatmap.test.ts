@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
 import { ckaHeatmapPNG, colormap, renderHeatmap, writeCKAHeatmap } from '../../src/cka/heatmap';
 import { adler32, encodePNG, zlibStored } from '../../src/io/png';
-import { glyph } from '../../src/cka/font';
+import { glyph } from '../../src/io/font';
 import { decodePNG } from '../decodePNG';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'diffssl-cka-'));
