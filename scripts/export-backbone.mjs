@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { ADMUNet, SafetensorsReader, sampleDDIM, useBestBackend, writeSamplesGrid } from '../dist/index.js';
+import { ADMUNet, SafetensorsReader, sampleDDIM, useBestBackend, writeLineChart, writeSamplesGrid } from '../dist/index.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -30,6 +30,13 @@ fs.writeFileSync(
     losses: losses.map((l) => +l.toPrecision(6)),
   }) + '\n',
 );
+await writeLineChart(path.join(a.out, 'loss.png'), [{ name: 'L_simple', y: losses }], {
+  title: 'Training loss (EMA weights exported at the last step)',
+  xLabel: 'step (batch 32)',
+  yLabel: 'L_simple',
+  logY: true,
+  smooth: 50,
+});
 // 64 samples, DDIM with 50 steps (η = 0) from seed 0: what the model has learned to draw.
 const samples = sampleDDIM(unet, { batch: 64, steps: 50, seed: 0 });
 await writeSamplesGrid(path.join(a.out, 'samples.png'), samples, { columns: 8 });

@@ -101,3 +101,17 @@ const best = Object.entries(result.cells).sort((x, y) => y[1].linear - x[1].line
 result.best = { cell: best[0], ...best[1] };
 fs.writeFileSync(a.out, JSON.stringify(result, null, 1));
 log(`best linear: (t, b) = (${best[0]}) ${best[1].linear}`);
+
+// The grid as markdown tables (linear probe, then kNN), for the model card.
+const pctOf = (v) => (100 * v).toFixed(1);
+const table = (key) =>
+  [
+    `| t \\ b | ${bs.join(' | ')} |`,
+    `|---|${bs.map(() => '---:').join('|')}|`,
+    ...ts.map((t) => `| ${t} | ${bs.map((b) => pctOf(result.cells[`${t},${b}`][key])).join(' | ')} |`),
+  ].join('\n');
+fs.writeFileSync(
+  a.out.replace(/\.json$/, '.md'),
+  `Linear probe, top-1 % on the shipped test subset (pool ${pool}):\n\n${table('linear')}\n\n` +
+    `20-NN, top-1 %:\n\n${table('knn')}\n\nRaw pixels: linear ${pctOf(result.pixels.linear)}, 20-NN ${pctOf(result.pixels.knn)}.\n`,
+);
