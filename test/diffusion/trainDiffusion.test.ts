@@ -92,8 +92,10 @@ describe('trainDiffusion', () => {
     const straight = await run({ ...opts, steps: 6 }, 'straight');
     const half = await run({ ...opts, steps: 3 }, 'resumed');
     expect(half.ran).toBe(3);
+    const before = tf.memory().numTensors;
     const resumed = await run({ ...opts, steps: 6 }, 'resumed');
     expect(resumed.ran).toBe(3);
+    expect(tf.memory().numTensors).toBe(before);
     expect(resumed.losses).toEqual(straight.losses);
     const bytes = (sub: string) => fs.readFileSync(path.join(dir, sub, RUN_FILE));
     expect(Buffer.compare(bytes('straight'), bytes('resumed'))).toBe(0);
@@ -128,6 +130,20 @@ describe('trainDiffusion', () => {
     expect(moved).toBeGreaterThan(1000);
   });
 
+  it('with emaWarmup the EMA after the first update is (2/11)·w0 + (9/11)·w1', async () => {
+    const m0 = model();
+    const w0 = m0.stateDict();
+    m0.dispose();
+    const r = await run({ steps: 1, emaRate: 0.9999, emaWarmup: true, seed: 2 });
+    let off = 0;
+    for (const [k, { data }] of r.weights) {
+      const [before, ema] = [w0.get(k)!.data, r.ema.get(k)!.data];
+      for (let i = 0; i < data.length; i++)
+        if (Math.abs(ema[i] - ((2 / 11) * before[i] + (9 / 11) * data[i])) > 1e-6 + 1e-6 * Math.abs(data[i])) off++;
+    }
+    expect(off).toBe(0);
+  });
+
   it('refuses bad options, images and mismatched checkpoints with typed errors, leaking nothing', async () => {
     const unet = model();
     const before = tf.memory().numTensors;
@@ -140,6 +156,7 @@ describe('trainDiffusion', () => {
       [{ steps: 1, clipGradNorm: 0 }, /clipGradNorm/],
       [{ steps: 1, seed: 1.5 }, /seed/],
       [{ steps: 1, betas: [0.9, 1] }, /betas/],
+      [{ steps: 1, emaWarmup: 1 as unknown as boolean }, /emaWarmup/],
     ];
     for (const [opts, msg] of bad) await expect(trainDiffusion(unet, images, opts)).rejects.toThrow(msg);
     await expect(trainDiffusion(unet, tf.mul(images, 100) as tf.Tensor4D, { steps: 1 })).rejects.toThrow(InputError);
