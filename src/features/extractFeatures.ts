@@ -293,11 +293,11 @@ function checkedImages(model: FeatureBackbone, x0: tf.Tensor4D, isDefault: boole
 }
 
 // The backbone used when no `model` is given. Its loader is registered by the module that can build
-// it (`unet/defaultBackbone`), so that this module need not import the U-Net.
+// it (`src/defaultBackbone.ts`), so that this module need not import the U-Net.
 let loader: (() => Promise<FeatureBackbone>) | undefined;
 let loaded: Promise<FeatureBackbone> | undefined;
 
-/** Registers how to load the default backbone (once, by `unet/defaultBackbone`). */
+/** Registers how to load the default backbone (once, by `src/defaultBackbone.ts`). */
 export function registerDefaultBackbone(load: () => Promise<FeatureBackbone>): void {
   loader = load;
 }

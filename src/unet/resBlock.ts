@@ -12,8 +12,8 @@ export interface ResBlockSpec {
 }
 
 /**
- * guided-diffusion's `ResBlock` (dropout only when `dropout` is given, for training): GroupNorm → SiLU → [up/down] → conv,
- * the timestep embedding as FiLM (`useScaleShiftNorm`) or as a bias, GroupNorm → SiLU → conv, plus
+ * guided-diffusion's `ResBlock` (with dropout only when given, for training): GroupNorm → SiLU →
+ * [up/down] → conv, the timestep embedding as FiLM (`useScaleShiftNorm`) or as a bias, GroupNorm → SiLU → conv, plus
  * the skip (identity, or a 1×1 conv when the width changes). With `updown` the same nearest ×2 or
  * 2×2 average pool is applied to the normalised h before the first conv and to the skip input.
  *

@@ -16,7 +16,7 @@ export function upsampleNearest(x: tf.Tensor4D): tf.Tensor4D {
 }
 
 // wasm's AvgPoolGrad is slow (docs/backends.md#gradients): each input pixel gets a quarter of its
-// block's output gradient, by the upsample above; a floored odd row or column gets zero.
+// block's output gradient, by a nearest-neighbour upsample; a floored odd row or column gets zero.
 const downsample2 = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const x4 = args[0] as tf.Tensor4D;
   const [, h, w] = x4.shape;
