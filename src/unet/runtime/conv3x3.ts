@@ -23,15 +23,21 @@ export function conv3x3(
   return tf.fused.conv2d({ x, filter: w as tf.Tensor4D, strides: stride, pad: padding(rowPad), bias: b });
 }
 
-function padding(rowPad: RowPad): number | [[number, number], [number, number], [number, number], [number, number]] {
-  return rowPad[0] === 1 && rowPad[1] === 1
-    ? 1
-    : [
-        [0, 0],
-        [rowPad[0], rowPad[1]],
-        [1, 1],
-        [0, 0],
-      ];
+/** NHWC padding of a 3×3 conv's input: `rowPad` rows above and below, one column either side. */
+export type Padding4D = [[number, number], [number, number], [number, number], [number, number]];
+
+/** {@link Padding4D} for `rowPad`. */
+export function explicitPadding(rowPad: RowPad): Padding4D {
+  return [
+    [0, 0],
+    [rowPad[0], rowPad[1]],
+    [1, 1],
+    [0, 0],
+  ];
+}
+
+function padding(rowPad: RowPad): number | Padding4D {
+  return rowPad[0] === 1 && rowPad[1] === 1 ? 1 : explicitPadding(rowPad);
 }
 
 /**
@@ -47,12 +53,7 @@ export function conv3x3Gemm(x: tf.Tensor4D, wT: tf.Tensor2D, b: tf.Tensor, rowPa
     const [n, inH, w, cin] = x.shape;
     const cout = wT.shape[0];
     const h = inH + rowPad[0] + rowPad[1] - 2;
-    const padded = tf.pad(x, [
-      [0, 0],
-      [rowPad[0], rowPad[1]],
-      [1, 1],
-      [0, 0],
-    ]);
+    const padded = tf.pad(x, explicitPadding(rowPad));
     const taps: tf.Tensor[] = [];
     for (let kh = 0; kh < 3; kh++)
       for (let kw = 0; kw < 3; kw++)

@@ -5,7 +5,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { conv3x3, turnedFilterGrad, type RowPad } from './conv3x3.js';
+import { conv3x3, explicitPadding, turnedFilterGrad, type RowPad } from './conv3x3.js';
 
 /**
  * `conv3x3(x, w, b, stride, rowPad)` with gradients for x, w and b:
@@ -32,12 +32,7 @@ export function trainableConv3x3(
         const dx =
           stride === 1
             ? turnedFilterGrad(dy, ws, rowPad)
-            : tf.conv2dTranspose(dy, ws, xs.shape, 2, [
-                [0, 0],
-                [rowPad[0], rowPad[1]],
-                [1, 1],
-                [0, 0],
-              ]);
+            : tf.conv2dTranspose(dy, ws, xs.shape, 2, explicitPadding(rowPad));
         return [dx, filterGrad(xs, dy, stride, rowPad), tf.sum(dy, [0, 1, 2])];
       },
     };
@@ -54,12 +49,7 @@ export function trainableConv3x3(
  */
 export function filterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, stride: 1 | 2, rowPad: RowPad): tf.Tensor4D {
   return tf.tidy(() => {
-    const padded = tf.pad(x, [
-      [0, 0],
-      [rowPad[0], rowPad[1]],
-      [1, 1],
-      [0, 0],
-    ]);
+    const padded = tf.pad(x, explicitPadding(rowPad));
     const images = tf.transpose(padded, [3, 1, 2, 0]) as tf.Tensor4D;
     const filter = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
     let dw = tf.conv2d(images, filter, 1, 'valid', 'NHWC', stride);
