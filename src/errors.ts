@@ -46,6 +46,26 @@ export class WeightsError extends DiffSSLError {
 }
 
 /**
+ * A directory of feature shards that cannot be used as asked: a shard missing or incomplete, the same
+ * shard present twice, shards or a re-run whose settings disagree, or rows with a gap or an overlap.
+ * The lists name every problem found, not only the first.
+ * @category Errors
+ */
+export class ShardError extends DiffSSLError {
+  constructor(
+    message: string,
+    /** Shard indices with no complete shard. */
+    readonly missing: number[] = [],
+    /** Shard indices held complete by more than one shard directory. */
+    readonly duplicated: number[] = [],
+    /** What disagrees, one entry per problem: `"<shard directory>: <setting> …"`. */
+    readonly mismatched: string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/**
  * Compares a model's state dict (names and reference shapes) with the keys a weights source
  * holds, and throws one {@link WeightsError} listing every missing, mis-shaped and (if `strict`)
  * unexpected key. `prefix` is put back in front of every key the error names.

@@ -55,6 +55,17 @@ export type { DiffusionTrainOptions, DiffusionTrainResult } from './diffusion/tr
 // Features: f(x0, t, b).
 export { extractFeatures, FeatureSet } from './features/extractFeatures.js';
 export type { ExtractOptions, FeatureBackbone } from './features/extractFeatures.js';
+export {
+  extractToDirectory,
+  mergeShards,
+  ShardedFeatures,
+  shardFromEnv,
+  parseShard,
+  shardRange,
+  modelHash,
+  SHARDS_ENV,
+} from './data/featureShards.js';
+export type { ExtractToDirectoryOptions, Shard, ShardResult } from './data/featureShards.js';
 
 // Heads: modules with state, the paper's heads, DifFormer, DifFeed and the reference's classifier.
 export { Module } from './nn/module.js';
@@ -208,6 +219,7 @@ export type {
   WriteProgressInfo,
   ExtractProgressInfo,
   CacheProgressInfo,
+  ShardProgressInfo,
   TrainProgressInfo,
   DiffusionTrainProgressInfo,
   SampleProgressInfo,
@@ -216,4 +228,4 @@ export type { HostData, HostTensor } from './util/hostTensor.js';
 export { SeededRandom } from './util/random.js';
 
 // Errors.
-export { CheckpointError, DiffSSLError, InputError, WeightsError } from './errors.js';
+export { CheckpointError, DiffSSLError, InputError, ShardError, WeightsError } from './errors.js';

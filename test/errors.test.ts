@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { CheckpointError, checkStateDict, DiffSSLError, InputError, WeightsError } from '../src/errors';
+import { CheckpointError, checkStateDict, DiffSSLError, InputError, ShardError, WeightsError } from '../src/errors';
 
 describe('typed errors', () => {
   it('each is a DiffSSLError and an Error, named after its class', () => {
-    for (const E of [DiffSSLError, InputError, CheckpointError, WeightsError]) {
+    for (const E of [DiffSSLError, InputError, CheckpointError, WeightsError, ShardError]) {
       const e = new E('msg');
       expect(e).toBeInstanceOf(Error);
       expect(e).toBeInstanceOf(DiffSSLError);
@@ -11,6 +11,9 @@ describe('typed errors', () => {
       expect(e.message).toBe('msg');
     }
     expect(new InputError('x')).not.toBeInstanceOf(CheckpointError);
+    const shard = new ShardError('m', [2], [1], ['shard-00000-of-00003: seed is 1, shard-00001-of-00003 has 0']);
+    expect([shard.missing, shard.duplicated, shard.mismatched.length]).toEqual([[2], [1], 1]);
+    expect(new ShardError('m').missing).toEqual([]);
   });
 
   it('checkStateDict lists every missing, mis-shaped and unexpected key in one WeightsError, prefix put back', () => {

@@ -49,16 +49,25 @@ export interface ExtractOptions {
   model?: FeatureBackbone;
   /**
    * Explicit ε, one NHWC tensor of x0's shape per t, in t order (the reference draws fresh
-   * `randn_like(x0)` per t). Stays owned by the caller.
+   * `randn_like(x0)` per t). With `ensemble: K`, one per (t, draw), t-major: `noise[i·K + k]` is
+   * draw k of step `t[i]` (K·|t| tensors). Stays owned by the caller.
    */
   noise?: tf.Tensor4D | tf.Tensor4D[];
   /**
    * Makes the noise reproducible when `noise` is not given: any integer, 0 and negative ones
    * included. ε for step t depends only on (seed, t), so a step's features do not change with the
-   * other steps asked for or their order, and are the same on every backend. Without `noise` or
-   * `seed` the noise is fresh on every call.
+   * other steps asked for or their order, and are the same on every backend. Draw k of an
+   * `ensemble` is `seededNormal(x0.shape, seed, t, k)`, so draw 0 is the noise of `ensemble: 1`, and
+   * draw k does not change with K or `maxBatch`. Without `noise` or `seed` the noise is fresh on every call.
    */
   seed?: number;
+  /**
+   * Average every map over this many noise draws (DIFT's `ensemble_size`), each a full U-Net
+   * forward: the K draws of an example run as K rows of one forward (as many examples per forward
+   * as `maxBatch` allows; when K > `maxBatch`, one example's draws take several forwards). Pooling
+   * applies to the average. Default 1 (one draw, as the paper).
+   */
+  ensemble?: number;
   /**
    * Adaptive-average-pool every map to `pool × pool` (as `nn.AdaptiveAvgPool2d`). Maps already
    * that small or smaller are returned as they are, like the paper's tokenizer does.
@@ -73,12 +82,12 @@ export interface ExtractOptions {
    */
   checkRange?: boolean;
   /**
-   * Most (t, example) rows per U-Net forward. Default: as many as make 65 536 pixels (1 at 256×256,
+   * Most (t, example, draw) rows per U-Net forward. Default: as many as make 65 536 pixels (1 at 256×256,
    * 16 at 64×64, 64 at 32×32). Results do not depend on it; on CPU backends a larger batch buys little
    * speed and costs memory (docs/performance.md#batching).
    */
   maxBatch?: number;
-  /** Called after each forward: `done` of `total` (t, example) rows. */
+  /** Called after each forward (each example's last forward with `ensemble`): `done` of `total` (t, example) rows. */
   onProgress?: ProgressCallback<ExtractProgressInfo>;
 }
 
@@ -153,7 +162,8 @@ const nextTurn = (): Promise<void> =>
 /**
  * Diffusion features of clean images: for every t, `x_t = q_sample(x0, t, ε)`, then the U-Net's
  * block outputs for every b. The (t, example) rows run as batched forwards of up to `maxBatch` rows,
- * each stopping after the deepest requested block.
+ * each stopping after the deepest requested block. With `ensemble: K`, each (t, example) runs as K
+ * rows with K noise draws and its maps are their mean (DIFT's `ensemble_size`).
  *
  * @param x0 clean images, NHWC `[N, S, S, C]` in [-1, 1], S the model's `image_size`. Not disposed.
  * Values beyond ±{@link IMAGE_RANGE_LIMIT}, NaN or ±Inf are an InputError (see `checkRange`).
@@ -165,6 +175,9 @@ const nextTurn = (): Promise<void> =>
  * const feats = await extractFeatures(x0, { t: [90, 150], b: [19, 24], model: unet, seed: 0 });
  * const f = feats.get(90, 24); // [N, 16, 16, 1024] for the 256 model
  * feats.dispose();
+ * // The mean over 8 noise draws per image, pooled to 4 × 4 afterwards:
+ * const avg = await extractFeatures(x0, { t: 150, b: 24, model: unet, seed: 0, ensemble: 8, pool: 4 });
+ * avg.dispose();
  * ```
  * @category Features
  */
@@ -187,14 +200,18 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
   if (opts.y !== undefined && (!Array.isArray(opts.y) || opts.y.length !== n))
     throw new InputError(`y must have one label per example (${n})`);
   if (opts.checkRange !== false) checkImageRange(x0, 'x0');
+  const K = opts.ensemble ?? 1;
+  if (!Number.isInteger(K) || K < 1) throw new InputError(`ensemble must be a positive integer, got ${opts.ensemble}`);
 
   let noise: tf.Tensor4D[];
   let ownNoise = false;
   if (opts.noise !== undefined) {
     noise = Array.isArray(opts.noise) ? opts.noise : [opts.noise];
-    if (noise.length !== ts.length)
+    if (noise.length !== ts.length * K)
       throw new InputError(
-        `noise has ${noise.length} tensor${noise.length === 1 ? '' : 's'} but t has ${ts.length} step${ts.length === 1 ? '' : 's'}: give one ε per t, in t order`,
+        K === 1
+          ? `noise has ${noise.length} tensor${noise.length === 1 ? '' : 's'} but t has ${ts.length} step${ts.length === 1 ? '' : 's'}: give one ε per t, in t order`
+          : `noise has ${noise.length} tensor${noise.length === 1 ? '' : 's'} but ensemble ${K} × ${ts.length} step${ts.length === 1 ? '' : 's'} need ${K * ts.length}: give one ε per (t, draw), t-major (noise[i·${K} + k] is draw k of t[i])`,
       );
     noise.forEach((e, i) => {
       if (!(e instanceof tf.Tensor) || !tf.util.arraysEqual(e.shape, x0.shape))
@@ -204,58 +221,83 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
     });
   } else {
     if (opts.seed !== undefined) checkSeed(opts.seed);
-    noise = stepNoise<tf.Rank.R4>(x0.shape, ts, opts.seed);
+    // Draw k of step t is the stream (t, k): t repeated K times makes stepNoise count the repeats.
+    noise = stepNoise<tf.Rank.R4>(
+      x0.shape,
+      ts.flatMap((t) => Array<number>(K).fill(t)),
+      opts.seed,
+    );
     ownNoise = true;
   }
 
-  // Rows of the combined batch are t-major: row r is example r % n at step ts[floor(r / n)].
-  const total = ts.length * n;
+  // Rows of the combined batch are (t, example, draw)-major: row r is draw r % K of example
+  // floor(r / K) % n at step ts[floor(r / (n·K))]. A group is the K rows of one (t, example).
+  const groups = ts.length * n;
+  const groupsPerBlock = Math.max(1, Math.floor(maxBatch / K));
   const clock = progressClock();
   const pieces = new Map<string, tf.Tensor4D[]>();
   let xt: tf.Tensor4D | undefined;
   try {
     xt = tf.tidy(() =>
       tf.concat(
-        ts.map((t, i) => model.qSample(x0, Array(n).fill(t), noise[i], { checkRange: false })),
+        ts.map((t, i) => {
+          const tt = Array<number>(n).fill(t);
+          if (K === 1) return model.qSample(x0, tt, noise[i], { checkRange: false });
+          const draws = Array.from({ length: K }, (_, k) =>
+            model.qSample(x0, tt, noise[i * K + k], { checkRange: false }),
+          );
+          const [, h, w, c] = x0.shape;
+          return tf.reshape(tf.stack(draws, 1), [n * K, h, w, c]) as tf.Tensor4D;
+        }),
         0,
       ),
     );
-    for (let start = 0; start < total; start += maxBatch) {
-      const end = Math.min(total, start + maxBatch);
-      const rowsT = Array.from({ length: end - start }, (_, k) => ts[Math.floor((start + k) / n)]);
-      const y = opts.y ? rowsT.map((_, k) => opts.y![(start + k) % n]) : undefined;
-      const chunk = tf.slice(xt, start, end - start);
-      let features: Map<number, tf.Tensor4D>;
+    for (let g0 = 0; g0 < groups; g0 += groupsPerBlock) {
+      const g1 = Math.min(groups, g0 + groupsPerBlock);
+      // The block's maps by block b, one per forward (several only when K > maxBatch).
+      const outs = new Map<number, tf.Tensor4D[]>(bs.map((b) => [b, []]));
+      const held: tf.Tensor4D[] = [];
       try {
-        ({ features } = model.forward(chunk, rowsT, { capture: bs, ...(y ? { y } : {}) }));
-      } finally {
-        chunk.dispose();
-      }
-      try {
+        for (let r0 = g0 * K; r0 < g1 * K; r0 += maxBatch) {
+          const r1 = Math.min(g1 * K, r0 + maxBatch);
+          const rowsT = Array.from({ length: r1 - r0 }, (_, j) => ts[Math.floor((r0 + j) / (n * K))]);
+          const y = opts.y ? rowsT.map((_, j) => opts.y![Math.floor((r0 + j) / K) % n]) : undefined;
+          const chunk = tf.slice(xt, r0, r1 - r0);
+          let features: Map<number, tf.Tensor4D>;
+          try {
+            ({ features } = model.forward(chunk, rowsT, { capture: bs, ...(y ? { y } : {}) }));
+          } finally {
+            chunk.dispose();
+          }
+          features.forEach((m) => held.push(m));
+          for (const b of bs) outs.get(b)!.push(features.get(b)!);
+        }
         for (const b of bs) {
-          const map = features.get(b)!;
           const split = tf.tidy(() => {
+            const list = outs.get(b)!;
+            const all = list.length === 1 ? list[0] : tf.concat(list, 0);
+            const map = K === 1 ? all : ensembleMean(all, g1 - g0, K);
             const pooled =
               opts.pool !== undefined && opts.pool < map.shape[1] ? adaptiveAvgPool2d(map, opts.pool) : map;
-            // The chunk's rows, split by t.
+            // The block's (t, example) rows, split by t.
             const out: { key: string; part: tf.Tensor4D }[] = [];
-            for (let r = start; r < end;) {
-              const ti = Math.floor(r / n);
-              const stop = Math.min(end, (ti + 1) * n);
+            for (let g = g0; g < g1;) {
+              const ti = Math.floor(g / n);
+              const stop = Math.min(g1, (ti + 1) * n);
               out.push({
                 key: `${ts[ti]}:${b}`,
-                part: stop - r === end - start ? tf.clone(pooled) : tf.slice(pooled, r - start, stop - r),
+                part: stop - g === g1 - g0 ? tf.clone(pooled) : tf.slice(pooled, g - g0, stop - g),
               });
-              r = stop;
+              g = stop;
             }
             return out;
           });
           for (const { key, part } of split) pieces.set(key, [...(pieces.get(key) ?? []), part]);
         }
       } finally {
-        features.forEach((m) => m.dispose());
+        held.forEach((m) => m.dispose());
       }
-      opts.onProgress?.({ kind: 'extract', ...clock(end, total) });
+      opts.onProgress?.({ kind: 'extract', ...clock(g1, groups) });
       // A full turn of the event loop, not a microtask: a page can repaint and streamed filters' JS memory be reclaimed.
       await nextTurn();
     }
@@ -276,6 +318,18 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
     pieces.forEach((l) => l.forEach((p) => p.dispose()));
   }
   return new FeatureSet(ts, bs, maps);
+}
+
+/**
+ * The mean over the K draws of each of `groups` examples, rows draw-minor: `((f0 + f1) + …) / K`,
+ * summed in draw order with elementwise adds, so the result is the same on every backend.
+ */
+function ensembleMean(all: tf.Tensor4D, groups: number, K: number): tf.Tensor4D {
+  const [, h, w, c] = all.shape;
+  const draws = tf.unstack(tf.reshape(all, [groups, K, h * w * c]), 1);
+  let sum = draws[0];
+  for (let k = 1; k < K; k++) sum = tf.add(sum, draws[k]);
+  return tf.reshape(tf.div(sum, K), [groups, h, w, c]);
 }
 
 // The batch size of x0; without a model given, a shape error also says what the default backbone takes.

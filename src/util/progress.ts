@@ -1,6 +1,6 @@
 /**
  * One progress report shape for every long-running call of the library (loading weights, writing
- * a converted file, extracting or caching features, training, sampling): a discriminated union on `kind`,
+ * a converted file, extracting, caching or sharding features, training, sampling): a discriminated union on `kind`,
  * each member with the same `done`/`total`/`elapsedMs`/`etaMs` fields, so one progress bar serves
  * them all and a `switch (p.kind)` reaches the fields of one activity.
  * @module
@@ -60,6 +60,18 @@ export interface CacheProgressInfo extends ProgressBase {
 }
 
 /**
+ * {@link extractToDirectory} wrote a part file of its shard: `done`/`total` count images of the shard.
+ * @category Utilities
+ */
+export interface ShardProgressInfo extends ProgressBase {
+  kind: 'shard';
+  /** Images found in part files of an earlier run (resumed) rather than computed, so far. */
+  reused: number;
+  /** The shard being extracted, `index` of `count`. */
+  shard: { index: number; count: number };
+}
+
+/**
  * One optimizer update of {@link train}: `done`/`total` count updates of the whole run, resumed ones included.
  * @category Utilities
  */
@@ -114,6 +126,7 @@ export type ProgressInfo =
   | WriteProgressInfo
   | ExtractProgressInfo
   | CacheProgressInfo
+  | ShardProgressInfo
   | TrainProgressInfo
   | DiffusionTrainProgressInfo
   | SampleProgressInfo;

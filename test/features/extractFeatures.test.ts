@@ -1,9 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { extractFeatures } from '../../src/features/extractFeatures';
+import { InputError } from '../../src/errors';
+import { extractFeatures, type FeatureSet } from '../../src/features/extractFeatures';
+import { seededNormal } from '../../src/util/noise';
 import { adaptiveAvgPool2d } from '../../src/ops/adaptiveAvgPool';
 import { ADMUNet } from '../../src/unet/admUnet';
 import { compareArrays, loadTinyUNet, setBackend, warmUp } from '../helpers';
+
+const bits = (m: tf.Tensor) => Array.from(new Uint32Array(new Float32Array(m.dataSync()).buffer));
 
 describe('extractFeatures and FeatureSet', () => {
   let unet: ADMUNet;
@@ -91,5 +95,88 @@ describe('extractFeatures and FeatureSet', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(noise.isDisposed || x0.isDisposed).toBe(false);
     noise.dispose();
+  });
+  describe('ensemble', () => {
+    const ts = [90, 300];
+    const bs = [4, 15];
+    // Draw k of step t, as the seed streams define it: seededNormal(x0's shape, seed, t, k).
+    const draw = (seed: number, k: number) => ts.map((t) => seededNormal<tf.Rank.R4>(x0.shape, seed, t, k));
+
+    it('ensemble 1 is the single draw of stream (t, 0), bit for bit, as before', async () => {
+      const noise = draw(4, 0);
+      const byNoise = await extractFeatures(x0, { t: ts, b: bs, model: unet, noise });
+      const seeded = await extractFeatures(x0, { t: ts, b: bs, model: unet, seed: 4 });
+      const one = await extractFeatures(x0, { t: ts, b: bs, model: unet, seed: 4, ensemble: 1 });
+      for (const { t, b, map } of byNoise.entries()) {
+        expect(bits(seeded.get(t, b))).toEqual(bits(map));
+        expect(bits(one.get(t, b))).toEqual(bits(map));
+      }
+      [byNoise, seeded, one].forEach((f) => f.dispose());
+      tf.dispose(noise);
+    });
+
+    it('ensemble K is ((f0 + f1) + f2) / K over K single-draw extractions with streams (t, k), for any maxBatch', async () => {
+      const K = 3;
+      const noises = Array.from({ length: K }, (_, k) => draw(7, k));
+      const singles: FeatureSet[] = [];
+      for (const noise of noises) singles.push(await extractFeatures(x0, { t: ts, b: bs, model: unet, noise }));
+      const byHand = new Map<string, tf.Tensor>();
+      for (const t of ts)
+        for (const b of bs)
+          byHand.set(
+            `${t}:${b}`,
+            tf.tidy(() => tf.div(tf.add(tf.add(singles[0].get(t, b), singles[1].get(t, b)), singles[2].get(t, b)), K)),
+          );
+      // maxBatch 2 < K splits an example's draws over forwards; 7 holds two examples' draws; default holds all.
+      for (const maxBatch of [undefined, 2, 7]) {
+        const seen: number[] = [];
+        const ens = await extractFeatures(x0, {
+          t: ts,
+          b: bs,
+          model: unet,
+          seed: 7,
+          ensemble: K,
+          ...(maxBatch ? { maxBatch } : {}),
+          onProgress: (p) => seen.push(p.done / p.total),
+        });
+        for (const { t, b, map } of ens.entries()) {
+          expect(map.shape).toEqual(singles[0].get(t, b).shape);
+          expect(bits(map), `maxBatch ${maxBatch} t ${t} b ${b}`).toEqual(bits(byHand.get(`${t}:${b}`)!));
+        }
+        expect(seen.at(-1)).toBe(1);
+        ens.dispose();
+      }
+      // Explicit noise: one tensor per (t, draw), t-major.
+      const flat = ts.flatMap((_, i) => noises.map((n) => n[i]));
+      const ens = await extractFeatures(x0, { t: ts, b: bs, model: unet, noise: flat, ensemble: K });
+      for (const { t, b, map } of ens.entries()) expect(bits(map)).toEqual(bits(byHand.get(`${t}:${b}`)!));
+      ens.dispose();
+      // Pooling applies to the mean.
+      const pooled = await extractFeatures(x0, { t: ts, b: 4, model: unet, seed: 7, ensemble: K, pool: 8 });
+      const want = adaptiveAvgPool2d(byHand.get('90:4') as tf.Tensor4D, 8);
+      expect(bits(pooled.get(90, 4))).toEqual(bits(want));
+      tf.dispose(want);
+      pooled.dispose();
+      singles.forEach((f) => f.dispose());
+      tf.dispose([...byHand.values(), ...noises.flat()]);
+    });
+
+    it('rejects a bad K and noise of the wrong count; leaks nothing', async () => {
+      for (const ensemble of [0, -1, 1.5, NaN, '2' as unknown as number])
+        await expect(extractFeatures(x0, { t: 90, b: 4, model: unet, seed: 0, ensemble })).rejects.toThrow(InputError);
+      await expect(extractFeatures(x0, { t: 90, b: 4, model: unet, seed: 0, ensemble: 0 })).rejects.toThrow(
+        /ensemble must be a positive integer, got 0/,
+      );
+      const noise = tf.randomNormal(x0.shape, 0, 1, 'float32', 3) as tf.Tensor4D;
+      await expect(
+        extractFeatures(x0, { t: [90, 300], b: 4, model: unet, noise: [noise, noise], ensemble: 2 }),
+      ).rejects.toThrow(/ensemble 2 × 2 steps need 4: give one ε per \(t, draw\)/);
+      const before = tf.memory().numTensors;
+      const f = await extractFeatures(x0, { t: [90, 300], b: [4, 15], model: unet, seed: 1, ensemble: 2, maxBatch: 3 });
+      expect(tf.memory().numTensors).toBe(before + 4);
+      f.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      noise.dispose();
+    });
   });
 });
