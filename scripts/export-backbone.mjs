@@ -5,7 +5,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { ADMUNet, SafetensorsReader, sampleDDIM, useBestBackend, writeLineChart, writeSamplesGrid } from '../dist/index.js';
+import {
+  ADMUNet,
+  SafetensorsReader,
+  sampleDDIM,
+  useBestBackend,
+  writeLineChart,
+  writeSamplesGrid,
+} from '../dist/index.js';
 
 const { values: a } = parseArgs({
   options: {

@@ -127,7 +127,7 @@ export type {
 } from './train/optimizers.js';
 export { ensureGradients } from './backend/gradients.js';
 
-// Data: datasets, images, transforms, features on the fly or cached.
+// Data: datasets, images (tensors, files, folders, IDX), transforms, features on the fly or cached.
 export { tensorDataset } from './data/dataset.js';
 export type { Dataset, Batch, BatchContext } from './data/dataset.js';
 export type { Labels } from './data/labels.js';
@@ -141,6 +141,18 @@ export { cacheFeatures, FeatureCache } from './data/featureCache.js';
 export type { CacheOptions } from './data/featureCache.js';
 export { loadFashionMNIST, FASHION_MNIST_CLASSES } from './data/fashionMnist.js';
 export type { FashionMNIST, FashionMNISTOptions, FashionMNISTSplit } from './data/fashionMnist.js';
+export { loadImage, imageFiles, imageFolder, IMAGE_EXTENSIONS } from './data/imageFiles.js';
+export type {
+  ImageFiles,
+  ImageFilesOptions,
+  ImageFolder,
+  ImageFolderOptions,
+  LoadImageOptions,
+  OnBadFile,
+  SkippedFile,
+} from './data/imageFiles.js';
+export { idxImages } from './data/idxImages.js';
+export type { IdxImages, IdxImagesOptions } from './data/idxImages.js';
 
 // Evaluation: top-k accuracy and the paper's kNN.
 export { topKAccuracy, topKCorrect } from './eval/accuracy.js';

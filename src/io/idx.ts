@@ -93,8 +93,9 @@ export function decodeIdx(bytes: Uint8Array, label = '<bytes>'): IdxTensor {
     throw fail(
       `it has ${bytes.length - expected} bytes after the ${expected} that shape [${shape}] of ${dtype} takes (trailing data)`,
     );
-  // A copy, so the values start at offset 0 of their own (aligned) buffer and can be swapped in place.
-  const values = bytes.slice(header, expected);
+  // A copy, so the values start at offset 0 of their own (aligned) buffer and can be swapped in place. Through
+  // Uint8Array's slice: a Node Buffer's own `slice` returns a view into the caller's (possibly pooled) memory.
+  const values = Uint8Array.prototype.slice.call(bytes, header, expected);
   if (LITTLE_ENDIAN_HOST) swapBytes(values, array.BYTES_PER_ELEMENT);
   return { shape, data: new array(values.buffer), dtype };
 }

@@ -69,6 +69,15 @@ describe('IDX reader', () => {
     expect(empty.data.length).toBe(0);
   });
 
+  it('reads bytes given as a Node Buffer (whose own slice is a view into pooled memory) as their values only', async () => {
+    for (const data of [Uint8Array.of(7, 8, 9, 10, 11, 12), Int16Array.of(-3, 300, 7)]) {
+      const bytes = Buffer.from(encodeIdx({ shape: [data.length], data })); // small: copied into Buffer's pool
+      const t = await readIdx(bytes);
+      expect(t.data.length).toBe(data.length);
+      expect(Array.from(t.data)).toEqual(Array.from(data));
+    }
+  });
+
   it('inflates a gzip stream of several members (as concatenated .gz files are)', async () => {
     const bytes = encodeIdx({ shape: [3, 2], data: Float32Array.of(1, 2, 3, 4, 5, 6) });
     const two = new Uint8Array([...zlib.gzipSync(bytes.subarray(0, 10)), ...zlib.gzipSync(bytes.subarray(10))]);
