@@ -53,7 +53,8 @@ export { trainDiffusion, clipByGlobalNorm } from './diffusion/trainDiffusion.js'
 export type { DiffusionTrainOptions, DiffusionTrainResult } from './diffusion/trainDiffusion.js';
 
 // Features: f(x0, t, b).
-export { extractFeatures, FeatureSet } from './features/extractFeatures.js';
+export { FeatureSet } from './features/extractFeatures.js';
+export { extractFeatures } from './defaultBackbone.js';
 export type { ExtractOptions, FeatureBackbone } from './features/extractFeatures.js';
 export {
   extractToDirectory,

@@ -2,11 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { extractFeatures } from '../src/features/extractFeatures';
 import { InputError } from '../src/errors';
 import { loadFashionMNIST } from '../src/data/fashionMnist';
 import { ADMUNet } from '../src/unet/admUnet';
-import { DEFAULT_BACKBONE, loadDefaultBackbone } from '../src/defaultBackbone';
+import { DEFAULT_BACKBONE, extractFeatures, loadDefaultBackbone } from '../src/defaultBackbone';
 import { setBackend } from './helpers';
 
 const DIR = path.resolve(__dirname, '..', DEFAULT_BACKBONE.dir);

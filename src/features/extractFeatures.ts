@@ -170,6 +170,9 @@ const nextTurn = (): Promise<void> =>
  * @returns a {@link FeatureSet} that owns the maps; dispose it when done.
  * @throws InputError for a bad shape, step, block, noise or option.
  *
+ * This is the implementation, which needs `model`; the package's `extractFeatures` fills in the
+ * default backbone when it is omitted.
+ *
  * @example
  * ```ts
  * const feats = await extractFeatures(x0, { t: [90, 150], b: [19, 24], model: unet, seed: 0 });
@@ -183,14 +186,14 @@ const nextTurn = (): Promise<void> =>
  */
 export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Promise<FeatureSet> {
   if (typeof opts !== 'object' || opts === null) throw new InputError('extractFeatures needs options: { t, b }');
-  const model = opts.model ?? (await defaultBackbone());
+  const { model } = opts;
   if (typeof model !== 'object' || model === null || typeof model.forward !== 'function')
     throw new InputError('extractFeatures: opts.model must be an ADMUNet (or omitted for the default backbone)');
   const ts = asList(opts.t, 't');
   checkTimesteps(ts, model.schedule.steps, ts.length, 't');
   const bs = asList(opts.b, 'b');
   bs.forEach((b) => model.block(b));
-  const n = checkedImages(model, x0, opts.model === undefined);
+  const n = model.checkImages(x0, 'x0');
   if (opts.pool !== undefined && (!Number.isInteger(opts.pool) || opts.pool < 1))
     throw new InputError(`pool must be a positive integer, got ${opts.pool}`);
   const maxBatch =
@@ -330,42 +333,4 @@ function ensembleMean(all: tf.Tensor4D, groups: number, K: number): tf.Tensor4D 
   let sum = draws[0];
   for (let k = 1; k < K; k++) sum = tf.add(sum, draws[k]);
   return tf.reshape(tf.div(sum, K), [groups, h, w, c]);
-}
-
-// The batch size of x0; without a model given, a shape error also says what the default backbone takes.
-function checkedImages(model: FeatureBackbone, x0: tf.Tensor4D, isDefault: boolean): number {
-  try {
-    return model.checkImages(x0, 'x0');
-  } catch (e) {
-    if (!isDefault || !(e instanceof InputError)) throw e;
-    const { imageSize: s, inChannels: c } = model.config;
-    throw new InputError(
-      `${e.message}. No model was given, so the default backbone is used: it takes [N, ${s}, ${s}, ${c}] ` +
-        `(${c === 1 ? 'grayscale' : `${c} channels`}) in [-1, 1]; resize the images or pass your own model`,
-    );
-  }
-}
-
-// The backbone used when no `model` is given. Its loader is registered by the module that can build
-// it (`src/defaultBackbone.ts`), so that this module need not import the U-Net.
-let loader: (() => Promise<FeatureBackbone>) | undefined;
-let loaded: Promise<FeatureBackbone> | undefined;
-
-/** Registers how to load the default backbone (once, by `src/defaultBackbone.ts`). */
-export function registerDefaultBackbone(load: () => Promise<FeatureBackbone>): void {
-  loader = load;
-}
-
-/**
- * The default backbone, loaded on the first call and kept for the life of the process; a failed
- * load is retried on the next call.
- * @throws InputError when no loader is registered (a build without the default backbone).
- */
-export function defaultBackbone(): Promise<FeatureBackbone> {
-  if (!loader) throw new InputError('extractFeatures needs opts.model: this build has no default backbone');
-  loaded ??= loader().catch((e: unknown) => {
-    loaded = undefined;
-    throw e;
-  });
-  return loaded;
 }
