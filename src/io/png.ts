@@ -92,6 +92,12 @@ export async function encodePNG(rgb: Uint8Array, width: number, height: number, 
     chunk('IDAT', await zlib(raw, compress)),
     chunk('IEND', new Uint8Array(0)),
   ];
+  return concatBytes(parts);
+}
+
+/** The byte arrays one after another, in one new array (the array itself when there is just one). */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
   const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
   let at = 0;
   for (const p of parts) {

@@ -9,7 +9,7 @@
 import { CheckpointError } from '../errors.js';
 import { crc32 } from './crc32.js';
 import { inflateBounded } from './inflate.js';
-import { adler32 } from './png.js';
+import { adler32, concatBytes } from './png.js';
 
 /**
  * Decoded pixels: `height × width × channels` bytes, row-major, channels interleaved. Channels are 1 (gray),
@@ -111,7 +111,7 @@ export async function decodePNG(bytes: Uint8Array, label = '<bytes>'): Promise<D
   const bitsPerPixel = info.samples * h.depth;
   const stride = (w: number) => Math.ceil((w * bitsPerPixel) / 8);
   const expected = passes.reduce((s, p) => s + (p.w && p.h ? p.h * (1 + stride(p.w)) : 0), 0);
-  const raw = await inflateZlib(concat(idat), expected, fail);
+  const raw = await inflateZlib(concatBytes(idat), expected, fail);
   if (raw.length !== expected)
     throw fail(`its image data inflate to ${raw.length} bytes, ${h.width}×${h.height} ${info.name} needs ${expected}`);
 
@@ -150,17 +150,6 @@ function readHeader(body: Uint8Array, fail: (why: string) => CheckpointError): H
     throw fail(`it uses compression method ${compression}, filter method ${filter}`);
   if (interlace > 1) throw fail(`its interlace method is ${interlace}; PNG has 0 and 1 (Adam7)`);
   return { width, height, depth, type, interlaced: interlace === 1 };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** A zlib stream's contents: its 2-byte header checked, raw deflate inflated (bounded), Adler-32 compared. */
