@@ -2,7 +2,7 @@
  * The `diffssl` command line. The only module that reads argv, the environment or writes to the
  * terminal; the library underneath reports through callbacks. Each command lives in `commands/`.
  *
- *     diffssl convert | info | extract | merge | sample  [--help] [--verbose]
+ *     diffssl convert | info | extract | merge | sweep | sample  [--help] [--verbose]
  *
  * Exit statuses: 0 ok, 1 failure (one line on stderr), 2 bad usage, 3 an incomplete sharded run
  * (`merge` with shards missing). `--verbose` adds the stack of an unexpected error.
@@ -18,6 +18,7 @@ import { extractCommand, EXTRACT_USAGE } from './commands/extract.js';
 import { infoCommand, INFO_USAGE } from './commands/info.js';
 import { mergeCommand, MERGE_USAGE } from './commands/merge.js';
 import { sampleCommand, SAMPLE_USAGE } from './commands/sample.js';
+import { sweepCommand, SWEEP_USAGE } from './commands/sweep.js';
 import { EXIT, failureMessage, UsageError, type CliIO } from './io.js';
 
 export { failureMessage, renderProgress, type CliIO } from './io.js';
@@ -25,7 +26,7 @@ export { failureMessage, renderProgress, type CliIO } from './io.js';
 const USAGE = `diffssl ${version}
 
 Usage:
-${CONVERT_USAGE}${INFO_USAGE}${EXTRACT_USAGE}${MERGE_USAGE}${SAMPLE_USAGE}  diffssl --help | --version
+${CONVERT_USAGE}${INFO_USAGE}${EXTRACT_USAGE}${MERGE_USAGE}${SWEEP_USAGE}${SAMPLE_USAGE}  diffssl --help | --version
   diffssl <command> --help     the command's options
 
   Every model command runs the embedded backbone unless given --model FILE --flags SPEC.
@@ -41,6 +42,7 @@ const COMMAND_USAGE: Record<string, string> = {
   info: INFO_USAGE,
   extract: EXTRACT_USAGE,
   merge: MERGE_USAGE,
+  sweep: SWEEP_USAGE,
   sample: SAMPLE_USAGE,
 };
 
@@ -49,6 +51,7 @@ const COMMANDS: Record<string, (args: string[], io: CliIO) => Promise<number>> =
   info: infoCommand,
   extract: extractCommand,
   merge: mergeCommand,
+  sweep: sweepCommand,
   sample: sampleCommand,
 };
 
