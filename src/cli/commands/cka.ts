@@ -52,7 +52,8 @@ ${DATA_HELP}
   --batch N          images per extraction and per CKA minibatch (default 500). With at most N
                      images the CKA is over all of them at once; with more, the HSIC terms are
                      averaged over batches of about N (minibatch CKA, Nguyen et al. 2021), so
-                     memory stays bounded (one N×N Gram matrix per step or block)
+                     memory stays bounded (a batch's features and one N×N Gram
+                     matrix per step or block)
   --debiased         the unbiased HSIC_1 estimator (needs ≥ 4 images per batch)
   --seed S           seed of the noise (default 0); image i's noise is the one diffssl extract draws
   --labels FILE      the IDX labels file of an IDX images DATA
