@@ -1,7 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ckaMatrix } from '../../src/cka/matrix';
+import { ShardedFeatures } from '../../src/data/featureShards';
 import { decodePNG } from '../decodePNG';
 import { FIXTURES, setBackend } from '../helpers';
 import { cli, oneLine } from './cliHarness';
@@ -72,9 +75,36 @@ describe('diffssl cka', () => {
     });
     expect(file.values).toEqual(j.matrix);
     expect(decodePNG(fs.readFileSync(path.join(out, 'cka.png'))).width).toBeGreaterThan(50);
+
+    // The same noise as diffssl extract: the matrix is ckaMatrix of the features extract writes.
+    const feats = path.join(tmp, 'feats');
+    const e = await cli([
+      'extract',
+      'fashion-mnist:test',
+      '--limit',
+      '12',
+      '--b',
+      '2,4,6',
+      '--t',
+      '90',
+      '--pool',
+      '2',
+      '--batch',
+      '5',
+      ...MODEL,
+      '-o',
+      feats,
+      '--quiet',
+    ]);
+    expect(e.code, e.err).toBe(0);
+    const sf = await ShardedFeatures.open(feats);
+    const maps = [await sf.read(90, 2), await sf.read(90, 4), await sf.read(90, 6)];
+    const expected = await ckaMatrix(maps);
+    tf.dispose(maps);
+    for (let i = 0; i < 3; i++) for (let k = 0; k < 3; k++) expect(j.matrix[i][k]).toBeCloseTo(expected[i][k], 4);
   });
 
-  it('steps × steps at one b, in minibatches, with the default backbone', async () => {
+  it('steps × steps at one b, in minibatches, with the default backbone; a progress bar on a terminal only', async () => {
     const out = path.join(tmp, 'steps');
     const r = await cli([
       'cka',
@@ -92,6 +122,26 @@ describe('diffssl cka', () => {
     ]);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/^linear CKA of 3 steps at b=9 over 40 images \(3 batches\) → .*cka\.json, .*cka\.png\n$/);
+    expect(r.err).toBe('');
+    const tty = await cli(
+      [
+        'cka',
+        'fashion-mnist:test',
+        '--limit',
+        '8',
+        '--t',
+        '10,50',
+        '--b',
+        '9',
+        '--batch',
+        '4',
+        '-o',
+        path.join(tmp, 'tty'),
+      ],
+      { isTTY: true },
+    );
+    expect(tty.code, tty.err).toBe(0);
+    expect(tty.err).toMatch(/\r\[#+\] 100% {2}8 \/ 8 images .* done\n$/);
     const file = JSON.parse(fs.readFileSync(path.join(out, 'cka.json'), 'utf8'));
     expect(file.rows).toEqual(['t=10', 't=50', 't=150']);
     expectCKA(file.values, 3);
