@@ -424,8 +424,9 @@ async function loadRows(
 /**
  * ε of rows `idx`, one `[idx.length, S, S, C]` tensor per (t, draw), t-major (as
  * `noise` of extractFeatures takes them): row j of draw k of step t is `seededNormal([1, S, S, C], seed, t, k, idx[j])`.
+ * @internal (the CLI's `cka` draws the same noise, so its features are those `extract` writes)
  */
-function rowNoise(shape: [number, number, number], ts: number[], ensemble: number, seed: number, idx: number[]) {
+export function rowNoise(shape: [number, number, number], ts: number[], ensemble: number, seed: number, idx: number[]) {
   const out: tf.Tensor4D[] = [];
   try {
     for (const t of ts)

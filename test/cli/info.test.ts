@@ -166,7 +166,7 @@ describe('diffssl sample', () => {
   });
 
   it('--help on every command, and the top usage lists them with the exit statuses', async () => {
-    for (const c of ['convert', 'info', 'extract', 'merge', 'sweep', 'sample']) {
+    for (const c of ['convert', 'info', 'extract', 'merge', 'sweep', 'knn', 'cka', 'sample']) {
       const r = await cli([c, '--help']);
       expect(r.code).toBe(0);
       expect(r.out).toMatch(new RegExp(`Usage:\\n {2}diffssl ${c} `));

@@ -7,12 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { writeCKAHeatmap } from '../../cka/heatmap.js';
-import { ShardedFeatures } from '../../data/featureShards.js';
-import { InputError } from '../../errors.js';
 import { knnEvaluate } from '../../eval/knn.js';
 import { linearProbe } from '../../eval/linearProbe.js';
 import { writeBytesAtomic } from '../../io/atomicFile.js';
 import { parseArgs } from '../args.js';
+import { checkTestFeatures, openFeatures } from '../featureDirs.js';
 import { CommandFailure, progressBar, UsageError, type CliIO } from '../io.js';
 
 export const SWEEP_USAGE = `  diffssl sweep TRAIN_DIR --test TEST_DIR -o OUT [--k 20,200] [--knn-pool 1] [--probe-steps 300] [--json]
@@ -45,11 +44,6 @@ ${SWEEP_USAGE}
   --json             one JSON object on stdout
 `;
 
-async function open(dir: string, what: string): Promise<ShardedFeatures> {
-  if (!fs.existsSync(dir)) throw new CommandFailure(`sweep: the ${what} features ${dir} do not exist`);
-  return ShardedFeatures.open(dir);
-}
-
 export async function sweepCommand(args: string[], io: CliIO): Promise<number> {
   const { flags, positional, help } = parseArgs('sweep', args, SPEC, { min: 1, max: 1, names: 'TRAIN_DIR' });
   if (help) {
@@ -63,15 +57,14 @@ export async function sweepCommand(args: string[], io: CliIO): Promise<number> {
   const out = path.resolve(flags.output);
   if (fs.existsSync(out) && !fs.statSync(out).isDirectory())
     throw new CommandFailure(`sweep: ${flags.output} is a file; -o names a folder for the results`);
-  const train = await open(path.resolve(positional[0]), 'training');
-  const test = await open(path.resolve(flags.test), 'test');
-  if (train.info.modelHash !== test.info.modelHash)
-    throw new InputError('sweep: the training and test features were extracted with different models');
-  const missing = train.t.flatMap((t) =>
-    train.b.filter((b) => !test.t.includes(t) || !test.b.includes(b)).map((b) => `t=${t} b=${b}`),
+  const train = await openFeatures('sweep', path.resolve(positional[0]), 'training');
+  const test = await openFeatures('sweep', path.resolve(flags.test), 'test');
+  checkTestFeatures(
+    'sweep',
+    train,
+    test,
+    train.t.flatMap((t) => train.b.map((b) => ({ t, b }))),
   );
-  if (missing.length)
-    throw new InputError(`sweep: the test features lack ${missing.join(', ')}; extract them with the same --t and --b`);
   await io.backend?.(flags.backend);
   fs.mkdirSync(out, { recursive: true });
   const ytr = train.labels;

@@ -1,0 +1,97 @@
+/**
+ * `diffssl knn TRAIN_DIR --test TEST_DIR [--t T --b B]`: weighted kNN accuracy of one (t, b) of two
+ * extracted (merged) feature directories.
+ * @module
+ */
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { knnEvaluate } from '../../eval/knn.js';
+import { InputError } from '../../errors.js';
+import type { ShardedFeatures } from '../../data/featureShards.js';
+import { parseArgs } from '../args.js';
+import { checkTestFeatures, openFeatures } from '../featureDirs.js';
+import { UsageError, type CliIO } from '../io.js';
+
+export const KNN_USAGE = `  diffssl knn TRAIN_DIR --test TEST_DIR [--t T --b B] [--k 20,200] [--pool 1] [--json]
+      Weighted kNN accuracy (cosine similarity, exp(sim/0.07) votes, as DINO) of the test images'
+      features against the training images' at one (t, b) of two merged extractions. --t and --b
+      may be left out for a directory holding a single step or block.
+`;
+
+const SPEC = {
+  test: { kind: 'string' },
+  t: { kind: 'int' },
+  b: { kind: 'int' },
+  k: { kind: 'ints' },
+  pool: { kind: 'count' },
+  backend: { kind: 'string' },
+  quiet: { kind: 'bool' },
+  json: { kind: 'bool' },
+} as const;
+
+const HELP = `Usage:
+${KNN_USAGE}
+  --test DIR         the test images' features (a merged diffssl extract directory)
+  --t T              the noise step to evaluate (needed when TRAIN_DIR holds several)
+  --b B              the block to evaluate (needed when TRAIN_DIR holds several)
+  --k LIST           neighbour counts (default 20,200, the paper's Table 9)
+  --pool P           adaptive-average-pool each map to P×P before kNN (default 1)
+  --backend NAME     tfjs backend (tensorflow, wasm, cpu, …); default: the fastest present
+  --quiet            no summary
+  --json             one JSON object on stdout
+`;
+
+/** The step or block to use: the flag's, else the directory's only one. */
+function choose(flag: number | undefined, have: number[], name: 't' | 'b', train: ShardedFeatures): number {
+  const what = name === 't' ? 'noise step' : 'block';
+  if (flag === undefined) {
+    if (have.length === 1) return have[0];
+    throw new UsageError(
+      `knn: ${train.dir} holds the ${what}s ${name}=${have.join(',')}; choose one with --${name}`,
+      'knn',
+    );
+  }
+  if (!have.includes(flag))
+    throw new InputError(`knn: ${train.dir} has no ${what} ${name}=${flag}; it holds ${name}=${have.join(',')}`);
+  return flag;
+}
+
+export async function knnCommand(args: string[], io: CliIO): Promise<number> {
+  const { flags, positional, help } = parseArgs('knn', args, SPEC, { min: 1, max: 1, names: 'TRAIN_DIR' });
+  if (help) {
+    io.stdout(HELP);
+    return 0;
+  }
+  if (flags.test === undefined) throw new UsageError('knn needs --test DIR, the test images’ features', 'knn');
+  const ks = flags.k ?? [20, 200];
+  if (ks.some((k) => k < 1)) throw new UsageError('knn: --k takes neighbour counts ≥ 1', 'knn');
+  const pool = flags.pool ?? 1;
+  const train = await openFeatures('knn', path.resolve(positional[0]), 'training');
+  const test = await openFeatures('knn', path.resolve(flags.test), 'test');
+  const t = choose(flags.t, train.t, 't', train);
+  const b = choose(flags.b, train.b, 'b', train);
+  checkTestFeatures('knn', train, test, [{ t, b }]);
+  await io.backend?.(flags.backend);
+  const [a, c] = [await train.read(t, b), await test.read(t, b)];
+  let scores: ReturnType<typeof knnEvaluate>;
+  try {
+    scores = knnEvaluate({ features: a, labels: train.labels }, { features: c, labels: test.labels }, { k: ks, pool });
+  } finally {
+    tf.dispose([a, c]);
+  }
+  const result = {
+    train: { dir: train.dir, images: train.size },
+    test: { dir: test.dir, images: test.size },
+    t,
+    b,
+    pool,
+    results: scores.map((s) => ({ k: s.k, top1: s.top1, top5: s.top5 })),
+  };
+  if (flags.json) io.stdout(`${JSON.stringify(result)}\n`);
+  else if (!flags.quiet)
+    io.stdout(
+      `kNN at t=${t}, b=${b} (pool ${pool}), ${train.size} training and ${test.size} test images: ` +
+        `${scores.map((s) => `k=${s.k} top-1 ${(s.top1 * 100).toFixed(1)}% top-5 ${(s.top5 * 100).toFixed(1)}%`).join('; ')}\n`,
+    );
+  return 0;
+}

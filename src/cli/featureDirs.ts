@@ -1,0 +1,36 @@
+/**
+ * Reading merged `diffssl extract` directories, shared by the commands that evaluate them (`sweep`, `knn`).
+ * @module
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ShardedFeatures } from '../data/featureShards.js';
+import { InputError } from '../errors.js';
+import { CommandFailure } from './io.js';
+
+/** Opens a merged feature directory; `what` names it in messages ("training", "test"). */
+export async function openFeatures(command: string, dir: string, what: string): Promise<ShardedFeatures> {
+  if (!fs.existsSync(dir)) throw new CommandFailure(`${command}: the ${what} features ${dir} do not exist`);
+  return ShardedFeatures.open(path.resolve(dir));
+}
+
+/**
+ * Checks that `train` and `test` come from the same model and that `test` holds every (t, b) of `pairs`.
+ * @throws InputError naming the (t, b) the test features lack.
+ */
+export function checkTestFeatures(
+  command: string,
+  train: ShardedFeatures,
+  test: ShardedFeatures,
+  pairs: readonly { t: number; b: number }[],
+): void {
+  if (train.info.modelHash !== test.info.modelHash)
+    throw new InputError(`${command}: the training and test features were extracted with different models`);
+  const missing = pairs
+    .filter(({ t, b }) => !test.t.includes(t) || !test.b.includes(b))
+    .map(({ t, b }) => `t=${t} b=${b}`);
+  if (missing.length)
+    throw new InputError(
+      `${command}: the test features lack ${missing.join(', ')}; extract them with the same --t and --b`,
+    );
+}
