@@ -12,6 +12,20 @@ import { imageFiles, imageFolder } from '../data/imageFiles.js';
 import type { ImageSource } from '../data/images.js';
 import { CommandFailure, UsageError } from './io.js';
 
+/** The flags of the commands that extract features from DATA (`extract`, `cka`): steps, blocks, output and the data's options. */
+export const FEATURE_FLAGS = {
+  t: { kind: 'ints' },
+  b: { kind: 'ints' },
+  output: { kind: 'string', short: 'o' },
+  pool: { kind: 'count' },
+  batch: { kind: 'count' },
+  seed: { kind: 'int' },
+  labels: { kind: 'string' },
+  limit: { kind: 'count' },
+  quiet: { kind: 'bool' },
+  json: { kind: 'bool' },
+} as const;
+
 export const DATA_HELP = `  DATA is one of: a folder laid out as torchvision's ImageFolder (one subfolder per class);
   a text file listing image paths, one per line (relative paths are relative to the list's
   folder; empty lines and lines starting with # are skipped); an IDX images file (MNIST-style,

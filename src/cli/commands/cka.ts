@@ -15,7 +15,7 @@ import { extractFeatures } from '../../defaultBackbone.js';
 import { InputError } from '../../errors.js';
 import type { FeatureSet } from '../../features/extractFeatures.js';
 import { parseArgs } from '../args.js';
-import { DATA_HELP, openData } from '../data.js';
+import { DATA_HELP, FEATURE_FLAGS, openData } from '../data.js';
 import { CommandFailure, progressBar, UsageError, type CliIO } from '../io.js';
 import { loadModel, MODEL_FLAGS, MODEL_HELP } from '../model.js';
 
@@ -28,17 +28,8 @@ export const CKA_USAGE = `  diffssl cka DATA --b 3,6,9 --t 50 -o DIR [--limit N]
 
 const SPEC = {
   ...MODEL_FLAGS,
-  t: { kind: 'ints' },
-  b: { kind: 'ints' },
-  output: { kind: 'string', short: 'o' },
-  pool: { kind: 'count' },
-  batch: { kind: 'count' },
-  seed: { kind: 'int' },
-  labels: { kind: 'string' },
-  limit: { kind: 'count' },
+  ...FEATURE_FLAGS,
   debiased: { kind: 'bool' },
-  quiet: { kind: 'bool' },
-  json: { kind: 'bool' },
 } as const;
 
 const HELP = `Usage:

@@ -15,7 +15,7 @@ import {
 } from '../../data/featureShards.js';
 import { InputError } from '../../errors.js';
 import { parseArgs } from '../args.js';
-import { openData, DATA_HELP } from '../data.js';
+import { DATA_HELP, FEATURE_FLAGS, openData } from '../data.js';
 import { progressBar, UsageError, type CliIO } from '../io.js';
 import { loadModel, MODEL_FLAGS, MODEL_HELP, modelIdentity } from '../model.js';
 
@@ -29,20 +29,11 @@ export const EXTRACT_USAGE = `  diffssl extract DATA --t 90,150 --b 19,24 -o DIR
 
 const SPEC = {
   ...MODEL_FLAGS,
-  t: { kind: 'ints' },
-  b: { kind: 'ints' },
-  output: { kind: 'string', short: 'o' },
-  pool: { kind: 'count' },
-  batch: { kind: 'count' },
-  seed: { kind: 'int' },
+  ...FEATURE_FLAGS,
   ensemble: { kind: 'count' },
   shard: { kind: 'string' },
   shards: { kind: 'count' },
-  labels: { kind: 'string' },
-  limit: { kind: 'count' },
   f16: { kind: 'bool' },
-  quiet: { kind: 'bool' },
-  json: { kind: 'bool' },
 } as const;
 
 const HELP = `Usage:
