@@ -39,6 +39,10 @@ export interface Data {
   ids: string[];
   /** What it is, in words. */
   label: string;
+  /** One label per image, when the DATA has labels (not a list of files, nor an IDX file without --labels). */
+  labels?: Int32Array;
+  /** The class names, when the DATA names them (an ImageFolder's subfolders, Fashion-MNIST's classes). */
+  classes?: readonly string[];
   /** Frees what the source holds. */
   dispose(): void;
 }
@@ -95,6 +99,8 @@ export async function openData(
       source,
       ids: Array.from({ length: source.size }, (_, i) => `${spec}:${i}`),
       label: `Fashion-MNIST ${split} (shipped subset)`,
+      labels: fm.labels.slice(0, source.size),
+      classes: fm.classNames,
       dispose: () => fm.dispose(),
     };
   }
@@ -124,6 +130,8 @@ export async function openData(
       source,
       ids: folder.files.slice(0, source.size).map((f) => path.relative(full, f)),
       label: `image folder ${spec} (${folder.files.length} images, ${folder.classes.length} classes)`,
+      labels: folder.labels.slice(0, source.size),
+      classes: folder.classes,
       dispose: () => {},
     };
   }
@@ -139,6 +147,7 @@ export async function openData(
       source,
       ids: Array.from({ length: source.size }, (_, i) => `${path.basename(full)}:${i}`),
       label: `IDX file ${spec} (${idx.shape[0]} images of ${idx.shape[1]}×${idx.shape[2]})`,
+      ...(opts.labels !== undefined ? { labels: idx.labels.slice(0, source.size) } : {}),
       dispose: () => {},
     };
   }

@@ -1,12 +1,13 @@
 /**
- * Reading merged `diffssl extract` directories, shared by the commands that evaluate them (`sweep`, `knn`).
+ * Reading merged `diffssl extract` directories, shared by the commands that evaluate or train on them
+ * (`sweep`, `knn`, `train`, `eval`).
  * @module
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ShardedFeatures } from '../data/featureShards.js';
+import { SHARDS_INDEX, ShardedFeatures } from '../data/featureShards.js';
 import { InputError } from '../errors.js';
-import { CommandFailure } from './io.js';
+import { CommandFailure, UsageError } from './io.js';
 
 /** Opens a merged feature directory; `what` names it in messages ("training", "test"). */
 export async function openFeatures(command: string, dir: string, what: string): Promise<ShardedFeatures> {
@@ -33,4 +34,42 @@ export function checkTestFeatures(
     throw new InputError(
       `${command}: the test features lack ${missing.join(', ')}; extract them with the same --t and --b`,
     );
+}
+
+/**
+ * The step or block to use: the flag's (which the directory must hold), else the directory's only one.
+ * @throws UsageError when the flag is left out and the directory holds several; InputError when it holds
+ *   not the one asked for.
+ */
+export function choose(
+  command: string,
+  flag: number | undefined,
+  have: readonly number[],
+  name: 't' | 'b',
+  dir: string,
+): number {
+  const what = name === 't' ? 'noise step' : 'block';
+  if (flag === undefined) {
+    if (have.length === 1) return have[0];
+    throw new UsageError(
+      `${command}: ${dir} holds the ${what}s ${name}=${have.join(',')}; choose one with --${name}`,
+      command,
+    );
+  }
+  if (!have.includes(flag))
+    throw new InputError(`${command}: ${dir} has no ${what} ${name}=${flag}; it holds ${name}=${have.join(',')}`);
+  return flag;
+}
+
+/**
+ * Whether `dir` is a `diffssl extract` directory (merged, or still in shards) rather than images: it holds
+ * the index or a shard folder. An image folder holds neither.
+ */
+export function isFeatureDir(dir: string): boolean {
+  try {
+    if (!fs.statSync(dir).isDirectory()) return false;
+    return fs.existsSync(path.join(dir, SHARDS_INDEX)) || fs.readdirSync(dir).some((n) => /^shard-\d+-of-\d+$/.test(n));
+  } catch {
+    return false;
+  }
 }

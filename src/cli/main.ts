@@ -2,7 +2,7 @@
  * The `diffssl` command line. The only module that reads argv, the environment or writes to the
  * terminal; the library underneath reports through callbacks. Each command lives in `commands/`.
  *
- *     diffssl convert | info | extract | merge | sweep | knn | cka | sample  [--help] [--verbose]
+ *     diffssl convert | info | extract | merge | sweep | knn | train | eval | cka | sample  [--help] [--verbose]
  *
  * Exit statuses: 0 ok, 1 failure (one line on stderr), 2 bad usage, 3 an incomplete sharded run
  * (`merge` with shards missing). `--verbose` adds the stack of an unexpected error.
@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { version } from '../../package.json';
 import { useBestBackend } from '../backend/useBestBackend.js';
 import { ckaCommand, CKA_USAGE } from './commands/cka.js';
+import { evalCommand, EVAL_USAGE } from './commands/eval.js';
 import { convertCommand, CONVERT_USAGE } from './commands/convert.js';
 import { extractCommand, EXTRACT_USAGE } from './commands/extract.js';
 import { infoCommand, INFO_USAGE } from './commands/info.js';
@@ -21,6 +22,7 @@ import { knnCommand, KNN_USAGE } from './commands/knn.js';
 import { mergeCommand, MERGE_USAGE } from './commands/merge.js';
 import { sampleCommand, SAMPLE_USAGE } from './commands/sample.js';
 import { sweepCommand, SWEEP_USAGE } from './commands/sweep.js';
+import { trainCommand, TRAIN_USAGE } from './commands/train.js';
 import { EXIT, failureMessage, UsageError, type CliIO } from './io.js';
 
 export { failureMessage, renderProgress, type CliIO } from './io.js';
@@ -28,7 +30,7 @@ export { failureMessage, renderProgress, type CliIO } from './io.js';
 const USAGE = `diffssl ${version}
 
 Usage:
-${CONVERT_USAGE}${INFO_USAGE}${EXTRACT_USAGE}${MERGE_USAGE}${SWEEP_USAGE}${KNN_USAGE}${CKA_USAGE}${SAMPLE_USAGE}  diffssl --help | --version
+${CONVERT_USAGE}${INFO_USAGE}${EXTRACT_USAGE}${MERGE_USAGE}${SWEEP_USAGE}${KNN_USAGE}${TRAIN_USAGE}${EVAL_USAGE}${CKA_USAGE}${SAMPLE_USAGE}  diffssl --help | --version
   diffssl <command> --help     the command's options
 
   Every model command runs the embedded backbone unless given --model FILE --flags SPEC.
@@ -46,6 +48,8 @@ const COMMAND_USAGE: Record<string, string> = {
   merge: MERGE_USAGE,
   sweep: SWEEP_USAGE,
   knn: KNN_USAGE,
+  train: TRAIN_USAGE,
+  eval: EVAL_USAGE,
   cka: CKA_USAGE,
   sample: SAMPLE_USAGE,
 };
@@ -57,6 +61,8 @@ const COMMANDS: Record<string, (args: string[], io: CliIO) => Promise<number>> =
   merge: mergeCommand,
   sweep: sweepCommand,
   knn: knnCommand,
+  train: trainCommand,
+  eval: evalCommand,
   cka: ckaCommand,
   sample: sampleCommand,
 };

@@ -6,10 +6,8 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { knnEvaluate } from '../../eval/knn.js';
-import { InputError } from '../../errors.js';
-import type { ShardedFeatures } from '../../data/featureShards.js';
 import { parseArgs } from '../args.js';
-import { checkTestFeatures, openFeatures } from '../featureDirs.js';
+import { checkTestFeatures, choose, openFeatures } from '../featureDirs.js';
 import { UsageError, type CliIO } from '../io.js';
 
 export const KNN_USAGE = `  diffssl knn TRAIN_DIR --test TEST_DIR [--t T --b B] [--k 20,200] [--pool 1] [--json]
@@ -41,21 +39,6 @@ ${KNN_USAGE}
   --json             one JSON object on stdout
 `;
 
-/** The step or block to use: the flag's, else the directory's only one. */
-function choose(flag: number | undefined, have: number[], name: 't' | 'b', train: ShardedFeatures): number {
-  const what = name === 't' ? 'noise step' : 'block';
-  if (flag === undefined) {
-    if (have.length === 1) return have[0];
-    throw new UsageError(
-      `knn: ${train.dir} holds the ${what}s ${name}=${have.join(',')}; choose one with --${name}`,
-      'knn',
-    );
-  }
-  if (!have.includes(flag))
-    throw new InputError(`knn: ${train.dir} has no ${what} ${name}=${flag}; it holds ${name}=${have.join(',')}`);
-  return flag;
-}
-
 export async function knnCommand(args: string[], io: CliIO): Promise<number> {
   const { flags, positional, help } = parseArgs('knn', args, SPEC, { min: 1, max: 1, names: 'TRAIN_DIR' });
   if (help) {
@@ -68,8 +51,8 @@ export async function knnCommand(args: string[], io: CliIO): Promise<number> {
   const pool = flags.pool ?? 1;
   const train = await openFeatures('knn', path.resolve(positional[0]), 'training');
   const test = await openFeatures('knn', path.resolve(flags.test), 'test');
-  const t = choose(flags.t, train.t, 't', train);
-  const b = choose(flags.b, train.b, 'b', train);
+  const t = choose('knn', flags.t, train.t, 't', train.dir);
+  const b = choose('knn', flags.b, train.b, 'b', train.dir);
   checkTestFeatures('knn', train, test, [{ t, b }]);
   await io.backend?.(flags.backend);
   const [a, c] = [await train.read(t, b), await test.read(t, b)];
