@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ShardedFeatures } from '../data/featureShards.js';
+import { SHARD_MANIFEST, ShardedFeatures, SHARDS_INDEX } from '../data/featureShards.js';
 import { InputError } from '../errors.js';
 import { CommandFailure } from './io.js';
 
@@ -33,4 +33,21 @@ export function checkTestFeatures(
     throw new InputError(
       `${command}: the test features lack ${missing.join(', ')}; extract them with the same --t and --b`,
     );
+}
+
+/**
+ * Whether `dir` is a `diffssl extract` directory (its index or a shard's manifest is there), as opposed to
+ * DATA such as an image folder; false for a path that does not exist.
+ */
+export function isFeatureDir(dir: string): boolean {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return false;
+  }
+  return (
+    names.includes(SHARDS_INDEX) ||
+    names.some((n) => n.startsWith('shard-') && fs.existsSync(path.join(dir, n, SHARD_MANIFEST)))
+  );
 }
