@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { SHARDS_INDEX, ShardedFeatures } from '../data/featureShards.js';
+import { SHARD_MANIFEST, ShardedFeatures, SHARDS_INDEX } from '../data/featureShards.js';
 import { InputError } from '../errors.js';
 import { CommandFailure, UsageError } from './io.js';
 
@@ -61,15 +61,18 @@ export function choose(
   return flag;
 }
 
-/**
- * Whether `dir` is a `diffssl extract` directory (merged, or still in shards) rather than images: it holds
- * the index or a shard folder. An image folder holds neither.
+ * Whether `dir` is a `diffssl extract` directory (its index or a shard's manifest is there), as opposed to
+ * DATA such as an image folder; false for a path that does not exist.
  */
 export function isFeatureDir(dir: string): boolean {
+  let names: string[];
   try {
-    if (!fs.statSync(dir).isDirectory()) return false;
-    return fs.existsSync(path.join(dir, SHARDS_INDEX)) || fs.readdirSync(dir).some((n) => /^shard-\d+-of-\d+$/.test(n));
+    names = fs.readdirSync(dir);
   } catch {
     return false;
   }
+  return (
+    names.includes(SHARDS_INDEX) ||
+    names.some((n) => n.startsWith('shard-') && fs.existsSync(path.join(dir, n, SHARD_MANIFEST)))
+  );
 }

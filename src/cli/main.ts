@@ -5,7 +5,7 @@
  *     diffssl convert | info | extract | merge | sweep | knn | train | eval | cka | sample  [--help] [--verbose]
  *
  * Exit statuses: 0 ok, 1 failure (one line on stderr), 2 bad usage, 3 an incomplete sharded run
- * (`merge` with shards missing). `--verbose` adds the stack of an unexpected error.
+ * (`merge`, or a `sweep` shard, with shards missing). `--verbose` adds the stack of an unexpected error.
  * @module
  */
 import fs from 'node:fs';
@@ -38,7 +38,8 @@ ${CONVERT_USAGE}${INFO_USAGE}${EXTRACT_USAGE}${MERGE_USAGE}${SWEEP_USAGE}${KNN_U
   object on stdout. --verbose (with any command) prints the stack trace of an unexpected error.
 
 Exit status: 0 ok; 1 failed (one line on stderr says why); 2 bad usage; 3 an incomplete sharded
-run (diffssl merge with shards missing or not finished; the message names them).
+run (diffssl merge, or a diffssl sweep shard, with shards missing or not finished; the message
+names them).
 `;
 
 const COMMAND_USAGE: Record<string, string> = {

@@ -341,6 +341,26 @@ async function readJson<T>(file: string): Promise<T | undefined> {
   }
 }
 
+/**
+ * The shards of a run split `count` ways that have no completion marker in `dir` yet, ascending.
+ * @internal (the CLI's `extract` and `sweep` name them)
+ */
+export async function pendingShards(dir: string, count: number): Promise<number[]> {
+  const { fs, path } = await nodeFs();
+  const out: number[] = [];
+  for (let k = 0; k < count; k++)
+    if (!fs.existsSync(path.join(dir, shardDirName({ index: k, count }), SHARD_COMPLETE))) out.push(k);
+  return out;
+}
+
+/**
+ * The number of shards of the run `dir` holds, from its shards' manifests; undefined when it holds none.
+ * @internal (the CLI's `sweep` resumes a sharded run as one process with it)
+ */
+export async function shardCountOf(dir: string): Promise<number | undefined> {
+  return (await shardDirs(dir))[0]?.manifest.shard?.count;
+}
+
 /** The shard directories of `dir` that hold a manifest, by name. */
 async function shardDirs(dir: string): Promise<{ name: string; manifest: Manifest; complete?: Complete }[]> {
   const { fs, path } = await nodeFs();

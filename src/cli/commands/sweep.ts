@@ -1,71 +1,289 @@
 /**
- * `diffssl sweep TRAIN_DIR --test TEST_DIR -o OUT`: linear-probe and kNN accuracy for every (t, b) of two
- * extracted (merged) feature directories, as CSV, JSON and heatmap PNGs.
+ * `diffssl sweep TRAIN --test TEST -o OUT`: linear-probe and kNN accuracy for every (t, b), as CSV, JSON and
+ * heatmap PNGs (the paper's Figures 3 and 4), of two merged feature directories, or of two DATA that it
+ * first extracts into OUT/features/ in one pass each (resumable and sharded as `extract`).
  * @module
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { writeCKAHeatmap } from '../../cka/heatmap.js';
+import {
+  mergeShards,
+  pendingShards,
+  shardCountOf,
+  type Shard,
+  type ShardedFeatures,
+} from '../../data/featureShards.js';
 import { knnEvaluate } from '../../eval/knn.js';
 import { linearProbe } from '../../eval/linearProbe.js';
 import { writeBytesAtomic } from '../../io/atomicFile.js';
-import { parseArgs } from '../args.js';
-import { checkTestFeatures, openFeatures } from '../featureDirs.js';
-import { CommandFailure, progressBar, UsageError, type CliIO } from '../io.js';
+import { parseArgs, type Flags } from '../args.js';
+import { DATA_HELP, openData } from '../data.js';
+import {
+  checkGrid,
+  chooseShard,
+  EXTRACTION_FLAGS,
+  EXTRACTION_HELP,
+  extractShard,
+  shardSummary,
+} from '../extraction.js';
+import { checkTestFeatures, isFeatureDir, openFeatures } from '../featureDirs.js';
+import { CommandFailure, EXIT, progressBar, UsageError, type CliIO } from '../io.js';
+import { loadModel, MODEL_HELP, modelIdentity } from '../model.js';
 
+/** The usage lines of `diffssl sweep`, in the top-level help. */
 export const SWEEP_USAGE = `  diffssl sweep TRAIN_DIR --test TEST_DIR -o OUT [--k 20,200] [--knn-pool 1] [--probe-steps 300] [--json]
-      Linear-probe and kNN accuracy of every (t, b) of two merged extractions (diffssl extract of the
-      training and of the test images, same t, b and model), written to OUT as sweep.csv, sweep.json,
-      probe.png and knn.png (heatmaps, rows t, columns b).
+  diffssl sweep DATA --test DATA --t 90,150 --b 19,24 -o OUT [--pool 2] [--ensemble 1] [--limit N]
+                [--shard k/n | --shards n] [the other options of extract]
+      Linear-probe and kNN accuracy of every (t, b), written to OUT as sweep.csv, sweep.json,
+      probe.png and knn.png (heatmaps, rows t, columns b). Of two merged extractions (diffssl extract
+      of the training and of the test images, same t, b and model), or of two DATA, each extracted
+      in one pass into OUT/features/train and OUT/features/test (resumable and sharded as extract).
+      A shard that finds others still pending exits 3; the last one to finish runs the probes.
 `;
 
 const SPEC = {
+  ...EXTRACTION_FLAGS,
   test: { kind: 'string' },
-  output: { kind: 'string', short: 'o' },
+  'test-labels': { kind: 'string' },
   k: { kind: 'ints' },
   'knn-pool': { kind: 'count' },
   'probe-steps': { kind: 'count' },
-  backend: { kind: 'string' },
-  quiet: { kind: 'bool' },
-  json: { kind: 'bool' },
 } as const;
+
+type SweepFlags = Flags<typeof SPEC>;
+
+/** The flags that only make sense when sweep extracts DATA itself. */
+const DATA_ONLY = [
+  't',
+  'b',
+  'pool',
+  'batch',
+  'seed',
+  'ensemble',
+  'shard',
+  'shards',
+  'f16',
+  'labels',
+  'test-labels',
+  'limit',
+  'model',
+  'flags',
+] as const satisfies readonly (keyof typeof SPEC)[];
 
 const HELP = `Usage:
 ${SWEEP_USAGE}
-  --test DIR         the test images' features (a merged diffssl extract directory)
-  -o, --output DIR   where the results go (created if absent)
+  TRAIN_DIR and TEST_DIR are merged diffssl extract directories (their index or a shard's manifest
+  tells them from DATA).
+
+${DATA_HELP}
+
+  --test DIR|DATA    the test images' features, or the test images (the same kind as the first
+                     argument)
+  -o, --output DIR   where the results go (created if absent); with DATA also the features:
+                     OUT/features/train and OUT/features/test, one extract directory each
   --k LIST           kNN neighbour counts (default 20,200, the paper's Table 9)
   --knn-pool P       adaptive-average-pool each map to P×P before kNN (default 1)
   --probe-steps N    full-batch Adam steps of the linear probe (default 300); its L2 penalty is
                      chosen from 1e-4, 1e-3, 1e-2 on a held-out tenth of the training rows
-  --backend NAME     tfjs backend (tensorflow, wasm, cpu, …); default: the fastest present
   --quiet            no progress bar and no summary
   --json             one JSON object on stdout
+
+  With DATA (as diffssl extract; the training and the test images are split into the same shards):
+  --t LIST           noise steps, a comma list (each in 0..T−1; see diffssl info)
+  --b LIST           blocks in the paper's numbering, a comma list (see diffssl info)
+${EXTRACTION_HELP}
+  --labels FILE      the IDX labels file of an IDX images training DATA
+  --test-labels FILE the IDX labels file of an IDX images test DATA
+  --limit N          only the first N images of each
+${MODEL_HELP}
+
+  Exit status 3 when this shard is complete but others are still pending (named on stderr): the
+  last shard to finish merges the features and runs the probes; so does a re-run of the sweep
+  without --shard or --shards, which first extracts whatever shards are still missing.
 `;
 
-export async function sweepCommand(args: string[], io: CliIO): Promise<number> {
-  const { flags, positional, help } = parseArgs('sweep', args, SPEC, { min: 1, max: 1, names: 'TRAIN_DIR' });
-  if (help) {
-    io.stdout(HELP);
-    return 0;
-  }
-  if (flags.test === undefined) throw new UsageError('sweep needs --test DIR, the test images’ features', 'sweep');
+/** A DATA argument that is not a feature directory: a named dataset or a path that exists. */
+const isData = (spec: string) => !isFeatureDir(spec) && (fs.existsSync(spec) || /^[a-z-]+:[a-z]+$/i.test(spec));
+
+/** What a `sweep` command line asks for, checked as far as it can be without reading TRAIN and TEST. */
+export interface SweepRequest {
+  flags: SweepFlags;
+  /** The first argument: a feature directory or DATA. */
+  train: string;
+  /** --test: a feature directory or DATA. */
+  test: string;
+  /** The results' folder, resolved. */
+  out: string;
+  /** kNN neighbour counts. */
+  ks: number[];
+}
+
+/**
+ * Parses a `sweep` command line (without the command's name).
+ * @returns undefined for `--help`.
+ * @throws UsageError for an unknown or malformed flag, or a missing argument, --test or -o.
+ */
+export function parseSweep(args: readonly string[]): SweepRequest | undefined {
+  const { flags, positional, help } = parseArgs('sweep', args, SPEC, {
+    min: 1,
+    max: 1,
+    names: 'TRAIN_DIR or DATA',
+  });
+  if (help) return undefined;
+  if (flags.test === undefined)
+    throw new UsageError('sweep needs --test DIR or --test DATA, the test images’ features or images', 'sweep');
   if (flags.output === undefined) throw new UsageError('sweep needs -o DIR for the results', 'sweep');
   const ks = flags.k ?? [20, 200];
   if (ks.some((k) => k < 1)) throw new UsageError('sweep: --k takes neighbour counts ≥ 1', 'sweep');
-  const out = path.resolve(flags.output);
+  return { flags, train: positional[0], test: flags.test, out: path.resolve(flags.output), ks };
+}
+
+/** Runs `diffssl sweep` on its arguments; returns the exit status. */
+export async function sweepCommand(args: string[], io: CliIO): Promise<number> {
+  const request = parseSweep(args);
+  if (!request) {
+    io.stdout(HELP);
+    return 0;
+  }
+  const { flags, out, ks, train: trainArg, test: testArg } = request;
   if (fs.existsSync(out) && !fs.statSync(out).isDirectory())
     throw new CommandFailure(`sweep: ${flags.output} is a file; -o names a folder for the results`);
-  const train = await openFeatures('sweep', path.resolve(positional[0]), 'training');
-  const test = await openFeatures('sweep', path.resolve(flags.test), 'test');
+
+  let pair: Extracted;
+  if (isFeatureDir(trainArg)) {
+    const given = DATA_ONLY.find((f) => flags[f] !== undefined);
+    if (given !== undefined)
+      throw new UsageError(
+        `sweep: --${given} goes with DATA; ${trainArg} is a feature directory, which holds its own settings`,
+        'sweep',
+      );
+    if (isData(testArg))
+      throw new UsageError(
+        `sweep: ${trainArg} is a feature directory but --test ${testArg} is not; give two feature directories (diffssl extract) or two DATA`,
+        'sweep',
+      );
+    const train = await openFeatures('sweep', path.resolve(trainArg), 'training');
+    const test = await openFeatures('sweep', path.resolve(testArg), 'test');
+    await io.backend?.(flags.backend);
+    pair = { train, test };
+  } else {
+    if (isFeatureDir(testArg))
+      throw new UsageError(
+        `sweep: --test ${testArg} is a feature directory but ${trainArg} is not; give two feature directories (diffssl extract) or two DATA`,
+        'sweep',
+      );
+    for (const need of ['t', 'b'] as const)
+      if (flags[need] === undefined)
+        throw new UsageError(
+          `sweep needs --${need} LIST to extract DATA (${trainArg} is not a feature directory)`,
+          'sweep',
+        );
+    const extracted = await extractBoth(flags, trainArg, testArg, out, io);
+    if ('pending' in extracted) return EXIT.incomplete;
+    pair = extracted;
+  }
+  return probeAndWrite(pair, flags, ks, out, io);
+}
+
+/** The training and test features, and (when sweep extracted them) what their images were. */
+interface Extracted {
+  train: ShardedFeatures;
+  test: ShardedFeatures;
+  data?: { train: string; test: string };
+}
+
+/**
+ * Extracts this process's shard of the training and then of the test DATA into OUT/features/; when every
+ * shard of both is complete, merges them. Otherwise prints what is pending and returns it.
+ */
+async function extractBoth(
+  flags: SweepFlags,
+  trainArg: string,
+  testArg: string,
+  out: string,
+  io: CliIO,
+): Promise<Extracted | { pending: true }> {
+  const dirs = { train: path.join(out, 'features', 'train'), test: path.join(out, 'features', 'test') };
+  const shard = chooseShard('sweep', flags, io.env ?? {});
+  // Without a shard, a re-run over a sharded run's directories runs all its shards (finished ones are no-ops).
+  const count = shard ? undefined : ((await shardCountOf(dirs.train)) ?? (await shardCountOf(dirs.test)));
+  const shards: (Shard | undefined)[] = shard
+    ? [shard]
+    : count !== undefined && count > 1
+      ? Array.from({ length: count }, (_, index) => ({ index, count }))
+      : [undefined];
+  const loaded = await loadModel('sweep', flags, io);
+  const { model } = loaded;
+  const labels = { train: '', test: '' };
+  const merged: { train?: ShardedFeatures; test?: ShardedFeatures } = {};
+  const lines: string[] = [];
+  let ran: Shard = { index: 0, count: 1 };
+  try {
+    checkGrid('sweep', model, flags.t!, flags.b!);
+    const modelHash = await modelIdentity(loaded);
+    for (const [what, spec, labelsFile] of [
+      ['train', trainArg, flags.labels],
+      ['test', testArg, flags['test-labels']],
+    ] as const) {
+      const data = await openData('sweep', spec, {
+        channels: model.config.inChannels,
+        ...(labelsFile !== undefined ? { labels: labelsFile } : {}),
+        ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
+      });
+      try {
+        labels[what] = data.label;
+        for (const s of shards) {
+          const run = await extractShard(io, { model, modelHash, data, dir: dirs[what], flags, shard: s });
+          ran = run.result.shard;
+          if (run.merged) merged[what] = run.merged;
+          lines.push(`${what} ${shardSummary(run.result, data.label)}`);
+        }
+      } finally {
+        data.dispose();
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+  if (!flags.quiet && !flags.json) io.stdout(lines.map((l) => `${l}\n`).join(''));
+  // Other shards may have finished while this one ran: what is pending is read again, after both extractions.
+  const pending = {
+    train: await pendingShards(dirs.train, ran.count),
+    test: await pendingShards(dirs.test, ran.count),
+  };
+  const either = [...new Set([...pending.train, ...pending.test])].sort((a, b) => a - b);
+  if (either.length) {
+    const message =
+      `sweep: shard ${ran.index}/${ran.count} is complete; shard${either.length > 1 ? 's' : ''} ${either.join(', ')} of ${ran.count} ` +
+      `still pending (training: ${pending.train.join(', ') || 'none'}; test: ${pending.test.join(', ') || 'none'}); ` +
+      'the last shard to finish runs the probes, as does a re-run of this sweep without --shard or --shards';
+    if (flags.json) io.stdout(`${JSON.stringify({ complete: false, shard: ran, pending, features: dirs, message })}\n`);
+    io.stderr(`diffssl: ${message}\n`);
+    return { pending: true };
+  }
+  return {
+    train: merged.train ?? (await mergeShards(dirs.train)),
+    test: merged.test ?? (await mergeShards(dirs.test)),
+    data: labels,
+  };
+}
+
+/** Runs the linear probe and kNN for every (t, b) and writes sweep.csv, sweep.json, probe.png and knn.png. */
+async function probeAndWrite(
+  { train, test, data }: Extracted,
+  flags: SweepFlags,
+  ks: number[],
+  out: string,
+  io: CliIO,
+): Promise<number> {
   checkTestFeatures(
     'sweep',
     train,
     test,
     train.t.flatMap((t) => train.b.map((b) => ({ t, b }))),
   );
-  await io.backend?.(flags.backend);
   fs.mkdirSync(out, { recursive: true });
   const ytr = train.labels;
   const yte = test.labels;
@@ -127,9 +345,20 @@ export async function sweepCommand(args: string[], io: CliIO): Promise<number> {
     max: 1,
   };
   const best = rows.reduce((m, r) => (r.probe > m.probe ? r : m), rows[0]);
+  const side = (f: ShardedFeatures, what: 'train' | 'test') => ({
+    dir: f.dir,
+    ...(data ? { data: data[what] } : {}),
+    images: f.size,
+    pool: f.info.pool,
+    seed: f.info.seed,
+    ensemble: f.info.ensemble,
+  });
   const result = {
-    train: { dir: train.dir, images: train.size },
-    test: { dir: test.dir, images: test.size },
+    train: side(train, 'train'),
+    test: side(test, 'test'),
+    model: train.info.modelHash,
+    // The noise draws averaged per training image: sweeps at several --ensemble measure its probe gain.
+    ensemble: train.info.ensemble,
     t: train.t,
     b: train.b,
     k: ks,
@@ -155,5 +384,5 @@ export async function sweepCommand(args: string[], io: CliIO): Promise<number> {
       `${rows.length} (t, b) pairs, ${train.size} training and ${test.size} test images; best linear probe ` +
         `${(best.probe * 100).toFixed(1)}% at t=${best.t}, b=${best.b} → ${out}/sweep.csv, sweep.json, probe.png, knn.png\n`,
     );
-  return 0;
+  return EXIT.ok;
 }
