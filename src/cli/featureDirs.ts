@@ -61,6 +61,7 @@ export function choose(
   return flag;
 }
 
+/**
  * Whether `dir` is a `diffssl extract` directory (its index or a shard's manifest is there), as opposed to
  * DATA such as an image folder; false for a path that does not exist.
  */
