@@ -148,8 +148,12 @@ async function bundle(s: Snippet, code: string, outfile: string): Promise<void> 
 }
 
 describe('code blocks of README.md and docs/', () => {
-  it('finds the README snippets', () => {
-    expect(snippets.filter((s) => s.file === 'README.md').length).toBeGreaterThanOrEqual(4);
+  it('finds the snippets of the README and the guides', () => {
+    const count = (file: string) => snippets.filter((s) => s.file === file).length;
+    expect(count('README.md')).toBeGreaterThanOrEqual(1);
+    expect(count(path.join('docs', 'checkpoints.md'))).toBeGreaterThanOrEqual(1);
+    expect(count(path.join('docs', 'heads.md'))).toBeGreaterThanOrEqual(2);
+    expect(count(path.join('docs', 'cka.md'))).toBeGreaterThanOrEqual(1);
   });
 
   it('reads the stand-in directive and refuses one whose text is not in its block', () => {
