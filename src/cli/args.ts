@@ -18,6 +18,16 @@ export interface FlagSpec {
   short?: string;
 }
 
+/** `--quiet` and `--json`, which the commands that print a summary take. */
+export const OUTPUT_FLAGS = {
+  quiet: { kind: 'bool' },
+  json: { kind: 'bool' },
+} as const satisfies Record<string, FlagSpec>;
+
+/** Their help lines. */
+export const OUTPUT_HELP = `  --quiet            no progress bar and no summary
+  --json             one JSON object on stdout`;
+
 type ValueOf<K extends FlagKind> = K extends 'string'
   ? string
   : K extends 'bool'

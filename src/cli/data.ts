@@ -10,9 +10,19 @@ import { loadFashionMNIST } from '../data/fashionMnist.js';
 import { idxImages } from '../data/idxImages.js';
 import { imageFiles, imageFolder } from '../data/imageFiles.js';
 import type { ImageSource } from '../data/images.js';
+import { OUTPUT_FLAGS, type FlagSpec } from './args.js';
 import { CommandFailure, UsageError } from './io.js';
 
-/** The flags of the commands that extract features from DATA (`extract`, `cka`): steps, blocks, output and the data's options. */
+/** The options of DATA: the IDX labels file of an IDX images file, and how many of its images to take. */
+export const DATA_FLAGS = {
+  labels: { kind: 'string' },
+  limit: { kind: 'count' },
+} as const satisfies Record<string, FlagSpec>;
+
+/**
+ * The flags of the commands that compute features of DATA (`extract`, `sweep`, `cka`, `train`): steps,
+ * blocks, output, pooling, batch and seed, the data's options, `--quiet` and `--json`.
+ */
 export const FEATURE_FLAGS = {
   t: { kind: 'ints' },
   b: { kind: 'ints' },
@@ -20,11 +30,9 @@ export const FEATURE_FLAGS = {
   pool: { kind: 'count' },
   batch: { kind: 'count' },
   seed: { kind: 'int' },
-  labels: { kind: 'string' },
-  limit: { kind: 'count' },
-  quiet: { kind: 'bool' },
-  json: { kind: 'bool' },
-} as const;
+  ...DATA_FLAGS,
+  ...OUTPUT_FLAGS,
+} as const satisfies Record<string, FlagSpec>;
 
 export const DATA_HELP = `  DATA is one of: a folder laid out as torchvision's ImageFolder (one subfolder per class);
   a text file listing image paths, one per line (relative paths are relative to the list's
@@ -48,6 +56,11 @@ export interface Data {
 }
 
 const FMNIST = /^fashion-mnist:(train|test)$/;
+
+/** Whether DATA is written as a named dataset (`name:split`, such as fashion-mnist:test) rather than a path. */
+export function isNamedDataset(spec: string): boolean {
+  return /^[a-z-]+:[a-z]+$/i.test(spec);
+}
 
 /** Whether `file` starts like an IDX file of uint8 (or is gzipped with an IDX-like name). */
 function looksIdx(file: string): boolean {
@@ -104,7 +117,7 @@ export async function openData(
       dispose: () => fm.dispose(),
     };
   }
-  if (/^[a-z-]+:[a-z]+$/i.test(spec) && !fs.existsSync(spec))
+  if (isNamedDataset(spec) && !fs.existsSync(spec))
     throw new UsageError(
       `${command}: unknown dataset ${spec}; the named datasets are fashion-mnist:train and fashion-mnist:test`,
       command,
@@ -163,7 +176,8 @@ export async function openData(
     .map((l) => l.trim())
     .filter((l) => l !== '' && !l.startsWith('#'))
     .map((l) => path.resolve(path.dirname(full), l));
-  if (files.length === 0) throw new CommandFailure(`${command}: the list ${spec} names no image files`);
+  if (files.length === 0)
+    throw new CommandFailure(`${command}: the list ${spec} names no image files; write one image path per line`);
   const taken = opts.limit === undefined ? files : files.slice(0, opts.limit);
   const list = await imageFiles(taken, { channels });
   return {

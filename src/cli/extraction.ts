@@ -1,7 +1,7 @@
 /**
  * Sharded extraction of DATA to a feature directory, shared by `extract` and `sweep`: the flags and their
- * help, the shard from `--shard`, `--shards` or the scheduler's environment, the checks of t and b against
- * the model, and one shard's run with the shards still pending and the merge when none is.
+ * help, the shard from `--shard`, `--shards` or the scheduler's environment, and one shard's run with the
+ * shards still pending and the merge when none is.
  * @module
  */
 import {
@@ -15,7 +15,6 @@ import {
   type ShardedFeatures,
   type ShardResult,
 } from '../data/featureShards.js';
-import { InputError } from '../errors.js';
 import type { ADMUNet } from '../unet/admUnet.js';
 import type { FlagSpec } from './args.js';
 import { FEATURE_FLAGS, type Data } from './data.js';
@@ -86,22 +85,6 @@ export function chooseShard(
       command,
     );
   return shard;
-}
-
-/**
- * Checks that the model has every step of `t` and every block of `b`.
- * @throws InputError naming the values out of range and the model's.
- */
-export function checkGrid(command: string, model: ADMUNet, t: readonly number[], b: readonly number[]): void {
-  const T = model.schedule.steps;
-  const badT = t.filter((v) => v >= T);
-  if (badT.length)
-    throw new InputError(`${command}: --t ${badT.join(',')} is out of range: this model's steps are 0..${T - 1}`);
-  const badB = b.filter((v) => v < 1 || v > model.totalBlocks);
-  if (badB.length)
-    throw new InputError(
-      `${command}: unknown block ${badB.join(',')}: this model has blocks 1..${model.totalBlocks} (see diffssl info)`,
-    );
 }
 
 /** One shard's extraction, the shards of its run still pending, and the merged features when none is. */

@@ -9,9 +9,22 @@ import { SHARD_MANIFEST, ShardedFeatures, SHARDS_INDEX } from '../data/featureSh
 import { InputError } from '../errors.js';
 import { CommandFailure, UsageError } from './io.js';
 
-/** Opens a merged feature directory; `what` names it in messages ("training", "test"). */
+/**
+ * Opens a merged feature directory; `what` names it in messages ("training", "test").
+ * @throws CommandFailure for a path that does not exist, a directory with shards not merged yet, or one
+ *   that is no diffssl extract directory at all, saying what to run.
+ */
 export async function openFeatures(command: string, dir: string, what: string): Promise<ShardedFeatures> {
-  if (!fs.existsSync(dir)) throw new CommandFailure(`${command}: the ${what} features ${dir} do not exist`);
+  if (!fs.existsSync(dir))
+    throw new CommandFailure(
+      `${command}: the ${what} features ${dir} do not exist; give the -o DIR of a diffssl extract run`,
+    );
+  if (!fs.existsSync(path.join(dir, SHARDS_INDEX)))
+    throw new CommandFailure(
+      isFeatureDir(dir)
+        ? `${command}: the ${what} features ${dir} are not merged yet (no ${SHARDS_INDEX}); run diffssl merge ${dir}, which names any shards still missing`
+        : `${command}: ${dir} is not a diffssl extract directory (no ${SHARDS_INDEX}); give the -o DIR of a diffssl extract run`,
+    );
   return ShardedFeatures.open(path.resolve(dir));
 }
 
@@ -26,7 +39,9 @@ export function checkTestFeatures(
   pairs: readonly { t: number; b: number }[],
 ): void {
   if (train.info.modelHash !== test.info.modelHash)
-    throw new InputError(`${command}: the training and test features were extracted with different models`);
+    throw new InputError(
+      `${command}: the training and test features were extracted with different models; extract both with the same --model and --flags`,
+    );
   const missing = pairs
     .filter(({ t, b }) => !test.t.includes(t) || !test.b.includes(b))
     .map(({ t, b }) => `t=${t} b=${b}`);
@@ -34,6 +49,20 @@ export function checkTestFeatures(
     throw new InputError(
       `${command}: the test features lack ${missing.join(', ')}; extract them with the same --t and --b`,
     );
+}
+
+/** The kNN settings `knn` and `sweep` share when not given: the paper's neighbour counts (Table 9), no pooling. */
+export const KNN_DEFAULTS = { k: [20, 200], pool: 1 } as const;
+
+/**
+ * The neighbour counts of `--k`, default {@link KNN_DEFAULTS}.
+ * @throws UsageError for a count of 0.
+ */
+export function knnCounts(command: string, k: readonly number[] | undefined): number[] {
+  const ks = [...(k ?? KNN_DEFAULTS.k)];
+  if (ks.some((v) => v < 1))
+    throw new UsageError(`${command}: --k takes neighbour counts ≥ 1, got ${ks.join(',')}`, command);
+  return ks;
 }
 
 /**

@@ -23,7 +23,7 @@ import type { OptimizerSpec } from '../train/optimizers.js';
 import type { EvalResult } from '../train/trainer.js';
 import type { TrainableModel } from '../train/trainableModel.js';
 import type { ADMUNet } from '../unet/admUnet.js';
-import { openData } from './data.js';
+import { isNamedDataset, openData } from './data.js';
 import { CommandFailure, UsageError, type ProgressBar } from './io.js';
 
 /** The heads `diffssl train` builds. */
@@ -111,7 +111,8 @@ export function trainRecord(r: Omit<TrainRecord, 'format' | 'version'>): TrainRe
   return { format: RECORD_FORMAT, version: 1, ...r };
 }
 
-function readJsonFile(file: string): unknown {
+/** The JSON in `file`, or undefined when it is missing or not JSON. */
+function readJsonOrUndefined(file: string): unknown {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch {
@@ -126,15 +127,17 @@ function readJsonFile(file: string): unknown {
 export function readRunConfig(command: string, dir: string): RunConfig | undefined {
   const file = path.join(dir, RUN_FILES.config);
   if (!fs.existsSync(file)) return undefined;
-  const c = readJsonFile(file) as RunConfig | undefined;
+  const c = readJsonOrUndefined(file) as RunConfig | undefined;
   if (c?.format !== RUN_FORMAT || c.version !== 1)
-    throw new CommandFailure(`${command}: ${file} is not the config of a diffssl train run`);
+    throw new CommandFailure(
+      `${command}: ${file} is not the config of a diffssl train run; ${command === 'train' ? 'use another -o' : 'give the -o RUN_DIR of a diffssl train run'}`,
+    );
   return c;
 }
 
 /** The `train.json` of `dir`, or undefined when there is none (or it is unreadable: the checkpoint is the truth). */
 export function readTrainRecord(dir: string): TrainRecord | undefined {
-  const r = readJsonFile(path.join(dir, RUN_FILES.record)) as TrainRecord | undefined;
+  const r = readJsonOrUndefined(path.join(dir, RUN_FILES.record)) as TrainRecord | undefined;
   return r?.format === RECORD_FORMAT && r.version === 1 ? r : undefined;
 }
 
@@ -226,6 +229,33 @@ export interface RunSet {
 export type SetSource =
   { features: ShardedFeatures } | { data: string; labels?: string; limit?: number; labelsFlag: string };
 
+/**
+ * Checks that a command got exactly one source of examples: DATA or `--features DIR`, with none of
+ * `dataOnly` (the flags that apply to DATA) beside `--features`.
+ * @throws UsageError naming what is missing or too much.
+ */
+export function checkOneSource(
+  command: string,
+  what: 'training' | 'test',
+  data: string | undefined,
+  features: string | undefined,
+  dataOnly: Record<string, unknown>,
+): void {
+  if ((data === undefined) === (features === undefined))
+    throw new UsageError(
+      data === undefined
+        ? `${command}: give the ${what} examples: DATA (images) or --features DIR (a merged diffssl extract directory)`
+        : `${command}: give DATA or --features DIR, not both`,
+      command,
+    );
+  const given = features !== undefined && Object.keys(dataOnly).find((f) => dataOnly[f] !== undefined);
+  if (given)
+    throw new UsageError(
+      `${command}: --${given} is for ${what} DATA; the features of --features DIR are fixed`,
+      command,
+    );
+}
+
 const DIFFFEED_IMAGES =
   'difffeed runs the U-Net twice per image (its feedback changes the second pass), so it cannot use extracted features: give DATA (images) instead';
 
@@ -310,7 +340,7 @@ export async function openRunSet(
       labels: data.labels,
       ...(data.classes ? { classes: data.classes } : {}),
       label: data.label,
-      source: /^[a-z-]+:[a-z]+$/i.test(source.data) ? source.data : path.resolve(source.data),
+      source: isNamedDataset(source.data) ? source.data : path.resolve(source.data),
       fingerprint: fingerprint([data.ids, Array.from(data.labels)]),
       close: async () => data.dispose(),
     };

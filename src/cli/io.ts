@@ -94,6 +94,19 @@ export function checkOutputPath(command: string, output: string, what = 'file'):
     throw new CommandFailure(`${command}: ${output} is a folder; give the path of the ${what} to write`);
 }
 
+/**
+ * The folder `-o` names (`given`), resolved: absent (the command creates it) or a folder, not a file.
+ * @param what what the folder is for, in words (`the run's directory`).
+ */
+export function checkOutputDir(command: string, given: string, what: string): string {
+  const dir = path.resolve(given);
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory())
+    throw new CommandFailure(
+      `${command}: ${given} is a file; -o names ${what}, a folder (created if absent): give another path`,
+    );
+  return dir;
+}
+
 /** A bar redrawn in place on stderr at most ten times a second; nothing unless stderr is a terminal. */
 export interface ProgressBar {
   update(done: number, total: number): void;

@@ -1,12 +1,13 @@
 /**
  * The model options every model command takes: `--model file --flags preset|flags.json`, default the
- * embedded backbone; and `--backend`.
+ * embedded backbone; and `--backend`. Also the check of `--t` and `--b` against the model.
  * @module
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_BACKBONE, loadDefaultBackbone } from '../defaultBackbone.js';
 import { modelHash } from '../data/featureShards.js';
+import { InputError } from '../errors.js';
 import { ADMUNet } from '../unet/admUnet.js';
 import type { ModelSpec } from '../unet/config.js';
 import { PRESETS } from '../unet/presets.js';
@@ -20,13 +21,34 @@ export const MODEL_FLAGS = {
   backend: { kind: 'string' },
 } as const satisfies Record<string, FlagSpec>;
 
-/** Their help lines. */
-export const MODEL_HELP = `  --model FILE       the U-Net's weights (.safetensors or .pt); default: the embedded backbone
+/** The help line of `--backend`, which the commands that run tfjs without a model (`knn`) take too. */
+export const BACKEND_HELP = `  --backend NAME     tfjs backend (tensorflow, wasm, cpu, …); default: the fastest present`;
+
+/** `words` joined by ", " into lines of at most `width` characters, each after `indent`. */
+function wrapList(words: readonly string[], indent: string, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const [i, w] of words.entries()) {
+    const item = i < words.length - 1 ? `${w},` : w;
+    if (line && indent.length + line.length + 1 + item.length > width) {
+      lines.push(line);
+      line = item;
+    } else line = line ? `${line} ${item}` : item;
+  }
+  return [...lines, line].map((l) => `${indent}${l}`).join('\n');
+}
+
+/** The help lines of `--model` and `--flags`. */
+export const MODEL_FILE_HELP = `  --model FILE       the U-Net's weights (.safetensors or .pt); default: the embedded backbone
                      (${DEFAULT_BACKBONE.dir}, ${DEFAULT_BACKBONE.imageSize}×${DEFAULT_BACKBONE.imageSize}×${DEFAULT_BACKBONE.inChannels})
-  --flags SPEC       with --model: a preset (${Object.keys(PRESETS).join(', ')}) or a JSON file of
-                     guided-diffusion's flags (or a config.json holding create_model_and_diffusion_args);
-                     default: flags.json beside the weights
-  --backend NAME     tfjs backend (tensorflow, wasm, cpu, …); default: the fastest present`;
+  --flags SPEC       with --model: a preset or a JSON file of guided-diffusion's flags (or a
+                     config.json holding create_model_and_diffusion_args); default: flags.json
+                     beside the weights. The presets:
+${wrapList(Object.keys(PRESETS), ' '.repeat(21), 100)}`;
+
+/** The help lines of {@link MODEL_FLAGS}. */
+export const MODEL_HELP = `${MODEL_FILE_HELP}
+${BACKEND_HELP}`;
 
 export interface LoadedModel {
   model: ADMUNet;
@@ -54,7 +76,9 @@ function readJsonFile(command: string, file: string): Record<string, unknown> {
     );
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v))
-    throw new CommandFailure(`${command}: ${file} does not hold a JSON object of flags`);
+    throw new CommandFailure(
+      `${command}: ${file} does not hold a JSON object of flags; give a preset name or a flags JSON file`,
+    );
   const o = v as Record<string, unknown>;
   const inner = o.create_model_and_diffusion_args;
   return typeof inner === 'object' && inner !== null ? (inner as Record<string, unknown>) : o;
@@ -95,6 +119,22 @@ export async function loadModel(
     );
   const model = await ADMUNet.load(file, spec as ModelSpec);
   return { model, label: opts.model, file, flags: spec };
+}
+
+/**
+ * Checks that the model has every step of `t` and every block of `b`.
+ * @throws InputError naming the values out of range and the model's.
+ */
+export function checkGrid(command: string, model: ADMUNet, t: readonly number[], b: readonly number[]): void {
+  const T = model.schedule.steps;
+  const badT = t.filter((v) => v >= T);
+  if (badT.length)
+    throw new InputError(`${command}: --t ${badT.join(',')} is out of range: this model's steps are 0..${T - 1}`);
+  const badB = b.filter((v) => v < 1 || v > model.totalBlocks);
+  if (badB.length)
+    throw new InputError(
+      `${command}: unknown block ${badB.join(',')}: this model has blocks 1..${model.totalBlocks} (see diffssl info)`,
+    );
 }
 
 /**

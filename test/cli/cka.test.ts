@@ -6,15 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ckaMatrix } from '../../src/cka/matrix';
 import { ShardedFeatures } from '../../src/data/featureShards';
 import { decodePNG } from '../decodePNG';
-import { FIXTURES, setBackend } from '../helpers';
-import { cli, oneLine } from './cliHarness';
+import { setBackend } from '../helpers';
+import { cli, oneLine, TINY_MODEL } from './cliHarness';
 
-const MODEL = [
-  '--model',
-  path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
-  '--flags',
-  path.join(FIXTURES, 'adm-tiny', 'config.json'),
-];
 let tmp: string;
 beforeAll(async () => {
   await setBackend('wasm');
@@ -49,7 +43,7 @@ describe('diffssl cka', () => {
       '90',
       '--pool',
       '2',
-      ...MODEL,
+      ...TINY_MODEL,
       '-o',
       out,
       '--json',
@@ -91,7 +85,7 @@ describe('diffssl cka', () => {
       '2',
       '--batch',
       '5',
-      ...MODEL,
+      ...TINY_MODEL,
       '-o',
       feats,
       '--quiet',
@@ -153,16 +147,16 @@ describe('diffssl cka', () => {
     const x = path.join(tmp, 'x');
     const cases: [string[], number, RegExp][] = [
       [
-        ['cka', 'fashion-mnist:test', '--b', '2,4', '--t', '10,50', ...MODEL, '-o', x],
+        ['cka', 'fashion-mnist:test', '--b', '2,4', '--t', '10,50', ...TINY_MODEL, '-o', x],
         2,
         /cka: --t 10,50 and --b 2,4 both list several values/,
       ],
       [
-        ['cka', 'fashion-mnist:test', '--b', '2', '--t', '10', ...MODEL, '-o', x],
+        ['cka', 'fashion-mnist:test', '--b', '2', '--t', '10', ...TINY_MODEL, '-o', x],
         2,
         /cka compares several blocks at one step/,
       ],
-      [['cka', 'fashion-mnist:test', '--b', '2,4', ...MODEL, '-o', x], 2, /cka needs --t LIST/],
+      [['cka', 'fashion-mnist:test', '--b', '2,4', ...TINY_MODEL, '-o', x], 2, /cka needs --t LIST/],
       [['cka', 'fashion-mnist:test', '--b', '2,4', '--t', '10'], 2, /cka needs -o DIR/],
       [
         ['cka', 'fashion-mnist:test', '--b', '2,4', '--t', '10', '--batch', '1', '-o', x],
@@ -170,23 +164,27 @@ describe('diffssl cka', () => {
         /--batch takes at least 2 images/,
       ],
       [
-        ['cka', 'fashion-mnist:nope', '--b', '2,4', '--t', '10', ...MODEL, '-o', x],
+        ['cka', 'fashion-mnist:nope', '--b', '2,4', '--t', '10', ...TINY_MODEL, '-o', x],
         2,
         /unknown dataset fashion-mnist:nope/,
       ],
       [
-        ['cka', 'fashion-mnist:test', '--b', '2,99', '--t', '10', ...MODEL, '-o', x],
+        ['cka', 'fashion-mnist:test', '--b', '2,99', '--t', '10', ...TINY_MODEL, '-o', x],
         1,
         /cka: unknown block 99: this model has blocks 1\.\.\d+/,
       ],
       [
-        ['cka', 'fashion-mnist:test', '--b', '2,4', '--t', '1000', ...MODEL, '-o', x],
+        ['cka', 'fashion-mnist:test', '--b', '2,4', '--t', '1000', ...TINY_MODEL, '-o', x],
         1,
         /cka: --t 1000 is out of range: this model's steps are 0\.\.999/,
       ],
-      [['cka', path.join(tmp, 'nope'), '--b', '2,4', '--t', '10', ...MODEL, '-o', x], 1, /cka: .*nope does not exist/],
       [
-        ['cka', 'fashion-mnist:test', '--limit', '1', '--b', '2,4', '--t', '10', ...MODEL, '-o', x],
+        ['cka', path.join(tmp, 'nope'), '--b', '2,4', '--t', '10', ...TINY_MODEL, '-o', x],
+        1,
+        /cka: .*nope does not exist/,
+      ],
+      [
+        ['cka', 'fashion-mnist:test', '--limit', '1', '--b', '2,4', '--t', '10', ...TINY_MODEL, '-o', x],
         1,
         /gives 1 image; CKA needs at least 2/,
       ],

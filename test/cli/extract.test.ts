@@ -6,16 +6,9 @@ import { ShardedFeatures } from '../../src/data/featureShards';
 import { encodePNG } from '../../src/io/png';
 import { FIXTURES, setBackend } from '../helpers';
 import { pattern } from '../imageFiles';
-import { cli, oneLine } from './cliHarness';
+import { cli, oneLine, TINY_MODEL } from './cliHarness';
 
-// The adm-tiny fixture (32×32 RGB) as the model: small, and committed.
-const MODEL = [
-  '--model',
-  path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
-  '--flags',
-  path.join(FIXTURES, 'adm-tiny', 'config.json'),
-];
-const FAST = ['--t', '90,150', '--b', '2,3', '--pool', '2', '--batch', '2', ...MODEL];
+const FAST = ['--t', '90,150', '--b', '2,3', '--pool', '2', '--batch', '2', ...TINY_MODEL];
 
 let tmp: string;
 let folder: string;

@@ -2,15 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, setBackend } from '../helpers';
-import { cli, oneLine } from './cliHarness';
+import { setBackend } from '../helpers';
+import { cli, extractTiny, oneLine } from './cliHarness';
 
-const MODEL = [
-  '--model',
-  path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
-  '--flags',
-  path.join(FIXTURES, 'adm-tiny', 'config.json'),
-];
 let tmp: string;
 beforeAll(async () => {
   await setBackend('wasm');
@@ -18,31 +12,11 @@ beforeAll(async () => {
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const extract = async (data: string, limit: number, out: string, t: string, b: string) => {
-  const r = await cli([
-    'extract',
-    data,
-    '--limit',
-    String(limit),
-    '--t',
-    t,
-    '--b',
-    b,
-    '--pool',
-    '2',
-    ...MODEL,
-    '-o',
-    out,
-    '--quiet',
-  ]);
-  expect(r.code, r.err).toBe(0);
-};
-
 describe('diffssl knn', () => {
   it('one (t, b): chosen by --t/--b among several, or the directory’s only one', async () => {
     const [train, test, one, oneTest] = ['train', 'test', 'one', 'one-test'].map((d) => path.join(tmp, d));
-    await extract('fashion-mnist:train', 24, train, '90,150', '2,4');
-    await extract('fashion-mnist:test', 12, test, '90,150', '2,4');
+    await extractTiny('fashion-mnist:train', 24, train, '90,150', '2,4');
+    await extractTiny('fashion-mnist:test', 12, test, '90,150', '2,4');
     const r = await cli(['knn', train, '--test', test, '--t', '150', '--b', '4', '--k', '3,5']);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(
@@ -57,8 +31,8 @@ describe('diffssl knn', () => {
     for (const s of json.results)
       for (const v of [s.top1, s.top5]) expect(v >= 0 && v <= 1, JSON.stringify(s)).toBe(true);
 
-    await extract('fashion-mnist:train', 16, one, '90', '4');
-    await extract('fashion-mnist:test', 8, oneTest, '90', '4');
+    await extractTiny('fashion-mnist:train', 16, one, '90', '4');
+    await extractTiny('fashion-mnist:test', 8, oneTest, '90', '4');
     const o = await cli(['knn', one, '--test', oneTest, '--k', '3', '--json']);
     expect(o.code, o.err).toBe(0);
     expect(JSON.parse(o.out)).toMatchObject({ t: 90, b: 4, pool: 1, train: { images: 16 }, test: { images: 8 } });
@@ -88,6 +62,11 @@ describe('diffssl knn', () => {
       ],
       [['knn', path.join(tmp, 'nope'), '--test', test], 1, /knn: the training features .*nope do not exist/],
       [['knn', train, '--test', path.join(tmp, 'nope')], 1, /knn: the test features .*nope do not exist/],
+      [
+        ['knn', tmp, '--test', test],
+        1,
+        /knn: .* is not a diffssl extract directory \(no features\.json\); give the -o DIR/,
+      ],
       [
         ['knn', train, '--test', one, '--t', '150', '--b', '4'],
         1,

@@ -5,15 +5,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShardedFeatures } from '../../src/data/featureShards';
 import { decodePNG } from '../decodePNG';
-import { FIXTURES, setBackend } from '../helpers';
-import { cli, oneLine } from './cliHarness';
+import { setBackend } from '../helpers';
+import { cli, extractTiny, oneLine, TINY_MODEL } from './cliHarness';
 
-const MODEL = [
-  '--model',
-  path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
-  '--flags',
-  path.join(FIXTURES, 'adm-tiny', 'config.json'),
-];
 let tmp: string;
 beforeAll(async () => {
   await setBackend('wasm');
@@ -21,31 +15,11 @@ beforeAll(async () => {
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const extract = async (data: string, limit: number, out: string, t = '90,150') => {
-  const r = await cli([
-    'extract',
-    data,
-    '--limit',
-    String(limit),
-    '--t',
-    t,
-    '--b',
-    '2,4',
-    '--pool',
-    '2',
-    ...MODEL,
-    '-o',
-    out,
-    '--quiet',
-  ]);
-  expect(r.code, r.err).toBe(0);
-};
-
 describe('diffssl sweep', () => {
   it('linear probe and kNN over t × b of two extractions: CSV, JSON, two heatmaps', async () => {
     const [train, test, out] = ['train', 'test', 'sweep'].map((d) => path.join(tmp, d));
-    await extract('fashion-mnist:train', 24, train);
-    await extract('fashion-mnist:test', 12, test);
+    await extractTiny('fashion-mnist:train', 24, train, '90,150', '2,4');
+    await extractTiny('fashion-mnist:test', 12, test, '90,150', '2,4');
     const r = await cli(['sweep', train, '--test', test, '-o', out, '--k', '3,5', '--probe-steps', '20']);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(
@@ -83,7 +57,7 @@ describe('diffssl sweep', () => {
     '2',
     '--batch',
     '4',
-    ...MODEL,
+    ...TINY_MODEL,
     '--k',
     '3',
     '--probe-steps',
@@ -120,7 +94,16 @@ describe('diffssl sweep', () => {
     for (const f of ['sweep.csv', 'probe.png', 'knn.png']) expect(fs.existsSync(path.join(out, f))).toBe(true);
     // The features are the ones extract writes for the same images and settings, bit for bit.
     const own = path.join(tmp, 'own-test');
-    const e = await cli(['extract', 'fashion-mnist:test', '--limit', '12', ...GRID.slice(0, 8), ...MODEL, '-o', own]);
+    const e = await cli([
+      'extract',
+      'fashion-mnist:test',
+      '--limit',
+      '12',
+      ...GRID.slice(0, 8),
+      ...TINY_MODEL,
+      '-o',
+      own,
+    ]);
     expect(e.code, e.err).toBe(0);
     const [a, b] = [await ShardedFeatures.open(path.join(out, 'features', 'test')), await ShardedFeatures.open(own)];
     expect([...a.labels]).toEqual([...b.labels]);
@@ -195,7 +178,7 @@ describe('diffssl sweep', () => {
     expect(sweepJson(lost)).toBe(sweepJson(one));
   });
 
-  it('--ensemble K is passed to the extraction and recorded in sweep.json', async () => {
+  it('--ensemble K is passed to the extraction and recorded in sweep.json; --test-limit', async () => {
     const out = path.join(tmp, 'ensemble-sweep');
     const r = await cli([
       'sweep',
@@ -204,13 +187,15 @@ describe('diffssl sweep', () => {
       'fashion-mnist:test',
       '--limit',
       '6',
+      '--test-limit',
+      '4',
       '--t',
       '90',
       '--b',
       '2',
       '--ensemble',
       '2',
-      ...MODEL,
+      ...TINY_MODEL,
       '--k',
       '3',
       '--probe-steps',
@@ -222,14 +207,21 @@ describe('diffssl sweep', () => {
     expect(r.code, r.err).toBe(0);
     expect(r.out).toBe('');
     const j = JSON.parse(fs.readFileSync(path.join(out, 'sweep.json'), 'utf8'));
-    expect(j).toMatchObject({ ensemble: 2, train: { ensemble: 2 }, test: { ensemble: 2 } });
+    expect(j).toMatchObject({
+      ensemble: 2,
+      train: { ensemble: 2, images: 6 },
+      test: { ensemble: 2, images: 4 },
+      k: [3],
+      knnPool: 1,
+      probeSteps: 5,
+    });
     expect((await ShardedFeatures.open(path.join(out, 'features', 'train'))).info.ensemble).toBe(2);
   });
 
   it('bad inputs', async () => {
     const train = path.join(tmp, 'train');
     const other = path.join(tmp, 'other');
-    await extract('fashion-mnist:test', 4, other, '90');
+    await extractTiny('fashion-mnist:test', 4, other, '90', '2,4');
     const unmerged = path.join(tmp, 'unmerged');
     const s = await cli([
       'extract',
@@ -240,7 +232,7 @@ describe('diffssl sweep', () => {
       '90',
       '--b',
       '2',
-      ...MODEL,
+      ...TINY_MODEL,
       '-o',
       unmerged,
       '--shard',
@@ -248,6 +240,19 @@ describe('diffssl sweep', () => {
       '--quiet',
     ]);
     expect(s.code, s.err).toBe(0);
+    // sweep of two DATA into tmp/x (which no case creates), at t=90, b=2.
+    const FROM_DATA = [
+      'sweep',
+      'fashion-mnist:train',
+      '--test',
+      'fashion-mnist:test',
+      '-o',
+      path.join(tmp, 'x'),
+      '--t',
+      '90',
+      '--b',
+      '2',
+    ];
     const cases: [string[], number, RegExp][] = [
       [['sweep', train, '-o', tmp], 2, /sweep needs --test DIR/],
       [['sweep', train, '--test', other], 2, /sweep needs -o DIR/],
@@ -259,7 +264,7 @@ describe('diffssl sweep', () => {
       [
         ['sweep', train, '--test', unmerged, '-o', path.join(tmp, 'x')],
         1,
-        /unmerged has no features\.json: merge its shards first/,
+        /unmerged are not merged yet \(no features\.json\); run diffssl merge .*unmerged, which names any shards still missing/,
       ],
       [
         ['sweep', train, '--test', other, '-o', path.join(tmp, 'x')],
@@ -286,77 +291,26 @@ describe('diffssl sweep', () => {
         2,
         /sweep: --ensemble goes with DATA; .*train is a feature directory, which holds its own settings/,
       ],
+      [[...FROM_DATA, '--shard', '3/2'], 2, /sweep: --shard: shard 3\/2: the index must be below 2/],
+      [[...FROM_DATA, '--shards', '2'], 2, /sweep: --shards 2 needs the shard index from the scheduler/],
+      [[...FROM_DATA.slice(0, -1), '2,99', ...TINY_MODEL], 1, /sweep: unknown block 99: this model has blocks 1\.\.19/],
       [
-        [
-          'sweep',
-          'fashion-mnist:train',
-          '--test',
-          'fashion-mnist:test',
-          '-o',
-          path.join(tmp, 'x'),
-          '--t',
-          '90',
-          '--b',
-          '2',
-          '--shard',
-          '3/2',
-        ],
-        2,
-        /sweep: --shard: shard 3\/2: the index must be below 2/,
-      ],
-      [
-        [
-          'sweep',
-          'fashion-mnist:train',
-          '--test',
-          'fashion-mnist:test',
-          '-o',
-          path.join(tmp, 'x'),
-          '--t',
-          '90',
-          '--b',
-          '2',
-          '--shards',
-          '2',
-        ],
-        2,
-        /sweep: --shards 2 needs the shard index from the scheduler/,
-      ],
-      [
-        [
-          'sweep',
-          'fashion-mnist:train',
-          '--test',
-          'fashion-mnist:test',
-          '-o',
-          path.join(tmp, 'x'),
-          '--t',
-          '90',
-          '--b',
-          '2,99',
-          ...MODEL,
-        ],
-        1,
-        /sweep: unknown block 99: this model has blocks 1\.\.19/,
-      ],
-      [
-        [
-          'sweep',
-          path.join(tmp, 'nothing'),
-          '--test',
-          'fashion-mnist:test',
-          '-o',
-          path.join(tmp, 'x'),
-          '--t',
-          '90',
-          '--b',
-          '2',
-          ...MODEL,
-        ],
+        ['sweep', path.join(tmp, 'nothing'), ...FROM_DATA.slice(2), ...TINY_MODEL],
         1,
         /sweep: .*nothing does not exist; DATA is an image folder/,
       ],
+      [
+        ['sweep', train, '--test', other, '-o', path.join(tmp, 'a-file')],
+        1,
+        /sweep: .*a-file is a file; -o names the results’ folder, a folder \(created if absent\): give another path/,
+      ],
+      [
+        ['sweep', train, '--test', other, '-o', path.join(tmp, 'x'), '--test-limit', '2'],
+        2,
+        /sweep: --test-limit goes with DATA/,
+      ],
     ];
+    fs.writeFileSync(path.join(tmp, 'a-file'), '');
     for (const [args, code, message] of cases) {
       const r = await cli(args);
       expect(r.code, `${args.join(' ')}: ${r.err}`).toBe(code);

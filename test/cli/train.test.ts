@@ -7,46 +7,12 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, setBackend } from '../helpers';
-import { cli, oneLine } from './cliHarness';
+import { cli, cliJson, extractTiny, oneLine, TINY_MODEL } from './cliHarness';
 
-const MODEL = [
-  '--model',
-  path.join(FIXTURES, 'adm-tiny', 'weights.safetensors'),
-  '--flags',
-  path.join(FIXTURES, 'adm-tiny', 'config.json'),
-];
 const ARC = 'Use_CLS_Token:True:32,Insert_CLS_Token,Attention:32:2:2:1,Extract_CLS_Token';
 let tmp: string;
 let trainDir: string;
 let testDir: string;
-
-const extract = async (data: string, limit: number, out: string, t: string, b: string, pool = '2') => {
-  const r = await cli([
-    'extract',
-    data,
-    '--limit',
-    String(limit),
-    '--t',
-    t,
-    '--b',
-    b,
-    '--pool',
-    pool,
-    ...MODEL,
-    '-o',
-    out,
-    '--quiet',
-  ]);
-  expect(r.code, r.err).toBe(0);
-};
-
-/** Runs the command and parses its one JSON line. */
-async function json(args: string[], opts: { isTTY?: boolean } = {}): Promise<any> {
-  const r = await cli([...args, '--json'], opts);
-  expect(r.code, r.err).toBe(0);
-  expect(r.out.endsWith('\n') && r.out.indexOf('\n') === r.out.length - 1, r.out).toBe(true);
-  return JSON.parse(r.out);
-}
 
 const inUnit = (v: unknown) => typeof v === 'number' && v >= 0 && v <= 1;
 
@@ -55,8 +21,8 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'diffssl-cli-train-'));
   trainDir = path.join(tmp, 'feats-train');
   testDir = path.join(tmp, 'feats-test');
-  await extract('fashion-mnist:train', 24, trainDir, '90,150', '2,4');
-  await extract('fashion-mnist:test', 12, testDir, '90,150', '2,4');
+  await extractTiny('fashion-mnist:train', 24, trainDir, '90,150', '2,4');
+  await extractTiny('fashion-mnist:test', 12, testDir, '90,150', '2,4');
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -75,8 +41,8 @@ describe('diffssl train and eval', () => {
   it('extract → train linear on features → eval on features and on images; a finished re-run does nothing', async () => {
     const run = path.join(tmp, 'linear');
     const args = ['train', 'linear', '--features', trainDir, '--test', testDir, '--t', '150', '--b', '4'];
-    const opts = ['--epochs', '2', '--batch', '8', '--lr', '0.05', '-o', run, ...MODEL];
-    const j = await json([...args, ...opts]);
+    const opts = ['--epochs', '2', '--batch', '8', '--lr', '0.05', '-o', run, ...TINY_MODEL];
+    const j = await cliJson([...args, ...opts]);
     expect(j).toMatchObject({
       run,
       head: 'linear',
@@ -109,12 +75,12 @@ describe('diffssl train and eval', () => {
     expect(record).toMatchObject({ status: 'done', epochs: 2, test: { examples: 12, source: testDir } });
 
     // eval on the same test features gives train's final test result; the run's backbone is the default.
-    const e = await json(['eval', run, '--features', testDir]);
+    const e = await cliJson(['eval', run, '--features', testDir]);
     expect(e).toMatchObject({ run, head: 'linear', examples: 12 });
     expect(e.top1).toBeCloseTo(j.test.top1, 6);
     expect(e.loss).toBeCloseTo(j.test.loss, 5);
     // On images the features are computed through the U-Net, pooled as the training features were.
-    const d = await json(['eval', run, 'fashion-mnist:test', '--limit', '8']);
+    const d = await cliJson(['eval', run, 'fashion-mnist:test', '--limit', '8']);
     expect(d.examples).toBe(8);
     for (const v of [d.top1, d.top5, d.loss > 0 ? 0 : -1]) expect(inUnit(v)).toBe(true);
     const summary = await cli(['eval', run, '--features', testDir]);
@@ -123,7 +89,7 @@ describe('diffssl train and eval', () => {
     // The same command again: nothing trained, nothing written, the same result.
     const stat = (f: string) => fs.statSync(path.join(run, f)).mtimeMs;
     const before = ['weights.safetensors', 'train.json'].map(stat);
-    const again = await json([...args, ...opts]);
+    const again = await cliJson([...args, ...opts]);
     expect(again.status).toBe('already done');
     expect(again.history).toEqual(j.history);
     expect(again.test).toEqual(j.test);
@@ -134,13 +100,25 @@ describe('diffssl train and eval', () => {
 
   it('a run stopped after one epoch and continued ends with the bytes of a run that never stopped', async () => {
     const base = ['train', 'mlp', '--features', trainDir, '--t', '90', '--b', '2', '--hidden', '16'];
-    const opts = ['--batch', '8', '--lr', '0.05', '--optimizer', 'momentum', '--lr-step', '1', '--seed', '3', ...MODEL];
+    const opts = [
+      '--batch',
+      '8',
+      '--lr',
+      '0.05',
+      '--optimizer',
+      'momentum',
+      '--lr-step',
+      '1',
+      '--seed',
+      '3',
+      ...TINY_MODEL,
+    ];
     const [split, straight] = [path.join(tmp, 'mlp-split'), path.join(tmp, 'mlp-straight')];
-    const first = await json([...base, ...opts, '--epochs', '1', '-o', split]);
+    const first = await cliJson([...base, ...opts, '--epochs', '1', '-o', split]);
     expect(first.status).toBe('trained');
-    const second = await json([...base, ...opts, '--epochs', '2', '-o', split]);
+    const second = await cliJson([...base, ...opts, '--epochs', '2', '-o', split]);
     expect(second).toMatchObject({ status: 'resumed', startedAtEpoch: 1, epochs: 2 });
-    const whole = await json([...base, ...opts, '--epochs', '2', '-o', straight]);
+    const whole = await cliJson([...base, ...opts, '--epochs', '2', '-o', straight]);
     expect(whole.status).toBe('trained');
     const bytes = (d: string) => fs.readFileSync(path.join(d, 'weights.safetensors'));
     expect(Buffer.compare(bytes(split), bytes(straight))).toBe(0);
@@ -176,7 +154,7 @@ describe('diffssl train and eval', () => {
       '8',
       '-o',
       att,
-      ...MODEL,
+      ...TINY_MODEL,
     ];
     // On a terminal the bar (steps of this run, with a rate and ETA) goes to stderr; stdout holds the JSON alone.
     const tty = await cli([...args, '--json'], { isTTY: true });
@@ -188,7 +166,7 @@ describe('diffssl train and eval', () => {
     expect(inUnit(a.test.top1)).toBe(true);
     const dif = path.join(tmp, 'difformer');
     // Without --b, difformer takes every block of the directory.
-    const d = await json([
+    const d = await cliJson([
       'train',
       'difformer',
       '--features',
@@ -205,19 +183,19 @@ describe('diffssl train and eval', () => {
       '8',
       '-o',
       dif,
-      ...MODEL,
+      ...TINY_MODEL,
     ]);
     expect(d).toMatchObject({ head: 'difformer', t: [90, 150], b: [2, 4], pool: 2, test: null });
     const config = JSON.parse(fs.readFileSync(path.join(dif, 'config.json'), 'utf8'));
     expect(config.finetune_args).toMatchObject({ head_type: 'attention', norm_type: 'batch', fusion_arc: ARC });
-    const e = await json(['eval', dif, '--features', testDir, '--batch', '5']);
+    const e = await cliJson(['eval', dif, '--features', testDir, '--batch', '5']);
     expect(e).toMatchObject({ head: 'difformer', examples: 12 });
     expect(inUnit(e.top1) && inUnit(e.top5)).toBe(true);
   });
 
   it('difffeed on the fly from images (two U-Net passes per batch), then eval on images', async () => {
     const run = path.join(tmp, 'difffeed');
-    const j = await json([
+    const j = await cliJson([
       'train',
       'difffeed',
       'fashion-mnist:train',
@@ -241,7 +219,7 @@ describe('diffssl train and eval', () => {
       '4',
       '-o',
       run,
-      ...MODEL,
+      ...TINY_MODEL,
     ]);
     expect(j).toMatchObject({ head: 'difffeed', input: 'images', images: 8, t: [150], b: [12], classes: 10 });
     expect(j.test.examples).toBe(4);
@@ -250,7 +228,7 @@ describe('diffssl train and eval', () => {
     expect(config.classes).toHaveLength(10);
     expect(config.training.augment).toBe(true);
     // eval draws the same noise as train's --test did (the run's seed), so the scores agree.
-    const e = await json(['eval', run, 'fashion-mnist:test', '--limit', '4']);
+    const e = await cliJson(['eval', run, 'fashion-mnist:test', '--limit', '4']);
     expect(e.examples).toBe(4);
     expect(e.top1).toBeCloseTo(j.test.top1, 6);
   });
@@ -258,7 +236,7 @@ describe('diffssl train and eval', () => {
   it('bad inputs: one line and exit 1, or the message and usage with exit 2; never a stack trace', async () => {
     const linear = path.join(tmp, 'linear');
     const other = path.join(tmp, 'feats-other');
-    await extract('fashion-mnist:test', 4, other, '90', '2', '4');
+    await extractTiny('fashion-mnist:test', 4, other, '90', '2', '4');
     // An IDX images file without labels.
     const idx = path.join(tmp, 'images-idx3-ubyte');
     const head = Buffer.from([0, 0, 8, 3, 0, 0, 0, 8, 0, 0, 0, 28, 0, 0, 0, 28]);
@@ -289,7 +267,7 @@ describe('diffssl train and eval', () => {
         /the linear head reads one step and one block/,
       ],
       [
-        ['train', 'linear', '--features', trainDir, '--b', '4', '-o', path.join(tmp, 'x'), ...MODEL],
+        ['train', 'linear', '--features', trainDir, '--b', '4', '-o', path.join(tmp, 'x'), ...TINY_MODEL],
         2,
         /train: .*feats-train holds the noise steps t=90,150; choose one with --t/,
       ],
@@ -310,12 +288,12 @@ describe('diffssl train and eval', () => {
       ],
       [['train', 'linear', 'fashion-mnist:train', '-o', path.join(tmp, 'x')], 2, /training on DATA needs --t and --b/],
       [
-        ['train', 'linear', 'fashion-mnist:train', '--t', '1000', '--b', '4', '-o', path.join(tmp, 'x'), ...MODEL],
+        ['train', 'linear', 'fashion-mnist:train', '--t', '1000', '--b', '4', '-o', path.join(tmp, 'x'), ...TINY_MODEL],
         1,
         /train: --t 1000 is out of range: this model's steps are 0\.\.999/,
       ],
       [
-        ['train', 'linear', 'fashion-mnist:train', '--t', '150', '--b', '99', '-o', path.join(tmp, 'x'), ...MODEL],
+        ['train', 'linear', 'fashion-mnist:train', '--t', '150', '--b', '99', '-o', path.join(tmp, 'x'), ...TINY_MODEL],
         1,
         /train: unknown block 99: this model has blocks 1\.\.19 \(see diffssl info\)/,
       ],
@@ -336,7 +314,7 @@ describe('diffssl train and eval', () => {
           '3',
           '-o',
           path.join(tmp, 'x'),
-          ...MODEL,
+          ...TINY_MODEL,
         ],
         1,
         /feedback block 3 is not a decoder block/,
@@ -354,7 +332,7 @@ describe('diffssl train and eval', () => {
           'multi-scale',
           '-o',
           path.join(tmp, 'x'),
-          ...MODEL,
+          ...TINY_MODEL,
         ],
         2,
         /train: --feedback takes all, bottleneck, windowed or a comma list of decoder blocks, got "multi-scale"/,
@@ -365,12 +343,12 @@ describe('diffssl train and eval', () => {
         /train: the training features .*nope do not exist/,
       ],
       [
-        ['train', 'linear', '--features', trainDir, '--t', '999', '--b', '4', '-o', path.join(tmp, 'x'), ...MODEL],
+        ['train', 'linear', '--features', trainDir, '--t', '999', '--b', '4', '-o', path.join(tmp, 'x'), ...TINY_MODEL],
         1,
         /train: .*feats-train has no noise step t=999; it holds t=90,150/,
       ],
       [
-        ['train', 'linear', '--features', trainDir, ...T, '--pool', '4', '-o', path.join(tmp, 'x'), ...MODEL],
+        ['train', 'linear', '--features', trainDir, ...T, '--pool', '4', '-o', path.join(tmp, 'x'), ...TINY_MODEL],
         1,
         /were pooled to 2×2 at extraction; give --pool 2 or less/,
       ],
@@ -380,12 +358,12 @@ describe('diffssl train and eval', () => {
         /train: the training features in .*feats-train were extracted with another model than the embedded backbone/,
       ],
       [
-        ['train', 'linear', idx, ...T, '-o', path.join(tmp, 'x'), ...MODEL],
+        ['train', 'linear', idx, ...T, '-o', path.join(tmp, 'x'), ...TINY_MODEL],
         1,
         /train: .*images-idx3-ubyte has no labels; training images need them: .*an IDX file with --labels/,
       ],
       [
-        ['train', 'linear', '--features', trainDir, ...T, '--batch', '32', '-o', path.join(tmp, 'x'), ...MODEL],
+        ['train', 'linear', '--features', trainDir, ...T, '--batch', '32', '-o', path.join(tmp, 'x'), ...TINY_MODEL],
         1,
         /24 training images are fewer than one batch of 32; give a smaller --batch/,
       ],
@@ -402,13 +380,13 @@ describe('diffssl train and eval', () => {
           '8',
           '-o',
           path.join(tmp, 'x'),
-          ...MODEL,
+          ...TINY_MODEL,
         ],
         1,
         /train: the test features in .*feats-other lack t=150 b=4; extract them with --t 150 --b 4/,
       ],
       [
-        ['train', 'linear', '--features', trainDir, ...T, '-o', path.join(tmp, 'not-a-run'), ...MODEL],
+        ['train', 'linear', '--features', trainDir, ...T, '-o', path.join(tmp, 'not-a-run'), ...TINY_MODEL],
         1,
         /not-a-run is not empty and holds no diffssl train run; use another -o/,
       ],
@@ -427,7 +405,7 @@ describe('diffssl train and eval', () => {
           '0.1',
           '-o',
           linear,
-          ...MODEL,
+          ...TINY_MODEL,
         ],
         1,
         /linear holds a run with other settings \(training\.optimizer\.lr 0\.05 → 0\.1\); use another -o, or delete .*linear to start over/,
@@ -485,7 +463,7 @@ describe('diffssl train and eval', () => {
       '--test',
       testDir,
       '--quiet',
-      ...MODEL,
+      ...TINY_MODEL,
     ]);
     expect(ok.code, ok.err).toBe(0);
     expect(tf.memory().numTensors).toBe(before);
@@ -497,7 +475,7 @@ describe('diffssl train and eval', () => {
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/^diffssl: eval: --labels goes with an IDX images file, not fashion-mnist:test/);
     expect(tf.memory().numTensors).toBe(before);
-    const tooBig = await cli([...args, '--batch', '99', '-o', path.join(tmp, 'memory-2'), ...MODEL]);
+    const tooBig = await cli([...args, '--batch', '99', '-o', path.join(tmp, 'memory-2'), ...TINY_MODEL]);
     expect(tooBig.code).toBe(1);
     expect(tf.memory().numTensors).toBe(before);
   });

@@ -14,19 +14,21 @@ import { loadBatch } from '../../data/images.js';
 import { extractFeatures } from '../../defaultBackbone.js';
 import { InputError } from '../../errors.js';
 import type { FeatureSet } from '../../features/extractFeatures.js';
-import { parseArgs } from '../args.js';
+import { OUTPUT_HELP, parseArgs } from '../args.js';
 import { DATA_HELP, FEATURE_FLAGS, openData } from '../data.js';
-import { CommandFailure, progressBar, UsageError, type CliIO } from '../io.js';
-import { loadModel, MODEL_FLAGS, MODEL_HELP } from '../model.js';
+import { checkOutputDir, progressBar, UsageError, type CliIO } from '../io.js';
+import { checkGrid, loadModel, MODEL_FLAGS, MODEL_HELP } from '../model.js';
 
-export const CKA_USAGE = `  diffssl cka DATA --b 3,6,9 --t 50 -o DIR [--limit N] [--seed 0] [--pool P] [--batch 500] [--json]
+export const CKA_USAGE = `  diffssl cka DATA --b 3,6,9 --t 50 -o DIR [--limit N] [--seed 0] [--pool P] [--batch 500] [--debiased]
+              [--labels FILE] [--json]
   diffssl cka DATA --t 10,50,150 --b 9 -o DIR …
       Linear CKA between blocks at one noise step (blocks × blocks), or between steps at one block
       (steps × steps), over the images of DATA; written to DIR as cka.json (labels and matrix) and
       cka.png (a heatmap). Exactly one of --t and --b lists several values.
 `;
 
-const SPEC = {
+/** The options of `diffssl cka`. */
+export const CKA_FLAGS = {
   ...MODEL_FLAGS,
   ...FEATURE_FLAGS,
   debiased: { kind: 'bool' },
@@ -49,8 +51,7 @@ ${DATA_HELP}
   --seed S           seed of the noise (default 0); image i's noise is the one diffssl extract draws
   --labels FILE      the IDX labels file of an IDX images DATA
   --limit N          only the first N images
-  --quiet            no progress bar and no summary
-  --json             one JSON object on stdout
+${OUTPUT_HELP}
 ${MODEL_HELP}
 `;
 
@@ -61,7 +62,7 @@ function batches(count: number, batch: number): [number, number][] {
 }
 
 export async function ckaCommand(args: string[], io: CliIO): Promise<number> {
-  const { flags, positional, help } = parseArgs('cka', args, SPEC, { min: 1, max: 1, names: 'DATA' });
+  const { flags, positional, help } = parseArgs('cka', args, CKA_FLAGS, { min: 1, max: 1, names: 'DATA' });
   if (help) {
     io.stdout(HELP);
     return 0;
@@ -86,23 +87,13 @@ export async function ckaCommand(args: string[], io: CliIO): Promise<number> {
   const batch = flags.batch ?? 500;
   if (batch < least)
     throw new UsageError(`cka: --batch takes at least ${least} images${debiased ? ' with --debiased' : ''}`, 'cka');
-  const out = path.resolve(flags.output!);
-  if (fs.existsSync(out) && !fs.statSync(out).isDirectory())
-    throw new CommandFailure(`cka: ${flags.output} is a file; -o names a folder for the results`);
+  const out = checkOutputDir('cka', flags.output!, 'the results’ folder');
   const acrossBlocks = bs.length > 1;
   const loaded = await loadModel('cka', flags, io);
   const { model } = loaded;
   let data: Awaited<ReturnType<typeof openData>> | undefined;
   try {
-    const T = model.schedule.steps;
-    const badT = ts.filter((t) => t >= T);
-    if (badT.length)
-      throw new InputError(`cka: --t ${badT.join(',')} is out of range: this model's steps are 0..${T - 1}`);
-    const badB = bs.filter((b) => b < 1 || b > model.totalBlocks);
-    if (badB.length)
-      throw new InputError(
-        `cka: unknown block ${badB.join(',')}: this model has blocks 1..${model.totalBlocks} (see diffssl info)`,
-      );
+    checkGrid('cka', model, ts, bs);
     data = await openData('cka', positional[0], {
       channels: model.config.inChannels,
       ...(flags.labels !== undefined ? { labels: flags.labels } : {}),

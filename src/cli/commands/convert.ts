@@ -8,7 +8,7 @@ import { InputError } from '../../errors.js';
 import { sniffFormat } from '../../io/format.js';
 import { TorchCheckpointReader, type TorchDtype } from '../../io/pytorch.js';
 import { writeSafetensorsStream, type StreamDtype } from '../../io/safetensorsStream.js';
-import { parseArgs } from '../args.js';
+import { OUTPUT_FLAGS, parseArgs, type FlagSpec } from '../args.js';
 import { checkOutputPath, CommandFailure, formatBytes, fsFailure, progressBar, type CliIO } from '../io.js';
 
 export const CONVERT_USAGE = `  diffssl convert <in.pt> <out.safetensors> [--float32] [--force] [--quiet]
@@ -33,10 +33,15 @@ const OUT_DTYPE: Record<TorchDtype, StreamDtype> = {
   bool: 'BOOL',
 };
 
-const SPEC = { float32: { kind: 'bool' }, force: { kind: 'bool' }, quiet: { kind: 'bool' } } as const;
+/** The options of `diffssl convert`. */
+export const CONVERT_FLAGS = {
+  float32: { kind: 'bool' },
+  force: { kind: 'bool' },
+  quiet: OUTPUT_FLAGS.quiet,
+} as const satisfies Record<string, FlagSpec>;
 
 export async function convertCommand(args: string[], io: CliIO): Promise<number> {
-  const { flags, positional, help } = parseArgs('convert', args, SPEC, {
+  const { flags, positional, help } = parseArgs('convert', args, CONVERT_FLAGS, {
     min: 2,
     max: 2,
     names: '<in.pt> and <out.safetensors>',
@@ -46,16 +51,18 @@ export async function convertCommand(args: string[], io: CliIO): Promise<number>
     return 0;
   }
   const [input, output] = positional.map((p) => path.resolve(p));
-  if (input === output) throw new InputError('convert: the output must not be the input');
+  if (input === output)
+    throw new InputError('convert: the output must not be the input; give another path for the .safetensors file');
   if (fs.existsSync(input) && fs.statSync(input).isDirectory())
-    throw new CommandFailure(`convert: ${input} is a folder, not a checkpoint file`);
+    throw new CommandFailure(`convert: ${input} is a folder, not a checkpoint file; give the .pt file itself`);
   checkOutputPath('convert', output, '.safetensors file');
   if (fs.existsSync(output) && !flags.force)
     throw new InputError(`convert: ${output} exists (use --force to replace it)`);
   const format = await sniffFormat(input).catch((e: unknown) => {
     throw fsFailure(e, 'convert', 'read', input);
   });
-  if (format === 'safetensors') throw new InputError(`convert: ${input} is already a safetensors file`);
+  if (format === 'safetensors')
+    throw new InputError(`convert: ${input} is already a safetensors file; use it as it is (--model takes it)`);
   const now = io.now ?? (() => Date.now());
   const start = now();
   const reader = await TorchCheckpointReader.open(input);

@@ -7,11 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../../errors.js';
 import { evaluate } from '../../train/trainer.js';
-import { parseArgs } from '../args.js';
-import { DATA_HELP } from '../data.js';
+import { OUTPUT_FLAGS, OUTPUT_HELP, parseArgs, type FlagSpec } from '../args.js';
+import { DATA_FLAGS, DATA_HELP } from '../data.js';
 import { openFeatures } from '../featureDirs.js';
 import {
   buildSystem,
+  checkOneSource,
   checkTestLabels,
   openRunSet,
   readRunConfig,
@@ -20,26 +21,25 @@ import {
   withProgress,
   type RunSet,
 } from '../headRun.js';
-import { CommandFailure, progressBar, UsageError, type CliIO } from '../io.js';
+import { CommandFailure, progressBar, type CliIO } from '../io.js';
 import { loadModel, MODEL_FLAGS, MODEL_HELP, modelIdentity } from '../model.js';
 
 /** The usage lines of `diffssl eval`, also in the top-level usage. */
-export const EVAL_USAGE = `  diffssl eval RUN_DIR (DATA | --features DIR) [--batch N] [--seed S] [--json]
+export const EVAL_USAGE = `  diffssl eval RUN_DIR (DATA | --features DIR) [--batch N] [--seed S] [--labels FILE] [--limit N] [--json]
       Loss, top-1 and top-5 accuracy of the head a diffssl train run wrote, on test images (through
       the run's backbone) or on a merged diffssl extract directory of the same model, steps, blocks
       and pool.
 `;
 
-const SPEC = {
+/** The options of `diffssl eval`. */
+export const EVAL_FLAGS = {
   ...MODEL_FLAGS,
+  ...DATA_FLAGS,
+  ...OUTPUT_FLAGS,
   features: { kind: 'string' },
   batch: { kind: 'count' },
   seed: { kind: 'int' },
-  labels: { kind: 'string' },
-  limit: { kind: 'count' },
-  quiet: { kind: 'bool' },
-  json: { kind: 'bool' },
-} as const;
+} as const satisfies Record<string, FlagSpec>;
 
 const HELP = `Usage:
 ${EVAL_USAGE}
@@ -47,13 +47,14 @@ ${DATA_HELP}
 
   --features DIR     evaluate on the features of a merged diffssl extract directory (extracted with
                      the run's model, --t, --b and --pool)
-  --batch N          examples per forward (default: the run's training batch)
+  --batch N          examples per forward (default: the run's training batch). On DATA the noise is
+                     drawn per batch, so only the run's batch gives train's --test result again
   --seed S           seed of the noise on DATA (default: the run's seed, as train's --test used)
   --labels FILE      the IDX labels file of an IDX images DATA
   --limit N          only the first N images of DATA
-  --quiet            no progress bar and no summary
-  --json             one JSON object on stdout
+${OUTPUT_HELP}
 ${MODEL_HELP}
+
   Without --model, eval loads the backbone the run was trained with (recorded in its config.json);
   a --model must be that same model.
 `;
@@ -63,7 +64,7 @@ ${MODEL_HELP}
  * @returns the exit status (0; failures and bad usage are thrown for `main` to report).
  */
 export async function evalCommand(args: string[], io: CliIO): Promise<number> {
-  const { flags, positional, help } = parseArgs('eval', args, SPEC, {
+  const { flags, positional, help } = parseArgs('eval', args, EVAL_FLAGS, {
     min: 1,
     max: 2,
     names: 'RUN_DIR and DATA (or --features DIR)',
@@ -73,22 +74,15 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
     return 0;
   }
   const [runArg, dataSpec] = positional;
-  if ((dataSpec === undefined) === (flags.features === undefined))
-    throw new UsageError(
-      dataSpec === undefined
-        ? 'eval: give the test examples: DATA (images) or --features DIR (a merged diffssl extract directory)'
-        : 'eval: give DATA or --features DIR, not both',
-      'eval',
-    );
-  if (flags.features !== undefined && (flags.labels !== undefined || flags.limit !== undefined))
-    throw new UsageError(
-      `eval: --${flags.labels !== undefined ? 'labels' : 'limit'} is for DATA, not --features`,
-      'eval',
-    );
+  checkOneSource('eval', 'test', dataSpec, flags.features, { labels: flags.labels, limit: flags.limit });
   const dir = path.resolve(runArg);
-  if (!fs.existsSync(dir)) throw new CommandFailure(`eval: the run ${runArg} does not exist`);
+  if (!fs.existsSync(dir))
+    throw new CommandFailure(`eval: the run ${runArg} does not exist; give the -o RUN_DIR of a diffssl train run`);
   const config = readRunConfig('eval', dir);
-  if (!config) throw new CommandFailure(`eval: ${runArg} is not a diffssl train run (it has no ${RUN_FILES.config})`);
+  if (!config)
+    throw new CommandFailure(
+      `eval: ${runArg} is not a diffssl train run (it has no ${RUN_FILES.config}); give the -o RUN_DIR of a diffssl train run`,
+    );
   const weights = path.join(dir, RUN_FILES.weights);
   if (!fs.existsSync(weights))
     throw new CommandFailure(

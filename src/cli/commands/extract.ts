@@ -2,31 +2,25 @@
  * `diffssl extract DATA --t … --b … -o DIR`: sharded, resumable feature extraction to a directory.
  * @module
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from '../../errors.js';
 import type { Shard } from '../../data/featureShards.js';
-import { parseArgs, type Flags } from '../args.js';
+import { OUTPUT_HELP, parseArgs, type Flags } from '../args.js';
 import { DATA_HELP, openData, type Data } from '../data.js';
-import {
-  checkGrid,
-  chooseShard,
-  EXTRACTION_FLAGS,
-  EXTRACTION_HELP,
-  extractShard,
-  shardSummary,
-} from '../extraction.js';
-import { UsageError, type CliIO } from '../io.js';
-import { loadModel, MODEL_HELP, modelIdentity } from '../model.js';
+import { chooseShard, EXTRACTION_FLAGS, EXTRACTION_HELP, extractShard, shardSummary } from '../extraction.js';
+import { checkOutputDir, UsageError, type CliIO } from '../io.js';
+import { checkGrid, loadModel, MODEL_HELP, modelIdentity } from '../model.js';
 
 /** The usage lines of `diffssl extract`, in the top-level help. */
-export const EXTRACT_USAGE = `  diffssl extract DATA --t 90,150 --b 19,24 -o DIR [--pool 2] [--batch 64] [--seed 0]
-                  [--ensemble 1] [--shard k/n | --shards n] [--labels FILE] [--limit N] [--json]
+export const EXTRACT_USAGE = `  diffssl extract DATA --t 90,150 --b 19,24 -o DIR [--pool 2] [--batch 64] [--seed 0] [--ensemble 1]
+                  [--f16] [--shard k/n | --shards n] [--labels FILE] [--limit N] [--json]
       Noise each image to every step t, run the U-Net and write every block b's output to DIR as
       safetensors parts with a manifest. Resumable: a re-run continues after the last whole part,
       and a re-run of a finished shard does nothing. When every shard is complete the directory is
       merged (features.json); otherwise the shards still pending are named.
 `;
+
+/** The options of `diffssl extract`: those of every extraction from DATA (shared with `sweep`). */
+export const EXTRACT_FLAGS = EXTRACTION_FLAGS;
 
 const HELP = `Usage:
 ${EXTRACT_USAGE}
@@ -38,8 +32,7 @@ ${DATA_HELP}
 ${EXTRACTION_HELP}
   --labels FILE      the IDX labels file of an IDX images DATA
   --limit N          only the first N images
-  --quiet            no progress bar and no summary
-  --json             one JSON object on stdout
+${OUTPUT_HELP}
 ${MODEL_HELP}
 
   Exit status 0 when this shard is complete (also when other shards are still pending: they are
@@ -48,7 +41,7 @@ ${MODEL_HELP}
 
 /** What an `extract` command line asks for, checked as far as it can be without the model or the data. */
 export interface ExtractRequest {
-  flags: Flags<typeof EXTRACTION_FLAGS>;
+  flags: Flags<typeof EXTRACT_FLAGS>;
   /** DATA as given. */
   data: string;
   /** The run's directory, resolved. */
@@ -66,7 +59,7 @@ export function parseExtract(
   args: readonly string[],
   env: Record<string, string | undefined>,
 ): ExtractRequest | undefined {
-  const { flags, positional, help } = parseArgs('extract', args, EXTRACTION_FLAGS, { min: 1, max: 1, names: 'DATA' });
+  const { flags, positional, help } = parseArgs('extract', args, EXTRACT_FLAGS, { min: 1, max: 1, names: 'DATA' });
   if (help) return undefined;
   for (const need of ['t', 'b', 'output'] as const)
     if (flags[need] === undefined)
@@ -81,9 +74,8 @@ export async function extractCommand(args: string[], io: CliIO): Promise<number>
     io.stdout(HELP);
     return 0;
   }
-  const { flags, dir, shard } = request;
-  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory())
-    throw new InputError(`extract: ${flags.output} exists and is not a folder; -o names the run's directory`);
+  const { flags, shard } = request;
+  const dir = checkOutputDir('extract', flags.output!, "the run's directory");
   const loaded = await loadModel('extract', flags, io);
   const { model } = loaded;
   let data: Data | undefined;

@@ -3,7 +3,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { parseArgs } from '../args.js';
+import { OUTPUT_FLAGS, parseArgs, type FlagSpec } from '../args.js';
 import { formatBytes, type CliIO } from '../io.js';
 import { loadModel, MODEL_FLAGS, MODEL_HELP } from '../model.js';
 
@@ -12,10 +12,11 @@ export const INFO_USAGE = `  diffssl info [--model FILE --flags SPEC] [--json]
       feature bytes per image) and a memory estimate.
 `;
 
-const SPEC = { ...MODEL_FLAGS, json: { kind: 'bool' } } as const;
+/** The options of `diffssl info`. */
+export const INFO_FLAGS = { ...MODEL_FLAGS, json: OUTPUT_FLAGS.json } as const satisfies Record<string, FlagSpec>;
 
 export async function infoCommand(args: string[], io: CliIO): Promise<number> {
-  const { flags, help } = parseArgs('info', args, SPEC, { min: 0, max: 0, names: '' });
+  const { flags, help } = parseArgs('info', args, INFO_FLAGS, { min: 0, max: 0, names: '' });
   if (help) {
     io.stdout(`Usage:\n${INFO_USAGE}\n${MODEL_HELP}\n  --json             one JSON object on stdout\n`);
     return 0;

@@ -6,9 +6,10 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { knnEvaluate } from '../../eval/knn.js';
-import { parseArgs } from '../args.js';
-import { checkTestFeatures, choose, openFeatures } from '../featureDirs.js';
+import { OUTPUT_FLAGS, parseArgs, type FlagSpec } from '../args.js';
+import { checkTestFeatures, choose, KNN_DEFAULTS, knnCounts, openFeatures } from '../featureDirs.js';
 import { UsageError, type CliIO } from '../io.js';
+import { BACKEND_HELP, MODEL_FLAGS } from '../model.js';
 
 export const KNN_USAGE = `  diffssl knn TRAIN_DIR --test TEST_DIR [--t T --b B] [--k 20,200] [--pool 1] [--json]
       Weighted kNN accuracy (cosine similarity, exp(sim/0.07) votes, as DINO) of the test images'
@@ -16,16 +17,16 @@ export const KNN_USAGE = `  diffssl knn TRAIN_DIR --test TEST_DIR [--t T --b B] 
       may be left out for a directory holding a single step or block.
 `;
 
-const SPEC = {
+/** The options of `diffssl knn`. */
+export const KNN_FLAGS = {
   test: { kind: 'string' },
   t: { kind: 'int' },
   b: { kind: 'int' },
   k: { kind: 'ints' },
   pool: { kind: 'count' },
-  backend: { kind: 'string' },
-  quiet: { kind: 'bool' },
-  json: { kind: 'bool' },
-} as const;
+  backend: MODEL_FLAGS.backend,
+  ...OUTPUT_FLAGS,
+} as const satisfies Record<string, FlagSpec>;
 
 const HELP = `Usage:
 ${KNN_USAGE}
@@ -33,22 +34,21 @@ ${KNN_USAGE}
   --t T              the noise step to evaluate (needed when TRAIN_DIR holds several)
   --b B              the block to evaluate (needed when TRAIN_DIR holds several)
   --k LIST           neighbour counts (default 20,200, the paper's Table 9)
-  --pool P           adaptive-average-pool each map to P×P before kNN (default 1)
-  --backend NAME     tfjs backend (tensorflow, wasm, cpu, …); default: the fastest present
+  --pool P           adaptive-average-pool each map to P×P before kNN (default 1; sweep's --knn-pool)
+${BACKEND_HELP}
   --quiet            no summary
   --json             one JSON object on stdout
 `;
 
 export async function knnCommand(args: string[], io: CliIO): Promise<number> {
-  const { flags, positional, help } = parseArgs('knn', args, SPEC, { min: 1, max: 1, names: 'TRAIN_DIR' });
+  const { flags, positional, help } = parseArgs('knn', args, KNN_FLAGS, { min: 1, max: 1, names: 'TRAIN_DIR' });
   if (help) {
     io.stdout(HELP);
     return 0;
   }
   if (flags.test === undefined) throw new UsageError('knn needs --test DIR, the test images’ features', 'knn');
-  const ks = flags.k ?? [20, 200];
-  if (ks.some((k) => k < 1)) throw new UsageError('knn: --k takes neighbour counts ≥ 1', 'knn');
-  const pool = flags.pool ?? 1;
+  const ks = knnCounts('knn', flags.k);
+  const pool = flags.pool ?? KNN_DEFAULTS.pool;
   const train = await openFeatures('knn', path.resolve(positional[0]), 'training');
   const test = await openFeatures('knn', path.resolve(flags.test), 'test');
   const t = choose('knn', flags.t, train.t, 't', train.dir);

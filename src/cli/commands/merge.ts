@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { mergeShards } from '../../data/featureShards.js';
 import { ShardError } from '../../errors.js';
-import { parseArgs } from '../args.js';
+import { OUTPUT_FLAGS, parseArgs, type FlagSpec } from '../args.js';
 import { CommandFailure, EXIT, oneLine, type CliIO } from '../io.js';
 
 export const MERGE_USAGE = `  diffssl merge DIR [--json]
@@ -15,18 +15,20 @@ export const MERGE_USAGE = `  diffssl merge DIR [--json]
       shards are missing or not complete yet (named on stderr); 1 when they do not fit together.
 `;
 
-const SPEC = { json: { kind: 'bool' } } as const;
+/** The options of `diffssl merge`. */
+export const MERGE_FLAGS = { json: OUTPUT_FLAGS.json } as const satisfies Record<string, FlagSpec>;
 
 export async function mergeCommand(args: string[], io: CliIO): Promise<number> {
-  const { flags, positional, help } = parseArgs('merge', args, SPEC, { min: 1, max: 1, names: 'DIR' });
+  const { flags, positional, help } = parseArgs('merge', args, MERGE_FLAGS, { min: 1, max: 1, names: 'DIR' });
   if (help) {
-    io.stdout(`Usage:\n${MERGE_USAGE}  --json             one JSON object on stdout\n`);
+    io.stdout(`Usage:\n${MERGE_USAGE}\n  --json             one JSON object on stdout\n`);
     return 0;
   }
   const dir = path.resolve(positional[0]);
   if (!fs.existsSync(dir))
     throw new CommandFailure(`merge: ${positional[0]} does not exist; give the -o DIR of diffssl extract`);
-  if (!fs.statSync(dir).isDirectory()) throw new CommandFailure(`merge: ${positional[0]} is not a folder`);
+  if (!fs.statSync(dir).isDirectory())
+    throw new CommandFailure(`merge: ${positional[0]} is not a folder; give the -o DIR of diffssl extract`);
   try {
     const f = await mergeShards(dir);
     const out = {

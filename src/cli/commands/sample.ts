@@ -7,15 +7,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { sampleDDIM } from '../../diffusion/sampler.js';
 import { InputError } from '../../errors.js';
 import { writeSamplesGrid } from '../../io/imageGrid.js';
-import { parseArgs } from '../args.js';
+import { OUTPUT_FLAGS, OUTPUT_HELP, parseArgs, type FlagSpec } from '../args.js';
 import { checkOutputPath, progressBar, UsageError, type CliIO } from '../io.js';
 import { loadModel, MODEL_FLAGS, MODEL_HELP } from '../model.js';
 
-export const SAMPLE_USAGE = `  diffssl sample -o grid.png [--n 64] [--steps 50] [--seed 0] [--eta 0] [--columns C] [--class K]
+export const SAMPLE_USAGE = `  diffssl sample -o grid.png [--n 64] [--steps 50] [--seed 0] [--eta 0] [--columns C] [--class K] [--json]
       DDIM samples of the model (guided-diffusion's ddim_sample_loop) written as a PNG grid.
 `;
 
-const SPEC = {
+/** The options of `diffssl sample`. */
+export const SAMPLE_FLAGS = {
   ...MODEL_FLAGS,
   output: { kind: 'string', short: 'o' },
   n: { kind: 'count' },
@@ -24,9 +25,8 @@ const SPEC = {
   eta: { kind: 'number' },
   columns: { kind: 'count' },
   class: { kind: 'int' },
-  quiet: { kind: 'bool' },
-  json: { kind: 'bool' },
-} as const;
+  ...OUTPUT_FLAGS,
+} as const satisfies Record<string, FlagSpec>;
 
 const HELP = `Usage:
 ${SAMPLE_USAGE}
@@ -37,13 +37,12 @@ ${SAMPLE_USAGE}
   --eta E            0 (default) is deterministic given x_T; 1 adds DDPM's posterior noise
   --columns C        images per row (default ⌈√n⌉)
   --class K          class-conditional models: sample class K (default: classes 0, 1, 2, … in turn)
-  --quiet            no progress bar and no summary
-  --json             one JSON object on stdout
+${OUTPUT_HELP}
 ${MODEL_HELP}
 `;
 
 export async function sampleCommand(args: string[], io: CliIO): Promise<number> {
-  const { flags, help } = parseArgs('sample', args, SPEC, { min: 0, max: 0, names: '' });
+  const { flags, help } = parseArgs('sample', args, SAMPLE_FLAGS, { min: 0, max: 0, names: '' });
   if (help) {
     io.stdout(HELP);
     return 0;
@@ -59,10 +58,15 @@ export async function sampleCommand(args: string[], io: CliIO): Promise<number> 
   const { model } = loaded;
   try {
     const T = model.schedule.steps;
-    if (steps > T) throw new InputError(`sample: --steps ${steps} is more than the model's ${T} diffusion steps`);
+    if (steps > T)
+      throw new InputError(
+        `sample: --steps ${steps} is more than the model's ${T} diffusion steps; give --steps ${T} or fewer`,
+      );
     const classes = model.config.numClasses;
     if (flags.class !== undefined && classes === null)
-      throw new InputError('sample: --class is for class-conditional models; this one is unconditional');
+      throw new InputError(
+        'sample: --class is for class-conditional models; this one is unconditional: leave --class out',
+      );
     if (flags.class !== undefined && classes !== null && flags.class >= classes)
       throw new InputError(`sample: --class ${flags.class} is out of range: this model has classes 0..${classes - 1}`);
     const y = classes === null ? undefined : Array.from({ length: n }, (_, i) => flags.class ?? i % classes);

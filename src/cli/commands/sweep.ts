@@ -18,24 +18,17 @@ import {
 import { knnEvaluate } from '../../eval/knn.js';
 import { linearProbe } from '../../eval/linearProbe.js';
 import { writeBytesAtomic } from '../../io/atomicFile.js';
-import { parseArgs, type Flags } from '../args.js';
-import { DATA_HELP, openData } from '../data.js';
-import {
-  checkGrid,
-  chooseShard,
-  EXTRACTION_FLAGS,
-  EXTRACTION_HELP,
-  extractShard,
-  shardSummary,
-} from '../extraction.js';
-import { checkTestFeatures, isFeatureDir, openFeatures } from '../featureDirs.js';
-import { CommandFailure, EXIT, progressBar, UsageError, type CliIO } from '../io.js';
-import { loadModel, MODEL_HELP, modelIdentity } from '../model.js';
+import { OUTPUT_HELP, parseArgs, type Flags } from '../args.js';
+import { DATA_HELP, isNamedDataset, openData } from '../data.js';
+import { chooseShard, EXTRACTION_FLAGS, EXTRACTION_HELP, extractShard, shardSummary } from '../extraction.js';
+import { checkTestFeatures, isFeatureDir, KNN_DEFAULTS, knnCounts, openFeatures } from '../featureDirs.js';
+import { checkOutputDir, EXIT, progressBar, UsageError, type CliIO } from '../io.js';
+import { BACKEND_HELP, checkGrid, loadModel, MODEL_FILE_HELP, modelIdentity } from '../model.js';
 
 /** The usage lines of `diffssl sweep`, in the top-level help. */
 export const SWEEP_USAGE = `  diffssl sweep TRAIN_DIR --test TEST_DIR -o OUT [--k 20,200] [--knn-pool 1] [--probe-steps 300] [--json]
   diffssl sweep DATA --test DATA --t 90,150 --b 19,24 -o OUT [--pool 2] [--ensemble 1] [--limit N]
-                [--shard k/n | --shards n] [the other options of extract]
+                [--test-limit N] [--shard k/n | --shards n] [the other options of extract]
       Linear-probe and kNN accuracy of every (t, b), written to OUT as sweep.csv, sweep.json,
       probe.png and knn.png (heatmaps, rows t, columns b). Of two merged extractions (diffssl extract
       of the training and of the test images, same t, b and model), or of two DATA, each extracted
@@ -43,16 +36,18 @@ export const SWEEP_USAGE = `  diffssl sweep TRAIN_DIR --test TEST_DIR -o OUT [--
       A shard that finds others still pending exits 3; the last one to finish runs the probes.
 `;
 
-const SPEC = {
+/** The options of `diffssl sweep`. */
+export const SWEEP_FLAGS = {
   ...EXTRACTION_FLAGS,
   test: { kind: 'string' },
   'test-labels': { kind: 'string' },
+  'test-limit': { kind: 'count' },
   k: { kind: 'ints' },
   'knn-pool': { kind: 'count' },
   'probe-steps': { kind: 'count' },
 } as const;
 
-type SweepFlags = Flags<typeof SPEC>;
+type SweepFlags = Flags<typeof SWEEP_FLAGS>;
 
 /** The flags that only make sense when sweep extracts DATA itself. */
 const DATA_ONLY = [
@@ -68,9 +63,10 @@ const DATA_ONLY = [
   'labels',
   'test-labels',
   'limit',
+  'test-limit',
   'model',
   'flags',
-] as const satisfies readonly (keyof typeof SPEC)[];
+] as const satisfies readonly (keyof typeof SWEEP_FLAGS)[];
 
 const HELP = `Usage:
 ${SWEEP_USAGE}
@@ -84,11 +80,11 @@ ${DATA_HELP}
   -o, --output DIR   where the results go (created if absent); with DATA also the features:
                      OUT/features/train and OUT/features/test, one extract directory each
   --k LIST           kNN neighbour counts (default 20,200, the paper's Table 9)
-  --knn-pool P       adaptive-average-pool each map to P×P before kNN (default 1)
+  --knn-pool P       adaptive-average-pool each map to P×P before kNN (default 1; knn's --pool)
   --probe-steps N    full-batch Adam steps of the linear probe (default 300); its L2 penalty is
                      chosen from 1e-4, 1e-3, 1e-2 on a held-out tenth of the training rows
-  --quiet            no progress bar and no summary
-  --json             one JSON object on stdout
+${OUTPUT_HELP}
+${BACKEND_HELP}
 
   With DATA (as diffssl extract; the training and the test images are split into the same shards):
   --t LIST           noise steps, a comma list (each in 0..T−1; see diffssl info)
@@ -96,8 +92,9 @@ ${DATA_HELP}
 ${EXTRACTION_HELP}
   --labels FILE      the IDX labels file of an IDX images training DATA
   --test-labels FILE the IDX labels file of an IDX images test DATA
-  --limit N          only the first N images of each
-${MODEL_HELP}
+  --limit N          only the first N images of each set (of the training set when --test-limit is given)
+  --test-limit N     only the first N test images (default: --limit)
+${MODEL_FILE_HELP}
 
   Exit status 3 when this shard is complete but others are still pending (named on stderr): the
   last shard to finish merges the features and runs the probes; so does a re-run of the sweep
@@ -105,7 +102,7 @@ ${MODEL_HELP}
 `;
 
 /** A DATA argument that is not a feature directory: a named dataset or a path that exists. */
-const isData = (spec: string) => !isFeatureDir(spec) && (fs.existsSync(spec) || /^[a-z-]+:[a-z]+$/i.test(spec));
+const isData = (spec: string) => !isFeatureDir(spec) && (fs.existsSync(spec) || isNamedDataset(spec));
 
 /** What a `sweep` command line asks for, checked as far as it can be without reading TRAIN and TEST. */
 export interface SweepRequest {
@@ -126,7 +123,7 @@ export interface SweepRequest {
  * @throws UsageError for an unknown or malformed flag, or a missing argument, --test or -o.
  */
 export function parseSweep(args: readonly string[]): SweepRequest | undefined {
-  const { flags, positional, help } = parseArgs('sweep', args, SPEC, {
+  const { flags, positional, help } = parseArgs('sweep', args, SWEEP_FLAGS, {
     min: 1,
     max: 1,
     names: 'TRAIN_DIR or DATA',
@@ -135,8 +132,7 @@ export function parseSweep(args: readonly string[]): SweepRequest | undefined {
   if (flags.test === undefined)
     throw new UsageError('sweep needs --test DIR or --test DATA, the test images’ features or images', 'sweep');
   if (flags.output === undefined) throw new UsageError('sweep needs -o DIR for the results', 'sweep');
-  const ks = flags.k ?? [20, 200];
-  if (ks.some((k) => k < 1)) throw new UsageError('sweep: --k takes neighbour counts ≥ 1', 'sweep');
+  const ks = knnCounts('sweep', flags.k);
   return { flags, train: positional[0], test: flags.test, out: path.resolve(flags.output), ks };
 }
 
@@ -147,9 +143,8 @@ export async function sweepCommand(args: string[], io: CliIO): Promise<number> {
     io.stdout(HELP);
     return 0;
   }
-  const { flags, out, ks, train: trainArg, test: testArg } = request;
-  if (fs.existsSync(out) && !fs.statSync(out).isDirectory())
-    throw new CommandFailure(`sweep: ${flags.output} is a file; -o names a folder for the results`);
+  const { flags, ks, train: trainArg, test: testArg } = request;
+  const out = checkOutputDir('sweep', flags.output!, 'the results’ folder');
 
   let pair: Extracted;
   if (isFeatureDir(trainArg)) {
@@ -223,14 +218,14 @@ async function extractBoth(
   try {
     checkGrid('sweep', model, flags.t!, flags.b!);
     const modelHash = await modelIdentity(loaded);
-    for (const [what, spec, labelsFile] of [
-      ['train', trainArg, flags.labels],
-      ['test', testArg, flags['test-labels']],
+    for (const [what, spec, labelsFile, limit] of [
+      ['train', trainArg, flags.labels, flags.limit],
+      ['test', testArg, flags['test-labels'], flags['test-limit'] ?? flags.limit],
     ] as const) {
       const data = await openData('sweep', spec, {
         channels: model.config.inChannels,
         ...(labelsFile !== undefined ? { labels: labelsFile } : {}),
-        ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
+        ...(limit !== undefined ? { limit } : {}),
       });
       try {
         labels[what] = data.label;
@@ -287,6 +282,8 @@ async function probeAndWrite(
   fs.mkdirSync(out, { recursive: true });
   const ytr = train.labels;
   const yte = test.labels;
+  const probeSteps = flags['probe-steps'] ?? 300;
+  const knnPool = flags['knn-pool'] ?? KNN_DEFAULTS.pool;
   const rows: {
     t: number;
     b: number;
@@ -306,12 +303,8 @@ async function probeAndWrite(
           tf.reshape(c, [c.shape[0], -1]) as tf.Tensor2D,
         ];
         try {
-          const p = await linearProbe(xa, ytr, xc, yte, { steps: flags['probe-steps'] ?? 300 });
-          const knn = knnEvaluate(
-            { features: a, labels: ytr },
-            { features: c, labels: yte },
-            { k: ks, pool: flags['knn-pool'] ?? 1 },
-          );
+          const p = await linearProbe(xa, ytr, xc, yte, { steps: probeSteps });
+          const knn = knnEvaluate({ features: a, labels: ytr }, { features: c, labels: yte }, { k: ks, pool: knnPool });
           rows.push({
             t,
             b,
@@ -362,6 +355,8 @@ async function probeAndWrite(
     t: train.t,
     b: train.b,
     k: ks,
+    knnPool,
+    probeSteps,
     results: rows,
     best: { t: best.t, b: best.b, probe: best.probe },
     files: ['sweep.csv', 'sweep.json', 'probe.png', 'knn.png'].map((f) => path.join(out, f)),

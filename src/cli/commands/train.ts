@@ -16,11 +16,12 @@ import { hasCheckpoint } from '../../train/checkpoint.js';
 import { makeOptimizer, referenceRecipe, StepLR, type OptimizerSpec } from '../../train/optimizers.js';
 import { train, type EpochReport } from '../../train/trainer.js';
 import type { ADMUNet } from '../../unet/admUnet.js';
-import { parseArgs } from '../args.js';
-import { DATA_HELP } from '../data.js';
+import { parseArgs, type Flags, type FlagSpec } from '../args.js';
+import { DATA_HELP, FEATURE_FLAGS } from '../data.js';
 import { choose, isFeatureDir, openFeatures } from '../featureDirs.js';
 import {
   buildSystem,
+  checkOneSource,
   checkTestLabels,
   HEADS,
   openRunSet,
@@ -38,8 +39,8 @@ import {
   type RunSet,
   type TrainRecord,
 } from '../headRun.js';
-import { CommandFailure, progressBar, UsageError, type CliIO } from '../io.js';
-import { loadModel, MODEL_FLAGS, MODEL_HELP, modelIdentity } from '../model.js';
+import { checkOutputDir, CommandFailure, progressBar, UsageError, type CliIO } from '../io.js';
+import { checkGrid, loadModel, MODEL_FLAGS, MODEL_HELP, modelIdentity } from '../model.js';
 
 /** The usage lines of `diffssl train`, also in the top-level usage. */
 export const TRAIN_USAGE = `  diffssl train HEAD (DATA | --features DIR) -o RUN_DIR [--test DIR|DATA] [--t T] [--b B[,B…]]
@@ -49,35 +50,27 @@ export const TRAIN_USAGE = `  diffssl train HEAD (DATA | --features DIR) -o RUN_
       weights, checkpoint, train.json). Re-running the command resumes; a finished run does nothing.
 `;
 
-const SPEC = {
+/** The options of `diffssl train`. */
+export const TRAIN_FLAGS = {
   ...MODEL_FLAGS,
+  ...FEATURE_FLAGS,
   features: { kind: 'string' },
   test: { kind: 'string' },
-  output: { kind: 'string', short: 'o' },
-  t: { kind: 'ints' },
-  b: { kind: 'ints' },
-  pool: { kind: 'count' },
   hidden: { kind: 'string' },
   arc: { kind: 'string' },
   norm: { kind: 'string' },
   feedback: { kind: 'string' },
   epochs: { kind: 'count' },
-  batch: { kind: 'count' },
   lr: { kind: 'number' },
   optimizer: { kind: 'string' },
   'lr-step': { kind: 'count' },
   'lr-gamma': { kind: 'number' },
-  seed: { kind: 'int' },
   'eval-every': { kind: 'count' },
   'checkpoint-steps': { kind: 'count' },
-  labels: { kind: 'string' },
-  limit: { kind: 'count' },
   'test-labels': { kind: 'string' },
   'test-limit': { kind: 'count' },
   'no-augment': { kind: 'bool' },
-  quiet: { kind: 'bool' },
-  json: { kind: 'bool' },
-} as const;
+} as const satisfies Record<string, FlagSpec>;
 
 /** The pooled side of each head's inputs when --pool is not given (the reference fixtures' values). */
 const DEFAULT_POOL: Record<HeadKind, number> = { linear: 2, mlp: 2, attention: 4, difformer: 4, difffeed: 4 };
@@ -101,6 +94,7 @@ ${TRAIN_USAGE}
   directory (fixed features, read into memory: much cheaper per epoch, no augmentation). With
   --features, --t and --b may be left out when DIR holds a single step or block (difformer: all of
   DIR's blocks), and the model options must name the model the features were extracted with.
+
 ${DATA_HELP}
 
   -o, --output DIR      the run's directory (created if absent)
@@ -122,8 +116,8 @@ ${DATA_HELP}
   --lr X                learning rate (default: the reference's, 1e-2 for linear, mlp and difffeed,
                         5e-2 for attention and difformer)
   --optimizer NAME      sgd (default, the reference's), momentum (0.9) or adam
-  --lr-step N           multiply the learning rate by --lr-gamma every N epochs (default 7, gamma 0.1)
-  --lr-gamma X
+  --lr-step N           multiply the learning rate by --lr-gamma every N epochs (default 7)
+  --lr-gamma X          the factor of --lr-step (default 0.1)
   --seed S              seed of the initial weights, the example order, noise and augmentation (default 0)
   --eval-every N        evaluate --test every N epochs (default 7) and after the last
   --checkpoint-steps N  also save the checkpoint every N updates (default: after every epoch)
@@ -141,17 +135,16 @@ ${MODEL_HELP}
   RUN_DIR is refused: use another -o or delete RUN_DIR.
 `;
 
-type Flags = ReturnType<typeof parseArgs<typeof SPEC>>['flags'];
+type TrainFlags = Flags<typeof TRAIN_FLAGS>;
 
 /** Usage checks that need nothing but the flags: the head's own options, one input, the optimizer. */
-function checkUsage(head: HeadKind, flags: Flags, data: string | undefined): void {
+function checkUsage(head: HeadKind, flags: TrainFlags, data: string | undefined): void {
   const bad = (m: string) => new UsageError(`train: ${m}`, 'train');
-  if ((data === undefined) === (flags.features === undefined))
-    throw bad(
-      data === undefined
-        ? 'give the training examples: DATA (images) or --features DIR (a merged diffssl extract directory)'
-        : 'give DATA or --features DIR, not both',
-    );
+  checkOneSource('train', 'training', data, flags.features, {
+    labels: flags.labels,
+    limit: flags.limit,
+    'no-augment': flags['no-augment'],
+  });
   if (flags.output === undefined) throw bad('give -o RUN_DIR, the run’s directory');
   if (head === 'difffeed' && flags.features !== undefined)
     throw bad('difffeed runs the U-Net twice per image, so it trains on DATA (images), not on --features');
@@ -160,9 +153,6 @@ function checkUsage(head: HeadKind, flags: Flags, data: string | undefined): voi
   for (const f of ['arc', 'norm'] as const)
     if (flags[f] !== undefined && !attentive) throw bad(`--${f} is for the attention, difformer and difffeed heads`);
   if (flags.feedback !== undefined && head !== 'difffeed') throw bad('--feedback is for the difffeed head');
-  if (flags.features !== undefined)
-    for (const f of ['labels', 'limit', 'no-augment'] as const)
-      if (flags[f] !== undefined) throw bad(`--${f} is for training on DATA; the features are fixed`);
   if (flags.norm !== undefined && flags.norm !== 'layer' && flags.norm !== 'batch')
     throw bad(`--norm takes layer or batch, got "${flags.norm}"`);
   if (flags.optimizer !== undefined && !OPTIMIZERS.includes(flags.optimizer))
@@ -200,7 +190,7 @@ function feedbackBlocks(spec: string, unet: ADMUNet): number[] {
 function finetuneArgs(
   head: HeadKind,
   c: { t: number[]; b: number[]; pool: number; classes: number },
-  flags: Flags,
+  flags: TrainFlags,
   unet: ADMUNet,
 ): FinetuneArgs {
   const common = { pre_pool_size: c.pool, t_list: c.t, num_classes: c.classes, mode: 'freeze', use_fp16: false };
@@ -280,7 +270,7 @@ function summary(r: ReturnType<typeof report>): string {
  * @returns the exit status (0; failures and bad usage are thrown for `main` to report).
  */
 export async function trainCommand(args: string[], io: CliIO): Promise<number> {
-  const { flags, positional, help } = parseArgs('train', args, SPEC, {
+  const { flags, positional, help } = parseArgs('train', args, TRAIN_FLAGS, {
     min: 1,
     max: 2,
     names: 'HEAD and DATA (or --features DIR)',
@@ -296,9 +286,7 @@ export async function trainCommand(args: string[], io: CliIO): Promise<number> {
   checkUsage(head, flags, dataSpec);
   const recipe = referenceRecipe(head === 'mlp' ? 'linear' : head);
   const epochs = flags.epochs ?? recipe.epochs;
-  const out = path.resolve(flags.output!);
-  if (fs.existsSync(out) && !fs.statSync(out).isDirectory())
-    throw new CommandFailure(`train: ${flags.output} is a file; -o names the run's directory`);
+  const out = checkOutputDir('train', flags.output!, "the run's directory");
   const existing = readRunConfig('train', out);
   const checkpointDir = path.join(out, RUN_FILES.checkpoint);
   const started = existing !== undefined && (await hasCheckpoint(checkpointDir));
@@ -335,15 +323,7 @@ export async function trainCommand(args: string[], io: CliIO): Promise<number> {
         );
     } else {
       [t, b, pool] = [flags.t!, flags.b!, flags.pool ?? DEFAULT_POOL[head]];
-      const T = unet.schedule.steps;
-      const badT = t.filter((v) => v >= T);
-      if (badT.length)
-        throw new InputError(`train: --t ${badT.join(',')} is out of range: this model's steps are 0..${T - 1}`);
-      const badB = b.filter((v) => v < 1 || v > unet.totalBlocks);
-      if (badB.length)
-        throw new InputError(
-          `train: unknown block ${badB.join(',')}: this model has blocks 1..${unet.totalBlocks} (see diffssl info)`,
-        );
+      checkGrid('train', unet, t, b);
     }
     const inputs: HeadInputs = {
       head,
