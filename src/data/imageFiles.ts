@@ -46,10 +46,10 @@ export const IMAGE_EXTENSIONS: readonly string[] = Object.freeze([
  */
 export interface LoadImageOptions {
   /**
-   * Output side: the image goes through {@link centerCrop} (box halving while the short side is ≥ 2·size, resize
-   * of the short side to `size`, centred `size × size` crop), with its differences from the reference: a bilinear
-   * resize where the reference's is PIL's bicubic, on float values rather than 8-bit ones. Default: the whole
-   * image, as decoded.
+   * Output side: the image goes through {@link centerCrop} (PIL's `BOX` halving while the short side is ≥ 2·size,
+   * PIL's `BICUBIC` resize of the short side to `size`, centred `size × size` crop), with its difference from the
+   * reference: the resizes work on float values, where the reference's round and clip to 8-bit pixels after
+   * every pass. Default: the whole image, as decoded.
    */
   size?: number;
   /** The model's `in_channels`: 3 (RGB, the default) or 1 (gray). */

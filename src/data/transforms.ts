@@ -7,14 +7,22 @@
  *   covers 80–100 % of the short side by default), a random crop position, and a horizontal
  *   flip with probability ½.
  *
- * Differences from the reference: bilinear resizing (half-pixel centres) instead of PIL's bicubic,
- * 2×2 average pooling for PIL's BOX halving (the same on even sides), no rounding to 8-bit pixels,
- * and a seeded generator instead of Python's `random`.
+ * The halving (PIL's `BOX` resize to `⌊side / 2⌋`: 2×2 averages on even sides; on an odd side, pairs and
+ * one 3-pixel window, or a pixel left out, as PIL's rounding falls) and the resize (PIL's `BICUBIC`,
+ * antialiased when it shrinks) are PIL's own resampling, reimplemented in `pilResize.ts` and checked
+ * against Pillow on float images.
+ *
+ * Differences from the reference: float arithmetic throughout, where the reference resizes 8-bit images
+ * (PIL then uses fixed-point weights and rounds and clips to 0–255 after every pass, so bicubic overshoot
+ * is clipped there and may leave [−1, 1] by a little here); float32 sums where PIL's float path sums in
+ * double (agreement to ≈1e-7 relative on float images); and a seeded generator instead of Python's
+ * `random`.
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { SeededRandom } from '../util/random.js';
+import { resizeShortSide } from './pilResize.js';
 
 /**
  * Options of {@link randomCropFlip}.
@@ -29,12 +37,6 @@ export interface CropFlipOptions {
   flip?: boolean;
 }
 
-/** Python's `round`: halves go to the even neighbour. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 /** `min + floor(u·(max − min + 1))`: an integer in [min, max]. */
 function randInt(rng: SeededRandom, min: number, max: number): number {
   return min + Math.min(max - min, Math.floor(rng.uniform() * (max - min + 1)));
@@ -45,27 +47,13 @@ function checkImage(image: tf.Tensor3D, size: number): void {
     throw new InputError(
       `an image must be a rank-3 HWC tensor, got ${image instanceof tf.Tensor ? `shape [${image.shape}]` : typeof image}`,
     );
+  if (image.size === 0) throw new InputError(`an image must not be empty, got shape [${image.shape}]`);
   if (!Number.isInteger(size) || size < 1) throw new InputError(`size must be a positive integer, got ${size}`);
 }
 
-/** Box-halve while the short side is ≥ 2·short, then resize so the short side is `short`. */
-function resizeShortSide(image: tf.Tensor3D, short: number): tf.Tensor3D {
-  let x = image;
-  while (Math.min(x.shape[0], x.shape[1]) >= 2 * short) {
-    const [h, w] = x.shape;
-    // PIL halves to floor(side / 2): drop an odd last row/column, then average 2×2.
-    const even = h % 2 || w % 2 ? tf.slice(x, [0, 0, 0], [h - (h % 2), w - (w % 2), x.shape[2]]) : x;
-    x = tf.avgPool(even, 2, 2, 'valid');
-  }
-  const [h, w] = x.shape;
-  const scale = short / Math.min(h, w);
-  const size: [number, number] = [roundHalfEven(h * scale), roundHalfEven(w * scale)];
-  if (size[0] === h && size[1] === w) return x;
-  return tf.image.resizeBilinear(x, size, false, true);
-}
-
 /**
- * The reference's evaluation transform: short side to `size` (box-halving first), center crop.
+ * The reference's evaluation transform: short side to `size` (PIL `BOX` halvings while it is ≥ 2·`size`, then
+ * PIL `BICUBIC`), center crop.
  * @param image HWC, any size.
  * @returns `[size, size, C]`.
  * @category Data
