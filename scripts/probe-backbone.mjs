@@ -1,7 +1,8 @@
 // The probe table of the default backbone (models/fashion-mnist-adm/README.md): a linear probe and
 // kNN (k = 20) on pooled features of the shipped Fashion-MNIST subsets (train 10,000 → test 2,000)
 // over a t × b grid, against raw pixels and the same architecture with random weights.
-//   npm run build && node scripts/probe-backbone.mjs [--weights file | --run dir] [--t 10,50,...] [--pool 2]
+//   npm run build && node scripts/probe-backbone.mjs [--weights file | --run dir] [--t 10,50,...] [--pool 2] [--ensemble K]
+//   [--steps 300] [--wd 1e-4,1e-3,1e-2]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,6 +24,9 @@ const { values: a } = parseArgs({
     t: { type: 'string', default: '10,50,100,200,400,700' },
     b: { type: 'string', default: '' },
     pool: { type: 'string', default: '2' },
+    ensemble: { type: 'string', default: '1' },
+    steps: { type: 'string', default: '300' },
+    wd: { type: 'string', default: '1e-4,1e-3,1e-2' },
     random: { type: 'boolean', default: false },
     threads: { type: 'string', default: '2' },
     out: { type: 'string', default: 'models/fashion-mnist-adm/probe.json' },
@@ -44,6 +48,9 @@ const unet = a.random ? ADMUNet.create(flags, 0) : a.run ? await fromRun(a.run) 
 const ts = a.t.split(',').map(Number);
 const bs = a.b ? a.b.split(',').map(Number) : unet.blocks.map((x) => x.b);
 const pool = Number(a.pool);
+const ensemble = Number(a.ensemble); // features averaged over this many noise draws
+// The probe's Adam steps and the L2 penalties it chooses from on a held-out tenth of the training rows.
+const probeOptions = { steps: Number(a.steps), weightDecay: a.wd.split(',').map(Number) };
 const train = await loadFashionMNIST({ split: 'train' });
 const test = await loadFashionMNIST({ split: 'test' });
 
@@ -53,7 +60,7 @@ async function features(images, t) {
   const out = new Map(bs.map((b) => [b, []]));
   for (let i = 0; i < n; i += 500) {
     const chunk = tf.slice(images, i, Math.min(500, n - i));
-    const set = await extractFeatures(chunk, { t, b: bs, pool, seed: 0, model: unet });
+    const set = await extractFeatures(chunk, { t, b: bs, pool, seed: 0, model: unet, ensemble });
     for (const b of bs) out.get(b).push(set.get(t, b).dataSync().slice());
     set.dispose();
     chunk.dispose();
@@ -72,7 +79,7 @@ async function score(trainData, testData, dim) {
   const trX = tf.tensor2d(trainData, [train.labels.length, dim]);
   const teX = tf.tensor2d(testData, [test.labels.length, dim]);
   try {
-    const lin = await linearProbe(trX, train.labels, teX, test.labels);
+    const lin = await linearProbe(trX, train.labels, teX, test.labels, probeOptions);
     const [knn] = knnEvaluate(
       { features: trX, labels: train.labels },
       { features: teX, labels: test.labels },
@@ -84,7 +91,7 @@ async function score(trainData, testData, dim) {
   }
 }
 
-const result = { pool, t: ts, b: bs, cells: {} };
+const result = { pool, ensemble, probe: probeOptions, t: ts, b: bs, cells: {} };
 const px = 28 * 28;
 result.pixels = await score(train.images.dataSync(), test.images.dataSync(), px);
 log(`pixels: linear ${result.pixels.linear} knn ${result.pixels.knn}`);
