@@ -37,7 +37,7 @@ const [N_TRAIN, N_TEST] = QUICK ? [200, 100] : [2000, 1000]; // of the 10,000 + 
 const T_LIST = QUICK ? [10, 700] : [10, 100, 300, 700]; // noise steps (of T = 1000) for the sweep
 const B_LIST = QUICK ? [6, 9, 12] : [3, 6, 9, 12, 15]; // blocks of the 19-block backbone (10 is the middle block)
 const FUSE = [6, 9, 12]; // the blocks DifFormer fuses
-const [EPOCHS, DIFFEED_EPOCHS] = QUICK ? [1, 1] : [10, 1];
+const [EPOCHS, DIFFEED_EPOCHS] = QUICK ? [1, 1] : [20, 2];
 const CKA_B = QUICK ? [3, 10, 18] : [3, 6, 8, 9, 10, 12, 15, 18];
 const POOL = 4; // the sweep's probes read each map average-pooled to 4×4
 const started = performance.now();
