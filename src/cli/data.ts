@@ -8,15 +8,19 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadFashionMNIST } from '../data/fashionMnist.js';
 import { idxImages } from '../data/idxImages.js';
-import { imageFiles, imageFolder } from '../data/imageFiles.js';
+import { imageFiles, imageFolder, type SkippedFile } from '../data/imageFiles.js';
 import type { ImageSource } from '../data/images.js';
 import { OUTPUT_FLAGS, type FlagSpec } from './args.js';
 import { CommandFailure, UsageError } from './io.js';
 
-/** The options of DATA: the IDX labels file of an IDX images file, and how many of its images to take. */
+/**
+ * The options of DATA: the IDX labels file of an IDX images file, how many of its images to take, and whether
+ * unreadable image files are skipped (with a line each on stderr) rather than fatal.
+ */
 export const DATA_FLAGS = {
   labels: { kind: 'string' },
   limit: { kind: 'count' },
+  'skip-bad': { kind: 'bool' },
 } as const satisfies Record<string, FlagSpec>;
 
 /**
@@ -39,7 +43,9 @@ export const DATA_HELP = `  DATA is one of: a folder laid out as torchvision's I
   folder; empty lines and lines starting with # are skipped); an IDX images file (MNIST-style,
   gzipped or not; --labels gives its labels file); or fashion-mnist:train / fashion-mnist:test,
   the subset shipped in the package. Images are center-cropped and resized to the model's side
-  and converted to its channels.`;
+  and converted to its channels. A file that is not a readable image stops the run with its name;
+  with --skip-bad every file is decoded first and the unreadable ones are left out, one line each on
+  stderr (every shard of a sharded run leaves out the same ones).`;
 
 export interface Data {
   source: ImageSource;
@@ -98,7 +104,7 @@ function wrap(source: ImageSource, limit: number | undefined, gray: boolean, cha
 export async function openData(
   command: string,
   spec: string,
-  opts: { channels: number; labels?: string; limit?: number },
+  opts: { channels: number; labels?: string; limit?: number; skipBad?: boolean; warn?: (line: string) => void },
 ): Promise<Data> {
   const channels = opts.channels === 3 ? 3 : 1;
   const m = FMNIST.exec(spec);
@@ -137,12 +143,12 @@ export async function openData(
         `${command}: --labels goes with an IDX images file; a folder's labels are its subfolders`,
         command,
       );
-    const folder = await imageFolder(full, { channels });
+    const folder = await imageFolder(full, { channels, ...scanOptions(command, opts) });
     const source = wrap(folder.source, opts.limit, false, channels);
     return {
       source,
       ids: folder.files.slice(0, source.size).map((f) => path.relative(full, f)),
-      label: `image folder ${spec} (${folder.files.length} images, ${folder.classes.length} classes)`,
+      label: `image folder ${spec} (${folder.files.length} images${skippedNote(folder.skipped)}, ${folder.classes.length} classes)`,
       labels: folder.labels.slice(0, source.size),
       classes: folder.classes,
       dispose: () => {},
@@ -179,11 +185,23 @@ export async function openData(
   if (files.length === 0)
     throw new CommandFailure(`${command}: the list ${spec} names no image files; write one image path per line`);
   const taken = opts.limit === undefined ? files : files.slice(0, opts.limit);
-  const list = await imageFiles(taken, { channels });
+  const list = await imageFiles(taken, { channels, ...scanOptions(command, opts) });
   return {
     source: list.source,
-    ids: taken.map((f) => path.relative(path.dirname(full), f)),
-    label: `list ${spec} (${files.length} images)`,
+    ids: list.files.map((f) => path.relative(path.dirname(full), f)),
+    label: `list ${spec} (${files.length} images${skippedNote(list.skipped)})`,
     dispose: () => {},
   };
 }
+
+/** imageFiles' options for --skip-bad: decode every file first, report each one left out. */
+function scanOptions(
+  command: string,
+  opts: { skipBad?: boolean; warn?: (line: string) => void },
+): { onBadFile: 'error' | 'skip'; onSkip?: (s: SkippedFile) => void } {
+  if (!opts.skipBad) return { onBadFile: 'error' };
+  return { onBadFile: 'skip', onSkip: (s) => opts.warn?.(`diffssl: ${command}: left out: ${s.error.message}\n`) };
+}
+
+const skippedNote = (skipped: readonly SkippedFile[]) =>
+  skipped.length ? `, ${skipped.length} unreadable skipped` : '';

@@ -227,7 +227,15 @@ export interface RunSet {
 
 /** Where a set's examples come from: a merged feature directory, or DATA (images). */
 export type SetSource =
-  { features: ShardedFeatures } | { data: string; labels?: string; limit?: number; labelsFlag: string };
+  | { features: ShardedFeatures }
+  | {
+      data: string;
+      labels?: string;
+      limit?: number;
+      labelsFlag: string;
+      skipBad?: boolean;
+      warn?: (line: string) => void;
+    };
 
 /**
  * Checks that a command got exactly one source of examples: DATA or `--features DIR`, with none of
@@ -317,6 +325,8 @@ export async function openRunSet(
     channels: unet.config.inChannels,
     ...(source.labels !== undefined ? { labels: source.labels } : {}),
     ...(source.limit !== undefined ? { limit: source.limit } : {}),
+    skipBad: source.skipBad === true,
+    ...(source.warn ? { warn: source.warn } : {}),
   });
   try {
     if (!data.labels)

@@ -70,6 +70,31 @@ describe('diffssl extract and merge', () => {
     );
   });
 
+  it('an unreadable file: fatal with its name, or left out with --skip-bad (named on stderr, the rest extracted)', async () => {
+    const bad = path.join(tmp, 'with-bad');
+    fs.cpSync(folder, bad, { recursive: true });
+    fs.writeFileSync(path.join(bad, 'cat', '9.png'), Buffer.from('not a png at all'));
+    const stop = await cli(['extract', bad, ...FAST, '-o', fresh()]);
+    expect(stop.code).toBe(1);
+    expect(stop.out).toBe('');
+    expect(oneLine(stop.err)).toMatch(/^diffssl: .*cat\/9\.png/);
+    expect(stop.err).not.toMatch(/\n\s+at /);
+
+    const out = fresh();
+    const skip = await cli(['extract', bad, ...FAST, '-o', out, '--skip-bad']);
+    expect(skip.code, skip.err).toBe(0);
+    expect(skip.err).toMatch(/^diffssl: extract: left out: .*cat\/9\.png/m);
+    expect(skip.out).toMatch(/\(5 images, 1 unreadable skipped, 2 classes\): 5 images extracted/);
+    const clean = fresh();
+    expect((await cli(['extract', folder, ...FAST, '-o', clean])).code).toBe(0);
+    const [a, b] = [await ShardedFeatures.open(out), await ShardedFeatures.open(clean)];
+    expect([...a.labels]).toEqual([...b.labels]);
+    const [x, y] = [await a.read(150, 3), await b.read(150, 3)];
+    expect(Array.from(x.dataSync())).toEqual(Array.from(y.dataSync()));
+    x.dispose();
+    y.dispose();
+  });
+
   it('three shards by --shard and by the scheduler environment, then merge; a missing shard exits 3', async () => {
     const out = fresh();
     const args = ['extract', 'fashion-mnist:test', '--limit', '7', ...FAST, '-o', out];

@@ -98,6 +98,8 @@ export async function ckaCommand(args: string[], io: CliIO): Promise<number> {
       channels: model.config.inChannels,
       ...(flags.labels !== undefined ? { labels: flags.labels } : {}),
       ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
+      skipBad: flags['skip-bad'] === true,
+      warn: io.stderr,
     });
     const n = data.source.size;
     if (n < least)

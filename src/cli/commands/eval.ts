@@ -111,7 +111,16 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
     const a = config.finetune_args;
     set = await openRunSet(
       'eval',
-      features ? { features } : { data: dataSpec!, labels: flags.labels, limit: flags.limit, labelsFlag: '--labels' },
+      features
+        ? { features }
+        : {
+            data: dataSpec!,
+            labels: flags.labels,
+            limit: flags.limit,
+            labelsFlag: '--labels',
+            skipBad: flags['skip-bad'] === true,
+            warn: io.stderr,
+          },
       {
         head: config.head,
         t: a.t_list,

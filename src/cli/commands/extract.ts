@@ -85,6 +85,8 @@ export async function extractCommand(args: string[], io: CliIO): Promise<number>
       channels: model.config.inChannels,
       ...(flags.labels !== undefined ? { labels: flags.labels } : {}),
       ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
+      skipBad: flags['skip-bad'] === true,
+      warn: io.stderr,
     });
     const { result, pending, merged } = await extractShard(io, {
       model,

@@ -226,6 +226,8 @@ async function extractBoth(
         channels: model.config.inChannels,
         ...(labelsFile !== undefined ? { labels: labelsFile } : {}),
         ...(limit !== undefined ? { limit } : {}),
+        skipBad: flags['skip-bad'] === true,
+        warn: io.stderr,
       });
       try {
         labels[what] = data.label;

@@ -336,7 +336,16 @@ export async function trainCommand(args: string[], io: CliIO): Promise<number> {
     const augment = !flags['no-augment'];
     const trainSet = await openRunSet(
       'train',
-      features ? { features } : { data: dataSpec!, labels: flags.labels, limit: flags.limit, labelsFlag: '--labels' },
+      features
+        ? { features }
+        : {
+            data: dataSpec!,
+            labels: flags.labels,
+            limit: flags.limit,
+            labelsFlag: '--labels',
+            skipBad: flags['skip-bad'] === true,
+            warn: io.stderr,
+          },
       inputs,
       unet,
       { what: 'training', augment },
@@ -421,6 +430,8 @@ export async function trainCommand(args: string[], io: CliIO): Promise<number> {
             labels: flags['test-labels'],
             limit: flags['test-limit'],
             labelsFlag: '--test-labels',
+            skipBad: flags['skip-bad'] === true,
+            warn: io.stderr,
           };
       testSet = await openRunSet('train', source, inputs, unet, { what: 'test', augment: false });
       open.push(testSet);
