@@ -74,7 +74,11 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
     return 0;
   }
   const [runArg, dataSpec] = positional;
-  checkOneSource('eval', 'test', dataSpec, flags.features, { labels: flags.labels, limit: flags.limit });
+  checkOneSource('eval', 'test', dataSpec, flags.features, {
+    labels: flags.labels,
+    limit: flags.limit,
+    'skip-bad': flags['skip-bad'],
+  });
   const dir = path.resolve(runArg);
   if (!fs.existsSync(dir))
     throw new CommandFailure(`eval: the run ${runArg} does not exist; give the -o RUN_DIR of a diffssl train run`);
