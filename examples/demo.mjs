@@ -113,6 +113,7 @@ const [trainCache, testCache] = await Promise.all([
   FeatureCache.fromFeatureSet(features.get(t)[1], yTest),
 ]);
 for (const [a, b] of features.values()) [a, b].forEach((f) => f.dispose());
+// The paper's attention head is DifFormer's head over one block; DifFormer proper fuses several (here at one t).
 const fusion = (blocks, seed) => {
   const head = new DifFormer({
     blocks: blocks.map((b) => unet.block(b)),
