@@ -29,25 +29,13 @@ function expectCKA(m: number[][], n: number): void {
   }
 }
 
+// Twelve shipped test images, blocks 2, 4, 6 at t = 90, pooled 2×2: the set both cka and extract read below.
+const BLOCKS_AT_90 = ['fashion-mnist:test', '--limit', '12', '--b', '2,4,6', '--t', '90', '--pool', '2'];
+
 describe('diffssl cka', () => {
   it('blocks × blocks at one t: cka.json, cka.png and one JSON object', async () => {
     const out = path.join(tmp, 'blocks');
-    const r = await cli([
-      'cka',
-      'fashion-mnist:test',
-      '--limit',
-      '12',
-      '--b',
-      '2,4,6',
-      '--t',
-      '90',
-      '--pool',
-      '2',
-      ...TINY_MODEL,
-      '-o',
-      out,
-      '--json',
-    ]);
+    const r = await cli(['cka', ...BLOCKS_AT_90, ...TINY_MODEL, '-o', out, '--json']);
     expect(r.code, r.err).toBe(0);
     expect(r.out.trim().split('\n')).toHaveLength(1);
     const j = JSON.parse(r.out);
@@ -72,24 +60,7 @@ describe('diffssl cka', () => {
 
     // The same noise as diffssl extract: the matrix is ckaMatrix of the features extract writes.
     const feats = path.join(tmp, 'feats');
-    const e = await cli([
-      'extract',
-      'fashion-mnist:test',
-      '--limit',
-      '12',
-      '--b',
-      '2,4,6',
-      '--t',
-      '90',
-      '--pool',
-      '2',
-      '--batch',
-      '5',
-      ...TINY_MODEL,
-      '-o',
-      feats,
-      '--quiet',
-    ]);
+    const e = await cli(['extract', ...BLOCKS_AT_90, '--batch', '5', ...TINY_MODEL, '-o', feats, '--quiet']);
     expect(e.code, e.err).toBe(0);
     const sf = await ShardedFeatures.open(feats);
     const maps = [await sf.read(90, 2), await sf.read(90, 4), await sf.read(90, 6)];
