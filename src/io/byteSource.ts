@@ -11,6 +11,16 @@ type FileHandle = import('node:fs/promises').FileHandle;
 /** Whether typed arrays here are little-endian: the readers view file bytes (little-endian) as typed arrays directly. */
 export const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
+/**
+ * A copy of `bytes[start, end)` in a fresh buffer at offset 0. Not `bytes.slice`: on a Node
+ * `Buffer` (what `fs.readFileSync` returns) `slice` is a view into the same memory, not a copy.
+ */
+export function copyBytes(bytes: Uint8Array, start = 0, end = bytes.length): Uint8Array {
+  const out = new Uint8Array(end - start);
+  out.set(bytes.subarray(start, end));
+  return out;
+}
+
 /** Reverses the bytes of every `size`-byte value in place: big-endian ↔ little-endian. */
 export function swapBytes(bytes: Uint8Array, size: number): void {
   // In-place swaps rather than subarray().reverse(): no object per value on files of millions of values.
@@ -132,7 +142,7 @@ function bytesSource(bytes: Uint8Array): ByteSource {
     size: bytes.length,
     async read(position, length) {
       checkRange(label, bytes.length, position, length);
-      return bytes.slice(position, position + length);
+      return copyBytes(bytes, position, position + length);
     },
     async readInto(position, target) {
       checkRange(label, bytes.length, position, target.length);

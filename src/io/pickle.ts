@@ -11,6 +11,7 @@
  * @module
  */
 import { CheckpointError } from '../errors.js';
+import { copyBytes } from './byteSource.js';
 
 /** A Python tuple (kept apart from lists, which are plain arrays). */
 export class PyTuple {
@@ -334,13 +335,13 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
         push(latin1(take(u8())));
         break; // SHORT_BINSTRING
       case 0x42:
-        push(take(u32()).slice());
+        push(copyBytes(take(u32())));
         break; // BINBYTES
       case 0x43:
-        push(take(u8()).slice());
+        push(copyBytes(take(u8())));
         break; // SHORT_BINBYTES
       case 0x8e:
-        push(take(u64('BINBYTES8')).slice());
+        push(copyBytes(take(u64('BINBYTES8'))));
         break; // BINBYTES8
       case 0x5d:
         push([]);

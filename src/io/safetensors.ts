@@ -11,7 +11,7 @@ import { isCount } from '../util/checks.js';
 import type { HostData, HostTensor } from '../util/hostTensor.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
-import { LITTLE_ENDIAN_HOST, readFullyAt, readFullyAtSync } from './byteSource.js';
+import { copyBytes, LITTLE_ENDIAN_HOST, readFullyAt, readFullyAtSync } from './byteSource.js';
 import {
   compareNames,
   isSafetensorsDtype,
@@ -138,14 +138,14 @@ export class SafetensorsReader extends TensorFileReader<Entry> {
     const e = this.entry(name);
     const raw = this.file
       ? await readFully(this.file.handle, this.dataStart + e.begin, e.end - e.begin, this.source)
-      : this.bytes!.slice(this.dataStart + e.begin, this.dataStart + e.end);
+      : copyBytes(this.bytes!, this.dataStart + e.begin, this.dataStart + e.end);
     return decode(e, raw);
   }
 
   /** Like {@link read}, for callers that cannot await (uses `fs.readSync` on the open descriptor). */
   readSync(name: string): ReadTensor {
     const e = this.entry(name);
-    if (!this.file) return decode(e, this.bytes!.slice(this.dataStart + e.begin, this.dataStart + e.end));
+    if (!this.file) return decode(e, copyBytes(this.bytes!, this.dataStart + e.begin, this.dataStart + e.end));
     const raw = new Uint8Array(e.end - e.begin);
     readFullyAtSync(
       this.file.fs,

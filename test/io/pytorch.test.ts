@@ -72,7 +72,9 @@ describe("the fixtures' torch.save files", () => {
       const cfg = fixtureJson(`${fx}/config.json`);
       const ref = await readSafetensors(path.join(FIXTURES, fx, 'weights.safetensors'));
       const file0 = path.join(FIXTURES, fx, file);
-      for (const source of [file0, new Uint8Array(fs.readFileSync(file0))]) {
+      // Node Buffers too, whose slice() is a view, also at an odd offset in a larger buffer.
+      const odd = Buffer.concat([Buffer.alloc(3), fs.readFileSync(file0)]).subarray(3);
+      for (const source of [file0, new Uint8Array(fs.readFileSync(file0)), fs.readFileSync(file0), odd]) {
         const r = await TorchCheckpointReader.open(source);
         expect(r.layout).toBe(layout);
         expect(r.keys()).toEqual(cfg.state_dict_keys_in_order.map(([k]: [string]) => k));

@@ -33,6 +33,11 @@ describe('reading the adm-tiny fixtures', () => {
   it('gives the same data from a path and from bytes, with every key of the config', async () => {
     const fromPath = await SafetensorsReader.open(WEIGHTS);
     const fromBytes = await SafetensorsReader.open(new Uint8Array(fs.readFileSync(WEIGHTS)));
+    // Node Buffers, whose slice() is a view: as fs.readFileSync gives them, and at an odd offset in a larger buffer.
+    const fromBuffer = await SafetensorsReader.open(fs.readFileSync(WEIGHTS));
+    const fromOffsetBuffer = await SafetensorsReader.open(
+      Buffer.concat([Buffer.alloc(3), fs.readFileSync(WEIGHTS)]).subarray(3),
+    );
     try {
       expect(fromPath.source).toBe(WEIGHTS);
       expect(fromBytes.source).toBe('<bytes>');
@@ -48,7 +53,13 @@ describe('reading the adm-tiny fixtures', () => {
         const a = await fromPath.read(key);
         expect(a.data).toBeInstanceOf(Float32Array);
         expect(a.data.length).toBe(a.shape.reduce((x, y) => x * y, 1));
-        for (const b of [fromBytes.readSync(key), await fromBytes.read(key), fromPath.readSync(key)]) {
+        for (const b of [
+          fromBytes.readSync(key),
+          await fromBytes.read(key),
+          fromPath.readSync(key),
+          await fromBuffer.read(key),
+          fromOffsetBuffer.readSync(key),
+        ]) {
           expect([b.dtype, b.shape, b.data.constructor], key).toEqual([a.dtype, a.shape, a.data.constructor]);
           // Byte comparison: toEqual on every element of ~750k floats is needlessly slow.
           expect(Buffer.compare(bytesOf(a.data), bytesOf(b.data)), key).toBe(0);
