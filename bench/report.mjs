@@ -1,6 +1,7 @@
 // docs/benchmarks.md from saved bench results (never from a run of its own):
 //
-//   node bench/report.mjs [results.json] [--train bench/results/train-latest.json] [--out docs/benchmarks.md]
+//   node bench/report.mjs [results.json] [--train bench/results/train-latest.json] [--torch bench/results/torch-latest.json]
+//                         [--out docs/benchmarks.md]
 //   npm run bench:report                  (bench/results/latest.json → docs/benchmarks.md)
 //
 // The page has the run's header (date, commit, machine, Node and tfjs versions, the plan it ran), one table
@@ -20,6 +21,11 @@ const input = positional[0] ?? path.join(here, 'results', 'latest.json');
 const out = flag('out') ?? path.join(root, 'docs', 'benchmarks.md');
 const defaultTrain = path.join(here, 'results', 'train-latest.json');
 const trainFile = flag('train') ?? (fs.existsSync(defaultTrain) ? defaultTrain : undefined);
+// The PyTorch anchor of the same sitting (../shared/anchor/bench_torch.py --out bench/results/torch-latest.json).
+const defaultTorch = path.join(here, 'results', 'torch-latest.json');
+const torchFile = flag('torch') ?? (fs.existsSync(defaultTorch) ? defaultTorch : undefined);
+const torch = torchFile ? JSON.parse(fs.readFileSync(torchFile, 'utf8')) : undefined;
+const TORCH_NAMES = { tiny: 'adm-tiny', 64: '64x64_diffusion', 256: '256x256_diffusion_uncond' };
 
 // Blocks measured per model when an older results file does not record them (bench/run.mjs's MODELS).
 const BLOCKS = { tiny: [5, 10], 64: [16, 22], 256: [19, 24] };
@@ -100,14 +106,32 @@ function modelSection(model, results) {
         );
     }
   for (const r of results) {
-    const [b1, b4] = [
-      r.rows.find((x) => x.algo === 'auto' && x.batch === 1),
-      r.rows.find((x) => x.algo === 'auto' && x.batch === 4),
-    ];
-    if (b1 && b4)
+    const who = `${r.threads} thread${r.threads > 1 ? 's' : ''}, \`auto\``;
+    const b1 = r.rows.find((x) => x.algo === 'auto' && x.batch === 1);
+    const big = r.rows.filter((x) => x.algo === 'auto' && x.batch > 1).at(-1);
+    if (b1 && big)
       out.push(
-        `- ${r.threads} thread${r.threads > 1 ? 's' : ''}, \`auto\`: batch 4 costs ${f((4 * b4.full) / b1.full)}× batch 1 for the full forward, ${f((4 * b4[`b${hi}`]) / b1[`b${hi}`])}× at b = ${hi}.`,
+        `- ${who}: per image, a batch of ${big.batch} (one forward) costs ${f(big.full / b1.full)}× batch 1 for the full forward, ${f(big[`b${hi}`] / b1[`b${hi}`])}× at b = ${hi}.`,
       );
+    if (b1?.difformer !== undefined)
+      out.push(
+        `- ${who}: DifFormer's extraction (t = 90, 150, 300 × b = 19, 24, 30) took ${f(b1.difformer)} s, ${f(b1.difformer / b1.full)} full forwards (the reference runs 3); DifFeed's (24 and 30 fed back, both passes, one t) ${f(b1.difffeed)} s, ${f(b1.difffeed / b1.full)} full forwards (the reference runs 2).`,
+      );
+  }
+  if (torch?.models?.[TORCH_NAMES[model]]) {
+    const tm = torch.models[TORCH_NAMES[model]];
+    for (const [batch, rows] of Object.entries(tm.batches)) {
+      const feat = rows[`until_b${tm.b_feat}`]?.median_s;
+      const full = rows.full?.median_s;
+      const ours = results
+        .find((r) => r.threads === 2)
+        ?.rows.find((x) => x.algo === 'auto' && x.batch === Number(batch));
+      const ratio = (a, b) =>
+        a !== undefined && b !== undefined ? ` (diffssl \`auto\`, 2 threads: ${f(a / b)}×)` : '';
+      out.push(
+        `- PyTorch anchor (\`${rel(torchFile)}\`), batch ${batch}, per image: until b = ${tm.b_feat} ${f(feat / batch)} s${ratio(ours?.[`b${hi}`], feat / batch)}, full ${f(full / batch)} s${ratio(ours?.full, full / batch)}.`,
+      );
+    }
   }
   return out.join('\n');
 }

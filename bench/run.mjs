@@ -38,21 +38,24 @@ const MODELS = {
     bs: [5, 10],
     reps: 5,
     batches: [1, 4],
-    algos: ['auto', 'fast', 'direct', 'winograd2', 'winograd4'],
+    algos: ['auto', 'precise', 'direct', 'winograd2', 'winograd4'],
   },
   64: {
     flags: '64x64_diffusion',
     bs: [16, 22],
     reps: 2,
     batches: [1, 4],
-    algos: ['auto', 'fast', 'direct', 'winograd2', 'winograd4'],
+    algos: ['auto', 'precise', 'direct', 'winograd2', 'winograd4'],
   },
   256: {
     flags: '256x256_diffusion_uncond',
     bs: [19, 24],
     reps: 1,
-    batches: [1, 4],
-    algos: ['auto', 'fast', 'direct', 'winograd2', 'winograd4'],
+    batches: [1, 8],
+    algos: ['auto', 'precise', 'direct', 'winograd2', 'winograd4'],
+    // The heads' extractions (bench rows "DifFormer", "DifFeed"): the paper's DifFormer reads blocks 19, 24, 30 at
+    // t = 90, 150, 300; DifFeed feeds 24 and 30 back into their mirrors and reads 24 and 30 again.
+    heads: { ts: [90, 150, 300], difformer: [19, 24, 30], feedback: [24, 30] },
   },
 };
 
@@ -70,7 +73,7 @@ const planOf = (model) => {
 
 async function child() {
   const tf = await import('@tensorflow/tfjs-core');
-  const { ADMUNet, extractFeatures, useBestBackend } = await import('diffssl');
+  const { ADMUNet, DifFeed, extractFeatures, useBestBackend } = await import('diffssl');
   const spec = planOf(args.model);
   const threads = Number(args.threads);
   const choice = await useBestBackend({ force: 'wasm', threads });
@@ -104,7 +107,8 @@ async function child() {
   tf.dispose([cx, cw]);
 
   const t0 = performance.now();
-  const model = ADMUNet.create(spec.flags, 0, args.model === '256' ? { storage: 'float16' } : {});
+  // Library defaults (float32 weights, streamed on wasm above 1 GiB; conv algorithm per row).
+  const model = ADMUNet.create(spec.flags, 0);
   const createS = (performance.now() - t0) / 1000;
   const rssAfterCreate = vm('VmRSS');
   try {
@@ -115,12 +119,12 @@ async function child() {
   const total = model.totalBlocks;
   const rows = [];
   const x = (n) => tf.randomUniform([n, S, S, 3], -1, 1, 'float32', 1);
-  // Batches run as extractFeatures runs them by default: in forwards of at most maxBatch rows (1 at
-  // 256×256, where a batch-4 forward gains little and holds 1.4× the RSS).
-  const maxBatch = Math.max(1, Math.floor((256 * 256) / (S * S)));
+  // A batch of n runs as one forward of n rows (extractFeatures' maxBatch = n): blocks whose maps need bands
+  // still take one example at a time, the others (the deep blocks, where the weights are) the whole batch.
   const extract = async (x0, t, b, opts = {}) =>
-    (await extractFeatures(x0, { t, b, model, seed: 0, ...y(x0.shape[0]), ...opts })).dispose();
+    (await extractFeatures(x0, { t, b, model, seed: 0, maxBatch: x0.shape[0], ...y(x0.shape[0]), ...opts })).dispose();
   const full = async (x0) => {
+    const maxBatch = x0.shape[0];
     for (let i = 0; i < x0.shape[0]; i += maxBatch) {
       const part = tf.slice(x0, i, Math.min(maxBatch, x0.shape[0] - i));
       const r = model.forward(part, Array(part.shape[0]).fill(150), y(part.shape[0]));
@@ -155,8 +159,7 @@ async function child() {
   for (const algo of spec.algos) {
     model.conv = algo;
     for (const n of spec.batches) {
-      // The 256 model runs a batch as forwards of one image (maxBatch), so batch 4 only repeats batch 1's
-      // work: measured for the default algorithm alone, where it tests exactly that.
+      // Batches of the 256 model: the default algorithm only (a batch of 8 takes minutes per row).
       if (args.model === '256' && n > 1 && algo !== 'auto') continue;
       const x0 = x(n);
       const row = { model: args.model, threads, algo, batch: n };
@@ -169,6 +172,20 @@ async function child() {
       row.fullGflops = (2 * model.multiplyAdds()) / row.full / 1e9;
       if (n === 1 && algo !== 'direct')
         row.threeT = await time(() => extract(x0, [90, 150, 300], spec.bs[1]), spec.reps);
+      if (n === 1 && algo === 'auto' && spec.heads) {
+        // What the heads' extraction costs, in full forwards of one image at one t.
+        const { ts, difformer, feedback } = spec.heads;
+        row.difformer = await time(() => extract(x0, ts, difformer), spec.reps);
+        const feed = new DifFeed(model, { feedback });
+        const xt = tf.tidy(() => model.qSample(x0, [150], tf.randomNormal(x0.shape, 0, 1, 'float32', 2)));
+        row.difffeed = await time(async () => {
+          const r = feed.forward(xt, [150], { capture: feedback }); // no gradient scope: nothing is recorded
+          await Promise.all([...r.second.values()].map((m) => m.data()));
+          tf.dispose([...r.second.values(), ...r.first.values()]);
+        }, spec.reps);
+        tf.dispose(xt);
+        feed.dispose();
+      }
       rows.push(row);
       x0.dispose();
       console.error(JSON.stringify(row));
@@ -177,6 +194,26 @@ async function child() {
   }
   save();
   model.dispose();
+}
+
+/** Per-image cost of the largest batch against batch 1, and the heads' extraction in full forwards (default algorithm). */
+function batchAndHeadLines(r) {
+  const f = (v) => v.toFixed(2);
+  const hi = `b${MODELS[r.model].bs[1]}`;
+  const b1 = r.rows.find((x) => x.algo === 'auto' && x.batch === 1);
+  const big = r.rows.filter((x) => x.algo === 'auto' && x.batch > 1).at(-1);
+  const lines = [];
+  if (b1 && big)
+    lines.push(
+      `${r.model} ${r.threads}T auto: per image, batch ${big.batch} costs ${f(big.full / b1.full)}× batch 1 (full forward), ${f(big[hi] / b1[hi])}× at b = ${MODELS[r.model].bs[1]}`,
+    );
+  if (b1?.difformer !== undefined) {
+    const { ts, difformer, feedback } = MODELS[r.model].heads;
+    lines.push(
+      `${r.model} ${r.threads}T auto: DifFormer's extraction (t ${ts.join(', ')} × b ${difformer.join(', ')}) ${f(b1.difformer)} s = ${f(b1.difformer / b1.full)} full forwards; DifFeed's (${feedback.join(', ')} fed back, both passes, one t) ${f(b1.difffeed)} s = ${f(b1.difffeed / b1.full)} full forwards`,
+    );
+  }
+  return lines;
 }
 
 function table(results) {
@@ -207,17 +244,8 @@ function table(results) {
           `${m} ${x.algo} batch ${x.batch}: 2 threads / 1 thread speed-up, full forward ${f(y.full / x.full)}×, b = ${MODELS[m].bs[1]} ${f(y[hi] / x[hi])}×`,
         );
     }
-    for (const r of [a, b]) {
-      const [b1, b4] = [
-        r.rows.find((x) => x.algo === 'auto' && x.batch === 1),
-        r.rows.find((x) => x.algo === 'auto' && x.batch === 4),
-      ];
-      if (b1 && b4)
-        lines.push(
-          `${m} ${r.threads}T auto: batch 4 costs ${f((4 * b4.full) / b1.full)}× batch 1 (full forward), ${f((4 * b4[`b${MODELS[m].bs[1]}`]) / b1[`b${MODELS[m].bs[1]}`])}× at b = ${MODELS[m].bs[1]}`,
-        );
-    }
   }
+  for (const r of results) lines.push(...batchAndHeadLines(r));
   return lines.join('\n');
 }
 

@@ -17,6 +17,7 @@ export type {
   ReferenceTensor,
 } from './unet/options.js';
 export type { ConvAlgorithm } from './unet/runtime/convAlgorithm.js';
+export type { ForwardState } from './unet/runtime/batchParts.js';
 export type { WeightOptions } from './unet/runtime/weightStore.js';
 export type { BlockInfo } from './unet/architecture.js';
 export { resolveConfig } from './unet/config.js';

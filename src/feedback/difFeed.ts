@@ -12,6 +12,7 @@ import { dense } from '../ops/dense.js';
 import { noGrad } from '../ops/noGrad.js';
 import type { ADMUNet } from '../unet/admUnet.js';
 import type { BlockInfo } from '../unet/architecture.js';
+import type { ForwardState } from '../unet/runtime/batchParts.js';
 
 /**
  * The feedback block choices of the paper's ablation (Table 4).
@@ -358,10 +359,17 @@ export class DifFeed extends Module {
       tf.tidy(() => (groups === 1 ? [x] : tf.split(x, groups, 0)).forEach((part, g) => tap(key(g), part as tf.Tensor)));
     };
 
-    // Pass 1: constants; stops after the deepest block needed.
+    // Pass 1: constants; stops after the deepest block needed. Pass 2 equals it up to the first
+    // block that receives feedback, so, where the blocks allow, it starts there from what pass 1 held.
     const pass1Blocks = [...new Set([...this.sources, ...firstCapture])];
+    const targets = [...new Set(this.links.map((l) => l.to))];
+    const extra = tap ? targets.filter((m) => !capture.includes(m)) : [];
+    const hold = Math.min(...targets);
+    const resumable = canHold(unet, hold, Math.max(...pass1Blocks)) && [...capture, ...extra].every((b) => b >= hold);
+    let held: ForwardState | undefined;
     const pass1 = noGrad(() => {
-      const r = unet.forward(xt, t, { capture: pass1Blocks, y: opts.y });
+      const r = unet.forward(xt, t, { capture: pass1Blocks, y: opts.y, ...(resumable ? { hold } : {}) });
+      held = r.state;
       return pass1Blocks.map((b) => r.features.get(b)!);
     });
     const pass1Map = new Map(pass1Blocks.map((b, i) => [b, pass1[i]]));
@@ -371,8 +379,6 @@ export class DifFeed extends Module {
         first.set(b, tf.clone(pass1Map.get(b)!));
         tapGroups((g) => `t${g}.feat.b${b}`, first.get(b)!);
       }
-      const targets = [...new Set(this.links.map((l) => l.to))];
-      const extra = tap ? targets.filter((m) => !capture.includes(m)) : [];
       const outs = tf.tidy(() => {
         const add = new Map<number, tf.Tensor4D>();
         this.links.forEach(({ from, to }, i) => {
@@ -389,7 +395,7 @@ export class DifFeed extends Module {
           const prev = add.get(to);
           add.set(to, prev ? tf.add(prev, map) : map);
         });
-        const r = unet.forward(xt, t, { add, capture: [...capture, ...extra], y: opts.y });
+        const r = unet.forward(xt, t, { add, capture: [...capture, ...extra], y: opts.y, resume: held });
         for (const m of targets) if (r.features.has(m)) tapGroups((g) => `t${g}.pass2.block_${m}`, r.features.get(m)!);
         for (const b of capture) tapGroups((g) => `t${g}.feat2.b${b}`, r.features.get(b)!);
         return capture.map((b) => r.features.get(b)!);
@@ -400,6 +406,7 @@ export class DifFeed extends Module {
       throw e;
     } finally {
       pass1.forEach((p) => p.dispose());
+      held?.dispose();
     }
   }
 
@@ -407,4 +414,11 @@ export class DifFeed extends Module {
   state(): StateEntry[] {
     return this.nets.flatMap((net, i) => prefixed(`${i}.`, net.state()));
   }
+}
+
+// Whether a forward that stops after block `stop` can hold the state a second pass resumes at block `hold` (ForwardOptions.hold).
+function canHold(unet: ADMUNet, hold: number, stop: number): boolean {
+  const middle = unet.numInputBlocks + 1;
+  // The deepest decoder block run takes its skip from encoder block total + 1 − stop, which must not be held.
+  return hold >= 2 && hold <= middle && hold <= stop + 1 && (stop <= middle || unet.totalBlocks + 1 - stop >= hold);
 }

@@ -22,7 +22,7 @@ import { randomWeights } from './init.js';
 import { tfjsShape, toReferenceLayout, toTfjsLayout } from './layout.js';
 import type { ConvAlgorithm } from './runtime/convAlgorithm.js';
 import { LayerRunner, layerOptions, type LayerOptions } from './runtime/layerRunner.js';
-import { Parking, PartedBatch, Skips } from './runtime/batchParts.js';
+import { ForwardState, Parking, PartedBatch, resumeBatch, Skips } from './runtime/batchParts.js';
 import type { Params } from './runtime/params.js';
 import { rowsOf, upsampledRows } from './runtime/rows.js';
 import { sliceRows } from '../backend/sliceRows.js';
@@ -273,19 +273,31 @@ export class ADMUNet {
     const dropout = checkDropout(opts.dropout);
     const runAll = opts.capture === undefined || opts.output === true;
     const stopAt = runAll ? this.totalBlocks : Math.max(0, ...capture);
+    const startAt = opts.resume === undefined ? 1 : this.checkResume(opts.resume, n, t, stopAt, capture, add);
+    const holdAt = opts.hold === undefined ? undefined : this.checkHold(opts.hold, stopAt, startAt);
+    const held = holdAt === undefined ? [] : this.arch.blocks.filter((s) => s.b < holdAt).map((s) => s.b);
 
-    // Skips are kept only for the output blocks that will run: stopping at b = 24 of the 256×256
-    // model frees the 256² and 128² encoder maps as soon as the next block has read them.
+    // Skips are kept only for the output blocks that will run (and those a held state hands on):
+    // stopping at b = 24 of the 256×256 model frees the 256² and 128² encoder maps as soon as the
+    // next block has read them.
     const hs = new Skips(
-      new Set(this.arch.blocks.filter((s) => s.part === 'output' && s.b <= stopAt).map((s) => s.skipFrom!)),
+      new Set([
+        ...this.arch.blocks.filter((s) => s.part === 'output' && s.b <= stopAt).map((s) => s.skipFrom!),
+        ...held,
+      ]),
       this.parking,
     );
     const features = new Map<number, tf.Tensor4D>();
+    let state: ForwardState | undefined;
     const emb = this.embed(t, opts.y);
-    const h = new PartedBatch(xt, this.parking);
+    let h: PartedBatch | undefined;
     try {
+      h = startAt === 1 ? new PartedBatch(xt, this.parking) : resumeBatch(opts.resume!, hs, startAt - 1, this.parking);
+      const holdHere = () => (state = new ForwardState(holdAt!, this, [...t], hs.hand(held)));
       // The input blocks, the middle block, then the output blocks, each joined with its mirror's output.
       for (const spec of this.arch.blocks) {
+        if (spec.b < startAt) continue;
+        if (spec.b === holdAt) holdHere();
         if (spec.b > stopAt) break;
         h.regroup(n > 1 && this.layers.banded(h.shape, Math.max(spec.inChannels, spec.channels)));
         const skip = spec.part === 'output' ? hs.take(spec.skipFrom!, h.count) : undefined;
@@ -295,15 +307,60 @@ export class ADMUNet {
         if (captured) features.set(spec.b, captured);
         if (skip) hs.release(spec.skipFrom!);
       }
-      return runAll ? { features, output: h.finish((x) => this.outHead(x)) } : { features };
+      const output = runAll ? h.finish((x) => this.outHead(x)) : undefined;
+      return { features, ...(output ? { output } : {}), ...(state ? { state } : {}) };
     } catch (e) {
       features.forEach((f) => f.dispose());
+      state?.dispose();
       throw e;
     } finally {
-      h.dispose();
+      h?.dispose();
       hs.dispose();
       emb.dispose();
     }
+  }
+
+  // The block a resumed forward starts at, after checking that `state` fits this forward.
+  private checkResume(
+    state: ForwardState,
+    n: number,
+    t: number[],
+    stopAt: number,
+    capture: Set<number>,
+    add: Map<number, tf.Tensor4D>,
+  ): number {
+    if (!(state instanceof ForwardState) || state.owner !== this)
+      throw new InputError('resume must be the state that a forward of this model held (ForwardResult.state)');
+    if (state.spent) throw new InputError('resume: this ForwardState was already used or disposed: hold a new one');
+    if (state.t.length !== n || state.t.some((s, i) => s !== t[i]))
+      throw new InputError(
+        `resume: the state was held for t = [${state.t}], this forward has t = [${t}]: resume a forward of the same xt, t and y`,
+      );
+    const early = [...capture, ...add.keys()].filter((b) => b < state.block);
+    if (early.length > 0)
+      throw new InputError(
+        `resume starts at block ${state.block}: blocks ${early.join(', ')} before it cannot be captured or added to`,
+      );
+    if (stopAt < state.block)
+      throw new InputError(`resume starts at block ${state.block}, after the deepest block asked for`);
+    return state.block;
+  }
+
+  // `hold` after checking it: an encoder or the middle block, reached by this forward, and no decoder block run here takes what it hands on.
+  private checkHold(hold: number, stopAt: number, startAt: number): number {
+    const last = this.arch.numInputBlocks + 1;
+    if (!Number.isInteger(hold) || hold < 2 || hold > last)
+      throw new InputError(
+        `hold must be a block from 2 to ${last} (an encoder block or the middle block), got ${hold}`,
+      );
+    if (startAt > 1) throw new InputError('hold and resume cannot be used together');
+    if (hold > stopAt + 1) throw new InputError(`hold ${hold} is past this forward, which stops after block ${stopAt}`);
+    const takers = this.arch.blocks.filter((s) => s.part === 'output' && s.b <= stopAt && s.skipFrom! < hold);
+    if (takers.length > 0)
+      throw new InputError(
+        `hold ${hold}: this forward runs decoder block${takers.length > 1 ? 's' : ''} ${takers.map((s) => s.b).join(', ')}, which take${takers.length > 1 ? '' : 's'} encoder outputs before block ${hold}; hold a later block or stop earlier`,
+      );
+    return hold;
   }
 
   // Block `spec` on x, first joined with its skip for an output block, plus the tensor added to the

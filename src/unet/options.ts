@@ -7,6 +7,7 @@ import type { HostTensor } from '../util/hostTensor.js';
 import type { LoadProgressInfo, ProgressCallback, ProgressInfo } from '../util/progress.js';
 import type { ConvAlgorithm } from './runtime/convAlgorithm.js';
 import type { WeightOptions } from './runtime/weightStore.js';
+import type { ForwardState } from './runtime/batchParts.js';
 
 /**
  * Options of {@link ADMUNet.forward}.
@@ -34,6 +35,21 @@ export interface ForwardOptions {
    * drawn from `seed`, so the same seed drops the same units. Off by default (eval mode).
    */
   dropout?: { rate: number; seed: number };
+  /**
+   * Also return, as `state`, what a later forward of the same `xt`, `t` and `y` needs to start at
+   * block `hold` instead of block 1 (pass it as `resume`): the encoder outputs before that block. For
+   * a second pass that differs from this one only from block `hold` on, as DifFeed's, whose
+   * additions start there. An encoder block or the middle block (2 … N_in + 1), at most one past the
+   * deepest block this forward runs. Refused when this forward itself runs a decoder block that takes
+   * one of those outputs.
+   */
+  hold?: number;
+  /**
+   * Start at `resume.block` from what an earlier forward of the same `xt`, `t` and `y` held (see
+   * `hold`): blocks before it are not run again. Used up by this call. Blocks before it cannot be
+   * captured or added to.
+   */
+  resume?: ForwardState;
 }
 
 /**
@@ -45,6 +61,8 @@ export interface ForwardResult {
   features: Map<number, tf.Tensor4D>;
   /** The network's final output `[N, S, S, outChannels]` (ε, plus variance values with learn_sigma); present when the whole network ran. */
   output?: tf.Tensor4D;
+  /** With `hold`: what a later forward resumes from; the caller frees it (`dispose`) unless a forward uses it. */
+  state?: ForwardState;
 }
 
 /**

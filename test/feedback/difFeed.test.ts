@@ -119,8 +119,10 @@ for (const backend of BACKENDS) {
       const t = [150, 150];
       const calls: number[][] = [];
       const forward = unet.forward.bind(unet);
+      const held: (number | undefined)[] = [];
       unet.forward = (x, tt, opts) => {
         calls.push([...(opts?.capture ?? [])]);
+        held.push(opts?.hold ?? opts?.resume?.block);
         return forward(x, tt, opts);
       };
       let second: Map<number, tf.Tensor4D>;
@@ -133,6 +135,8 @@ for (const backend of BACKENDS) {
       expect(Math.max(...calls[0])).toBe(18); // deepest feedback block
       expect(calls[1]).toContain(15);
       expect(calls[1].every((b) => b <= 15)).toBe(true);
+      // Pass 2 starts at the first block that receives feedback (mirror of 18 = 2), from what pass 1 held.
+      expect(held).toEqual([2, 2]);
       expectMatch(second.get(15)!.dataSync(), act.get('t0.feat2.b15')!, 'feat2');
       for (const key of [
         't0.fb_src.b12',

@@ -10,6 +10,8 @@ export interface Parked<T extends tf.Tensor> {
   take(): T;
   /** Frees it without taking it (a no-op once taken). */
   dispose(): void;
+  /** Exempts it from the enclosing `tf.tidy` (`tf.keep`), for a holder that outlives that scope. */
+  keep(): void;
 }
 
 /**
@@ -93,5 +95,8 @@ export function park<T extends tf.Tensor>(x: T, minBytes = 0, buffers?: ParkingB
       return t;
     },
     dispose: release,
+    keep: () => {
+      if (held instanceof tf.Tensor) tf.keep(held);
+    },
   };
 }

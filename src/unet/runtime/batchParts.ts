@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { alias } from '../../backend/engine.js';
 import { sliceRows } from '../../backend/sliceRows.js';
 import { park, ParkingBuffers, type Parked } from '../../backend/wasm/index.js';
+import { InputError } from '../../errors.js';
 
 /** Where a model parks the maps that wait between blocks, in JS buffers it reuses from forward to forward. */
 export class Parking {
@@ -154,10 +155,92 @@ export class Skips {
     this.waiting.delete(b);
   }
 
+  /** Removes the outputs of `blocks` still waiting and hands them to the caller (see {@link ForwardState}). */
+  hand(blocks: number[]): Map<number, Parked<tf.Tensor4D>[]> {
+    const out = new Map<number, Parked<tf.Tensor4D>[]>();
+    for (const b of blocks) {
+      const parts = this.waiting.get(b);
+      if (parts) out.set(b, parts);
+      this.waiting.delete(b);
+    }
+    return out;
+  }
+
+  /** Takes over outputs that {@link hand} gave out: those a block of this pass needs; the others are freed. */
+  adopt(held: Map<number, Parked<tf.Tensor4D>[]>): void {
+    held.forEach((parts, b) => {
+      if (this.needed.has(b)) this.waiting.set(b, parts);
+      else parts.forEach((p) => p.dispose());
+    });
+  }
+
   /** Frees every output still waiting. */
   dispose(): void {
     this.waiting.forEach((parts) => parts.forEach((p) => p.dispose()));
     this.waiting.clear();
+  }
+}
+
+/**
+ * The batch entering block `prev + 1` of a resumed forward: the held output of block `prev`, which
+ * stays among the skips when a decoder block of this pass takes it. Consumes `state`; `hs` adopts
+ * the rest of it.
+ */
+export function resumeBatch(state: ForwardState, hs: Skips, prev: number, parking: Parking): PartedBatch {
+  const held = state.take();
+  const parts = held.get(prev)!;
+  held.delete(prev);
+  hs.adopt(held);
+  const x = joinParts(parts.map((p) => p.take()));
+  try {
+    hs.adopt(new Map([[prev, [parking.hold(alias(x))]]]));
+    return new PartedBatch(x, parking);
+  } finally {
+    x.dispose();
+  }
+}
+
+/**
+ * What a forward held for a later one to start at block {@link ForwardState.block} instead of block 1
+ * (`ForwardOptions.hold` and `resume`): the encoder outputs before that block, set aside as the
+ * forward's skips are. Used once; {@link ForwardState.dispose} frees it unused.
+ * @category Backbone
+ */
+export class ForwardState {
+  private held: Map<number, Parked<tf.Tensor4D>[]> | undefined;
+
+  /** @internal */
+  constructor(
+    /** The block a resumed forward starts at. */
+    readonly block: number,
+    /** @internal the model that held it */
+    readonly owner: object,
+    /** The steps of the forward that held it, one per example. */
+    readonly t: readonly number[],
+    held: Map<number, Parked<tf.Tensor4D>[]>,
+  ) {
+    // It outlives the forward, which may run inside the caller's tf.tidy.
+    held.forEach((parts) => parts.forEach((p) => p.keep()));
+    this.held = held;
+  }
+
+  /** Whether it was used or disposed. */
+  get spent(): boolean {
+    return this.held === undefined;
+  }
+
+  /** @internal The held outputs, once. */
+  take(): Map<number, Parked<tf.Tensor4D>[]> {
+    const held = this.held;
+    if (!held) throw new InputError('this ForwardState was already used or disposed: hold a new one');
+    this.held = undefined;
+    return held;
+  }
+
+  /** Frees what it holds (a no-op once used). */
+  dispose(): void {
+    this.held?.forEach((parts) => parts.forEach((p) => p.dispose()));
+    this.held = undefined;
   }
 }
 

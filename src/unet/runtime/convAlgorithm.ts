@@ -8,15 +8,16 @@ import type { FilterSide, WinogradTile } from './winograd.js';
 
 /**
  * How 3×3 convolutions are computed.
- * - `auto` (default): per layer, Winograd F(2×2,3×3) where a conv has at least 128×128 channels and
- *   a map of 32×32 or more, or, for streamed filters, 8×8 or more; elsewhere `tf.conv2d`, or for
- *   streamed filters on few pixels a GEMM with the filter on the left. Streamed filters on maps of
- *   few tiles also go on the left of Winograd's matMuls: both spare XNNPACK from repacking the
- *   filter on every forward. Errors stay at the level of `direct` (about 1e-6 relative to the
- *   output's scale).
- * - `fast`: as `auto` with F(4×4,3×3) on maps of 16×16 or more: fastest, with errors of about 1e-5
- *   relative to the output's scale that grow with the input channels (1e-4 absolute at 512), beyond
- *   an elementwise `1e-4` parity tolerance in places.
+ * - `auto` (default): per layer, Winograd where a conv has at least 128×128 channels and a map of
+ *   32×32 or more, or, for streamed filters, 8×8 or more: F(4×4,3×3) on maps of 16×16 or more,
+ *   F(2×2,3×3) on smaller ones. Elsewhere `tf.conv2d`, or for streamed filters on few pixels a GEMM
+ *   with the filter on the left. Streamed filters on maps of few tiles also go on the left of
+ *   Winograd's matMuls: both spare XNNPACK from repacking the filter on every forward. Errors are
+ *   about 1e-5 relative to the output's scale, inside the `1e-4 + 1e-4·|ref|` parity tolerance on
+ *   every reference fixture and on the whole 256×256 model (docs/performance.md#conv-algorithms).
+ * - `precise`: as `auto` with F(2×2) wherever it uses Winograd: about 1.3× slower on the 256×256
+ *   model, with errors at the level of `direct` (about 1e-6 relative to the output's scale).
+ * - `fast`: the same as `auto` (the name of this choice before it became the default).
  * - `direct`: `tf.conv2d` everywhere. `winograd2`, `winograd4`: that algorithm for every stride-1
  *   conv, however small its map (for measurements and tests).
  *
@@ -24,9 +25,9 @@ import type { FilterSide, WinogradTile } from './winograd.js';
  * behind these choices are in docs/tuning.md.
  * @category Backbone
  */
-export type ConvAlgorithm = 'direct' | 'winograd2' | 'winograd4' | 'auto' | 'fast';
+export type ConvAlgorithm = 'direct' | 'winograd2' | 'winograd4' | 'auto' | 'precise' | 'fast';
 
-const ALGORITHMS: readonly ConvAlgorithm[] = ['direct', 'winograd2', 'winograd4', 'auto', 'fast'];
+const ALGORITHMS: readonly ConvAlgorithm[] = ['direct', 'winograd2', 'winograd4', 'auto', 'precise', 'fast'];
 
 // Convs with fewer input channels (the image's own) always run direct: too narrow for the other paths to pay.
 const MIN_CHANNELS = 8;
@@ -40,13 +41,13 @@ const WINOGRAD_MIN_PIXELS = 32 * 32;
 // Pixels from which Winograd pays for a streamed filter, repacked every forward whatever the algorithm (docs/tuning.md#winograd).
 const WINOGRAD_MIN_PIXELS_STREAMED = 8 * 8;
 
-// Pixels from which `fast` takes F(4×4), whose larger transformed filters cost more than they save on smaller maps (docs/tuning.md#winograd4).
+// Pixels from which `auto` takes F(4×4), whose larger transformed filters cost more than they save on smaller maps (docs/tuning.md#winograd4).
 const WINOGRAD4_MIN_PIXELS = 16 * 16;
 
 // Streamed filters applied to at most this many pixels (N·H·W) run as a GEMM that does not repack the filter (docs/tuning.md#gemm).
 const GEMM_MAX_PIXELS = 512;
 
-// Streamed filters whose Winograd products have at most this many rows (N·tiles) go on the left of their matMuls (docs/tuning.md#left-tiles).
+// Streamed filters on maps of at most this many tiles per example go on the left of their matMuls, whatever the batch (docs/tuning.md#left-tiles).
 const LEFT_MAX_TILES = 64;
 
 // Rows up to which a linear layer with a streamed weight multiplies it from the left (docs/tuning.md#linear).
@@ -74,29 +75,32 @@ export interface ConvShape {
  */
 export function checkConvAlgorithm(conv: ConvAlgorithm | undefined): ConvAlgorithm | undefined {
   if (conv !== undefined && !ALGORITHMS.includes(conv))
-    throw new InputError(`conv must be auto, fast, direct, winograd2 or winograd4, got "${conv}"`);
+    throw new InputError(`conv must be auto, precise, fast, direct, winograd2 or winograd4, got "${conv}"`);
   return conv;
 }
 
 /** How a stride-1 3×3 conv of this shape runs under `algorithm` (see {@link ConvAlgorithm}). */
 export function planConv(algorithm: ConvAlgorithm, s: ConvShape): ConvPlan {
   if (s.cin < MIN_CHANNELS) return { kind: 'direct' };
-  const algo = algorithm === 'auto' || algorithm === 'fast' ? autoAlgorithm(algorithm === 'fast', s) : algorithm;
+  const algo =
+    algorithm === 'auto' || algorithm === 'fast' || algorithm === 'precise'
+      ? autoAlgorithm(algorithm !== 'precise', s)
+      : algorithm;
   if (algo === 'direct' || algo === 'gemm') return { kind: algo };
   const m: WinogradTile = algo === 'winograd4' ? 4 : 2;
-  const tiles = s.n * Math.ceil(s.h / m) * Math.ceil(s.w / m);
+  const tiles = Math.ceil(s.h / m) * Math.ceil(s.w / m);
   return { kind: 'winograd', m, side: s.streamed && tiles <= LEFT_MAX_TILES ? 'left' : 'right' };
 }
 
 function autoAlgorithm(
-  fast: boolean,
+  tile4: boolean,
   { n, h, w, cin, cout, streamed }: ConvShape,
 ): 'direct' | 'winograd2' | 'winograd4' | 'gemm' {
   if (
     cin * cout >= WINOGRAD_MIN_CHANNEL_PAIRS &&
     h * w >= (streamed ? WINOGRAD_MIN_PIXELS_STREAMED : WINOGRAD_MIN_PIXELS)
   )
-    return fast && h * w >= WINOGRAD4_MIN_PIXELS ? 'winograd4' : 'winograd2';
+    return tile4 && h * w >= WINOGRAD4_MIN_PIXELS ? 'winograd4' : 'winograd2';
   return streamed && n * h * w <= GEMM_MAX_PIXELS ? 'gemm' : 'direct';
 }
 

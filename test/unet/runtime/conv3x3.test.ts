@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { conv3x3Gemm, hwioFromRows, withFastInputGrad } from '../../../src/unet/runtime/conv3x3';
 import { groupNorm } from '../../../src/unet/groupNorm';
 import { ADMUNet } from '../../../src/unet/admUnet';
+import type { ConvAlgorithm } from '../../../src/unet/runtime/convAlgorithm';
 import { BACKENDS, compareArrays, convCase, setBackend } from '../../helpers';
 
 const rows = (k: tf.Tensor4D) => tf.transpose(tf.reshape(k, [9 * k.shape[2], k.shape[3]])) as tf.Tensor2D;
@@ -66,7 +67,7 @@ for (const backend of BACKENDS) {
       });
     });
 
-    it('auto uses Winograd F(2,3) on maps of 32×32 with 128 channels (within parity tolerance of direct), fast F(4,3)', () => {
+    it('auto uses Winograd F(4,3) on maps of 32×32 with 128 channels, precise F(2,3), both within parity tolerance of direct', () => {
       const flags = {
         image_size: 32,
         num_channels: 128,
@@ -80,21 +81,32 @@ for (const backend of BACKENDS) {
       };
       const unet = ADMUNet.create(flags, 3, { conv: 'direct' });
       const x = tf.randomUniform([1, 32, 32, 3], -1, 1, 'float32', 4) as tf.Tensor4D;
-      const run = () => tf.tidy(() => unet.forward(x, [200], { capture: [2] }).features.get(2)!);
-      const direct = run();
-      unet.conv = 'auto';
-      const auto = run();
-      unet.conv = 'fast';
-      const fast = run();
-      unet.conv = 'winograd2';
-      const w2 = run();
-      const d = compareArrays(auto.dataSync(), direct.dataSync(), 1e-4, 1e-4);
-      expect(d.ok && d.maxAbs > 0, `auto: max abs ${d.maxAbs}`).toBe(true);
-      expect(Array.from(auto.dataSync())).toEqual(Array.from(w2.dataSync())); // block 2 is all on the 32×32 map
-      const f = compareArrays(fast.dataSync(), direct.dataSync(), 1e-3, 1e-3);
-      expect(f.ok, `fast: max abs ${f.maxAbs}`).toBe(true);
-      expect(fast.dataSync()).not.toEqual(auto.dataSync());
-      tf.dispose([x, direct, auto, fast, w2]);
+      const run = (conv: ConvAlgorithm) => {
+        unet.conv = conv;
+        return tf.tidy(() => unet.forward(x, [200], { capture: [2] }).features.get(2)!);
+      };
+      const [direct, auto, precise, fast, w2, w4] = (
+        ['direct', 'auto', 'precise', 'fast', 'winograd2', 'winograd4'] as const
+      ).map(run);
+      // Bytes, not toEqual: a failing toEqual on 131,072 floats takes minutes to print.
+      const same = (a: tf.Tensor, b: tf.Tensor) =>
+        Buffer.compare(
+          Buffer.from((a.dataSync() as Float32Array).buffer),
+          Buffer.from((b.dataSync() as Float32Array).buffer),
+        ) === 0;
+      for (const [name, got] of [
+        ['auto', auto],
+        ['precise', precise],
+      ] as const) {
+        const d = compareArrays(got.dataSync(), direct.dataSync(), 1e-4, 1e-4);
+        expect(d.ok && d.maxAbs > 0, `${name}: max abs ${d.maxAbs}`).toBe(true);
+      }
+      // Block 2 is all on the 32×32 map.
+      expect(same(auto, w4), 'auto = winograd4').toBe(true);
+      expect(same(precise, w2), 'precise = winograd2').toBe(true);
+      expect(same(fast, auto), 'fast = auto').toBe(true);
+      expect(same(auto, precise)).toBe(false);
+      tf.dispose([x, direct, auto, precise, fast, w2, w4]);
       unet.dispose();
     });
 
@@ -113,23 +125,26 @@ for (const backend of BACKENDS) {
       };
       const resident = ADMUNet.create(flags, 5, { conv: 'direct', residency: 'resident' });
       const streamed = ADMUNet.create(flags, 5, { residency: 'stream', residentBudget: 0 });
-      const x = tf.randomUniform([1, 16, 16, 3], -1, 1, 'float32', 6) as tf.Tensor4D;
-      const run = (unet: ADMUNet) => tf.tidy(() => unet.forward(x, [300]).output!);
-      const want = run(resident);
-      const before = tf.memory().numTensors;
-      for (const [conv, tol] of [
-        ['auto', 1e-4],
-        ['fast', 1e-3],
-        ['winograd4', 1e-3],
-      ] as const) {
-        streamed.conv = conv;
-        const got = run(streamed);
-        const d = compareArrays(got.dataSync(), want.dataSync(), tol, tol);
-        expect(d.ok && d.maxAbs > 0, `${conv}: max abs ${d.maxAbs}`).toBe(true);
-        got.dispose();
-        expect(tf.memory().numTensors).toBe(before);
+      // Batch 3 as well: the filters stay on the left, whose side follows the tiles of one example.
+      for (const n of [1, 3]) {
+        const x = tf.randomUniform([n, 16, 16, 3], -1, 1, 'float32', 6) as tf.Tensor4D;
+        const run = (unet: ADMUNet) => tf.tidy(() => unet.forward(x, Array(n).fill(300)).output!);
+        const want = run(resident);
+        const before = tf.memory().numTensors;
+        for (const [conv, tol] of [
+          ['auto', 1e-4],
+          ['precise', 1e-4],
+          ['winograd4', 1e-3],
+        ] as const) {
+          streamed.conv = conv;
+          const got = run(streamed);
+          const d = compareArrays(got.dataSync(), want.dataSync(), tol, tol);
+          expect(d.ok && d.maxAbs > 0, `batch ${n}, ${conv}: max abs ${d.maxAbs}`).toBe(true);
+          got.dispose();
+          expect(tf.memory().numTensors).toBe(before);
+        }
+        tf.dispose([x, want]);
       }
-      tf.dispose([x, want]);
       resident.dispose();
       streamed.dispose();
     });
