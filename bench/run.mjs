@@ -124,13 +124,9 @@ async function child() {
   const extract = async (x0, t, b, opts = {}) =>
     (await extractFeatures(x0, { t, b, model, seed: 0, maxBatch: x0.shape[0], ...y(x0.shape[0]), ...opts })).dispose();
   const full = async (x0) => {
-    const maxBatch = x0.shape[0];
-    for (let i = 0; i < x0.shape[0]; i += maxBatch) {
-      const part = tf.slice(x0, i, Math.min(maxBatch, x0.shape[0] - i));
-      const r = model.forward(part, Array(part.shape[0]).fill(150), y(part.shape[0]));
-      await r.output.data();
-      tf.dispose([r.output, part]);
-    }
+    const r = model.forward(x0, Array(x0.shape[0]).fill(150), y(x0.shape[0]));
+    await r.output.data();
+    r.output.dispose();
   };
   const save = () =>
     fs.writeFileSync(

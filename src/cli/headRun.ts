@@ -238,6 +238,27 @@ export type SetSource =
     };
 
 /**
+ * The {@link SetSource} of a command's main set: the merged features of `--features` when given, else
+ * DATA with its `--labels`, `--limit` and `--skip-bad`.
+ */
+export function mainSetSource(
+  features: ShardedFeatures | undefined,
+  data: string | undefined,
+  flags: { labels?: string; limit?: number; 'skip-bad'?: boolean },
+  warn: (line: string) => void,
+): SetSource {
+  if (features) return { features };
+  return {
+    data: data!,
+    labels: flags.labels,
+    limit: flags.limit,
+    labelsFlag: '--labels',
+    skipBad: flags['skip-bad'] === true,
+    warn,
+  };
+}
+
+/**
  * Checks that a command got exactly one source of examples: DATA or `--features DIR`, with none of
  * `dataOnly` (the flags that apply to DATA) beside `--features`.
  * @throws UsageError naming what is missing or too much.

@@ -365,7 +365,7 @@ export class DifFeed extends Module {
     const targets = [...new Set(this.links.map((l) => l.to))];
     const extra = tap ? targets.filter((m) => !capture.includes(m)) : [];
     const hold = Math.min(...targets);
-    const resumable = canHold(unet, hold, Math.max(...pass1Blocks)) && [...capture, ...extra].every((b) => b >= hold);
+    const resumable = unet.canHold(hold, Math.max(...pass1Blocks)) && [...capture, ...extra].every((b) => b >= hold);
     let held: ForwardState | undefined;
     const pass1 = noGrad(() => {
       const r = unet.forward(xt, t, { capture: pass1Blocks, y: opts.y, ...(resumable ? { hold } : {}) });
@@ -414,11 +414,4 @@ export class DifFeed extends Module {
   state(): StateEntry[] {
     return this.nets.flatMap((net, i) => prefixed(`${i}.`, net.state()));
   }
-}
-
-// Whether a forward that stops after block `stop` can hold the state a second pass resumes at block `hold` (ForwardOptions.hold).
-function canHold(unet: ADMUNet, hold: number, stop: number): boolean {
-  const middle = unet.numInputBlocks + 1;
-  // The deepest decoder block run takes its skip from encoder block total + 1 − stop, which must not be held.
-  return hold >= 2 && hold <= middle && hold <= stop + 1 && (stop <= middle || unet.totalBlocks + 1 - stop >= hold);
 }

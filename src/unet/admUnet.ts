@@ -346,21 +346,32 @@ export class ADMUNet {
     return state.block;
   }
 
-  // `hold` after checking it: an encoder or the middle block, reached by this forward, and no decoder block run here takes what it hands on.
+  /**
+   * Whether a forward that stops after block `stopAt` can hold what a later forward needs to start at
+   * block `hold` (`ForwardOptions.hold`).
+   */
+  canHold(hold: number, stopAt: number): boolean {
+    return this.holdProblem(hold, stopAt) === undefined;
+  }
+
+  // `hold` after checking it (see holdProblem); a forward that resumes cannot hold.
   private checkHold(hold: number, stopAt: number, startAt: number): number {
+    if (startAt > 1) throw new InputError('hold and resume cannot be used together');
+    const problem = this.holdProblem(hold, stopAt);
+    if (problem) throw new InputError(problem);
+    return hold;
+  }
+
+  // Why `hold` cannot be held by a forward that stops after `stopAt`: not an encoder or the middle block, not reached, or a decoder block run here takes what it would hand on.
+  private holdProblem(hold: number, stopAt: number): string | undefined {
     const last = this.arch.numInputBlocks + 1;
     if (!Number.isInteger(hold) || hold < 2 || hold > last)
-      throw new InputError(
-        `hold must be a block from 2 to ${last} (an encoder block or the middle block), got ${hold}`,
-      );
-    if (startAt > 1) throw new InputError('hold and resume cannot be used together');
-    if (hold > stopAt + 1) throw new InputError(`hold ${hold} is past this forward, which stops after block ${stopAt}`);
+      return `hold must be a block from 2 to ${last} (an encoder block or the middle block), got ${hold}`;
+    if (hold > stopAt + 1) return `hold ${hold} is past this forward, which stops after block ${stopAt}`;
     const takers = this.arch.blocks.filter((s) => s.part === 'output' && s.b <= stopAt && s.skipFrom! < hold);
     if (takers.length > 0)
-      throw new InputError(
-        `hold ${hold}: this forward runs decoder block${takers.length > 1 ? 's' : ''} ${takers.map((s) => s.b).join(', ')}, which take${takers.length > 1 ? '' : 's'} encoder outputs before block ${hold}; hold a later block or stop earlier`,
-      );
-    return hold;
+      return `hold ${hold}: this forward runs decoder block${takers.length > 1 ? 's' : ''} ${takers.map((s) => s.b).join(', ')}, which take${takers.length > 1 ? '' : 's'} encoder outputs before block ${hold}; hold a later block or stop earlier`;
+    return undefined;
   }
 
   // Block `spec` on x, first joined with its skip for an output block, plus the tensor added to the

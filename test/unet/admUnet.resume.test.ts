@@ -121,6 +121,13 @@ for (const backend of BACKENDS) {
         [{ capture: [14], hold: 7 }, /runs decoder block 14, which takes encoder outputs before block 7/],
         [{ hold: 3 }, /runs decoder blocks 18, 19, which take encoder outputs before block 3/],
       ];
+      expect([
+        unet.canHold(7, 13),
+        unet.canHold(6, 5),
+        unet.canHold(7, 14),
+        unet.canHold(6, 4),
+        unet.canHold(1, 5),
+      ]).toEqual([true, true, false, false, false]);
       for (const [opts, message] of cases) {
         expect(() => unet.forward(xt, t, opts)).toThrow(InputError);
         expect(() => unet.forward(xt, t, opts)).toThrow(message);

@@ -11,6 +11,7 @@ import { OUTPUT_FLAGS, OUTPUT_HELP, parseArgs, type FlagSpec } from '../args.js'
 import { DATA_FLAGS, DATA_HELP } from '../data.js';
 import { openFeatures } from '../featureDirs.js';
 import {
+  mainSetSource,
   buildSystem,
   checkOneSource,
   checkTestLabels,
@@ -115,16 +116,7 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
     const a = config.finetune_args;
     set = await openRunSet(
       'eval',
-      features
-        ? { features }
-        : {
-            data: dataSpec!,
-            labels: flags.labels,
-            limit: flags.limit,
-            labelsFlag: '--labels',
-            skipBad: flags['skip-bad'] === true,
-            warn: io.stderr,
-          },
+      mainSetSource(features, dataSpec, flags, io.stderr),
       {
         head: config.head,
         t: a.t_list,

@@ -24,6 +24,7 @@ import {
   checkOneSource,
   checkTestLabels,
   HEADS,
+  mainSetSource,
   openRunSet,
   readRunConfig,
   readTrainRecord,
@@ -334,22 +335,10 @@ export async function trainCommand(args: string[], io: CliIO): Promise<number> {
       backbone: loaded.label,
     };
     const augment = !flags['no-augment'];
-    const trainSet = await openRunSet(
-      'train',
-      features
-        ? { features }
-        : {
-            data: dataSpec!,
-            labels: flags.labels,
-            limit: flags.limit,
-            labelsFlag: '--labels',
-            skipBad: flags['skip-bad'] === true,
-            warn: io.stderr,
-          },
-      inputs,
-      unet,
-      { what: 'training', augment },
-    );
+    const trainSet = await openRunSet('train', mainSetSource(features, dataSpec, flags, io.stderr), inputs, unet, {
+      what: 'training',
+      augment,
+    });
     open.push(trainSet);
     const distinct = new Set(trainSet.labels).size;
     if (distinct < 2)
