@@ -1,4 +1,17 @@
-import { defineConfig } from 'tsup';
+import path from 'node:path';
+import { defineConfig, type Options } from 'tsup';
+
+type Plugin = NonNullable<Options['esbuildPlugins']>[number];
+
+/** The browser build takes the `.browser.ts` twin of these modules: no Node-only module is reachable from it. */
+const browserTwins: Plugin = {
+  name: 'browser-twins',
+  setup(build) {
+    build.onResolve({ filter: /\/(dynamicImport|packageFiles)\.js$/ }, (args) => ({
+      path: path.join(args.resolveDir, args.path.replace(/\.js$/, '.browser.ts')),
+    }));
+  },
+};
 
 export default defineConfig([
   {
@@ -9,13 +22,25 @@ export default defineConfig([
     platform: 'neutral',
     sourcemap: true,
     // Both builds write to dist/ at the same time: this one cleans everything but the CLI's output.
-    clean: ['!cli.js', '!cli.js.map'],
+    clean: ['!cli.js', '!cli.js.map', '!browser.js', '!browser.js.map'],
     // tfjs and its backends are the user's (peer) or resolved at run time: never bundle them.
     external: [/^@tensorflow\//, /^node:/],
     // The CommonJS build has no import.meta; the code that reads it (locating the shipped data) uses __filename there.
     esbuildOptions: (o) => {
       o.logOverride = { ...o.logOverride, 'empty-import-meta': 'silent' };
     },
+  },
+  {
+    // The `browser` export: ESM for bundlers and import maps; the types are index.d.ts's.
+    entry: { browser: 'src/index.ts' },
+    format: ['esm'],
+    dts: false,
+    target: 'es2022',
+    platform: 'browser',
+    sourcemap: true,
+    clean: false,
+    external: [/^@tensorflow\//],
+    esbuildPlugins: [browserTwins],
   },
   {
     // The `diffssl` bin: Node only, ESM, made executable by the shebang.

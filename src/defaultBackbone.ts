@@ -6,48 +6,63 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { InputError } from './errors.js';
 import { extractFeatures as extractWith, type ExtractOptions, type FeatureSet } from './features/extractFeatures.js';
-import { nodeFs } from './util/nodeFs.js';
-import { packagePath } from './util/packageFiles.js';
+import type { FileInput } from './io/webSource.js';
+import { shippedFile } from './util/packageFiles.js';
 import { ADMUNet } from './unet/admUnet.js';
 import type { ReferenceFlags } from './unet/flags.js';
 import type { LoadOptions } from './unet/options.js';
+import FLAGS from '../models/fashion-mnist-adm/flags.json';
 
 /**
- * What the default backbone is: its folder in the package, and the images it takes.
+ * What the default backbone is: its folder in the package, its architecture, and the images it takes.
  * @category Backbone
  */
 export const DEFAULT_BACKBONE = {
   /** Folder under the package root holding `flags.json`, `weights.safetensors` and the model card. */
   dir: 'models/fashion-mnist-adm',
+  /** Its architecture: the folder's `flags.json`, built into the code so that a browser needs only the weights. */
+  flags: FLAGS as ReferenceFlags,
   /** Images are `[N, 28, 28, 1]`, grayscale in [-1, 1] (Fashion-MNIST's `x / 127.5 − 1`). */
   imageSize: 28,
   inChannels: 1,
 } as const;
 
 /**
- * Loads the default backbone shipped in the package (Node): the EMA weights of an ADM U-Net
- * (1.84 M parameters; 28×28 grayscale; 19 blocks) that diffssl's {@link trainDiffusion} pretrained
- * on Fashion-MNIST. {@link extractFeatures} without `model` uses it. Each call returns a new model;
- * dispose it when done.
+ * Options of {@link loadDefaultBackbone}.
+ * @category Backbone
+ */
+export interface DefaultBackboneOptions extends LoadOptions {
+  /**
+   * Where `weights.safetensors` is, when not beside the package's code: a URL (read by range
+   * requests), a path, a Blob, a Response or bytes. Default: the package's own copy — a path in
+   * Node, `new URL('../models/fashion-mnist-adm/weights.safetensors', import.meta.url)` in a browser.
+   */
+  weights?: FileInput;
+}
+
+/**
+ * Loads the default backbone shipped in the package: the EMA weights of an ADM U-Net (1.84 M
+ * parameters; 28×28 grayscale; 19 blocks) that diffssl's {@link trainDiffusion} pretrained on
+ * Fashion-MNIST. {@link extractFeatures} without `model` uses it. Each call returns a new model;
+ * dispose it when done. `onProgress` reports the bytes read.
  * @example
  * ```ts
  * const unet = await loadDefaultBackbone();
  * unet.blocks.length; // 19
  * unet.dispose();
+ * // in a browser whose bundler did not copy the package's files: serve them, and say where
+ * // await loadDefaultBackbone({ weights: '/assets/weights.safetensors', onProgress: (p) => bar(p.done / p.total) });
  * ```
- * @throws CheckpointError when the package's files cannot be found (a browser: load
- *   `models/fashion-mnist-adm/weights.safetensors` yourself with `ADMUNet.load(bytes, flags)`).
+ * @throws CheckpointError when the weights cannot be found or read (the message says what to pass).
  * @category Backbone
  */
-export async function loadDefaultBackbone(opts: LoadOptions = {}): Promise<ADMUNet> {
-  const dir = await packagePath(
-    DEFAULT_BACKBONE.dir.split('/'),
-    'loadDefaultBackbone',
-    `load ${DEFAULT_BACKBONE.dir}/weights.safetensors with ADMUNet.load(bytes, flags) instead`,
-  );
-  const { fs, path } = await nodeFs();
-  const flags = JSON.parse(await fs.promises.readFile(path.join(dir, 'flags.json'), 'utf8')) as ReferenceFlags;
-  return ADMUNet.load(path.join(dir, 'weights.safetensors'), flags, opts);
+export async function loadDefaultBackbone(opts: DefaultBackboneOptions = {}): Promise<ADMUNet> {
+  const { weights, ...load } = opts;
+  const file = `${DEFAULT_BACKBONE.dir}/weights.safetensors` as const;
+  const where =
+    weights ??
+    (await shippedFile(file, 'loadDefaultBackbone', `pass \`weights\` (a URL, a Blob or the bytes of ${file})`));
+  return ADMUNet.load(where, DEFAULT_BACKBONE.flags, load);
 }
 
 let loaded: Promise<ADMUNet> | undefined;

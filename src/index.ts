@@ -50,6 +50,7 @@ export type {
 export { diffusionTables, spaceTimesteps } from './diffusion/tables.js';
 export type { DiffusionTables } from './diffusion/tables.js';
 export { loadDefaultBackbone, DEFAULT_BACKBONE } from './defaultBackbone.js';
+export type { DefaultBackboneOptions } from './defaultBackbone.js';
 export { trainDiffusion, clipByGlobalNorm } from './diffusion/trainDiffusion.js';
 export type { DiffusionTrainOptions, DiffusionTrainResult } from './diffusion/trainDiffusion.js';
 
@@ -191,7 +192,7 @@ export type {
   ShapedData,
 } from './cka/index.js';
 
-// I/O: safetensors, PyTorch checkpoints, IDX (MNIST) files, sample grids and line charts.
+// I/O: files from paths, URLs, Blobs or bytes; safetensors, PyTorch checkpoints, IDX (MNIST) files, sample grids and line charts.
 export { SafetensorsReader, readSafetensors, writeSafetensors, serializeSafetensors } from './io/safetensors.js';
 export type {
   ReadTensor,
@@ -211,6 +212,7 @@ export type { LineChartOptions, LineSeries } from './io/lineChart.js';
 export type { StreamDtype, StreamTensor, StreamWriteOptions } from './io/safetensorsStream.js';
 export { readIdx, readIdxPair, decodeIdx, encodeIdx } from './io/idx.js';
 export type { IdxData, IdxDtype, IdxTensor, ReadIdxOptions } from './io/idx.js';
+export type { FileInput, WebInput } from './io/webSource.js';
 
 // Backend: choosing one, threaded wasm in Node.
 export { useBestBackend } from './backend/useBestBackend.js';

@@ -6,10 +6,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CheckpointError, InputError } from '../errors.js';
 import { readIdxPair, type IdxTensor } from '../io/idx.js';
+import { inputLabel } from '../io/webSource.js';
 import { nodeFs } from '../util/nodeFs.js';
-import { packagePath } from '../util/packageFiles.js';
+import { packagePath, shippedFile, type ShippedFile } from '../util/packageFiles.js';
 import { tensorDataset, type Dataset } from './dataset.js';
 import { imagesFromTensor, type ImageSource } from './images.js';
+import type { FileInput } from '../io/webSource.js';
 
 /**
  * Fashion-MNIST's class names, by label (0 = T-shirt/top … 9 = Ankle boot), as its authors name them.
@@ -43,11 +45,14 @@ export interface FashionMNISTOptions {
   split?: FashionMNISTSplit;
   /**
    * A directory holding the split's IDX files under their official names, gzipped (`….gz`, tried first) or
-   * not. Default: the subset shipped in the package (Node only).
+   * not (Node). Default: the subset shipped in the package.
    */
   dir?: string;
-  /** The split's two files as paths or bytes (a browser fetches them); overrides `dir`. */
-  files?: { images: string | Uint8Array; labels: string | Uint8Array };
+  /**
+   * The split's two files as paths, URLs, Blobs, Responses or bytes; overrides `dir`. In a browser the default
+   * is the shipped subset's URLs beside the bundle (see docs/browser.md).
+   */
+  files?: { images: FileInput; labels: FileInput };
   /**
    * Output side: larger than 28 pads each image, centred (the odd pixel at the bottom and right), with the
    * background value −1, so that sides divide by the U-Net's powers of two (32 for the ADM models).
@@ -106,14 +111,13 @@ export async function loadFashionMNIST(opts: FashionMNISTOptions = {}): Promise<
   const side = opts.padTo ?? SIDE;
   if (!Number.isInteger(side) || side < SIDE)
     throw new InputError(`loadFashionMNIST: padTo must be an integer ≥ ${SIDE}, got ${String(opts.padTo)}`);
-  const files = opts.files ?? (await splitFiles(opts.dir ?? (await shippedDir()), split));
+  const files = opts.files ?? (opts.dir !== undefined ? await splitFiles(opts.dir, split) : await shippedSplit(split));
   const pair = await readIdxPair(files.images, files.labels, {
     imagesLabel: 'image bytes',
     labelsLabel: 'label bytes',
   });
-  const where = typeof files.images === 'string' ? files.images : 'the image bytes';
-  const x = checkImages(pair.images, where);
-  const labels = checkClassLabels(pair.labels, typeof files.labels === 'string' ? files.labels : 'the label bytes');
+  const x = checkImages(pair.images, inputLabel(files.images, 'the image bytes'));
+  const labels = checkClassLabels(pair.labels, inputLabel(files.labels, 'the label bytes'));
   const n = x.shape[0];
   const off = (side - SIDE) >> 1;
   const out = new Float32Array(n * side * side).fill(-1);
@@ -143,6 +147,14 @@ export async function loadFashionMNIST(opts: FashionMNISTOptions = {}): Promise<
  */
 export async function shippedDir(): Promise<string> {
   return packagePath(SHIPPED, 'loadFashionMNIST', 'pass `files` (paths or bytes) or `dir`');
+}
+
+/** The shipped subset's two files of a split: paths in Node, URLs beside the bundle in a browser. */
+async function shippedSplit(split: FashionMNISTSplit): Promise<{ images: string | URL; labels: string | URL }> {
+  const instead = 'pass `files` (paths, URLs, Blobs or bytes) or `dir`';
+  const file = (name: string) =>
+    shippedFile(`data/fashion-mnist/${name}.gz` as ShippedFile, 'loadFashionMNIST', instead);
+  return { images: await file(FILES[split].images), labels: await file(FILES[split].labels) };
 }
 
 /** The split's two files in `dir`, gzipped or not. */

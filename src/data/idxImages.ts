@@ -8,6 +8,7 @@ import { CheckpointError, InputError } from '../errors.js';
 import { readIdx, readIdxPair, type IdxTensor } from '../io/idx.js';
 import { pixelsToTensor } from './imageFiles.js';
 import type { ImageSource } from './images.js';
+import { inputLabel, type FileInput } from '../io/webSource.js';
 
 /**
  * Options of {@link idxImages}.
@@ -47,11 +48,11 @@ export interface IdxImages {
  * @category Data
  */
 export async function idxImages(
-  files: { images: string | Uint8Array; labels?: string | Uint8Array },
+  files: { images: FileInput; labels?: FileInput },
   opts: IdxImagesOptions = {},
 ): Promise<IdxImages> {
-  if (!files || (typeof files.images !== 'string' && !(files.images instanceof Uint8Array)))
-    throw new InputError('idxImages: files.images must be a path or a Uint8Array');
+  if (!files || files.images === undefined || files.images === null)
+    throw new InputError('idxImages: files.images must be a path, a URL, a Blob, a Response or bytes');
   if (opts.channels !== undefined && opts.channels !== 1 && opts.channels !== 3)
     throw new InputError(`idxImages: channels must be 1 (gray) or 3 (RGB), got ${String(opts.channels)}`);
   const label = { imagesLabel: 'IDX image bytes', labelsLabel: 'IDX label bytes' };
@@ -61,7 +62,7 @@ export async function idxImages(
     x = await readIdx(files.images, { label: label.imagesLabel, maxBytes: opts.maxBytes });
   else
     ({ images: x, labels: y } = await readIdxPair(files.images, files.labels, { ...label, maxBytes: opts.maxBytes }));
-  const where = typeof files.images === 'string' ? files.images : label.imagesLabel;
+  const where = inputLabel(files.images, label.imagesLabel);
   const [n, h, w, c = 1] = x.shape;
   if (x.dtype !== 'uint8' || (x.shape.length !== 3 && x.shape.length !== 4) || c < 1 || c > 4)
     throw new CheckpointError(
@@ -70,7 +71,7 @@ export async function idxImages(
   if (n === 0 || h === 0 || w === 0) throw new CheckpointError(`${where} holds no pixels: shape [${x.shape}]`);
   const labels = new Int32Array(n);
   if (y) {
-    const yl = typeof files.labels === 'string' ? files.labels : label.labelsLabel;
+    const yl = inputLabel(files.labels!, label.labelsLabel);
     for (let i = 0; i < n; i++) {
       const v = Number(y.data[i]);
       if (v < 0) throw new CheckpointError(`${yl}: label ${i} is ${v}; labels must be non-negative`);

@@ -16,6 +16,7 @@ import { nodeFs } from '../util/nodeFs.js';
 import type { ImageSource, LabelledImage } from './images.js';
 import { checkLabels } from './labels.js';
 import { centerCrop } from './transforms.js';
+import type { FileInput } from '../io/webSource.js';
 
 /**
  * The file extensions an image folder's files are taken by (compared case-insensitively): torchvision's
@@ -70,7 +71,7 @@ export interface LoadImageOptions {
  *   (missing, not an image, truncated). DiffSSLError when the format needs sharp and sharp is not installed.
  * @category Data
  */
-export async function loadImage(source: string | Uint8Array, opts: LoadImageOptions = {}): Promise<tf.Tensor3D> {
+export async function loadImage(source: FileInput, opts: LoadImageOptions = {}): Promise<tf.Tensor3D> {
   const channels = checkChannels(opts.channels, 'loadImage');
   if (opts.size !== undefined && (!Number.isInteger(opts.size) || opts.size < 1))
     throw new InputError(`loadImage: size must be a positive integer, got ${String(opts.size)}`);

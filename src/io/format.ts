@@ -2,8 +2,9 @@
  * Tells weight files apart by their first bytes, never by their extension.
  * @module
  */
-import { CheckpointError, InputError } from '../errors.js';
+import { CheckpointError } from '../errors.js';
 import { importUnbundled } from '../util/dynamicImport.js';
+import { normalizeInput, openWebSource, type FileInput } from './webSource.js';
 
 /** What a weights file is. */
 export type WeightsFormat = 'safetensors' | 'pytorch-zip' | 'pytorch-legacy' | 'unknown';
@@ -19,13 +20,20 @@ export function formatOf(head: Uint8Array): WeightsFormat {
 }
 
 /**
- * The format of a path (Node) or of bytes.
+ * The format of a path (Node), of bytes, or of a URL, Blob or Response (a Response's body is read).
  * @throws CheckpointError when the file cannot be opened.
  */
-export async function sniffFormat(source: string | Uint8Array): Promise<WeightsFormat> {
+export async function sniffFormat(input: FileInput): Promise<WeightsFormat> {
+  const source = normalizeInput(input, 'weights file');
   if (source instanceof Uint8Array) return formatOf(source.subarray(0, 16));
-  if (typeof source !== 'string')
-    throw new InputError(`weights must be a path or a Uint8Array, got ${source === null ? 'null' : typeof source}`);
+  if (typeof source !== 'string') {
+    const src = await openWebSource(source);
+    try {
+      return formatOf(await src.read(0, Math.min(16, src.size)));
+    } finally {
+      await src.close();
+    }
+  }
   const fs = await importUnbundled<typeof import('node:fs')>('node:fs');
   let handle: import('node:fs').promises.FileHandle;
   try {

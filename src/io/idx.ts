@@ -7,9 +7,9 @@
  */
 import { CheckpointError, InputError } from '../errors.js';
 import type { HostTensor } from '../util/hostTensor.js';
-import { nodeFs } from '../util/nodeFs.js';
 import { LITTLE_ENDIAN_HOST, swapBytes } from './byteSource.js';
 import { inflateBounded, isGzip } from './inflate.js';
+import { inputLabel, readFileBytes, type FileInput } from './webSource.js';
 
 /**
  * The value types an IDX file can hold, by their type byte: 0x08 `uint8`, 0x09 `int8`, 0x0B `int16`,
@@ -130,7 +130,7 @@ export function encodeIdx(tensor: HostTensor<IdxData, readonly number[]>): Uint8
 }
 
 /**
- * Reads an IDX file from a path (Node) or from bytes, gzipped or not.
+ * Reads an IDX file from a path (Node), a URL, Blob or Response, or bytes; gzipped or not.
  * @example
  * ```ts
  * const { shape, data } = await readIdx('train-images-idx3-ubyte.gz'); // [60000, 28, 28], Uint8Array
@@ -139,9 +139,9 @@ export function encodeIdx(tensor: HostTensor<IdxData, readonly number[]>): Uint8
  *   (wrong magic, unknown type byte, truncated, trailing data).
  * @category I/O
  */
-export async function readIdx(source: string | Uint8Array, opts: ReadIdxOptions = {}): Promise<IdxTensor> {
-  const label = typeof source === 'string' ? source : (opts.label ?? '<bytes>');
-  let bytes = await readSource(source, 'IDX file');
+export async function readIdx(source: FileInput, opts: ReadIdxOptions = {}): Promise<IdxTensor> {
+  const label = inputLabel(source, opts.label ?? '<bytes>');
+  let bytes = await readFileBytes(source, 'IDX file');
   if (isGzip(bytes))
     bytes = await inflateBounded(
       bytes,
@@ -161,14 +161,14 @@ export async function readIdx(source: string | Uint8Array, opts: ReadIdxOptions 
  * @category I/O
  */
 export async function readIdxPair(
-  images: string | Uint8Array,
-  labels: string | Uint8Array,
+  images: FileInput,
+  labels: FileInput,
   opts: { imagesLabel?: string; labelsLabel?: string; maxBytes?: number } = {},
 ): Promise<{ images: IdxTensor; labels: IdxTensor }> {
   const x = await readIdx(images, { label: opts.imagesLabel, maxBytes: opts.maxBytes });
   const y = await readIdx(labels, { label: opts.labelsLabel, maxBytes: opts.maxBytes });
-  const xl = typeof images === 'string' ? images : (opts.imagesLabel ?? '<image bytes>');
-  const yl = typeof labels === 'string' ? labels : (opts.labelsLabel ?? '<label bytes>');
+  const xl = inputLabel(images, opts.imagesLabel ?? '<image bytes>');
+  const yl = inputLabel(labels, opts.labelsLabel ?? '<label bytes>');
   if (y.shape.length !== 1 || y.dtype === 'float32' || y.dtype === 'float64')
     throw new CheckpointError(
       `${yl} is not a labels file: it holds ${y.dtype} of shape [${y.shape}], not one integer per image`,
@@ -178,20 +178,6 @@ export async function readIdxPair(
       `${xl} holds ${x.shape[0]} images but ${yl} holds ${y.shape[0]} labels; check that the two files are of the same split`,
     );
   return { images: x, labels: y };
-}
-
-/** A path's bytes (Node), or the bytes given. */
-async function readSource(source: string | Uint8Array, what: string): Promise<Uint8Array> {
-  if (source instanceof Uint8Array) return source;
-  if (typeof source !== 'string')
-    throw new InputError(`an ${what} must be a path or a Uint8Array, got ${source === null ? 'null' : typeof source}`);
-  try {
-    const { fs } = await nodeFs();
-    const b = await fs.promises.readFile(source);
-    return new Uint8Array(b.buffer, b.byteOffset, b.length);
-  } catch (e) {
-    throw new CheckpointError(`cannot read ${what} ${source}: ${(e as Error).message}`);
-  }
 }
 
 function dtypeOf(data: unknown): IdxDtype {

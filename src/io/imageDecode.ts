@@ -11,6 +11,7 @@ import { importUnbundled } from '../util/dynamicImport.js';
 import { nodeFs } from '../util/nodeFs.js';
 import { decodeBMP, decodePNM, isBMP, isPNM } from './bitmapDecode.js';
 import { decodePNG, isPNG, type DecodedImage } from './pngDecode.js';
+import { inputLabel, readFileBytes, type FileInput } from './webSource.js';
 
 export type { DecodedImage } from './pngDecode.js';
 
@@ -76,18 +77,9 @@ export function sniffFormat(b: Uint8Array): string | undefined {
   return undefined;
 }
 
-/** The bytes of a path (Node), or the bytes given. */
-export async function readImageBytes(source: string | Uint8Array): Promise<Uint8Array> {
-  if (source instanceof Uint8Array) return source;
-  if (typeof source !== 'string')
-    throw new InputError(`an image must be a path or a Uint8Array, got ${source === null ? 'null' : typeof source}`);
-  try {
-    const { fs } = await nodeFs();
-    const b = await fs.promises.readFile(source);
-    return new Uint8Array(b.buffer, b.byteOffset, b.length);
-  } catch (e) {
-    throw new CheckpointError(`cannot read image file ${source}: ${(e as Error).message}`);
-  }
+/** The bytes of an image file: a path (Node), a URL, a Blob (a dropped File), a Response, or bytes. */
+export function readImageBytes(source: FileInput): Promise<Uint8Array> {
+  return readFileBytes(source, 'image file');
 }
 
 /** The message of a missing sharp. */
@@ -99,15 +91,15 @@ function needsSharp(what: string, why: string): DiffSSLError {
 }
 
 /**
- * Decodes an image file (a path, in Node) or its bytes to 8-bit pixels, with the pixel values as stored: no EXIF
+ * Decodes an image file (a path in Node, a URL, a Blob, a Response) or its bytes to 8-bit pixels, with the pixel values as stored: no EXIF
  * rotation (as PIL's `Image.open`). Through sharp, pixels come in sRGB (3 channels, 4 with alpha; gray is
  * replicated, an embedded ICC profile is applied) and a truncated file is an error, as in PIL.
  * @param label names the source in errors when it is bytes (default `'<bytes>'`).
  * @throws CheckpointError naming the file when it cannot be read or is not a readable image. DiffSSLError when
  *   its format needs sharp and sharp is not installed.
  */
-export async function decodeImage(source: string | Uint8Array, label?: string): Promise<DecodedImage> {
-  const name = typeof source === 'string' ? source : (label ?? '<bytes>');
+export async function decodeImage(source: FileInput, label?: string): Promise<DecodedImage> {
+  const name = inputLabel(source, label ?? '<bytes>');
   const bytes = await readImageBytes(source);
   const format = sniffFormat(bytes);
   if (format === 'BMP') return decodeBMP(bytes, name);

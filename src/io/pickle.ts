@@ -11,7 +11,7 @@
  * @module
  */
 import { CheckpointError } from '../errors.js';
-import { copyBytes } from './byteSource.js';
+import { copyBytes } from './byteRange.js';
 
 /** A Python tuple (kept apart from lists, which are plain arrays). */
 export class PyTuple {

@@ -14,7 +14,9 @@
 import { CheckpointError, InputError } from '../errors.js';
 import { isCount } from '../util/checks.js';
 import type { HostTensor } from '../util/hostTensor.js';
-import { LITTLE_ENDIAN_HOST, openByteSource, swapBytes, type ByteSource } from './byteSource.js';
+import { type ByteSource } from './byteRange.js';
+import { LITTLE_ENDIAN_HOST, openByteSource, swapBytes } from './byteSource.js';
+import type { FileInput } from './webSource.js';
 import { formatOf } from './format.js';
 import {
   describe,
@@ -183,7 +185,7 @@ export class TorchCheckpointReader extends TensorFileReader<TensorRef> {
    * and checks every tensor's storage range against the file.
    * @throws CheckpointError for a refused global, a corrupt, truncated or unsupported file.
    */
-  static async open(source: string | Uint8Array, opts: TorchOpenOptions = {}): Promise<TorchCheckpointReader> {
+  static async open(source: FileInput | ByteSource, opts: TorchOpenOptions = {}): Promise<TorchCheckpointReader> {
     if (!LITTLE_ENDIAN_HOST) throw new CheckpointError('reading torch checkpoints needs a little-endian host');
     const maxPickle = opts.maxPickleBytes ?? DEFAULT_MAX_PICKLE;
     if (!Number.isSafeInteger(maxPickle) || maxPickle <= 0)

@@ -11,7 +11,9 @@ import { isCount } from '../util/checks.js';
 import type { HostData, HostTensor } from '../util/hostTensor.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import { writeAtomic, writeFully } from './atomicFile.js';
-import { copyBytes, LITTLE_ENDIAN_HOST, readFullyAt, readFullyAtSync } from './byteSource.js';
+import { copyBytes, type ByteSource } from './byteRange.js';
+import { isByteSource, LITTLE_ENDIAN_HOST, openByteSource, readFullyAt, readFullyAtSync } from './byteSource.js';
+import { normalizeInput, type FileInput } from './webSource.js';
 import {
   compareNames,
   isSafetensorsDtype,
@@ -82,7 +84,7 @@ type FileHandle = import('node:fs/promises').FileHandle;
  */
 export class SafetensorsReader extends TensorFileReader<Entry> {
   private constructor(
-    /** The path, or `'<bytes>'`; named in every error message. */
+    /** The path, the URL, or `'<bytes>'`; named in every error message. */
     readonly source: string,
     /** The header's `__metadata__` string map (empty when absent). */
     readonly metadata: Record<string, string>,
@@ -90,6 +92,7 @@ export class SafetensorsReader extends TensorFileReader<Entry> {
     private readonly dataStart: number,
     private readonly bytes?: Uint8Array,
     private readonly file?: { fs: NodeFs; handle: FileHandle },
+    private readonly remote?: ByteSource,
   ) {
     super('safetensors file', entries);
   }
@@ -99,16 +102,19 @@ export class SafetensorsReader extends TensorFileReader<Entry> {
     return this.source;
   }
 
-  /** Opens a path (keeping the file descriptor until {@link close}) or wraps bytes already in memory. */
-  static async open(source: string | Uint8Array): Promise<SafetensorsReader> {
+  /**
+   * Opens a path (keeping the file descriptor until {@link close}), wraps bytes already in memory,
+   * or reads a URL (range requests), Blob or Response tensor by tensor.
+   */
+  static async open(input: FileInput | ByteSource): Promise<SafetensorsReader> {
     if (!LITTLE_ENDIAN_HOST) throw new CheckpointError('safetensors needs a little-endian host');
+    const source = isByteSource(input) ? input : normalizeInput(input, 'safetensors file');
     if (source instanceof Uint8Array) {
       const n = headerLength(source.subarray(0, 8), source.length, '<bytes>');
       const { entries, metadata } = parseHeader(source.subarray(8, 8 + n), source.length - 8 - n, '<bytes>');
       return new SafetensorsReader('<bytes>', metadata, entries, 8 + n, source);
     }
-    if (typeof source !== 'string')
-      throw new InputError('SafetensorsReader.open expects a path string or a Uint8Array');
+    if (typeof source !== 'string') return SafetensorsReader.fromSource(await openByteSource(source));
     const fs = await importUnbundled<NodeFs>('node:fs');
     let handle: FileHandle;
     try {
@@ -127,6 +133,18 @@ export class SafetensorsReader extends TensorFileReader<Entry> {
     }
   }
 
+  /** A reader over an open source (a URL, a Blob): it owns the source and closes it, on failure too. */
+  private static async fromSource(src: ByteSource): Promise<SafetensorsReader> {
+    try {
+      const n = headerLength(await src.read(0, Math.min(8, src.size)), src.size, src.label);
+      const { entries, metadata } = parseHeader(await src.read(8, n), src.size - 8 - n, src.label);
+      return new SafetensorsReader(src.label, metadata, entries, 8 + n, undefined, undefined, src);
+    } catch (e) {
+      await src.close();
+      throw e;
+    }
+  }
+
   /** Dtype, shape and size of one tensor without reading its data; throws InputError naming close keys if absent. */
   info(name: string): TensorInfo {
     const e = this.entry(name);
@@ -138,13 +156,17 @@ export class SafetensorsReader extends TensorFileReader<Entry> {
     const e = this.entry(name);
     const raw = this.file
       ? await readFully(this.file.handle, this.dataStart + e.begin, e.end - e.begin, this.source)
-      : copyBytes(this.bytes!, this.dataStart + e.begin, this.dataStart + e.end);
+      : this.remote
+        ? await this.remote.read(this.dataStart + e.begin, e.end - e.begin)
+        : copyBytes(this.bytes!, this.dataStart + e.begin, this.dataStart + e.end);
     return decode(e, raw);
   }
 
   /** Like {@link read}, for callers that cannot await (uses `fs.readSync` on the open descriptor). */
   readSync(name: string): ReadTensor {
     const e = this.entry(name);
+    if (this.remote)
+      throw new InputError(`${this.source} is read over the web, which cannot be read synchronously; use read()`);
     if (!this.file) return decode(e, copyBytes(this.bytes!, this.dataStart + e.begin, this.dataStart + e.end));
     const raw = new Uint8Array(e.end - e.begin);
     readFullyAtSync(
@@ -163,6 +185,7 @@ export class SafetensorsReader extends TensorFileReader<Entry> {
    */
   protected async release(): Promise<void> {
     await this.file?.handle.close();
+    await this.remote?.close();
   }
 }
 
@@ -170,7 +193,7 @@ export class SafetensorsReader extends TensorFileReader<Entry> {
  * Convenience: read everything into a Map (small files, tests).
  * @category I/O
  */
-export async function readSafetensors(source: string | Uint8Array): Promise<Map<string, ReadTensor>> {
+export async function readSafetensors(source: FileInput): Promise<Map<string, ReadTensor>> {
   const reader = await SafetensorsReader.open(source);
   try {
     const out = new Map<string, ReadTensor>();

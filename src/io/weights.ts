@@ -3,10 +3,12 @@
  * which: the format is sniffed from the content, never the extension.
  * @module
  */
-import { CheckpointError, InputError } from '../errors.js';
-import { sniffFormat, type WeightsFormat } from './format.js';
+import { CheckpointError } from '../errors.js';
+import { isByteSource, openByteSource } from './byteSource.js';
+import { formatOf, sniffFormat, type WeightsFormat } from './format.js';
 import { TorchCheckpointReader } from './pytorch.js';
 import { SafetensorsReader } from './safetensors.js';
+import { normalizeInput, type FileInput } from './webSource.js';
 
 /** A state dict on disk or in memory, read one float tensor at a time. */
 export interface WeightsSource {
@@ -59,13 +61,19 @@ function fromTorch(r: TorchCheckpointReader): WeightsSource {
 /**
  * Opens a weights file of any supported format: safetensors, or a `torch.save` checkpoint (zip or
  * legacy layout; read through a restricted unpickler that runs no code).
- * @param source a path (Node) or the file's bytes.
+ * @param input a path (Node), the file's bytes, or its URL, Blob or Response (read by ranges where the server allows).
  * @throws CheckpointError for an unreadable, corrupt or unsupported file.
  */
-export async function openWeights(source: string | Uint8Array): Promise<WeightsSource> {
-  if (typeof source !== 'string' && !(source instanceof Uint8Array))
-    throw new InputError(`weights must be a path or a Uint8Array, got ${source === null ? 'null' : typeof source}`);
-  const format = await sniffFormat(source);
+export async function openWeights(input: FileInput): Promise<WeightsSource> {
+  const normal = normalizeInput(input, 'weights file');
+  // A URL, Blob or Response is opened once: its first bytes say the format, then its reader reads the rest.
+  const source = normal instanceof Uint8Array || typeof normal === 'string' ? normal : await openByteSource(normal);
+  const format = isByteSource(source)
+    ? await source.read(0, Math.min(16, source.size)).then(formatOf, async (e: unknown) => {
+        await source.close();
+        throw e;
+      })
+    : await sniffFormat(source);
   switch (format) {
     case 'safetensors':
       return fromSafetensors(await SafetensorsReader.open(source));

@@ -10,7 +10,7 @@
  * @module
  */
 import { CheckpointError } from '../errors.js';
-import type { ByteSource } from './byteSource.js';
+import type { ByteSource } from './byteRange.js';
 import { crc32 } from './crc32.js';
 import { inflateBounded } from './inflate.js';
 

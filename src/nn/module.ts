@@ -6,6 +6,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { disposeState, loadState, saveState, trainableOf, type LoadWeightsOptions, type StateEntry } from './state.js';
+import type { FileInput } from '../io/webSource.js';
 
 /**
  * A module with named state. A subclass implements {@link Module.state}; everything else here is
@@ -33,13 +34,13 @@ export abstract class Module {
 
   /**
    * Loads weights saved under the reference's names and PyTorch layouts: a safetensors file or a
-   * `torch.save` checkpoint (path or bytes). Strict: every key of {@link Module.state} must be there
+   * `torch.save` checkpoint (a path, a URL, a Blob, a Response or bytes: see {@link FileInput}). Strict: every key of {@link Module.state} must be there
    * with its shape, and nothing else (within {@link LoadWeightsOptions.prefix}, if given); on any
    * error the module keeps its old values.
    * @throws WeightsError listing every missing, unexpected and mis-shaped key.
    * @throws CheckpointError for an unreadable file.
    */
-  loadWeights(source: string | Uint8Array, opts?: LoadWeightsOptions): Promise<void> {
+  loadWeights(source: FileInput, opts?: LoadWeightsOptions): Promise<void> {
     return loadState(this.state(), source, opts);
   }
 

@@ -11,6 +11,7 @@ import { SafetensorsReader, writeSafetensors, type TensorToWrite } from '../io/s
 import { localShape, localToReference, referenceToLocal, type Layout } from '../io/layout.js';
 import { openWeights } from '../io/weights.js';
 import { SeededRandom } from '../util/random.js';
+import type { FileInput } from '../io/webSource.js';
 
 export type { Layout } from '../io/layout.js';
 
@@ -143,11 +144,11 @@ export async function saveState(entries: StateEntry[], path: string): Promise<vo
  * Loads reference weights into the entries. Every key is checked before any variable changes:
  * missing, unexpected (within the prefix) and mis-shaped keys are reported together in one
  * {@link WeightsError}, and on any error the module keeps its old values.
- * @param source a safetensors path (Node) or its bytes.
+ * @param source a safetensors or torch file: a path (Node), a URL, a Blob, a Response or its bytes.
  */
 export async function loadState(
   entries: StateEntry[],
-  source: string | Uint8Array,
+  source: FileInput,
   opts: LoadWeightsOptions = {},
 ): Promise<void> {
   const prefix = opts.prefix ?? '';

@@ -4,6 +4,7 @@
  * @module
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import type { FileInput } from '../io/webSource.js';
 
 /**
  * Options the trainer passes to {@link TrainableModel.logits}: the batch's own options plus the mode.
@@ -29,5 +30,5 @@ export interface TrainableModel<I> {
   readonly trainableVariables: tf.Variable[];
   logits(input: I, options: LogitsCallOptions): tf.Tensor2D | Promise<tf.Tensor2D>;
   saveWeights?(path: string): Promise<unknown>;
-  loadWeights?(source: string | Uint8Array): Promise<unknown>;
+  loadWeights?(source: FileInput): Promise<unknown>;
 }

@@ -34,6 +34,7 @@ import { checkSeed, seededUniform } from '../util/noise.js';
 import { checkAddedMaps, checkClassLabels, checkImageBatch, checkWeightKeys } from './inputChecks.js';
 import type { ForwardOptions, ForwardResult, LoadOptions, ModelOptions, ReferenceTensor } from './options.js';
 import { extractFeatures, type ExtractOptions, type FeatureSet } from '../features/extractFeatures.js';
+import type { FileInput } from '../io/webSource.js';
 
 /**
  * The ADM U-Net. Build it from a preset name, the reference's flag dictionary or a typed
@@ -152,12 +153,13 @@ export class ADMUNet {
    * Loads weights saved under the reference's state-dict names (safetensors; F32, F16 or BF16,
    * read as float32). The format is recognised from the content. A path is read tensor by tensor at
    * its offsets, never as one buffer.
-   * @param weights a weights file path (Node) or its bytes.
+   * @param weights the weights file: a path (Node), a URL (read by HTTP range requests, a window at a time,
+   *   so a 2.2 GB file never sits in one buffer), a Blob (a dropped `File`), a Response, or its bytes.
    * @param flags preset name, reference flags (`create_model_and_diffusion_args`) or typed config.
    * @throws CheckpointError for a corrupt, truncated or unsupported file.
    * @throws WeightsError listing every missing, unexpected or mis-shaped key.
    */
-  static async load(weights: string | Uint8Array, flags: ModelSpec, opts: LoadOptions = {}): Promise<ADMUNet> {
+  static async load(weights: FileInput, flags: ModelSpec, opts: LoadOptions = {}): Promise<ADMUNet> {
     const config = resolveConfig(flags);
     const arch = buildArchitecture(config);
     const source = await openWeights(weights);

@@ -1,6 +1,6 @@
 /**
  * Files shipped inside the package (the Fashion-MNIST subset, the default backbone), found from
- * this module's own location in Node.
+ * this module's own location in Node. The browser build uses `packageFiles.browser.ts` instead.
  * @module
  */
 import { CheckpointError } from '../errors.js';
@@ -34,4 +34,20 @@ async function moduleFile(): Promise<string | undefined> {
   if (!url?.startsWith('file:')) return undefined;
   const { fileURLToPath } = await importUnbundled<typeof import('node:url')>('node:url');
   return fileURLToPath(url);
+}
+
+/** The files the library itself reads from the package, relative to its root. */
+export type ShippedFile =
+  | 'models/fashion-mnist-adm/weights.safetensors'
+  | 'data/fashion-mnist/train-images-idx3-ubyte.gz'
+  | 'data/fashion-mnist/train-labels-idx1-ubyte.gz'
+  | 'data/fashion-mnist/t10k-images-idx3-ubyte.gz'
+  | 'data/fashion-mnist/t10k-labels-idx1-ubyte.gz';
+
+/**
+ * Where a shipped file is: its path in Node, its URL next to the bundle in a browser.
+ * @throws CheckpointError as {@link packagePath}.
+ */
+export function shippedFile(file: ShippedFile, who: string, instead: string): Promise<string | URL> {
+  return packagePath(file.split('/'), who, instead);
 }

@@ -141,7 +141,7 @@ describe('loadImage', () => {
     await rejects(() => loadImage(at('bad', 'missing.png')), CheckpointError, 'missing.png', 'cannot read');
     await rejects(() => loadImage(at('odd.png'), { size: 0 }), InputError, 'size');
     await rejects(() => loadImage(at('odd.png'), { channels: 2 as 1 }), InputError, 'channels');
-    await rejects(() => loadImage(42 as unknown as string), InputError, 'path or a Uint8Array');
+    await rejects(() => loadImage(42 as unknown as string), InputError, 'must be a path, a URL, a Blob');
   });
 
   it('without sharp: PNG loads the same, JPEG says `npm install sharp`', async () => {
