@@ -222,6 +222,7 @@ export type { ThreadedWasmOptions, ThreadedWasmResult } from './backend/wasm/thr
 
 // Ops: differentiable building blocks with fast gradients on wasm.
 export { adaptiveAvgPool2d } from './ops/adaptiveAvgPool.js';
+export { interpolateBilinear } from './ops/interpolate.js';
 export { matMul2d, dense } from './ops/dense.js';
 export { multiHeadAttention } from './ops/multiHeadAttention.js';
 export { noGrad } from './ops/noGrad.js';

@@ -47,6 +47,7 @@ export interface ExtractionFlags {
   t?: number[];
   b?: number[];
   pool?: number;
+  dense?: number;
   batch?: number;
   seed?: number;
   ensemble?: number;
@@ -118,6 +119,7 @@ export async function extractShard(
     b: flags.b!,
     dir: opts.dir,
     ...(flags.pool !== undefined ? { pool: flags.pool } : {}),
+    ...(flags.dense !== undefined ? { dense: flags.dense } : {}),
     seed: flags.seed ?? 0,
     ensemble: flags.ensemble ?? 1,
     batch: flags.batch ?? 64,

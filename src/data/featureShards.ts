@@ -81,6 +81,8 @@ export interface ExtractToDirectoryOptions {
   dir: string;
   /** Adaptive-average-pool maps larger than `pool × pool` (after the ensemble mean), as {@link extractFeatures}. */
   pool?: number;
+  /** Dense features: every block's map resized to `dense × dense`, as {@link extractFeatures}; not with `pool`. */
+  dense?: number;
   /** Seed of the noise (see the module notes for the streams). Default 0. */
   seed?: number;
   /** Noise draws averaged per image, as `ensemble` of {@link extractFeatures}. Default 1. */
@@ -134,6 +136,8 @@ interface Settings {
   t: number[];
   b: number[];
   pool: number | null;
+  /** Present only for dense runs, so that the settings (and hashes) of earlier runs stay as they were. */
+  dense?: number;
   seed: number;
   ensemble: number;
   dtype: 'F32' | 'F16';
@@ -317,7 +321,7 @@ function intList(v: number | number[], what: string): number[] {
 /** `"<where>: <field> is <theirs>, <now> <ours>"` for each field of settings that differs. */
 function settingsDiff(theirs: Settings, ours: Settings, where: string, now: string): string[] {
   const out: string[] = [];
-  for (const k of Object.keys(ours) as (keyof Settings)[]) {
+  for (const k of new Set([...Object.keys(ours), ...Object.keys(theirs ?? {})]) as Set<keyof Settings>) {
     const a = JSON.stringify(theirs?.[k]);
     const b = JSON.stringify(ours[k]);
     if (a !== b) out.push(`${where}: ${k} is ${a}, ${now} ${b}`);
@@ -471,7 +475,7 @@ export function rowNoise(shape: [number, number, number], ts: number[], ensemble
  *
  * @returns what was done; the features are read with {@link mergeShards} once every shard is done.
  * @throws ShardError when `dir` holds shards (or this shard) made with other settings (model, t, b,
- * pool, seed, ensemble, dtype, images, number of shards), naming each difference; InputError for bad
+ * pool, dense, seed, ensemble, dtype, images, number of shards), naming each difference; InputError for bad
  * options or images; CheckpointError for unreadable files.
  * @example
  * ```ts
@@ -497,6 +501,9 @@ export async function extractToDirectory(images: ImageSource, opts: ExtractToDir
   const bs = intList(opts.b, 'b');
   bs.forEach((b) => model.block(b));
   const pool = opts.pool === undefined ? null : positiveInt(opts.pool, 'pool');
+  const dense = opts.dense === undefined ? null : positiveInt(opts.dense, 'dense');
+  if (dense !== null && pool !== null)
+    throw new InputError('dense and pool exclude each other: dense resizes every map to one side, pool shrinks each');
   const seed = checkSeed(opts.seed ?? 0);
   const ensemble = positiveInt(opts.ensemble ?? 1, 'ensemble');
   const batch = positiveInt(opts.batch ?? 64, 'batch');
@@ -517,6 +524,7 @@ export async function extractToDirectory(images: ImageSource, opts: ExtractToDir
     t: ts,
     b: bs,
     pool,
+    ...(dense !== null ? { dense } : {}),
     seed,
     ensemble,
     dtype,
@@ -641,6 +649,7 @@ export async function extractToDirectory(images: ImageSource, opts: ExtractToDir
         noise,
         ensemble,
         ...(pool !== null ? { pool } : {}),
+        ...(dense !== null ? { dense } : {}),
         ...(opts.maxBatch !== undefined ? { maxBatch: opts.maxBatch } : {}),
       });
       const tensors = new Map<string, TensorToWrite>();
@@ -859,10 +868,11 @@ export class ShardedFeatures {
     return Int32Array.from(this.index.labels);
   }
 
-  /** How the features were made: model hash, pool (null: none), seed, ensemble, storage dtype, shards. */
+  /** How the features were made: model hash, pool (null: none), dense side (null: none), seed, ensemble, storage dtype, shards. */
   get info(): {
     modelHash: string;
     pool: number | null;
+    dense: number | null;
     seed: number;
     ensemble: number;
     dtype: 'F32' | 'F16';
@@ -873,6 +883,7 @@ export class ShardedFeatures {
     return {
       modelHash: s.model,
       pool: s.pool,
+      dense: s.dense ?? null,
       seed: s.seed,
       ensemble: s.ensemble,
       dtype: s.dtype,

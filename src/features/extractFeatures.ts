@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { adaptiveAvgPool2d } from '../ops/adaptiveAvgPool.js';
+import { interpolateBilinear } from '../ops/interpolate.js';
 import { checkImageRange, checkTimesteps, type IMAGE_RANGE_LIMIT } from '../unet/schedule.js';
 import { checkSeed, stepNoise } from '../util/noise.js';
 import { progressClock, type ExtractProgressInfo, type ProgressCallback } from '../util/progress.js';
@@ -73,6 +74,13 @@ export interface ExtractOptions {
    * that small or smaller are returned as they are, like the paper's tokenizer does.
    */
   pool?: number;
+  /**
+   * Dense features: resize every block's map to `dense × dense` with PyTorch's bilinear
+   * `F.interpolate(…, align_corners=False)` (up for the deep blocks, down for larger ones), one
+   * forward's batch at a time, so no more than a batch ever exists at the finer sides of the blocks
+   * together. {@link FeatureSet.concat} joins the blocks of a step along channels. Not with `pool`.
+   */
+  dense?: number;
   /** Class labels, one per example, for class-conditional backbones. */
   y?: number[];
   /**
@@ -126,6 +134,22 @@ export class FeatureSet {
   /** Whether (t, b) is in the set. */
   has(t: number, b: number): boolean {
     return !this.disposed && this.maps.has(`${t}:${b}`);
+  }
+
+  /**
+   * The maps of step t at `blocks` (default: every block of the set, in request order) joined along
+   * channels, `[N, side, side, ΣC]`: the per-pixel feature of several blocks, as dense heads take it.
+   * A new tensor, the caller's to dispose.
+   * @throws InputError when the maps differ in side (extract with `dense`), or for a missing (t, b).
+   */
+  concat(t: number, blocks: number[] = this.b): tf.Tensor4D {
+    const maps = blocks.map((b) => this.get(t, b));
+    const sides = new Set(maps.map((m) => `${m.shape[1]}×${m.shape[2]}`));
+    if (sides.size > 1)
+      throw new InputError(
+        `the maps of t=${t} at blocks ${blocks.join(', ')} have sides ${[...sides].join(', ')}: extract them with \`dense: side\` to bring them to one side`,
+      );
+    return maps.length === 1 ? tf.clone(maps[0]) : (tf.concat(maps, 3) as tf.Tensor4D);
   }
 
   /** Every `{ t, b, map }`, t-major in request order. */
@@ -196,6 +220,10 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
   const n = model.checkImages(x0, 'x0');
   if (opts.pool !== undefined && (!Number.isInteger(opts.pool) || opts.pool < 1))
     throw new InputError(`pool must be a positive integer, got ${opts.pool}`);
+  if (opts.dense !== undefined && (!Number.isInteger(opts.dense) || opts.dense < 1))
+    throw new InputError(`dense must be a positive integer side, got ${opts.dense}`);
+  if (opts.dense !== undefined && opts.pool !== undefined)
+    throw new InputError('dense and pool exclude each other: dense resizes every map to one side, pool shrinks each');
   const maxBatch =
     opts.maxBatch ?? Math.max(1, Math.floor(DEFAULT_BATCH_PIXELS / (model.config.imageSize * model.config.imageSize)));
   if (!Number.isInteger(maxBatch) || maxBatch < 1)
@@ -281,7 +309,11 @@ export async function extractFeatures(x0: tf.Tensor4D, opts: ExtractOptions): Pr
             const all = list.length === 1 ? list[0] : tf.concat(list, 0);
             const map = K === 1 ? all : ensembleMean(all, g1 - g0, K);
             const pooled =
-              opts.pool !== undefined && opts.pool < map.shape[1] ? adaptiveAvgPool2d(map, opts.pool) : map;
+              opts.dense !== undefined
+                ? interpolateBilinear(map, opts.dense)
+                : opts.pool !== undefined && opts.pool < map.shape[1]
+                  ? adaptiveAvgPool2d(map, opts.pool)
+                  : map;
             // The block's (t, example) rows, split by t.
             const out: { key: string; part: tf.Tensor4D }[] = [];
             for (let g = g0; g < g1;) {

@@ -9,6 +9,7 @@ import { positiveInt } from '../util/checks.js';
 import { floatEntry, Init, prefixed, type FloatEntry, type StateEntry } from '../nn/state.js';
 import { Module } from '../nn/module.js';
 import { dense } from '../ops/dense.js';
+import { interpolateBilinear } from '../ops/interpolate.js';
 import { noGrad } from '../ops/noGrad.js';
 import type { ADMUNet } from '../unet/admUnet.js';
 import type { BlockInfo } from '../unet/architecture.js';
@@ -390,8 +391,7 @@ export class DifFeed extends Module {
           });
           let map = fb.length === 1 ? fb[0] : (tf.concat(fb, 0) as tf.Tensor4D);
           const side = unet.block(to).size;
-          if (map.shape[1] !== side || map.shape[2] !== side)
-            map = tf.image.resizeBilinear(map, [side, side], false, true);
+          if (map.shape[1] !== side || map.shape[2] !== side) map = interpolateBilinear(map, side);
           const prev = add.get(to);
           add.set(to, prev ? tf.add(prev, map) : map);
         });

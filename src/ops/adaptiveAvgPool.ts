@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
+import { applyAxisMatrices } from './axisMatrices.js';
 
 /**
  * Row-stochastic matrix `[out, in]` of PyTorch's adaptive average pooling along one axis: output i
@@ -29,12 +30,5 @@ export function adaptiveAvgPool2d(x: tf.Tensor4D, size: number | [number, number
   const [n, h, w, c] = x.shape;
   if (oh === h && ow === w) return tf.clone(x);
   if (h % oh === 0 && w % ow === 0) return tf.avgPool(x, [h / oh, w / ow], [h / oh, w / ow], 'valid');
-  return tf.tidy((): tf.Tensor4D => {
-    // Pool H: [H, N·W·C] on the left of a matMul, then W the same way.
-    const byH = tf.reshape(tf.transpose(x, [1, 0, 2, 3]), [h, n * w * c]);
-    const ph = tf.reshape(tf.matMul(tf.tensor2d(adaptivePoolMatrix(h, oh), [oh, h]), byH), [oh, n, w, c]);
-    const byW = tf.reshape(tf.transpose(ph, [2, 0, 1, 3]), [w, oh * n * c]);
-    const pw = tf.reshape(tf.matMul(tf.tensor2d(adaptivePoolMatrix(w, ow), [ow, w]), byW), [ow, oh, n, c]);
-    return tf.transpose(pw, [2, 1, 0, 3]) as tf.Tensor4D;
-  });
+  return applyAxisMatrices(x, adaptivePoolMatrix(h, oh), oh, adaptivePoolMatrix(w, ow), ow);
 }

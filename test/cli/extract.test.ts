@@ -161,6 +161,20 @@ describe('diffssl extract and merge', () => {
     expect(JSON.parse(l.out)).toMatchObject({ images: 2, written: 2, data: `list ${list} (2 images)` });
   });
 
+  it('--dense S writes every block at S×S; with --pool it is one line and exit 1', async () => {
+    const out = fresh();
+    const dense = ['--t', '90', '--b', '2,10', '--batch', '2', ...TINY_MODEL];
+    const r = await cli(['extract', folder, ...dense, '--dense', '32', '-o', out, '--json']);
+    expect(r.code, r.err).toBe(0);
+    const f = await ShardedFeatures.open(out);
+    expect(f.info.dense).toBe(32);
+    expect(f.shape(90, 2).slice(0, 2)).toEqual([32, 32]);
+    expect(f.shape(90, 10).slice(0, 2)).toEqual([32, 32]);
+    const both = await cli(['extract', folder, ...dense, '--dense', '32', '--pool', '2', '-o', fresh()]);
+    expect(both.code).toBe(1);
+    expect(oneLine(both.err)).toMatch(/dense and pool exclude each other/);
+  });
+
   it('bad inputs: one line each, exit 2 for usage and 1 for a file or value the model refuses', async () => {
     const bad = path.join(tmp, 'bad');
     fs.mkdirSync(path.join(bad, 'x'), { recursive: true });

@@ -19,7 +19,8 @@ import { imagesFromTensor, type ImageSource } from '../../src/data/images';
 import { ADMUNet } from '../../src/unet/admUnet';
 import { seededNormal } from '../../src/util/noise';
 import type { ShardProgressInfo } from '../../src/util/progress';
-import { bundleScript, setBackend } from '../helpers';
+import { interpolateBilinear } from '../../src/ops/interpolate';
+import { bundleScript, compareArrays, setBackend } from '../helpers';
 import { expectProgress } from '../util/progressReports';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -349,6 +350,29 @@ console.log('finished');
     await expect(extractToDirectory(images, opts(freshDir(), { imageIds: ['a'] }))).rejects.toThrow(
       /imageIds must be one string per image \(11\)/,
     );
+  });
+
+  it('dense maps stream to the directory a batch at a time, resized as F.interpolate; a re-run must agree on dense', async () => {
+    const [plainDir, denseDir] = [freshDir(), freshDir()];
+    await extractToDirectory(images, opts(plainDir, { pool: undefined, ensemble: 1 }));
+    await extractToDirectory(images, opts(denseDir, { pool: undefined, ensemble: 1, dense: 8 }));
+    const plain = await (await mergeShards(plainDir)).load();
+    const dense = await mergeShards(denseDir);
+    expect(dense.info.dense).toBe(8);
+    expect((await ShardedFeatures.open(plainDir)).info.dense).toBeNull(); // merged by the load above
+    for (const t of SETTINGS.t)
+      for (const b of SETTINGS.b) {
+        expect(dense.shape(t, b).slice(0, 2)).toEqual([8, 8]);
+        const got = await dense.read(t, b);
+        const want = interpolateBilinear(plain.get(t, b), 8);
+        const d = compareArrays(got.dataSync(), want.dataSync(), 1e-6, 1e-6);
+        expect(d.ok, `t ${t} b ${b}: ${d.maxAbs}`).toBe(true);
+        tf.dispose([got, want]);
+      }
+    plain.dispose();
+    const e = await failure(extractToDirectory(images, opts(denseDir, { pool: undefined, ensemble: 1 })));
+    expect(e.mismatched).toEqual(['shard-00000-of-00001: dense is 8, this run has undefined']);
+    await expect(extractToDirectory(images, opts(freshDir(), { dense: 8 }))).rejects.toThrow(/exclude each other/);
   });
 
   it('an empty shard (more shards than images) completes without a forward', async () => {

@@ -4,6 +4,7 @@ import { InputError } from '../../src/errors';
 import { extractFeatures, type FeatureSet } from '../../src/features/extractFeatures';
 import { seededNormal } from '../../src/util/noise';
 import { adaptiveAvgPool2d } from '../../src/ops/adaptiveAvgPool';
+import { interpolateBilinear } from '../../src/ops/interpolate';
 import { ADMUNet } from '../../src/unet/admUnet';
 import { compareArrays, loadTinyUNet, setBackend, warmUp } from '../helpers';
 
@@ -67,6 +68,47 @@ describe('extractFeatures and FeatureSet', () => {
     expect(compareArrays(pooled.get(90, 2).dataSync(), byHand.dataSync(), 1e-6, 1e-6).ok).toBe(true);
     tf.dispose(byHand);
     [full, pooled].forEach((f) => f.dispose());
+  });
+
+  it('dense resizes every block to one side as F.interpolate(bilinear) per batch; concat joins blocks per pixel', async () => {
+    const full = await extractFeatures(x0, { t: [90, 150], b: [2, 10, 15], model: unet, seed: 1 });
+    const before = tf.memory().numTensors;
+    const dense = await extractFeatures(x0, {
+      t: [90, 150],
+      b: [2, 10, 15],
+      model: unet,
+      seed: 1,
+      dense: 32,
+      maxBatch: 2,
+    });
+    for (const t of [90, 150])
+      for (const b of [2, 10, 15]) {
+        const m = dense.get(t, b);
+        expect(m.shape.slice(0, 3)).toEqual([3, 32, 32]);
+        const byHand = interpolateBilinear(full.get(t, b), 32);
+        const d = compareArrays(m.dataSync(), byHand.dataSync(), 1e-6, 1e-6);
+        expect(d.ok, `t ${t} b ${b}: ${d.maxAbs}`).toBe(true);
+        byHand.dispose();
+      }
+    const cat = dense.concat(150);
+    const channels = [2, 10, 15].map((b) => full.get(150, b).shape[3]);
+    expect(cat.shape).toEqual([3, 32, 32, channels.reduce((a, c) => a + c, 0)]);
+    // the last channels of a pixel are block 15's
+    const tail = tf.slice(cat, [0, 0, 0, channels[0] + channels[1]], [-1, -1, -1, -1]);
+    expect(bits(tail)).toEqual(bits(dense.get(150, 15)));
+    expect(() => full.concat(90)).toThrow(/dense: side/);
+    expect(() => dense.concat(90, [2, 99])).toThrow(InputError);
+    tf.dispose([cat, tail]);
+    dense.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    await expect(extractFeatures(x0, { t: 90, b: 2, model: unet, dense: 16, pool: 4 })).rejects.toThrow(
+      /exclude each other/,
+    );
+    await expect(extractFeatures(x0, { t: 90, b: 2, model: unet, dense: 0 })).rejects.toThrow(
+      /dense must be a positive integer/,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    full.dispose();
   });
 
   it('maxBatch splits the work without changing the result, and reports progress', async () => {

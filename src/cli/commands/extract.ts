@@ -11,16 +11,16 @@ import { checkOutputDir, UsageError, type CliIO } from '../io.js';
 import { checkGrid, loadModel, MODEL_HELP, modelIdentity } from '../model.js';
 
 /** The usage lines of `diffssl extract`, in the top-level help. */
-export const EXTRACT_USAGE = `  diffssl extract DATA --t 90,150 --b 19,24 -o DIR [--pool 2] [--batch 64] [--seed 0] [--ensemble 1]
-                  [--f16] [--shard k/n | --shards n] [--labels FILE] [--limit N] [--json]
+export const EXTRACT_USAGE = `  diffssl extract DATA --t 90,150 --b 19,24 -o DIR [--pool 2 | --dense 64] [--batch 64] [--seed 0]
+                  [--ensemble 1] [--f16] [--shard k/n | --shards n] [--labels FILE] [--limit N] [--json]
       Noise each image to every step t, run the U-Net and write every block b's output to DIR as
       safetensors parts with a manifest. Resumable: a re-run continues after the last whole part,
       and a re-run of a finished shard does nothing. When every shard is complete the directory is
       merged (features.json); otherwise the shards still pending are named.
 `;
 
-/** The options of `diffssl extract`: those of every extraction from DATA (shared with `sweep`). */
-export const EXTRACT_FLAGS = EXTRACTION_FLAGS;
+/** The options of `diffssl extract`: those of every extraction from DATA (shared with `sweep`), and dense maps. */
+export const EXTRACT_FLAGS = { ...EXTRACTION_FLAGS, dense: { kind: 'count' } } as const;
 
 const HELP = `Usage:
 ${EXTRACT_USAGE}
@@ -30,6 +30,8 @@ ${DATA_HELP}
   --b LIST           blocks in the paper's numbering, a comma list (see diffssl info)
   -o, --output DIR   the run's directory, shared by all its shards (created if absent)
 ${EXTRACTION_HELP}
+  --dense S          dense features: every block's map resized to S×S (bilinear, as PyTorch's
+                     align_corners=False), one batch at a time; not with --pool
   --labels FILE      the IDX labels file of an IDX images DATA
   --limit N          only the first N images
 ${OUTPUT_HELP}
