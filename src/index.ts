@@ -142,8 +142,13 @@ export { onTheFlyImages, onTheFlyFeatures } from './data/onTheFly.js';
 export type { FeatureSpec, OnTheFlyImagesOptions, OnTheFlyFeaturesOptions } from './data/onTheFly.js';
 export { cacheFeatures, FeatureCache } from './data/featureCache.js';
 export type { CacheOptions } from './data/featureCache.js';
-export { loadFashionMNIST, FASHION_MNIST_CLASSES } from './data/fashionMnist.js';
-export type { FashionMNIST, FashionMNISTOptions, FashionMNISTSplit } from './data/fashionMnist.js';
+export { loadFashionMNIST, fashionMNISTMasks, FASHION_MNIST_CLASSES } from './data/fashionMnist.js';
+export type {
+  FashionMNIST,
+  FashionMNISTMaskOptions,
+  FashionMNISTOptions,
+  FashionMNISTSplit,
+} from './data/fashionMnist.js';
 export { loadImage, imageFiles, imageFolder, IMAGE_EXTENSIONS } from './data/imageFiles.js';
 export type {
   ImageFiles,

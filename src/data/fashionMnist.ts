@@ -140,6 +140,47 @@ export async function loadFashionMNIST(opts: FashionMNISTOptions = {}): Promise<
 }
 
 /**
+ * Options of {@link fashionMNISTMasks}.
+ * @category Data
+ */
+export interface FashionMNISTMaskOptions {
+  /** The 8-bit grey level from which a pixel is the garment's (default 32, an eighth of white). */
+  threshold?: number;
+}
+
+/**
+ * Segmentation masks made from Fashion-MNIST itself, for a small dense benchmark: every pixel is
+ * background (class 0) where the original 8-bit value is below `threshold`, else `1 + label`, the
+ * image's garment class (so 11 classes). They are derived, not drawn by people: a garment's dark
+ * parts (a black print, a shadow) count as background, and a pixel's class is the whole image's.
+ * Per-pixel heads must recognise the garment from context; one pixel's value only says garment or not.
+ * @param data a loaded split (padding, if any, is background).
+ * @returns `[N · side · side]` class ids, row-major like the images.
+ * @example
+ * ```ts
+ * const test = await loadFashionMNIST({ split: 'test' });
+ * const masks = fashionMNISTMasks(test); // Int32Array, 2000 · 28 · 28 values in 0..10
+ * test.dispose();
+ * ```
+ * @throws InputError for a bad threshold.
+ * @category Data
+ */
+export function fashionMNISTMasks(data: FashionMNIST, opts: FashionMNISTMaskOptions = {}): Int32Array {
+  const threshold = opts.threshold ?? 32;
+  if (!Number.isInteger(threshold) || threshold < 1 || threshold > 255)
+    throw new InputError(
+      `fashionMNISTMasks: threshold must be an integer grey level in 1..255, got ${String(threshold)}`,
+    );
+  const x = data.images.dataSync();
+  const per = data.images.shape[1] * data.images.shape[2];
+  const masks = new Int32Array(x.length);
+  // Back to the 8-bit value exactly (x = v / 127.5 − 1), so the threshold is a grey level, not a float.
+  for (let i = 0; i < x.length; i++)
+    masks[i] = Math.round((x[i] + 1) * 127.5) >= threshold ? 1 + data.labels[Math.floor(i / per)] : 0;
+  return masks;
+}
+
+/**
  * The directory of the subset shipped in the package: `data/fashion-mnist` under the nearest folder above
  * this module that holds a `package.json` (the repository from `src/`, the package from `dist/`).
  * @throws CheckpointError when it cannot be found (a browser, or a bundle that left the data behind).

@@ -36,6 +36,8 @@ export interface LinearProbeResult {
   trainAccuracy: number;
   /** The L2 penalty used (the one chosen on held-out training examples when several were given). */
   weightDecay: number;
+  /** The predicted class of every test row (for per-class scores such as a segmentation's mean IoU). */
+  testPredictions: Int32Array;
 }
 
 /**
@@ -95,7 +97,7 @@ export async function linearProbe(
       }
     }
     const acc = await fitAndScore(a, ytr, b, yte, classes, steps, lr, weightDecay);
-    return { accuracy: acc.test, trainAccuracy: acc.train, weightDecay };
+    return { accuracy: acc.test, trainAccuracy: acc.train, weightDecay, testPredictions: acc.testPredictions };
   } finally {
     tf.dispose([a, b]);
   }
@@ -124,7 +126,7 @@ async function fitAndScore(
   steps: number,
   lr: number,
   decay: number,
-): Promise<{ train: number; test: number }> {
+): Promise<{ train: number; test: number; testPredictions: Int32Array }> {
   const [n, d] = x.shape;
   const xT = tf.transpose(x);
   const onehot = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(y, 'int32'), classes), 'float32'));
@@ -153,14 +155,15 @@ async function fitAndScore(
       state = [next[1], next[2], next[4], next[5]];
       if (step % 50 === 0) await tf.nextFrame(); // let the event loop breathe on long probes
     }
-    const accuracy = (xs: tf.Tensor2D, ys: Int32Array) =>
-      tf.tidy(() => {
-        const pred = tf.argMax(tf.add(tf.matMul(xs, w), bias), 1).dataSync();
-        let right = 0;
-        ys.forEach((label, i) => (right += pred[i] === label ? 1 : 0));
-        return right / ys.length;
-      });
-    return { train: accuracy(x, y), test: accuracy(xTest, yTest) };
+    const predict = (xs: tf.Tensor2D) =>
+      tf.tidy(() => Int32Array.from(tf.argMax(tf.add(tf.matMul(xs, w), bias), 1).dataSync()));
+    const accuracy = (pred: Int32Array, ys: Int32Array) => {
+      let right = 0;
+      ys.forEach((label, i) => (right += pred[i] === label ? 1 : 0));
+      return right / ys.length;
+    };
+    const testPredictions = predict(xTest);
+    return { train: accuracy(predict(x), y), test: accuracy(testPredictions, yTest), testPredictions };
   } finally {
     tf.dispose([xT, onehot, w, bias, ...state]);
   }

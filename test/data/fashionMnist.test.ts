@@ -6,7 +6,7 @@ import zlib from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointError, InputError } from '../../src/errors';
-import { FASHION_MNIST_CLASSES, loadFashionMNIST, shippedDir } from '../../src/data/fashionMnist';
+import { FASHION_MNIST_CLASSES, fashionMNISTMasks, loadFashionMNIST, shippedDir } from '../../src/data/fashionMnist';
 import { encodeIdx } from '../../src/io/idx';
 import { setBackend } from '../helpers';
 
@@ -134,6 +134,28 @@ describe('loadFashionMNIST', () => {
     expect(o[0][0][0][0]).toBeCloseTo(pixels[0] / 127.5 - 1, 6);
     expect(o[0][28].every(([v]) => v === -1)).toBe(true);
     odd.dispose();
+  });
+
+  it('fashionMNISTMasks: background below the grey level, else 1 + the image label; padding is background', async () => {
+    const dir = path.join(tmp, 'gz');
+    const d = await loadFashionMNIST({ split: 'test', dir });
+    const masks = fashionMNISTMasks(d);
+    expect(masks.length).toBe(n * 28 * 28);
+    // by hand from the 8-bit pixels, every value, at the default level 32 and at 200
+    for (const level of [32, 200]) {
+      const m = level === 32 ? masks : fashionMNISTMasks(d, { threshold: level });
+      const bad = Array.from(m).findIndex((v, i) => v !== (pixels[i] >= level ? 1 + labels[Math.floor(i / 784)] : 0));
+      expect(bad, `level ${level}`).toBe(-1);
+    }
+    expect(() => fashionMNISTMasks(d, { threshold: 0 })).toThrow(InputError);
+    expect(() => fashionMNISTMasks(d, { threshold: 3.5 })).toThrow(/grey level/);
+    d.dispose();
+    const padded = await loadFashionMNIST({ split: 'test', dir, padTo: 32 });
+    const pm = fashionMNISTMasks(padded);
+    expect(pm.length).toBe(n * 32 * 32);
+    expect(Array.from(pm.subarray(0, 64)).every((v) => v === 0)).toBe(true); // the top two rows
+    expect(pm[(2 * 32 + 2) * 1]).toBe(pixels[0] >= 32 ? 1 + labels[0] : 0);
+    padded.dispose();
   });
 
   it('plugs into the ImageSource and Dataset protocols', async () => {

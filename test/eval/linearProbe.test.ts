@@ -27,6 +27,9 @@ describe('linearProbe', () => {
     expect(r.accuracy).toBeGreaterThan(0.95);
     expect(r.trainAccuracy).toBeGreaterThan(0.95);
     expect([1e-4, 1e-3, 1e-2]).toContain(r.weightDecay);
+    // one prediction per test row, and the accuracy is theirs
+    expect(r.testPredictions.length).toBe(150);
+    expect(r.accuracy).toBe(r.testPredictions.filter((p, i) => p === te.y[i]).length / 150);
     expect(await linearProbe(tr.x, tr.y, te.x, te.y)).toEqual(r);
     const [rtr, rte] = [blobs(300, 3, true), blobs(600, 4, true)];
     const chance = await linearProbe(rtr.x, rtr.y, rte.x, rte.y, { weightDecay: 1e-3 });
