@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { InputError } from '../errors.js';
-import { applyAxisMatrices } from './axisMatrices.js';
+import { applyAxisMatrices, outputSize } from './axisMatrices.js';
 
 /**
  * Row-stochastic matrix `[out, in]` of PyTorch's adaptive average pooling along one axis: output i
@@ -22,11 +21,7 @@ export function adaptivePoolMatrix(inSize: number, outSize: number): Float32Arra
  * @category Ops
  */
 export function adaptiveAvgPool2d(x: tf.Tensor4D, size: number | [number, number]): tf.Tensor4D {
-  const [oh, ow] = typeof size === 'number' ? [size, size] : size;
-  if (!(x instanceof tf.Tensor) || x.rank !== 4)
-    throw new InputError('adaptiveAvgPool2d: x must be a rank-4 NHWC tensor');
-  if (![oh, ow].every((v) => Number.isInteger(v) && v > 0))
-    throw new InputError(`adaptiveAvgPool2d: size must be positive integers, got ${String(size)}`);
+  const [oh, ow] = outputSize(x, size, 'adaptiveAvgPool2d');
   const [n, h, w, c] = x.shape;
   if (oh === h && ow === w) return tf.clone(x);
   if (h % oh === 0 && w % ow === 0) return tf.avgPool(x, [h / oh, w / ow], [h / oh, w / ow], 'valid');

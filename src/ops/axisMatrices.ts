@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from '../errors.js';
 
 /**
  * `out[n, i, j, c] = Σ_a Σ_b mh[i, a] · mw[j, b] · x[n, a, b, c]`: a linear map of the rows and one of the
@@ -22,4 +23,17 @@ export function applyAxisMatrices(
     const pw = tf.reshape(tf.matMul(tf.tensor2d(mw, [ow, w]), byW), [ow, oh, n, c]);
     return tf.transpose(pw, [2, 1, 0, 3]) as tf.Tensor4D;
   });
+}
+
+/**
+ * The output side `[oh, ow]` of a resize or pool of NHWC `x` to `size`, after checking both.
+ * @param who names the op in the errors.
+ * @throws InputError for a tensor that is not rank 4, or a size that is not positive integers.
+ */
+export function outputSize(x: tf.Tensor4D, size: number | [number, number], who: string): [number, number] {
+  const [oh, ow] = typeof size === 'number' ? [size, size] : size;
+  if (!(x instanceof tf.Tensor) || x.rank !== 4) throw new InputError(`${who}: x must be a rank-4 NHWC tensor`);
+  if (![oh, ow].every((v) => Number.isInteger(v) && v > 0))
+    throw new InputError(`${who}: size must be positive integers, got ${String(size)}`);
+  return [oh, ow];
 }

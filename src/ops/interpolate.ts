@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { InputError } from '../errors.js';
-import { applyAxisMatrices } from './axisMatrices.js';
+import { applyAxisMatrices, outputSize } from './axisMatrices.js';
 
 /**
  * Row-stochastic `[out, in]` matrix of PyTorch's bilinear resize along one axis (`align_corners=False`):
@@ -29,11 +28,7 @@ export function bilinearMatrix(inSize: number, outSize: number): Float32Array {
  * @category Ops
  */
 export function interpolateBilinear(x: tf.Tensor4D, size: number | [number, number]): tf.Tensor4D {
-  const [oh, ow] = typeof size === 'number' ? [size, size] : size;
-  if (!(x instanceof tf.Tensor) || x.rank !== 4)
-    throw new InputError('interpolateBilinear: x must be a rank-4 NHWC tensor');
-  if (![oh, ow].every((v) => Number.isInteger(v) && v > 0))
-    throw new InputError(`interpolateBilinear: size must be positive integers, got ${String(size)}`);
+  const [oh, ow] = outputSize(x, size, 'interpolateBilinear');
   const [, h, w] = x.shape;
   if (h === oh && w === ow) return tf.clone(x);
   return applyAxisMatrices(x, bilinearMatrix(h, oh), oh, bilinearMatrix(w, ow), ow);
