@@ -82,6 +82,10 @@ export { parseFusionArc, formatFusionArc, attentionArc } from './heads/fusionArc
 export type { DenseActivation, FusionArc, FusionLayer } from './heads/fusionArc.js';
 export { LinearHead, MLPHead, parseHeadArc } from './heads/mlpHead.js';
 export type { LinearHeadConfig, MLPHeadConfig } from './heads/mlpHead.js';
+export { UperHead } from './heads/uperHead.js';
+export type { UperHeadConfig } from './heads/uperHead.js';
+export { PixelClassifier, PixelMLP } from './heads/pixelClassifier.js';
+export type { PixelClassifierConfig } from './heads/pixelClassifier.js';
 export { DifFormer } from './fusion/difFormer.js';
 export type { DifFormerConfig, FusionBlock, FusionInput } from './fusion/difFormer.js';
 export { DifFeed, feedbackLinks, parseFeedbackArch } from './feedback/difFeed.js';
@@ -109,6 +113,8 @@ export type {
 export type { TrainableModel, LogitsCallOptions } from './train/trainableModel.js';
 export { crossEntropy } from './train/loss.js';
 export type { CrossEntropyOptions } from './train/loss.js';
+export { pixelCrossEntropy } from './train/segmentationLoss.js';
+export type { PixelCrossEntropyOptions } from './train/segmentationLoss.js';
 export {
   sgd,
   momentum,
@@ -131,7 +137,10 @@ export type {
 export { ensureGradients } from './backend/gradients.js';
 
 // Data: datasets, images (tensors, files, folders, IDX), transforms, features on the fly or cached.
-export { tensorDataset } from './data/dataset.js';
+export { segmentationDataset, tensorDataset } from './data/dataset.js';
+export type { SegmentationDatasetOptions } from './data/dataset.js';
+export { DEFAULT_IGNORE_INDEX } from './data/labels.js';
+export type { Masks } from './data/labels.js';
 export type { Dataset, Batch, BatchContext } from './data/dataset.js';
 export type { Labels } from './data/labels.js';
 export { imagesFromTensor } from './data/images.js';
@@ -167,6 +176,8 @@ export { topKAccuracy, topKCorrect } from './eval/accuracy.js';
 export { KNN, knnEvaluate, poolFeatures } from './eval/knn.js';
 export { linearProbe } from './eval/linearProbe.js';
 export type { LinearProbeOptions, LinearProbeResult } from './eval/linearProbe.js';
+export { SegmentationMeter, segmentationScores } from './eval/segmentation.js';
+export type { SegmentationMeterOptions, SegmentationScores } from './eval/segmentation.js';
 export type { KNNOptions, KNNScore } from './eval/knn.js';
 
 // CKA: linear CKA, its minibatch form, block × block matrices, heatmaps.

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { mixSeed, SeededRandom } from '../util/random.js';
-import { checkLabels } from './labels.js';
+import { checkIgnoreIndex, checkLabels, DEFAULT_IGNORE_INDEX } from './labels.js';
 
 /**
  * Where a batch sits in a run; sources use `seed` for every random choice (noise, augmentation).
@@ -115,5 +115,67 @@ export function tensorDataset<T extends tf.Tensor>(inputs: T, labels: ArrayLike<
       input: tf.tidy(() => tf.gather(inputs, tf.tensor1d(indices, 'int32'))) as T,
       labels: Int32Array.from(indices, (i) => y[i]),
     }),
+  };
+}
+
+/**
+ * Options of {@link segmentationDataset}.
+ * @category Data
+ */
+export interface SegmentationDatasetOptions {
+  classes: number;
+  /** Mask value of unlabelled pixels (default 255). */
+  ignoreIndex?: number;
+}
+
+/**
+ * A dataset of per-image inputs (one tensor, or one per block as a {@link UperHead} takes them) and
+ * their masks, for segmentation heads: a batch's labels are its images' masks, flattened in row-major
+ * pixel order, one per row of the head's `logits`. The tensors stay the caller's; batches are gathered
+ * copies.
+ * @param masks N·H·W class ids (or the ignore index), H×W being the side of the head's logits.
+ * @throws InputError for inputs of different example counts, masks that do not split into N equal
+ *   images, a class id out of range or an ignore index that is a class.
+ * @example
+ * ```ts
+ * const data = segmentationDataset([map8, map13], masks, { classes: 11 });
+ * await train(new UperHead({ channels: [64, 64], classes: 11, outputSide: 28 }), data, { epochs: 5, batchSize: 16, optimizer: adam(1e-3) });
+ * ```
+ * @category Data
+ */
+export function segmentationDataset<T extends tf.Tensor | tf.Tensor[]>(
+  inputs: T,
+  masks: ArrayLike<number>,
+  opts: SegmentationDatasetOptions,
+): Dataset<T> {
+  const list = (Array.isArray(inputs) ? inputs : [inputs]) as tf.Tensor[];
+  if (list.length === 0 || !list.every((t) => t instanceof tf.Tensor && t.rank >= 1))
+    throw new InputError(
+      'segmentationDataset: inputs must be a tensor or a list of tensors with examples on the first axis',
+    );
+  const n = list[0].shape[0];
+  list.forEach((t, i) => {
+    if (t.shape[0] !== n)
+      throw new InputError(`segmentationDataset: input ${i} has ${t.shape[0]} examples, input 0 has ${n}`);
+  });
+  const classes = opts?.classes;
+  const ignore = checkIgnoreIndex(opts?.ignoreIndex ?? DEFAULT_IGNORE_INDEX, classes);
+  if (masks == null || typeof masks.length !== 'number' || n === 0 || masks.length % n !== 0 || masks.length === 0)
+    throw new InputError(
+      `segmentationDataset: masks hold ${masks?.length} values, which do not split into the ${n} images' pixels`,
+    );
+  const pixels = masks.length / n;
+  const y = checkLabels(masks, masks.length, classes, 'masks', ignore);
+  return {
+    size: n,
+    batch: (indices) => {
+      const labels = new Int32Array(indices.length * pixels);
+      indices.forEach((i, k) => labels.set(y.subarray(i * pixels, (i + 1) * pixels), k * pixels));
+      const gathered = tf.tidy(() => {
+        const at = tf.tensor1d(indices, 'int32');
+        return list.map((t) => tf.gather(t, at));
+      });
+      return { input: (Array.isArray(inputs) ? gathered : gathered[0]) as T, labels };
+    },
   };
 }

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
-import { checkLabels, type Labels } from '../data/labels.js';
+import { checkIgnoreIndex, checkLabels, type Labels } from '../data/labels.js';
 
 /**
  * Options of {@link crossEntropy}.
@@ -13,6 +13,12 @@ import { checkLabels, type Labels } from '../data/labels.js';
 export interface CrossEntropyOptions {
   /** `'mean'` over the batch (PyTorch's default and the reference's), `'sum'`, or `'none'` for one loss per example. */
   reduction?: 'mean' | 'sum' | 'none';
+  /**
+   * Rows whose label is this value are not scored (the unlabelled pixels of a segmentation mask): they
+   * add nothing to the loss or its gradient, and `'mean'` divides by the rows that are scored (0 when
+   * none is, where PyTorch gives NaN). Must lie outside [0, classes). Default: every row is scored.
+   */
+  ignoreIndex?: number;
 }
 
 /**
@@ -24,10 +30,10 @@ export interface CrossEntropyOptions {
  * large numbers.
  *
  * @param logits `[N, classes]`, any float values.
- * @param labels N integers in [0, classes).
- * @returns a scalar, or `[N]` for `reduction: 'none'`.
- * @throws InputError for a logits tensor that is not rank 2, a label count other than N, or a label
- *   outside [0, classes).
+ * @param labels N integers in [0, classes) (or `ignoreIndex`).
+ * @returns a scalar, or `[N]` for `reduction: 'none'` (0 for ignored rows).
+ * @throws InputError for a logits tensor that is not rank 2, a label count other than N, a label
+ *   outside [0, classes) that is not the ignore index, or an ignore index that is a class.
  *
  * @example
  * ```ts
@@ -46,22 +52,34 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Labels, opts: CrossEnt
   const reduction = opts.reduction ?? 'mean';
   if (reduction !== 'mean' && reduction !== 'sum' && reduction !== 'none')
     throw new InputError(`reduction must be 'mean', 'sum' or 'none', got ${String(reduction)}`);
-  const y = checkLabels(labels, n, classes);
+  const ignore = opts.ignoreIndex === undefined ? undefined : checkIgnoreIndex(opts.ignoreIndex, classes);
+  const y = checkLabels(labels, n, classes, 'labels', ignore);
+  let scored = n;
+  if (ignore !== undefined) for (let i = 0; i < n; i++) if (y[i] === ignore) scored--;
+  // An ignored row's one-hot row is all zeros (oneHot of −1), and its softmax term is masked below.
+  const rowsY = ignore === undefined ? y : y.map((v) => (v === ignore ? -1 : v));
+  const divisor = Math.max(scored, 1);
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    const onehot = tf.oneHot(tf.tensor1d(y, 'int32'), classes);
+    const onehot = tf.oneHot(tf.tensor1d(rowsY, 'int32'), classes);
+    const keep = scored === n ? undefined : tf.reshape(tf.sum(onehot, 1), [n, 1]);
     const logp = tf.sub(x, tf.logSumExp(x, 1, true));
     const perExample = tf.neg(tf.sum(tf.mul(onehot, logp), 1));
-    save([logp, onehot]);
+    save(keep ? [logp, onehot, keep] : [logp, onehot]);
     const value =
-      reduction === 'none' ? perExample : reduction === 'sum' ? tf.sum(perExample) : tf.div(tf.sum(perExample), n);
+      reduction === 'none'
+        ? perExample
+        : reduction === 'sum'
+          ? tf.sum(perExample)
+          : tf.div(tf.sum(perExample), divisor);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [lp, oh] = saved;
-        const g = tf.sub(tf.exp(lp), oh);
+        const [lp, oh, kept] = saved;
+        let g = tf.sub(tf.exp(lp), oh);
+        if (kept) g = tf.mul(g, kept);
         if (reduction === 'none') return tf.mul(g, tf.reshape(dy, [n, 1]));
-        return tf.mul(g, reduction === 'sum' ? dy : tf.div(dy, n));
+        return tf.mul(g, reduction === 'sum' ? dy : tf.div(dy, divisor));
       },
     };
   });

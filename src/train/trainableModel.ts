@@ -16,7 +16,8 @@ export interface LogitsCallOptions {
 }
 
 /**
- * Anything with trainable variables and a logits function.
+ * Anything with trainable variables and a logits function: one row of logits per label (per example for
+ * a classifier, per pixel for a segmentation head).
  *
  * `logits` must compute synchronously while training: tfjs records gradients only for work done
  * inside the function it differentiates, and an `await` ends that. (Evaluation may return a promise.)
@@ -29,6 +30,11 @@ export interface LogitsCallOptions {
 export interface TrainableModel<I> {
   readonly trainableVariables: tf.Variable[];
   logits(input: I, options: LogitsCallOptions): tf.Tensor2D | Promise<tf.Tensor2D>;
+  /**
+   * Labels equal to this are not scored: no loss, no gradient, not counted in accuracy (a segmentation
+   * head's unlabelled pixels, whose logits are one row per pixel). Absent: every label is scored.
+   */
+  readonly ignoreIndex?: number;
   saveWeights?(path: string): Promise<unknown>;
   loadWeights?(source: FileInput): Promise<unknown>;
 }

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DiffSSLError, InputError } from '../errors.js';
 import { topKCorrect } from '../eval/accuracy.js';
+import { scoredCount } from '../data/labels.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type RunState } from './checkpoint.js';
 import { batchesOf, disposeBatch, epochOrder, mixSeed, type Batch, type Dataset } from '../data/dataset.js';
 import { crossEntropy } from './loss.js';
@@ -128,14 +129,15 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
  * tfjs's gradient functions on first use (see {@link ensureGradients}).
  * Gradients are handed to the optimizer as an array in the model's variable order, so slot i of
  * the optimizer is always variable i (what checkpoints rely on).
- * @returns the batch's mean loss and how many examples were classified right (top-1).
+ * @returns the batch's mean loss, how many rows (examples, or pixels of a segmentation head) were
+ * classified right (top-1) and how many were scored (all but those labelled `model.ignoreIndex`).
  * @category Training
  */
 export async function trainStep<I>(
   model: TrainableModel<I>,
   batch: Batch<I>,
   optimizer: tf.Optimizer,
-): Promise<{ loss: number; correct: number }> {
+): Promise<{ loss: number; correct: number; scored: number }> {
   const vars = model.trainableVariables;
   if (!Array.isArray(vars) || vars.length === 0 || !vars.every((v) => v instanceof tf.Variable))
     throw new InputError('model.trainableVariables must be a non-empty array of tf.Variable');
@@ -163,7 +165,7 @@ export async function trainStep<I>(
           );
         }
         logits = tf.keep(out);
-        return crossEntropy(out, batch.labels) as tf.Scalar;
+        return crossEntropy(out, batch.labels, { ignoreIndex: model.ignoreIndex }) as tf.Scalar;
       } catch (e) {
         failure = e;
         placeholder = tf.keep(tf.scalar(0));
@@ -181,8 +183,8 @@ export async function trainStep<I>(
   try {
     optimizer.applyGradients(vars.map((v) => ({ name: v.name, tensor: grads[v.name] as tf.Tensor })));
     const loss = (await value.data())[0];
-    const [correct] = topKCorrect(logits!, batch.labels, [1]);
-    return { loss, correct };
+    const [correct] = topKCorrect(logits!, batch.labels, [1], model.ignoreIndex);
+    return { loss, correct, scored: scoredCount(batch.labels, model.ignoreIndex) };
   } finally {
     tf.dispose([value, logits!, ...Object.values(grads).filter((g): g is tf.Tensor => g instanceof tf.Tensor)]);
   }
@@ -205,7 +207,8 @@ export async function evaluate<I>(
   const order = epochOrder(data.size, 0, 0, false);
   let loss = 0,
     top1 = 0,
-    top5 = 0;
+    top5 = 0,
+    scored = 0;
   const batches = batchesOf(order, batchSize, false);
   for (let step = 0; step < batches.length; step++) {
     const batch = await data.batch(batches[step], {
@@ -217,19 +220,22 @@ export async function evaluate<I>(
     let logits: tf.Tensor2D | undefined;
     try {
       logits = await model.logits(batch.input, { ...(batch.options ?? {}), training: false });
-      const l = crossEntropy(logits, batch.labels, { reduction: 'sum' });
+      const ignoreIndex = model.ignoreIndex;
+      const l = crossEntropy(logits, batch.labels, { reduction: 'sum', ignoreIndex });
       loss += (await l.data())[0];
       l.dispose();
-      const [c1, c5] = topKCorrect(logits, batch.labels, [1, 5]);
+      const [c1, c5] = topKCorrect(logits, batch.labels, [1, 5], ignoreIndex);
       top1 += c1;
       top5 += c5;
+      scored += scoredCount(batch.labels, ignoreIndex);
     } finally {
       logits?.dispose();
       disposeBatch(batch);
     }
   }
-  const n = data.size;
-  return { loss: loss / n, top1: top1 / n, top5: top5 / n, examples: n };
+  // Per scored row: per example for a classifier, per labelled pixel for a segmentation head.
+  const n = Math.max(scored, 1);
+  return { loss: loss / n, top1: top1 / n, top5: top5 / n, examples: data.size };
 }
 
 function checkDataset(data: Dataset<unknown>, what: string): void {
@@ -361,7 +367,7 @@ export async function train<I>(
         epoch,
         step,
       });
-      let r: { loss: number; correct: number };
+      let r: { loss: number; correct: number; scored: number };
       try {
         r = await trainStep(model, batch, optimizer);
       } finally {
@@ -372,7 +378,7 @@ export async function train<I>(
       const s = state.epochSums;
       s.loss += r.loss;
       s.correct += r.correct;
-      s.seen += batches[step].length;
+      s.seen += r.scored;
       s.steps++;
       state.globalStep++;
       state.step = step + 1;

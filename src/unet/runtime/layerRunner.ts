@@ -6,8 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { dense, matMulRowsLeft } from '../../ops/dense.js';
-import { conv3x3, conv3x3Gemm, withFastInputGrad, type RowPad } from './conv3x3.js';
-import { trainableConv3x3 } from './trainableConv.js';
+import { conv3x3, conv3x3Gemm, withFastInputGrad, type RowPad } from '../../ops/conv3x3.js';
+import { trainableConv3x3 } from '../../ops/trainableConv.js';
 import { checkConvAlgorithm, linearOnLeft, planConv, type ConvAlgorithm } from './convAlgorithm.js';
 import { InputError } from '../../errors.js';
 import type { Params } from './params.js';

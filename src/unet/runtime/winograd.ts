@@ -20,7 +20,7 @@ import {
   type SimdKernels,
   type WasmHeap,
 } from '../../backend/wasm/index.js';
-import type { RowPad } from './conv3x3.js';
+import type { RowPad } from '../../ops/conv3x3.js';
 
 /** Tile size m of F(m×m, 3×3). */
 export type WinogradTile = 2 | 4;

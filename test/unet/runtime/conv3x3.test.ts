@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { conv3x3Gemm, hwioFromRows, withFastInputGrad } from '../../../src/unet/runtime/conv3x3';
+import { conv3x3Gemm, hwioFromRows, withFastInputGrad } from '../../../src/ops/conv3x3';
 import { groupNorm } from '../../../src/unet/groupNorm';
 import { ADMUNet } from '../../../src/unet/admUnet';
 import type { ConvAlgorithm } from '../../../src/unet/runtime/convAlgorithm';

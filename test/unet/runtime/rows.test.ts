@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bandRows, downsampledRows, mapBands, rowsOf, upsampledRows } from '../../../src/unet/runtime/rows';
 import { groupNorm, groupNormAffine, applyAffine } from '../../../src/unet/groupNorm';
-import { conv3x3, conv3x3Gemm, withFastInputGrad, type RowPad } from '../../../src/unet/runtime/conv3x3';
+import { conv3x3, conv3x3Gemm, withFastInputGrad, type RowPad } from '../../../src/ops/conv3x3';
 import { winogradConv3x3, winogradFilters } from '../../../src/unet/runtime/winograd';
 import { ADMUNet } from '../../../src/unet/admUnet';
 import { downsampleAvg, upsampleNearest } from '../../../src/unet/resample';

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { winogradConv3x3, winogradFilters, winogradFiltersRows } from '../../../src/unet/runtime/winograd';
-import { withFastInputGrad } from '../../../src/unet/runtime/conv3x3';
+import { withFastInputGrad } from '../../../src/ops/conv3x3';
 import { BACKENDS, compareArrays, convCase, setBackend } from '../../helpers';
 
 for (const backend of BACKENDS) {

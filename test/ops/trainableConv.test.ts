@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { trainableConv3x3 } from '../../../src/unet/runtime/trainableConv';
-import type { RowPad } from '../../../src/unet/runtime/conv3x3';
-import { BACKENDS, compareArrays, setBackend } from '../../helpers';
+import { trainableConv3x3 } from '../../src/ops/trainableConv';
+import type { RowPad } from '../../src/ops/conv3x3';
+import { BACKENDS, compareArrays, setBackend } from '../helpers';
 
 // Shapes [n, h, w, cin, cout], stride and row padding: plain maps, bands of a larger map, stride 2 on even and odd sides.
 const CASES: [number[], 1 | 2, RowPad][] = [
