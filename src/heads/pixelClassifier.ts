@@ -31,8 +31,8 @@ export interface PixelClassifierConfig {
   seed?: number;
 }
 
-/** Rows `[P, C]` of pixel features from rows or an NHWC map. */
-function pixelRows(x: tf.Tensor, channels: number): tf.Tensor2D {
+/** Checks pixel rows `[P, C]` or an NHWC map `[N, H, W, C]` of `channels` features. */
+function checkPixels(x: tf.Tensor, channels: number): void {
   if (!(x instanceof tf.Tensor) || (x.rank !== 2 && x.rank !== 4))
     throw new InputError(
       `PixelClassifier: x must be pixel rows [P, C] or an NHWC map [N, H, W, C], got ${x instanceof tf.Tensor ? `shape [${x.shape}]` : typeof x}`,
@@ -41,7 +41,6 @@ function pixelRows(x: tf.Tensor, channels: number): tf.Tensor2D {
     throw new InputError(
       `PixelClassifier: x has ${x.shape[x.rank - 1]} features per pixel, the classifier takes ${channels}`,
     );
-  return x.rank === 2 ? (x as tf.Tensor2D) : (tf.reshape(x, [-1, channels]) as tf.Tensor2D);
 }
 
 /**
@@ -76,8 +75,9 @@ export class PixelMLP extends Module implements TrainableModel<tf.Tensor> {
   /** Class scores `[P, classes]` of pixel rows `[P, C]`, or of every pixel of a map `[N, H, W, C]` in row-major order. */
   logits(x: tf.Tensor, opts: ForwardPassOptions = {}): tf.Tensor2D {
     const training = opts.training ?? false;
+    checkPixels(x, this.channels);
     return tf.tidy(() => {
-      const rows = pixelRows(x, this.channels);
+      const rows = tf.reshape(x, [-1, this.channels]) as tf.Tensor2D;
       const p = rows.shape[0];
       // BatchNorm1d over rows is BatchNorm2d over a 1×1 map per row.
       const norm = (bn: BatchNorm2d, h: tf.Tensor2D) =>
@@ -147,7 +147,7 @@ export class PixelClassifier extends Module {
    */
   forward<T extends tf.Tensor2D | tf.Tensor4D>(x: T, opts: ForwardPassOptions = {}): T {
     const { channels, classes } = this.config;
-    pixelRows(x, channels); // checks before any work
+    checkPixels(x, channels);
     return tf.tidy(() => {
       const probs = this.members.map((m) => tf.softmax(m.logits(x, opts)));
       const mean = tf.div(tf.addN(probs), probs.length);
