@@ -138,8 +138,10 @@ export interface SegmentationDatasetOptions {
  *   images, a class id out of range or an ignore index that is a class.
  * @example
  * ```ts
- * const data = segmentationDataset([map8, map13], masks, { classes: 11 });
- * await train(new UperHead({ channels: [64, 64], classes: 11, outputSide: 28 }), data, { epochs: 5, batchSize: 16, optimizer: adam(1e-3) });
+ * const maps = [tf.zeros([8, 14, 14, 64]), tf.zeros([8, 7, 7, 64])] as tf.Tensor4D[]; // two blocks' maps of 8 images
+ * const masks = new Int32Array(8 * 28 * 28); // one class id per pixel of the logits (28×28), 255 where unlabelled
+ * const data = segmentationDataset(maps, masks, { classes: 11 });
+ * await train(new UperHead({ channels: [64, 64], classes: 11, outputSide: 28 }), data, { epochs: 5, batchSize: 4, optimizer: adam(1e-3) });
  * ```
  * @category Data
  */

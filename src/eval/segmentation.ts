@@ -64,7 +64,8 @@ export class SegmentationMeter {
    *   `[N, H, W]`, or a flat array with `shape` given.
    * @param masks the true ids, as {@link pixelCrossEntropy} takes them.
    * @param shape `[N, H, W]` of flat predictions.
-   * @throws InputError for mismatched shapes, ids out of range or predictions that are not ids.
+   * @throws InputError for mismatched shapes (naming both), ids out of range, an ignore index that is a
+   *   class, logits that hold NaN or predictions that are not ids; the meter is unchanged then.
    */
   update(predictions: tf.Tensor | ArrayLike<number>, masks: Masks, shape?: [number, number, number]): void {
     const k = this.classes;
@@ -74,6 +75,10 @@ export class SegmentationMeter {
       if (predictions.rank === 4) {
         if (predictions.shape[3] !== k)
           throw new InputError(`SegmentationMeter: logits have ${predictions.shape[3]} classes, the meter ${k}`);
+        if (tf.tidy(() => tf.any(tf.isNaN(predictions)).dataSync()[0]))
+          throw new InputError(
+            'SegmentationMeter: the logits hold NaN (argmax would pick an arbitrary class): check the features and lower the learning rate',
+          );
         ids = tf.tidy(() => tf.argMax(predictions, 3).dataSync());
       } else if (predictions.rank === 3) ids = predictions.dataSync();
       else

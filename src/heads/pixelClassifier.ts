@@ -46,7 +46,16 @@ function checkPixels(x: tf.Tensor, channels: number): void {
 /**
  * One member: Linear → ReLU → BatchNorm1d → Linear → ReLU → BatchNorm1d → Linear, state names as the
  * reference's `nn.Sequential` (`layers.0`, `layers.2`, `layers.3`, `layers.5`, `layers.6`). A
- * {@link TrainableModel} of pixel rows `[P, C]` (or maps, flattened): `train` fits it on sampled pixels.
+ * {@link TrainableModel} of pixel rows `[P, C]` (or maps, flattened): `train` fits it on sampled pixels,
+ * rows labelled `ignoreIndex` unscored. BatchNorm1d is {@link BatchNorm2d} over a 1×1 map per row (the
+ * same statistics over the rows), so there is one BatchNorm in the library.
+ * @example
+ * ```ts
+ * const clf = new PixelClassifier({ channels: 25, classes: 11, members: 2 });
+ * const member = clf.members[0]; // a PixelMLP
+ * await train(member, tensorDataset(pixelRows, pixelLabels), { epochs: 4, batchSize: 64, optimizer: adam(2e-3) });
+ * const scores = member.logits(pixelRows, { training: false }); // [P, 11]
+ * ```
  * @category Heads
  */
 export class PixelMLP extends Module implements TrainableModel<tf.Tensor> {
@@ -106,8 +115,12 @@ export class PixelMLP extends Module implements TrainableModel<tf.Tensor> {
  * The ensemble. Members are trained one by one, each with `train` on its own seed (as ddpm-segmentation
  * trains its `pixel_classifier`s in a loop); the ensemble's prediction is the mean of the members'
  * softmax probabilities, returned as its logarithm so that argmax, {@link SegmentationMeter} and
- * cross-entropy read it as logits. (ddpm-segmentation takes a majority vote of the members' argmax; the
- * mean of probabilities keeps ties rare and gives a loss.) State names `members.<i>.layers.<j>.…`.
+ * cross-entropy read it as logits. ddpm-segmentation takes a majority vote of the members' argmax
+ * instead; the mean of probabilities (soft voting) is chosen here because it has no ties to break (a vote
+ * among 2 or 3 members often has), it lets a confident member outweigh unsure ones, and it is a
+ * distribution, so the ensemble has a loss and a confidence per pixel. With many members both agree on
+ * almost every pixel. State names `members.<i>.layers.<j>.…`, hidden widths [128, 32] (from 30 classes
+ * on [256, 128]) and 10 members by default, as ddpm-segmentation.
  * @example
  * ```ts
  * const clf = new PixelClassifier({ channels: 224, classes: 11, members: 3 });

@@ -19,13 +19,39 @@ export interface CrossEntropyOptions {
    * none is, where PyTorch gives NaN). Must lie outside [0, classes). Default: every row is scored.
    */
   ignoreIndex?: number;
+  /**
+   * One weight per class (PyTorch's `weight`): row i's loss is multiplied by `classWeights[label_i]`, and
+   * `'mean'` divides by the sum of the scored rows' weights instead of their count (0 when that sum is 0,
+   * where PyTorch gives NaN). Non-negative finite numbers, `classes` of them. Default: all 1.
+   */
+  classWeights?: ArrayLike<number>;
+}
+
+/** Checks class weights: `classes` finite non-negative numbers. */
+function checkClassWeights(weights: unknown, classes: number): Float64Array {
+  if (weights == null || typeof (weights as ArrayLike<number>).length !== 'number' || typeof weights === 'string')
+    throw new InputError(`classWeights must be an array of ${classes} numbers, one per class, got ${typeof weights}`);
+  const w = weights as ArrayLike<number>;
+  if (w.length !== classes)
+    throw new InputError(
+      `classWeights has ${w.length} entries but the logits have ${classes} classes: give one per class`,
+    );
+  const out = new Float64Array(classes);
+  for (let j = 0; j < classes; j++) {
+    const v = w[j];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+      throw new InputError(`classWeights[${j}] is ${v}; class weights must be finite and non-negative`);
+    out[j] = v;
+  }
+  return out;
 }
 
 /**
  * Cross-entropy of integer labels under softmax(logits), from a log-softmax shifted by the row
  * maximum so large logits neither overflow nor lose the small terms.
  *
- * The gradient is written out (`(softmax − onehot) · dy`, divided by N for the mean): one fused
+ * The gradient is written out (`(softmax − onehot) · w · dy`, divided by the scored rows' total
+ * weight for the mean; w is the row's class weight, 0 for an ignored row): one fused
  * expression instead of autodiff through logSumExp, and exact where autodiff would subtract two
  * large numbers.
  *
@@ -33,7 +59,8 @@ export interface CrossEntropyOptions {
  * @param labels N integers in [0, classes) (or `ignoreIndex`).
  * @returns a scalar, or `[N]` for `reduction: 'none'` (0 for ignored rows).
  * @throws InputError for a logits tensor that is not rank 2, a label count other than N, a label
- *   outside [0, classes) that is not the ignore index, or an ignore index that is a class.
+ *   outside [0, classes) that is not the ignore index, an ignore index that is a class, or class
+ *   weights that are not `classes` finite non-negative numbers.
  *
  * @example
  * ```ts
@@ -54,17 +81,31 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Labels, opts: CrossEnt
     throw new InputError(`reduction must be 'mean', 'sum' or 'none', got ${String(reduction)}`);
   const ignore = opts.ignoreIndex === undefined ? undefined : checkIgnoreIndex(opts.ignoreIndex, classes);
   const y = checkLabels(labels, n, classes, 'labels', ignore);
-  let scored = n;
-  if (ignore !== undefined) for (let i = 0; i < n; i++) if (y[i] === ignore) scored--;
-  // An ignored row's one-hot row is all zeros (oneHot of −1), and its softmax term is masked below.
+  const weights = opts.classWeights === undefined ? undefined : checkClassWeights(opts.classWeights, classes);
+  // Each row's weight: 0 for an ignored row, classWeights[label] (or 1) for a scored one. `'mean'` divides
+  // by their sum, summed here in float64.
+  let rowWeights: Float32Array | undefined;
+  let divisor = n;
+  if (ignore !== undefined || weights) {
+    rowWeights = new Float32Array(n);
+    divisor = 0;
+    for (let i = 0; i < n; i++) {
+      const wi = y[i] === ignore ? 0 : weights ? weights[y[i]] : 1;
+      rowWeights[i] = wi;
+      divisor += wi;
+    }
+    if (!weights && divisor === n) rowWeights = undefined; // nothing ignored: the plain path
+  }
+  if (!(divisor > 0)) divisor = 1; // nothing scored: a loss of 0
+  // An ignored row's one-hot row is all zeros (oneHot of −1); its weight masks the softmax term below.
   const rowsY = ignore === undefined ? y : y.map((v) => (v === ignore ? -1 : v));
-  const divisor = Math.max(scored, 1);
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
     const onehot = tf.oneHot(tf.tensor1d(rowsY, 'int32'), classes);
-    const keep = scored === n ? undefined : tf.reshape(tf.sum(onehot, 1), [n, 1]);
+    const keep = rowWeights ? tf.tensor2d(rowWeights, [n, 1]) : undefined;
     const logp = tf.sub(x, tf.logSumExp(x, 1, true));
-    const perExample = tf.neg(tf.sum(tf.mul(onehot, logp), 1));
+    let perExample = tf.neg(tf.sum(tf.mul(onehot, logp), 1));
+    if (keep && weights) perExample = tf.mul(perExample, tf.reshape(keep, [n]));
     save(keep ? [logp, onehot, keep] : [logp, onehot]);
     const value =
       reduction === 'none'

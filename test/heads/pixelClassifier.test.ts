@@ -8,7 +8,8 @@ import { SegmentationMeter } from '../../src/eval/segmentation';
 import { train } from '../../src/train/trainer';
 import { adam } from '../../src/train/optimizers';
 import { ensureGradients } from '../../src/backend/gradients';
-import { BACKENDS, setBackend } from '../helpers';
+import { crossEntropy } from '../../src/train/loss';
+import { BACKENDS, gradientCheck, setBackend } from '../helpers';
 
 /** Each pixel with its 5×5 neighbourhood (25 values, background −1 outside the image). */
 function neighbourhood(x: tf.Tensor4D): tf.Tensor4D {
@@ -67,6 +68,44 @@ for (const backend of BACKENDS) {
       wide.dispose();
       [a, b].forEach((h) => h.dispose());
       x.dispose();
+    });
+
+    it('gets the gradients a central difference gives: the ensemble (eval) and a member under train()’s loss (batch statistics)', () => {
+      const x = tf.randomNormal([2, 4, 4, 6], 0, 1, 'float32', 11) as tf.Tensor4D;
+      const clf = new PixelClassifier({ channels: 6, classes: 4, members: 2, hidden: [8, 5], seed: 2 });
+      const r = tf.randomNormal([2, 4, 4, 4], 0, 1, 'float32', 12);
+      const labels = Int32Array.from({ length: 32 }, (_, i) => (i % 5 === 4 ? 255 : i % 4));
+      const byName = new Map(clf.state().map((e) => [e.name, e]));
+      const variable = (name: string) => {
+        const e = byName.get(name);
+        if (e?.kind !== 'float') throw new Error(name);
+        return e.variable;
+      };
+      // The ensemble in eval mode (running statistics): a random projection of its log mean probabilities.
+      const ensembleLoss = () => tf.tidy(() => tf.sum(tf.mul(clf.forward(x), r)) as tf.Scalar);
+      // A member as train() scores it: batch statistics, the pixel cross-entropy with ignored pixels.
+      const memberLoss = () =>
+        tf.tidy(
+          () => crossEntropy(clf.members[1].logits(x, { training: true }), labels, { ignoreIndex: 255 }) as tf.Scalar,
+        );
+      const before = tf.memory().numTensors;
+      // Steps: small enough that no ReLU flips and the bends of batch statistics over 32 rows stay inside
+      // (a step of 1e-3 gives 7 % on a member's layers.0, 3e-4 converges to 0.03 %); large enough that float32
+      // rounding of the loss stays small (the ensemble's loss sums 128 terms: 1e-3).
+      for (const [name, loss, h] of [
+        ['members.0.layers.0.weight', ensembleLoss, 1e-3],
+        ['members.1.layers.6.weight', ensembleLoss, 1e-3],
+        ['members.0.layers.2.weight', ensembleLoss, 1e-3],
+        ['members.1.layers.0.weight', memberLoss, 3e-4],
+        ['members.1.layers.3.bias', memberLoss, 3e-4],
+        ['members.1.layers.5.weight', memberLoss, 3e-4],
+      ] as [string, () => tf.Scalar, number][]) {
+        const g = gradientCheck(loss, variable(name), h);
+        expect(g.relErr, `${name}: ${g.analytic} vs ${g.numeric}`).toBeLessThan(2e-2);
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      clf.dispose();
+      tf.dispose([x, r]);
     });
 
     it('refuses bad input with an InputError naming it', () => {
