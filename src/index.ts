@@ -134,6 +134,18 @@ export type {
   StepLROptions,
   ReferenceRecipe,
 } from './train/optimizers.js';
+export { fineTune, FineTuneModel, GroupedOptimizer, withBatchSeeds } from './train/fineTune.js';
+export type {
+  FineTuneOptions,
+  FineTuneModelOptions,
+  FineTuneResult,
+  FineTuneHead,
+  FineTuneLogitsOptions,
+  FineTunePart,
+  PartSetting,
+  ParamGroup,
+  GroupOptimizerSpec,
+} from './train/fineTune.js';
 export { ensureGradients } from './backend/gradients.js';
 
 // Data: datasets, images (tensors, files, folders, IDX), transforms, features on the fly or cached.
@@ -143,6 +155,8 @@ export { DEFAULT_IGNORE_INDEX } from './data/labels.js';
 export type { Masks } from './data/labels.js';
 export type { Dataset, Batch, BatchContext } from './data/dataset.js';
 export type { Labels } from './data/labels.js';
+export { balancedSubset } from './data/subsets.js';
+export type { SubsetSize } from './data/subsets.js';
 export { imagesFromTensor } from './data/images.js';
 export type { ImageSource, LabelledImage } from './data/images.js';
 export { centerCrop, randomCropFlip } from './data/transforms.js';

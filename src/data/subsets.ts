@@ -27,8 +27,8 @@ export type SubsetSize = number | { perClass: number };
  * @param seed any safe integer (default 0).
  * @example
  * ```ts
- * const train = await loadFashionMNIST();
- * const onePercent = balancedSubset(train.labels, 0.01, 0); // 100 indices, 10 per class
+ * const shipped = await loadFashionMNIST();
+ * const onePercent = balancedSubset(shipped.labels, 0.01, 0); // 100 indices, 10 per class
  * ```
  * @throws InputError for a fraction outside (0, 1], a `perClass` that is not a positive integer, a
  *   class with fewer examples than asked for, labels that are not non-negative integers, or none.
