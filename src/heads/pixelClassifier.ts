@@ -53,7 +53,8 @@ function checkPixels(x: tf.Tensor, channels: number): void {
  * ```ts
  * const clf = new PixelClassifier({ channels: 25, classes: 11, members: 2 });
  * const member = clf.members[0]; // a PixelMLP
- * await train(member, tensorDataset(pixelRows, pixelLabels), { epochs: 4, batchSize: 64, optimizer: adam(2e-3) });
+ * // pixelRows [P, 25], pixelLabels P ids (255 where unlabelled); segmentationDataset keeps the ignore index
+ * await train(member, segmentationDataset(pixelRows, pixelLabels, { classes: 11 }), { epochs: 4, batchSize: 64, optimizer: adam(2e-3) });
  * const scores = member.logits(pixelRows, { training: false }); // [P, 11]
  * ```
  * @category Heads
@@ -125,7 +126,7 @@ export class PixelMLP extends Module implements TrainableModel<tf.Tensor> {
  * ```ts
  * const clf = new PixelClassifier({ channels: 224, classes: 11, members: 3 });
  * for (const [i, m] of clf.members.entries())
- *   await train(m, tensorDataset(pixelRows, pixelLabels), { epochs: 4, batchSize: 64, optimizer: adam(1e-3), seed: i });
+ *   await train(m, segmentationDataset(pixelRows, pixelLabels, { classes: 11 }), { epochs: 4, batchSize: 64, optimizer: adam(1e-3), seed: i });
  * const logits = clf.forward(denseMap); // [N, H, W, 11]
  * clf.dispose();
  * ```

@@ -2,9 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
 import { PixelClassifier } from '../../src/heads/pixelClassifier';
-import { tensorDataset } from '../../src/data/dataset';
+import { segmentationDataset } from '../../src/data/dataset';
 import { fashionMNISTMasks, loadFashionMNIST } from '../../src/data/fashionMnist';
 import { SegmentationMeter } from '../../src/eval/segmentation';
+import { adaptiveAvgPool2d } from '../../src/ops/adaptiveAvgPool';
 import { train } from '../../src/train/trainer';
 import { adam } from '../../src/train/optimizers';
 import { ensureGradients } from '../../src/backend/gradients';
@@ -131,40 +132,79 @@ describe('PixelClassifier learns the shipped masks (wasm)', () => {
   beforeAll(() => setBackend('wasm'));
 
   it(
-    'each member trained by train() on sampled pixels; the ensemble’s mIoU rises well above its start',
+    'each member trained by train() on sampled pixels; the ensemble’s mIoU rises well above its start and above its weakest member’s',
     { timeout: 180_000 },
     async () => {
       const [tr, te] = [await loadFashionMNIST({ split: 'train' }), await loadFashionMNIST({ split: 'test' })];
-      const images = tf.slice(tr.images, 0, 200) as tf.Tensor4D;
-      const testImages = tf.slice(te.images, 0, 100) as tf.Tensor4D;
-      const masks = fashionMNISTMasks(tr).slice(0, 200 * 784);
-      const testMasks = fashionMNISTMasks(te).slice(0, 100 * 784);
+      const [n, nTest] = [500, 200];
+      const images = tf.slice(tr.images, 0, n) as tf.Tensor4D;
+      const testImages = tf.slice(te.images, 0, nTest) as tf.Tensor4D;
+      const masks = fashionMNISTMasks(tr).slice(0, n * 784);
+      const testMasks = fashionMNISTMasks(te).slice(0, nTest * 784);
       tr.dispose();
       te.dispose();
-      const feats = neighbourhood(images);
-      const testFeats = neighbourhood(testImages);
+      // A pixel's class is its image's garment: a pixel's own neighbourhood says garment or background, the
+      // image pooled to 7×7 (the same for every pixel) which garment, as a deep block's features would.
+      const C = 25 + 49;
       // 8,000 sampled training pixels, as ddpm-segmentation trains on pixels, not images.
-      const pick = Int32Array.from({ length: 8000 }, (_, i) => (i * 7919) % (200 * 784));
-      const rows = tf.tidy(() => tf.gather(tf.reshape(feats, [-1, 25]), tf.tensor1d(pick, 'int32')));
-      const labels = Int32Array.from(pick, (i) => masks[i]);
-      const clf = new PixelClassifier({ channels: 25, classes: 11, members: 2, seed: 3 });
-      const score = () => {
+      const pick = Int32Array.from({ length: 8000 }, (_, i) => (i * 7919) % (n * 784));
+      const rows = tf.tidy(() =>
+        tf.concat(
+          [
+            tf.gather(tf.reshape(neighbourhood(images), [-1, 25]), tf.tensor1d(pick, 'int32')),
+            tf.gather(
+              tf.reshape(adaptiveAvgPool2d(images, 7), [n, 49]),
+              tf.tensor1d(
+                Int32Array.from(pick, (i) => Math.floor(i / 784)),
+                'int32',
+              ),
+            ),
+          ],
+          1,
+        ),
+      );
+      // Pixels within 8 grey levels of the masks' threshold (32) are ambiguous: unlabelled (255), not scored.
+      const grey = images.dataSync();
+      const labels = Int32Array.from(pick, (i) => (Math.abs((grey[i] + 1) * 127.5 - 32) < 8 ? 255 : masks[i]));
+      expect(labels.filter((l) => l === 255).length).toBeGreaterThan(50);
+      const testFeats = tf.tidy(() =>
+        tf.concat(
+          [
+            neighbourhood(testImages),
+            tf.tile(tf.reshape(adaptiveAvgPool2d(testImages, 7), [nTest, 1, 1, 49]), [1, 28, 28, 1]),
+          ],
+          3,
+        ),
+      ) as tf.Tensor4D;
+      const clf = new PixelClassifier({ channels: C, classes: 11, members: 2, seed: 3 });
+      const score = (f: (x: tf.Tensor4D) => tf.Tensor4D) => {
         const meter = new SegmentationMeter({ classes: 11 });
-        tf.tidy(() => meter.update(clf.forward(testFeats), testMasks));
+        tf.tidy(() => meter.update(f(testFeats), testMasks));
         return meter.scores();
       };
-      const start = score();
+      const start = score((x) => clf.forward(x));
       for (const [i, member] of clf.members.entries())
-        await train(member, tensorDataset(rows, labels), { epochs: 4, batchSize: 64, optimizer: adam(2e-3), seed: i });
-      const end = score();
-      console.log(
-        `PixelClassifier (5×5 pixels): mIoU ${start.mIoU.toFixed(3)} → ${end.mIoU.toFixed(3)}, pixel accuracy ${start.pixelAccuracy.toFixed(3)} → ${end.pixelAccuracy.toFixed(3)}`,
+        await train(member, segmentationDataset(rows, labels, { classes: 11 }), {
+          epochs: 3,
+          batchSize: 64,
+          optimizer: adam(2e-3),
+          seed: i,
+        });
+      const end = score((x) => clf.forward(x));
+      const members = clf.members.map(
+        (m) => score((x) => tf.reshape(m.logits(x), [nTest, 28, 28, 11]) as tf.Tensor4D).mIoU,
       );
-      // Measured: mIoU 0.018 → 0.167, pixel accuracy 0.04 → 0.62.
-      expect(end.mIoU).toBeGreaterThan(start.mIoU + 0.08);
-      expect(end.pixelAccuracy).toBeGreaterThan(0.55);
+      console.log(
+        `PixelClassifier (5×5 pixels + the image at 7×7): mIoU ${start.mIoU.toFixed(3)} → ${end.mIoU.toFixed(3)} (members ${members.map((v) => v.toFixed(3)).join(', ')}), pixel accuracy ${start.pixelAccuracy.toFixed(3)} → ${end.pixelAccuracy.toFixed(3)}`,
+      );
+      // Measured: mIoU 0.015 → 0.592 (members 0.567, 0.585), pixel accuracy 0.075 → 0.853; other seeds (5, 9)
+      // and no ignored band gave 0.577–0.599. Stopped at 0.4: well above the start, well below what it reaches.
+      expect(start.mIoU).toBeLessThan(0.1);
+      expect(end.mIoU).toBeGreaterThan(0.4);
+      expect(end.mIoU).toBeGreaterThanOrEqual(Math.min(...members));
+      expect(end.pixelAccuracy).toBeGreaterThan(0.7);
       clf.dispose();
-      tf.dispose([images, testImages, feats, testFeats, rows]);
+      tf.dispose([images, testImages, testFeats, rows]);
     },
   );
 });

@@ -109,47 +109,65 @@ for (const backend of BACKENDS) {
   });
 }
 
+/**
+ * The learning test's maps: the 14×14 and 7×7 maps of {@link pyramid} and a 1×1 map holding the image pooled
+ * to 7×7 in its 49 channels, as a deep block's global features would say which garment it is; the logits are
+ * resized to 28×28 (`outputSide`), the masks' side.
+ */
+function contextPyramid(x: tf.Tensor4D): tf.Tensor4D[] {
+  return tf.tidy(() => {
+    const [, m14, m7] = pyramid(x);
+    return [m14, m7, tf.reshape(adaptiveAvgPool2d(x, 7), [x.shape[0], 1, 1, 49]) as tf.Tensor4D];
+  });
+}
+
 describe('UperHead learns the shipped masks (wasm)', () => {
   let images: tf.Tensor4D, testImages: tf.Tensor4D;
   let masks: Int32Array, testMasks: Int32Array;
   beforeAll(async () => {
     await setBackend('wasm');
+    await ensureGradients();
     const [tr, te] = [await loadFashionMNIST({ split: 'train' }), await loadFashionMNIST({ split: 'test' })];
-    images = tf.slice(tr.images, 0, 256);
+    images = tf.slice(tr.images, 0, 768);
     testImages = tf.slice(te.images, 0, 128);
-    masks = fashionMNISTMasks(tr).slice(0, 256 * 784);
+    masks = fashionMNISTMasks(tr).slice(0, 768 * 784);
     testMasks = fashionMNISTMasks(te).slice(0, 128 * 784);
     tr.dispose();
     te.dispose();
   });
   afterAll(() => tf.dispose([images, testImages]));
 
-  it('mIoU rises well above its start through train()', { timeout: 240_000 }, async () => {
-    const maps = pyramid(images);
-    const testMaps = pyramid(testImages);
-    const head = new UperHead({ channels: [2, 3, 4], classes: 11, width: 16, seed: 1 });
-    const score = () => {
-      const meter = new SegmentationMeter({ classes: 11 });
-      tf.tidy(() => meter.update(head.forward(testMaps), testMasks));
-      return meter.scores();
-    };
-    const start = score();
-    const r = await train(head, segmentationDataset(maps, masks, { classes: 11 }), {
-      epochs: 6,
-      batchSize: 16,
-      optimizer: adam(3e-3),
-      seed: 0,
-    });
-    const end = score();
-    console.log(
-      `UperHead on the shipped masks: mIoU ${start.mIoU.toFixed(3)} → ${end.mIoU.toFixed(3)}, pixel accuracy ${start.pixelAccuracy.toFixed(3)} → ${end.pixelAccuracy.toFixed(3)}, train top-1 ${r.history.at(-1)!.trainTop1.toFixed(3)}`,
-    );
-    // Measured: mIoU 0.006 → 0.143, pixel accuracy 0.07 → 0.65 (the garment class must come from the shape alone).
-    expect(start.mIoU).toBeLessThan(0.05);
-    expect(end.mIoU).toBeGreaterThan(start.mIoU + 0.08);
-    expect(end.pixelAccuracy).toBeGreaterThan(0.5);
-    expect(r.history.at(-1)!.trainTop1).toBeLessThanOrEqual(1);
-    head.dispose();
-    tf.dispose([...maps, ...testMaps]);
-  });
+  it(
+    'mIoU rises well above its start through train(), from maps of 14, 7 and 1 pixels to 28×28 logits',
+    { timeout: 240_000 },
+    async () => {
+      const maps = contextPyramid(images);
+      const testMaps = contextPyramid(testImages);
+      const head = new UperHead({ channels: [3, 4, 49], classes: 11, width: 16, outputSide: 28, seed: 1 });
+      const score = () => {
+        const meter = new SegmentationMeter({ classes: 11 });
+        tf.tidy(() => meter.update(head.forward(testMaps), testMasks));
+        return meter.scores();
+      };
+      const start = score();
+      const r = await train(head, segmentationDataset(maps, masks, { classes: 11 }), {
+        epochs: 4,
+        batchSize: 16,
+        optimizer: adam(5e-3),
+        seed: 0,
+      });
+      const end = score();
+      console.log(
+        `UperHead on the shipped masks: mIoU ${start.mIoU.toFixed(3)} → ${end.mIoU.toFixed(3)}, pixel accuracy ${start.pixelAccuracy.toFixed(3)} → ${end.pixelAccuracy.toFixed(3)}, train top-1 ${r.history.at(-1)!.trainTop1.toFixed(3)}`,
+      );
+      // Measured (head seeds 1, 5): mIoU 0.005–0.008 → 0.52–0.55, pixel accuracy → 0.82–0.83; with 512 images and
+      // 3 epochs seeds 1, 2, 5 gave 0.47, 0.47, 0.34.
+      expect(start.mIoU).toBeLessThan(0.1);
+      expect(end.mIoU).toBeGreaterThan(0.35);
+      expect(end.pixelAccuracy).toBeGreaterThan(0.7);
+      expect(r.history.at(-1)!.trainTop1).toBeLessThanOrEqual(1);
+      head.dispose();
+      tf.dispose([...maps, ...testMaps]);
+    },
+  );
 });
