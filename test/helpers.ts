@@ -200,3 +200,40 @@ export function bundleScript(source: string, name: string): string {
   }
   return out;
 }
+
+/**
+ * {@link gradientCheck} for several variables at once: one `tf.variableGrads` of `loss` gives every
+ * analytic gradient, then each variable's element with the largest one is moved by ±h (two more
+ * evaluations of `loss` per variable). Each variable is restored bit for bit afterwards, also on error.
+ */
+export function gradientChecks(loss: () => tf.Scalar, vars: tf.Variable[], h = 1e-2): GradientCheck[] {
+  const { value, grads } = tf.variableGrads(loss, vars);
+  const gs = vars.map((v) => Float32Array.from(grads[v.name].dataSync()));
+  tf.dispose([value, ...Object.values(grads)]);
+  return vars.map((v, k) => {
+    const g = gs[k];
+    let i = 0;
+    for (let j = 1; j < g.length; j++) if (Math.abs(g[j]) > Math.abs(g[i])) i = j;
+    const orig = Float32Array.from(v.dataSync());
+    const lossAt = (delta: number): [number, number] => {
+      const p = orig.slice();
+      p[i] = Math.fround(orig[i] + delta);
+      tf.tidy(() => v.assign(tf.tensor(p, v.shape, 'float32')));
+      return [p[i] - orig[i], tf.tidy(() => loss().dataSync()[0])];
+    };
+    try {
+      const [dPlus, lPlus] = lossAt(h);
+      const [dMinus, lMinus] = lossAt(-h);
+      const numeric = (lPlus - lMinus) / (dPlus - dMinus);
+      const analytic = g[i];
+      return {
+        index: i,
+        analytic,
+        numeric,
+        relErr: Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), Math.abs(numeric), 1e-30),
+      };
+    } finally {
+      tf.tidy(() => v.assign(tf.tensor(orig, v.shape, 'float32')));
+    }
+  });
+}

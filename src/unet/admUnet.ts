@@ -24,6 +24,7 @@ import type { ConvAlgorithm } from './runtime/convAlgorithm.js';
 import { LayerRunner, layerOptions, type LayerOptions } from './runtime/layerRunner.js';
 import { ForwardState, Parking, PartedBatch, resumeBatch, Skips } from './runtime/batchParts.js';
 import type { Params } from './runtime/params.js';
+import { checkpointed } from './runtime/checkpoint.js';
 import { rowsOf, upsampledRows } from './runtime/rows.js';
 import { sliceRows } from '../backend/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
@@ -236,7 +237,12 @@ export class ADMUNet {
     return tf.tidy(() => {
       const temb = timestepEmbedding(t, this.config.modelChannels);
       let emb = p.linear(silu(p.linear(temb, 'time_embed.0')), 'time_embed.2');
-      if (y) emb = tf.add(emb, tf.gather(p('label_emb.weight'), tf.tensor1d(y, 'int32'))) as tf.Tensor2D;
+      // The rows of label_emb as a one-hot product rather than a gather: the same values, and a
+      // gradient on every backend (gather's needs UnsortedSegmentSum, which wasm lacks).
+      if (y) {
+        const table = p('label_emb.weight');
+        emb = tf.add(emb, tf.matMul(tf.oneHot(tf.tensor1d(y, 'int32'), table.shape[0]), table)) as tf.Tensor2D;
+      }
       return emb;
     });
   }
@@ -273,6 +279,7 @@ export class ADMUNet {
     }
     const add = checkAddedMaps(opts.add, n, (b) => this.block(b));
     const dropout = checkDropout(opts.dropout);
+    const checkpoint = this.checkCheckpoint(opts.checkpoint);
     const runAll = opts.capture === undefined || opts.output === true;
     const stopAt = runAll ? this.totalBlocks : Math.max(0, ...capture);
     const startAt = opts.resume === undefined ? 1 : this.checkResume(opts.resume, n, t, stopAt, capture, add);
@@ -304,7 +311,7 @@ export class ADMUNet {
         h.regroup(n > 1 && this.layers.banded(h.shape, Math.max(spec.inChannels, spec.channels)));
         const skip = spec.part === 'output' ? hs.take(spec.skipFrom!, h.count) : undefined;
         const run = (x: tf.Tensor4D, example?: number) =>
-          this.runPart(spec, x, skip?.(example ?? 0), emb, add.get(spec.b), example, dropout);
+          this.runPart(spec, x, skip?.(example ?? 0), emb, add.get(spec.b), { example, dropout, checkpoint });
         const captured = h.apply(run, (y) => hs.keep(spec.b, y), capture.has(spec.b));
         if (captured) features.set(spec.b, captured);
         if (skip) hs.release(spec.skipFrom!);
@@ -378,31 +385,56 @@ export class ADMUNet {
 
   // Block `spec` on x, first joined with its skip for an output block, plus the tensor added to the
   // block's output; `example` picks the rows of emb and of the added tensor when x is one example of
-  // the batch. Consumes x and skip.
+  // the batch. With `checkpoint`, the block (not the addition) is recomputed in the backward pass
+  // from x, skip and emb. Consumes x and skip.
   private runPart(
     spec: BlockSpec,
     x: tf.Tensor4D,
     skip: tf.Tensor4D | undefined,
     emb: tf.Tensor2D,
     extra: tf.Tensor4D | undefined,
-    example?: number,
-    dropout?: { rate: number; seed: number },
+    { example, dropout, checkpoint }: PartOptions,
   ): tf.Tensor4D {
-    let input = x;
+    const rows = <T extends tf.Tensor>(t: T) => (example === undefined ? t : sliceRows(t, example, 1));
+    const drop = dropout && ((layer: number) => dropoutMask(dropout, spec.b, layer, example ?? -1));
+    const block = (h: tf.Tensor, e: tf.Tensor) => this.runBlock(spec, h as tf.Tensor4D, e as tf.Tensor2D, drop);
+    const join = (h: tf.Tensor, s: tf.Tensor) => tf.concat([h, s], 3);
     try {
-      if (skip) {
-        input = tf.concat([x, skip], 3);
-        // Freed before the block runs, so that they are gone before its intermediates exist.
-        tf.dispose([x, skip]);
-      }
       return tf.tidy((): tf.Tensor4D => {
-        const drop = dropout && ((layer: number) => dropoutMask(dropout, spec.b, layer, example ?? -1));
-        const y = this.runBlock(spec, input, example === undefined ? emb : sliceRows(emb, example, 1), drop);
-        return extra ? tf.add(y, example === undefined ? extra : sliceRows(extra, example, 1)) : y;
+        let y: tf.Tensor4D;
+        if (checkpoint) {
+          // Only x, emb and the skip are kept for the backward pass, which runs the block again.
+          const inputs = [x, rows(emb), ...(skip ? [skip] : [])];
+          y = checkpointed(([h, e, s]) => block(s ? join(h, s) : h, e), inputs, this.blockVariables(spec));
+        } else if (skip) {
+          const input = join(x, skip);
+          // Freed before the block runs, so that they are gone before its intermediates exist.
+          tf.dispose([x, skip]);
+          y = block(input, rows(emb));
+        } else y = block(x, rows(emb));
+        return extra ? tf.add(y, rows(extra)) : y;
       });
     } finally {
-      tf.dispose([x, input, ...(skip ? [skip] : [])]);
+      tf.dispose([x, ...(skip ? [skip] : [])]);
     }
+  }
+
+  // `ForwardOptions.checkpoint`, checked: it needs the weights to be variables.
+  private checkCheckpoint(checkpoint: unknown): boolean {
+    if (checkpoint === undefined || checkpoint === false) return false;
+    if (checkpoint !== true)
+      throw new InputError(`checkpoint must be true or false, got ${JSON.stringify(checkpoint)}`);
+    if (!this.weights.trainable)
+      throw new InputError(
+        'checkpoint is for training, and the weights are not trainable: call unet.trainableWeights() first (trainDiffusion does), then take the gradient (tf.variableGrads) of a loss of this forward',
+      );
+    return true;
+  }
+
+  // The variables of block `spec`'s layers (those under its module's prefix).
+  private blockVariables(spec: BlockSpec): tf.Variable[] {
+    const prefix = `${spec.module}.`;
+    return [...this.weights.makeTrainable()].filter(([name]) => name.startsWith(prefix)).map(([, v]) => v);
   }
 
   /**
@@ -511,6 +543,13 @@ export class ADMUNet {
   checkImages(x: tf.Tensor4D, what = 'x'): number {
     return checkImageBatch(x, this.config, what);
   }
+}
+
+/** How a block runs: on one `example` of a split batch or the whole batch, with dropout, checkpointed. */
+interface PartOptions {
+  example?: number;
+  dropout?: { rate: number; seed: number };
+  checkpoint: boolean;
 }
 
 /** The dropout option checked: a rate in [0, 1) and a seed (undefined when off). */

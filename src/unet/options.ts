@@ -36,6 +36,21 @@ export interface ForwardOptions {
    */
   dropout?: { rate: number; seed: number };
   /**
+   * Training only: keep only each block's input during the forward and recompute the block in the
+   * backward pass, so activation memory is one block's worth plus the block boundaries; gradients
+   * equal those of a plain forward.
+   *
+   * Each entry of the block table (an input block, the middle block, an output block) is
+   * checkpointed on its own: its input, its skip (output blocks) and the embedding are kept, the
+   * block runs again, on them, when the gradient reaches it (dropout draws the same masks: they are
+   * seeded), and its weights, its input and the embedding get their gradients from that rerun.
+   * Costs about one more forward per step. Blocks past the deepest captured one neither run nor get
+   * gradients; `add` is applied outside the checkpoint; variables with `trainable = false` get no
+   * gradient. Without a gradient being recorded around the forward it changes nothing. Needs
+   * trainable weights ({@link ADMUNet.trainableWeights}): an InputError otherwise.
+   */
+  checkpoint?: boolean;
+  /**
    * Also return, as `state`, what a later forward of the same `xt`, `t` and `y` needs to start at
    * block `hold` instead of block 1 (pass it as `resume`): the encoder outputs before that block. For
    * a second pass that differs from this one only from block `hold` on, as DifFeed's, whose

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors';
-import type { ADMUNet } from '../../src/unet/admUnet';
+import { ADMUNet } from '../../src/unet/admUnet';
 import { BACKENDS, compareArrays, gradientCheck, loadTinyUNet, setBackend } from '../helpers';
 
 // Weights from every kind of layer: the first conv, a ResBlock conv and its FiLM linear, a norm,
@@ -94,4 +94,42 @@ describe('ADMUNet.trainableWeights', () => {
     expect(() => streamed.trainableWeights()).toThrow(/residency: 'resident'/);
     streamed.dispose();
   });
+});
+
+// tf.gather's gradient needs UnsortedSegmentSum, which wasm lacks: the label embedding is looked up
+// as a one-hot product, whose gradient every backend has.
+describe('a class-conditional ADMUNet', () => {
+  for (const backend of BACKENDS)
+    it(`gets the gradient of label_emb a central difference gives, on ${backend}`, async () => {
+      await setBackend(backend);
+      const flags = {
+        image_size: 8,
+        num_channels: 32,
+        num_res_blocks: 1,
+        channel_mult: '1,1',
+        attention_resolutions: '',
+      };
+      const unet = ADMUNet.create({ ...flags, class_cond: true, learn_sigma: false }, 5);
+      const x = tf.randomNormal([3, 8, 8, 3], 0, 1, 'float32', 13) as tf.Tensor4D;
+      const r = tf.randomNormal([3, 8, 8, 3], 0, 1, 'float32', 14) as tf.Tensor4D;
+      try {
+        const table = unet.trainableWeights().get('label_emb.weight')!;
+        const y = [7, 999, 7];
+        const loss = () => tf.tidy(() => tf.sum(tf.mul(unet.forward(x, [5, 300, 900], { y }).output!, r)) as tf.Scalar);
+        const before = tf.memory().numTensors;
+        const c = gradientCheck(loss, table, 1e-2);
+        expect([7, 999]).toContain(Math.floor(c.index / table.shape[1]!)); // a row of a label in the batch
+        expect(c.relErr, `analytic ${c.analytic}, numeric ${c.numeric}`).toBeLessThan(2e-2);
+        // Rows of labels not in the batch get zeros.
+        const { value, grads } = tf.variableGrads(loss, [table]);
+        const g = grads[table.name].arraySync() as number[][];
+        tf.dispose([value, ...Object.values(grads)]);
+        expect(g[0].every((e) => e === 0)).toBe(true);
+        expect(g[7].some((e) => e !== 0)).toBe(true);
+        expect(tf.memory().numTensors).toBe(before);
+      } finally {
+        unet.dispose();
+        tf.dispose([x, r]);
+      }
+    });
 });
