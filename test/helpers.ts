@@ -144,6 +144,17 @@ export function gradientCheck(loss: () => tf.Scalar, v: tf.Variable, h = 1e-2, i
   const { value, grads } = tf.variableGrads(loss, [v]);
   const g = Float32Array.from(grads[v.name].dataSync());
   tf.dispose([value, ...Object.values(grads)]);
+  return centralDifference(loss, v, g, h, index);
+}
+
+/** Compares the analytic gradient `g` of `v` at one element (`index`, or the largest) with a central difference. */
+function centralDifference(
+  loss: () => tf.Scalar,
+  v: tf.Variable,
+  g: Float32Array,
+  h: number,
+  index?: number,
+): GradientCheck {
   let i = index ?? 0;
   if (index === undefined) for (let k = 1; k < g.length; k++) if (Math.abs(g[k]) > Math.abs(g[i])) i = k;
   const orig = Float32Array.from(v.dataSync());
@@ -210,30 +221,5 @@ export function gradientChecks(loss: () => tf.Scalar, vars: tf.Variable[], h = 1
   const { value, grads } = tf.variableGrads(loss, vars);
   const gs = vars.map((v) => Float32Array.from(grads[v.name].dataSync()));
   tf.dispose([value, ...Object.values(grads)]);
-  return vars.map((v, k) => {
-    const g = gs[k];
-    let i = 0;
-    for (let j = 1; j < g.length; j++) if (Math.abs(g[j]) > Math.abs(g[i])) i = j;
-    const orig = Float32Array.from(v.dataSync());
-    const lossAt = (delta: number): [number, number] => {
-      const p = orig.slice();
-      p[i] = Math.fround(orig[i] + delta);
-      tf.tidy(() => v.assign(tf.tensor(p, v.shape, 'float32')));
-      return [p[i] - orig[i], tf.tidy(() => loss().dataSync()[0])];
-    };
-    try {
-      const [dPlus, lPlus] = lossAt(h);
-      const [dMinus, lMinus] = lossAt(-h);
-      const numeric = (lPlus - lMinus) / (dPlus - dMinus);
-      const analytic = g[i];
-      return {
-        index: i,
-        analytic,
-        numeric,
-        relErr: Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), Math.abs(numeric), 1e-30),
-      };
-    } finally {
-      tf.tidy(() => v.assign(tf.tensor(orig, v.shape, 'float32')));
-    }
-  });
+  return vars.map((v, k) => centralDifference(loss, v, gs[k], h));
 }
