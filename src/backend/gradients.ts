@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DiffSSLError } from '../errors.js';
 import { importUnbundled } from '../util/dynamicImport.js';
+import { shareWasmClones } from './wasm/sharedClones.js';
 
 const SPECIFIER = '@tensorflow/tfjs-core/dist/register_all_gradients';
 /** Kernels whose gradients every head's training needs; all present means some copy of tfjs registered them. */
@@ -83,12 +84,16 @@ async function load(): Promise<string> {
  * `register_all_gradients` when nothing has yet. Idempotent and cheap after the first call.
  * {@link train} and {@link trainStep} call it; call it yourself before using `tf.grad`,
  * `tf.variableGrads` or `optimizer.minimize` directly. Under Node it installs, once, a
- * module-resolution hook that touches only tfjs-core's own files (see the module notes).
+ * module-resolution hook that touches only tfjs-core's own files (see the module notes). On the
+ * wasm backend it also makes `Identity` and same-dtype `Cast` share their input's data instead of
+ * copying it, as the cpu backend does (every tensor the gradient tape saves is such a clone).
  * @returns how the gradients came to be there.
  * @throws DiffSSLError when they cannot be loaded in this environment (the message says what to import).
  * @category Training
  */
 export function ensureGradients(): Promise<string> {
+  // The tape's saved tensors are clones: make those free on wasm (see ./wasm/sharedClones).
+  shareWasmClones();
   if (registered()) return Promise.resolve('already registered');
   pending ??= load().finally(() => {
     pending = undefined;

@@ -6,14 +6,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { conv3x3, explicitPadding, turnedFilterGrad, type RowPad } from './conv3x3.js';
+import { channelSums } from './mapReductions.js';
 
 /**
  * `conv3x3(x, w, b, stride, rowPad)` with gradients for x, w and b:
  * - x: stride 1 as a forward conv with the filter turned 180° (forward speed); stride 2 by tfjs's
  *   transposed conv;
- * - w: im2col of the padded input, an explicit transpose and one plain 2-D matMul,
- *   `dW [9·Cin, Cout] = colsᵀ · dy` over all N·H·W output pixels;
- * - b: the sum of dy over N, H and W.
+ * - w: a convolution with the batch as channels ({@link filterGrad});
+ * - b: the sum of dy over N, H and W, by an average pool ({@link channelSums}).
  */
 export function trainableConv3x3(
   x: tf.Tensor4D,
@@ -33,7 +33,7 @@ export function trainableConv3x3(
           stride === 1
             ? turnedFilterGrad(dy, ws, rowPad)
             : tf.conv2dTranspose(dy, ws, xs.shape, 2, explicitPadding(rowPad));
-        return [dx, filterGrad(xs, dy, stride, rowPad), tf.sum(dy, [0, 1, 2])];
+        return [dx, filterGrad(xs, dy, stride, rowPad), channelSums(dy)];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
@@ -42,17 +42,17 @@ export function trainableConv3x3(
 
 /**
  * `∂L/∂W` in HWIO of a 3×3 conv with this input, output gradient, stride and row padding (columns
- * padded by 1), itself computed as a convolution: with the batch as channels, the padded input
- * `[Cin, H+2, W+2, N]` convolved with the output gradient as a filter `[Ho, Wo, N, Cout]` (dilated
- * by the stride) gives `[Cin, 3, 3, Cout]`. XNNPACK reads the input in place, where an im2col
- * would copy it nine times (3× slower at ADM's small-model shapes; docs/backends.md#gradients).
+ * padded by 1), itself computed as a convolution: with the batch as channels, the input
+ * `[Cin, H, W, N]` convolved (with the same padding) with the output gradient as a filter
+ * `[Ho, Wo, N, Cout]` (dilated by the stride) gives `[Cin, 3, 3, Cout]`. XNNPACK reads the input in
+ * place and pads it itself, where an im2col would copy it nine times and a matMul with a transposed
+ * operand is slower still on wasm (docs/backends.md#gradients).
  */
 export function filterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, stride: 1 | 2, rowPad: RowPad): tf.Tensor4D {
   return tf.tidy(() => {
-    const padded = tf.pad(x, explicitPadding(rowPad));
-    const images = tf.transpose(padded, [3, 1, 2, 0]) as tf.Tensor4D;
+    const images = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D;
     const filter = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
-    let dw = tf.conv2d(images, filter, 1, 'valid', 'NHWC', stride);
+    let dw = tf.conv2d(images, filter, 1, explicitPadding(rowPad), 'NHWC', stride);
     // A stride-2 conv may leave rows or columns of the padded input unread: its output is then wider than 3.
     if (dw.shape[1] !== 3 || dw.shape[2] !== 3) dw = tf.slice(dw, [0, 0, 0, 0], [-1, 3, 3, -1]);
     return tf.transpose(dw, [1, 2, 0, 3]);

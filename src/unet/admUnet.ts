@@ -17,7 +17,7 @@ import {
 } from './architecture.js';
 import { attentionBlock } from './attentionBlock.js';
 import { resolveConfig, type ModelSpec, type ResolvedConfig } from './config.js';
-import { applyAffine, groupNormAffine } from './groupNorm.js';
+import { affineSilu, groupNormAffine } from './groupNorm.js';
 import { randomWeights } from './init.js';
 import { tfjsShape, toReferenceLayout, toTfjsLayout } from './layout.js';
 import type { ConvAlgorithm } from './runtime/convAlgorithm.js';
@@ -525,7 +525,7 @@ export class ADMUNet {
     return tf.tidy(() => {
       const norm = groupNormAffine(h, p('out.0.weight'), p('out.0.bias'), undefined, { rows: p.statRows(h.shape) });
       return p.conv3x3Rows(
-        rowsOf(h, (band) => silu(applyAffine(band, norm))),
+        rowsOf(h, (band) => affineSilu(band, norm)),
         'out.2',
       );
     });

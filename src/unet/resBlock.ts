@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { applyAffine, groupNormAffine, type NormAffine } from './groupNorm.js';
+import { affineSilu, groupNormAffine, type NormAffine } from './groupNorm.js';
 import type { Params } from './runtime/params.js';
 import { downsampledRows, rowsOf, upsampledRows, type Rows } from './runtime/rows.js';
 
@@ -34,7 +34,7 @@ export function resBlock(
   const { prefix: q, cin, cout } = spec;
   const n = x.shape[0];
   const resample = spec.updown === 'up' ? upsampledRows : spec.updown === 'down' ? downsampledRows : (r: Rows) => r;
-  const activated = (t: tf.Tensor4D, norm: NormAffine) => rowsOf(t, (band) => silu(applyAffine(band, norm)));
+  const activated = (t: tf.Tensor4D, norm: NormAffine) => rowsOf(t, (band) => affineSilu(band, norm));
 
   const norm1 = groupNormAffine(x, p(`${q}.in_layers.0.weight`), p(`${q}.in_layers.0.bias`), undefined, {
     rows: p.statRows(x.shape),
@@ -60,7 +60,7 @@ export function resBlock(
 
   const skip = resample(rowsOf(x));
   // Dropout needs the whole activated map (one mask for all bands); it is only used in training.
-  const dropped = dropout ? tf.tidy(() => dropout(silu(applyAffine(h, norm2)))) : undefined;
+  const dropped = dropout ? tf.tidy(() => dropout(affineSilu(h, norm2))) : undefined;
   return withDispose([h, norm2.scale, norm2.offset, ...(dropped ? [dropped] : [])], () =>
     p.conv3x3Rows(dropped ? rowsOf(dropped) : activated(h, norm2), `${q}.out_layers.3`, (y, top) => {
       const s = skip.get(top, y.shape[1]);

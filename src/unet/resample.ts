@@ -44,20 +44,3 @@ const downsample2 = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => 
 export function downsampleAvg(x: tf.Tensor4D): tf.Tensor4D {
   return downsample2(x) as tf.Tensor4D;
 }
-
-// The mean over a whole map by XNNPACK's average pool (fast on wasm), with the obvious gradient
-// (dy / (H·W) everywhere) instead of wasm's slow AvgPoolGrad.
-const mapMean = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-  const x4 = args[0] as tf.Tensor4D;
-  const [n, h, w, c] = x4.shape;
-  return {
-    value: tf.avgPool(x4, [h, w], 1, 'valid'),
-    // A broadcasting add: wasm's Tile (broadcastTo) is far slower.
-    gradFunc: (dy: tf.Tensor) => tf.tidy(() => tf.add(tf.zeros([n, h, w, c]), tf.div(dy, h * w))),
-  };
-});
-
-/** The mean of each example's channels over the map, `[N, 1, 1, C]`; differentiable on every backend. */
-export function spatialMean(x: tf.Tensor4D): tf.Tensor4D {
-  return mapMean(x) as tf.Tensor4D;
-}

@@ -1,14 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { downsampleAvg, spatialMean, upsampleNearest } from '../../src/unet/resample';
+import { downsampleAvg, upsampleNearest } from '../../src/unet/resample';
 import { BACKENDS, compareArrays, setBackend } from '../helpers';
 
 for (const backend of BACKENDS) {
   describe(`resampling on ${backend}`, () => {
     beforeAll(() => setBackend(backend));
 
-    it('the gradients of downsampleAvg (odd sides too) and spatialMean equal the reference formulas', () => {
+    it('the gradient of downsampleAvg (odd sides too) equals the reference formula', () => {
       const before = tf.memory().numTensors;
       tf.tidy(() => {
         const [N, H, W, C] = [2, 5, 6, 3];
@@ -25,12 +25,6 @@ for (const backend of BACKENDS) {
                 const want = y < 4 ? rr[n][y >> 1][c >> 1][k] / 4 : 0; // the odd last row is dropped
                 expect(down[n][y][c][k]).toBeCloseTo(want, 6);
               }
-        const s = tf.randomNormal([N, 1, 1, C], 0, 1, 'float32', 7);
-        const mean = tf.grad((v) => tf.sum(tf.mul(spatialMean(v as tf.Tensor4D), s)))(x);
-        const want = tf.mul(tf.onesLike(x), tf.div(s, H * W));
-        const d = compareArrays(mean.dataSync(), want.dataSync(), 1e-6, 1e-5);
-        expect(d.ok, `max abs ${d.maxAbs}`).toBe(true);
-        expect(spatialMean(x).shape).toEqual([N, 1, 1, C]);
       });
       expect(tf.memory().numTensors).toBe(before);
     });
