@@ -26,6 +26,7 @@ import { ForwardState, Parking, PartedBatch, resumeBatch, Skips } from './runtim
 import type { Params } from './runtime/params.js';
 import { checkpointed } from './runtime/checkpoint.js';
 import { rowsOf, upsampledRows } from './runtime/rows.js';
+import { concatChannels } from '../backend/concatChannels.js';
 import { sliceRows } from '../backend/sliceRows.js';
 import { resBlock, silu } from './resBlock.js';
 import { checkImageRange, checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
@@ -398,7 +399,7 @@ export class ADMUNet {
     const rows = <T extends tf.Tensor>(t: T) => (example === undefined ? t : sliceRows(t, example, 1));
     const drop = dropout && ((layer: number) => dropoutMask(dropout, spec.b, layer, example ?? -1));
     const block = (h: tf.Tensor, e: tf.Tensor) => this.runBlock(spec, h as tf.Tensor4D, e as tf.Tensor2D, drop);
-    const join = (h: tf.Tensor, s: tf.Tensor) => tf.concat([h, s], 3);
+    const join = (h: tf.Tensor, s: tf.Tensor) => concatChannels(h as tf.Tensor4D, s as tf.Tensor4D);
     try {
       return tf.tidy((): tf.Tensor4D => {
         let y: tf.Tensor4D;

@@ -155,6 +155,8 @@ function channelMeans(x: tf.Tensor4D, rows: number, bandMean: (band: tf.Tensor4D
 /** Mean of each example's group of channels, broadcast back to its channels: `[N, 1, 1, C]`. */
 function groupAverage(channelMeans: tf.Tensor4D, groups: number): tf.Tensor4D {
   const [n, , , c] = channelMeans.shape;
+  if (c === groups) return channelMeans;
   const means = tf.mean(tf.reshape(channelMeans, [n, groups, c / groups]), 2, true);
-  return tf.reshape(tf.broadcastTo(means, [n, groups, c / groups]), [n, 1, 1, c]);
+  // A broadcasting add rather than broadcastTo: wasm's Tile costs a kernel call of its own either way, and more.
+  return tf.reshape(tf.add(tf.zeros([n, groups, c / groups]), means), [n, 1, 1, c]);
 }

@@ -8,7 +8,7 @@ import { RUN_FILE } from '../../src/diffusion/diffusionCheckpoint';
 import { CheckpointError, InputError } from '../../src/errors';
 import { ADMUNet } from '../../src/unet/admUnet';
 import type { DiffusionTrainProgressInfo } from '../../src/util/progress';
-import { setBackend } from '../helpers';
+import { compareArrays, setBackend } from '../helpers';
 
 // A U-Net small enough to train in a test: 8×8, one channel, two levels, one ResBlock per level, learn_sigma.
 const FLAGS = {
@@ -107,6 +107,22 @@ describe('trainDiffusion', () => {
     ema.dispose();
   });
 
+  it('gradientCheckpoint gives the same run, and a run may resume with it switched on', async () => {
+    const opts = { seed: 2, dropout: 0.1 };
+    const plain = await run({ ...opts, steps: 4 }, 'plain');
+    await run({ ...opts, steps: 2 }, 'switched');
+    const before = tf.memory().numTensors;
+    const switched = await run({ ...opts, steps: 4, gradientCheckpoint: true }, 'switched');
+    expect(switched.ran).toBe(2);
+    expect(tf.memory().numTensors).toBe(before);
+    for (let i = 0; i < 4; i++) expect(switched.losses[i]).toBeCloseTo(plain.losses[i], 5);
+    for (const [k, v] of plain.weights) {
+      // Adam turns float rounding in tiny gradients into steps of up to lr: 1e-4 is far below one wrong step (1e-3).
+      const d = compareArrays(switched.weights.get(k)!.data, v.data, 1e-4, 1e-4);
+      expect(d.ok, `${k}: max abs ${d.maxAbs}`).toBe(true);
+    }
+  });
+
   it("one step is Adam's first update (|Δw| = lr where the gradient is not tiny) and the EMA is rate·w0 + (1 − rate)·w1", async () => {
     const m0 = model();
     const w0 = m0.stateDict();
@@ -157,6 +173,7 @@ describe('trainDiffusion', () => {
       [{ steps: 1, seed: 1.5 }, /seed/],
       [{ steps: 1, betas: [0.9, 1] }, /betas/],
       [{ steps: 1, emaWarmup: 1 as unknown as boolean }, /emaWarmup/],
+      [{ steps: 1, gradientCheckpoint: 'yes' as unknown as boolean }, /gradientCheckpoint/],
     ];
     for (const [opts, msg] of bad) await expect(trainDiffusion(unet, images, opts)).rejects.toThrow(msg);
     await expect(trainDiffusion(unet, tf.mul(images, 100) as tf.Tensor4D, { steps: 1 })).rejects.toThrow(InputError);
