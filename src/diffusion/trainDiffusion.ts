@@ -47,7 +47,7 @@ export interface DiffusionTrainOptions {
   /**
    * Recompute each U-Net block in the backward pass instead of keeping its activations
    * (`ForwardOptions.checkpoint`): the same gradients, several times less activation memory, about
-   * 5–25 % more time per step (docs/dense.md#fine-tuning). Default false. Not one of the run's
+   * 5–25 % more time per step (docs/dense.md#fine-tuning-the-backbone-with-a-head). Default false. Not one of the run's
    * settings: a run may resume with it switched either way.
    */
   gradientCheckpoint?: boolean;
