@@ -30,11 +30,8 @@ function interleave(heap: WasmHeap, parts: tf.Tensor4D[]): tf.Tensor4D {
   const dst = heapView(heap, out);
   let offset = 0;
   parts.forEach((p, k) => {
-    const src = heapView(heap, p);
-    const width = widths[k];
-    for (let px = 0, i = 0; px < n * h * w; px++)
-      for (let j = px * c + offset, end = j + width; j < end;) dst[j++] = src[i++];
-    offset += width;
+    copyChannels(heapView(heap, p), widths[k], 0, dst, c, offset, widths[k], n * h * w);
+    offset += widths[k];
   });
   return out;
 }
@@ -47,11 +44,24 @@ function deinterleave(heap: WasmHeap, x: tf.Tensor4D, widths: number[]): tf.Tens
   const src = heapView(heap, x);
   let offset = 0;
   outs.forEach((o, k) => {
-    const dst = heapView(heap, o);
-    const width = widths[k];
-    for (let px = 0, i = 0; px < n * h * w; px++)
-      for (let j = px * c + offset, end = j + width; j < end;) dst[i++] = src[j++];
-    offset += width;
+    copyChannels(src, c, offset, heapView(heap, o), widths[k], 0, widths[k], n * h * w);
+    offset += widths[k];
   });
   return outs;
+}
+
+/** For each of `pixels` pixels, `width` channels from `src` (pixel stride, first channel) to `dst` (the same). */
+function copyChannels(
+  src: Float32Array,
+  srcStride: number,
+  srcOffset: number,
+  dst: Float32Array,
+  dstStride: number,
+  dstOffset: number,
+  width: number,
+  pixels: number,
+): void {
+  for (let px = 0; px < pixels; px++)
+    for (let i = px * srcStride + srcOffset, j = px * dstStride + dstOffset, end = i + width; i < end;)
+      dst[j++] = src[i++];
 }
