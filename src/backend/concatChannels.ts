@@ -61,7 +61,14 @@ function copyChannels(
   width: number,
   pixels: number,
 ): void {
-  for (let px = 0; px < pixels; px++)
-    for (let i = px * srcStride + srcOffset, j = px * dstStride + dstOffset, end = i + width; i < end;)
-      dst[j++] = src[i++];
+  // A typed-array copy per pixel pays from 64 channels; below that the plain loop is faster.
+  if (width >= 64)
+    for (let px = 0; px < pixels; px++) {
+      const i = px * srcStride + srcOffset;
+      dst.set(src.subarray(i, i + width), px * dstStride + dstOffset);
+    }
+  else
+    for (let px = 0; px < pixels; px++)
+      for (let i = px * srcStride + srcOffset, j = px * dstStride + dstOffset, end = i + width; i < end;)
+        dst[j++] = src[i++];
 }
