@@ -4,8 +4,9 @@ import { heapTensor, heapView, wasmHeap, type WasmHeap } from './wasm/heap.js';
 /**
  * `tf.concat([a, b], 3)` for NHWC maps of the same examples and side (a U-Net decoder block joining
  * its input with a skip). Differentiable: the gradient gives each its channels of dy. On wasm both
- * directions are one pass in the heap, where the stock Concat and (for the gradient) SplitV kernels
- * took 2–2.5× as long on the default backbone's training maps (docs/training.md#where-a-steps-time-goes).
+ * directions are one pass in the heap: the stock SplitV (the gradient) took about twice as long
+ * everywhere, the stock Concat up to twice on the default backbone's training maps and as long on
+ * the 256 model's (docs/training.md#where-a-steps-time-goes).
  */
 export function concatChannels(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D {
   const [n, h, w, ca] = a.shape;
