@@ -232,7 +232,7 @@ const pct = (v) => (v === null || v === undefined ? '–' : (100 * v).toFixed(1)
     `(a) on the frozen backbone, (b) with the U-Net fine-tuned through block ${b} (\`fineTune\`, U-Net lr ${unetLrs.join(' or ')}).`,
     `Each family's setting is chosen on a validation set of ${validation.images} shipped training images (${validation.perClass} per class,`,
     `\`balancedSubset\` seed ${validation.seed}), from which no labelled subset draws: for the frozen head its number of steps`,
-    `(${frozenStepFactors.map((f) => `${f}×`).join(' or ')} the fine-tuning steps, since a frozen step costs a third of a fine-tuning one), for`,
+    `(${frozenStepFactors.map((f) => `${f}×`).join(' or ')} the fine-tuning steps, since a frozen step costs a quarter to a third of a fine-tuning one), for`,
     `fine-tuning the U-Net's lr at 1× and then, at the better lr, the steps (${['1×', ...(tunedStepFactors ?? []).map((f) => `${f}×`)].join(' or ')}).`,
     `The test subset (2,000 images, one seeded noise draw) only scores the chosen runs.`,
     '',
