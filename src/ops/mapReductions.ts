@@ -33,8 +33,5 @@ export function mapSums(x: tf.Tensor4D): tf.Tensor4D {
 
 /** `Σ` of `x` over examples, rows and columns: `[C]` (a conv's bias gradient). Not differentiable itself. */
 export function channelSums(x: tf.Tensor4D): tf.Tensor1D {
-  return tf.tidy(() => {
-    const [n, h, w, c] = x.shape;
-    return tf.mul(tf.sum(tf.reshape(tf.avgPool(x, [h, w], 1, 'valid'), [n, c]), 0), h * w) as tf.Tensor1D;
-  });
+  return tf.tidy(() => tf.reshape(tf.sum(mapSums(x), [0, 1, 2]), [x.shape[3]]) as tf.Tensor1D);
 }

@@ -42,7 +42,7 @@ export function checkpointed<T extends tf.Tensor>(
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const xs = args.slice(0, n) as tf.Tensor[];
-    // tfjs keeps copies of the saved inputs on the tape until the outer gradient is done.
+    // tfjs keeps the saved inputs on the tape (clones that share their data) until the outer gradient is done.
     save(xs);
     return {
       value: f(xs),
