@@ -50,6 +50,9 @@ const GEMM_MAX_PIXELS = 512;
 // Streamed filters on maps of at most this many tiles per example go on the left of their matMuls, whatever the batch (docs/tuning.md#left-tiles).
 const LEFT_MAX_TILES = 64;
 
+// Transformed filters of a conv with its filter on the left are made at most this many bytes at a time, in groups of output channels (docs/tuning.md#left-groups).
+const LEFT_GROUP_BYTES = 64 * 1024 ** 2;
+
 // Rows up to which a linear layer with a streamed weight multiplies it from the left (docs/tuning.md#linear).
 const LINEAR_LEFT_MAX_ROWS = 64;
 
@@ -102,6 +105,15 @@ function autoAlgorithm(
   )
     return tile4 && h * w >= WINOGRAD4_MIN_PIXELS ? 'winograd4' : 'winograd2';
   return streamed && n * h * w <= GEMM_MAX_PIXELS ? 'gemm' : 'direct';
+}
+
+/**
+ * In how many groups of output channels a Winograd conv with its filter on the left makes its
+ * transformed filters, one group at a time: all at once they are (m+2)²/9 times the filter (288 MiB
+ * for F(4×4) of the 256 model's 2048→1024 convs), the largest thing in the heap at b = 24.
+ */
+export function leftFilterGroups(m: WinogradTile, cin: number, cout: number): number {
+  return Math.max(1, Math.ceil((4 * (m + 2) ** 2 * cin * cout) / LEFT_GROUP_BYTES));
 }
 
 /** Whether a linear layer on `rows` rows multiplies its weight from the left (which spares a streamed weight XNNPACK's repacking). */

@@ -7,13 +7,21 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { dense, matMulRowsLeft } from '../../ops/dense.js';
 import { conv3x3, conv3x3Gemm, withFastInputGrad, type RowPad } from '../../ops/conv3x3.js';
+import { recordingGradients } from '../../backend/engine.js';
+import { sliceRows } from '../../backend/sliceRows.js';
 import { trainableConv3x3 } from '../../ops/trainableConv.js';
-import { checkConvAlgorithm, linearOnLeft, planConv, type ConvAlgorithm } from './convAlgorithm.js';
+import { checkConvAlgorithm, leftFilterGroups, linearOnLeft, planConv, type ConvAlgorithm } from './convAlgorithm.js';
 import { InputError } from '../../errors.js';
 import type { Params } from './params.js';
 import { bandRows, mapBands, rowsOf, type Rows } from './rows.js';
 import type { WeightStore } from './weightStore.js';
-import { winogradConv3x3, winogradFilters, winogradFiltersRows, type WinogradTile } from './winograd.js';
+import {
+  winogradConv3x3,
+  winogradFilterGroups,
+  winogradFilters,
+  winogradFiltersRows,
+  type WinogradTile,
+} from './winograd.js';
 
 /** The settings of {@link LayerRunner}, defaults filled in; see `ModelOptions` for what each does. */
 export interface LayerOptions {
@@ -131,8 +139,23 @@ export class LayerRunner {
       return (x, rowPad) => withFastInputGrad(x, wT, (v) => conv3x3Gemm(v, wT, b, rowPad), rowPad);
     }
     if (plan.kind === 'winograd' && plan.side === 'left') {
+      const groups = leftFilterGroups(plan.m, cin, cout);
+      if (groups > 1 && !recordingGradients()) {
+        // Each group's rows are uploaded and transformed on their own, anew for each call (band):
+        // maps small enough for the left side come in one band.
+        const ug = winogradFilterGroups(
+          (first, count) => this.weights.getRows(name, [first, count]),
+          cout,
+          plan.m,
+          groups,
+        );
+        return (x, rowPad) => winogradConv3x3(x, ug, b, plan.m, rowPad, 'left');
+      }
       const wT = this.weights.getRows(name);
-      const ut = winogradFiltersRows(wT, plan.m);
+      const ut =
+        groups > 1
+          ? winogradFilterGroups((first, count) => sliceRows(wT, first, count), cout, plan.m, groups)
+          : winogradFiltersRows(wT, plan.m);
       return (x, rowPad) => withFastInputGrad(x, wT, (v) => winogradConv3x3(v, ut, b, plan.m, rowPad, 'left'), rowPad);
     }
     const filter = this.weights.get(name) as tf.Tensor4D;

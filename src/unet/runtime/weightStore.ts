@@ -149,24 +149,40 @@ export class WeightStore {
     const r = this.resident.get(name);
     if (r) return r;
     const s = this.entry(name);
-    if (!s.rows) return this.upload(s, s.shape);
-    return tf.tidy(() => tf.reshape(tf.transpose(this.upload(s, rowsShape(s.shape))), s.shape));
+    if (!s.rows) return this.upload(s.data, s.shape);
+    return tf.tidy(() => tf.reshape(tf.transpose(this.upload(s.data, rowsShape(s.shape))), s.shape));
   }
 
   /**
    * A streamed weight as `[last dim, product of the others]` (a HWIO 3×3 filter as `[Cout, 9·Cin]`),
-   * a new tensor in the caller's scope. The first call re-lays the weight out that way in JS memory
-   * (a one-time transpose) for layers that consume it so on every forward; {@link get} and
-   * {@link read} still give the tfjs layout.
+   * or with `rows` `[first, count]` just those rows, a new tensor in the caller's scope. The first
+   * call re-lays the weight out that way in JS memory (a one-time transpose) for layers that consume
+   * it so on every forward; {@link get} and {@link read} still give the tfjs layout.
    */
-  getRows(name: string): tf.Tensor2D {
+  getRows(name: string, rows?: [number, number]): tf.Tensor2D {
     const s = this.entry(name);
+    const shape = rowsShape(s.shape);
+    const floats = s.data;
+    if (!s.rows && floats instanceof Float32Array) {
+      // Re-laid out straight into an upload, then copied back over the array itself: a second JS
+      // array of the weight's size would raise the process's peak memory by it on the first forward.
+      const t = tensorFromFill(shape, (dst) => {
+        transpose2d(floats, shape[1], shape[0], dst);
+        floats.set(dst);
+      });
+      s.rows = true;
+      if (!rows) return t as tf.Tensor2D;
+      t.dispose();
+    }
     if (!s.rows) {
-      const cols = s.shape[s.shape.length - 1];
-      s.data = transpose2d(s.data, s.data.length / cols, cols);
+      s.data = transpose2d(s.data, shape[1], shape[0]);
       s.rows = true;
     }
-    return this.upload(s, rowsShape(s.shape)) as tf.Tensor2D;
+    if (!rows) return this.upload(s.data, shape) as tf.Tensor2D;
+    const [first, count] = rows;
+    if (!(Number.isInteger(first) && Number.isInteger(count) && first >= 0 && count >= 1 && first + count <= shape[0]))
+      throw new RangeError(`getRows: rows [${first}, ${first + count}) outside [0, ${shape[0]})`);
+    return this.upload(s.data.subarray(first * shape[1], (first + count) * shape[1]), [count, shape[1]]) as tf.Tensor2D;
   }
 
   /** The weight's values (tfjs layout), as float32. */
@@ -186,8 +202,7 @@ export class WeightStore {
     return s;
   }
 
-  private upload(s: { data: Float32Array | Uint16Array }, shape: number[]): tf.Tensor {
-    const src = s.data;
+  private upload(src: Float32Array | Uint16Array, shape: number[]): tf.Tensor {
     return tensorFromFill(shape, (dst) => (src instanceof Uint16Array ? decodeHalves(src, dst) : dst.set(src)));
   }
 
@@ -224,9 +239,13 @@ function rowsShape(shape: number[]): number[] {
   return [cols, shape.reduce((a, b) => a * b, 1) / cols];
 }
 
-/** `[rows, cols]` → `[cols, rows]`, in tiles so both sides stay in cache. */
-function transpose2d<T extends Float32Array | Uint16Array>(src: T, rows: number, cols: number): T {
-  const dst = new (src.constructor as { new (n: number): T })(src.length);
+/** `[rows, cols]` → `[cols, rows]` (into `dst` when given), in tiles so both sides stay in cache. */
+function transpose2d<T extends Float32Array | Uint16Array>(
+  src: T,
+  rows: number,
+  cols: number,
+  dst: T = new (src.constructor as { new (n: number): T })(src.length),
+): T {
   const B = 64;
   for (let r0 = 0; r0 < rows; r0 += B)
     for (let c0 = 0; c0 < cols; c0 += B) {

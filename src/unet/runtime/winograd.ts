@@ -8,7 +8,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { matMulRowsLeft } from '../../ops/dense.js';
+import { matMul2d, matMulRowsLeft } from '../../ops/dense.js';
 import { sliceRows } from '../../backend/sliceRows.js';
 import {
   heapOffset,
@@ -133,6 +133,34 @@ export function winogradFiltersRows(wT: tf.Tensor2D, m: WinogradTile): tf.Tensor
   return u;
 }
 
+/**
+ * Transformed filters for the left orientation made in `count` groups of output channels, one group
+ * at a time, so that a conv never holds all of U (nor, with streamed weights, all of the filter) at once.
+ */
+export interface FilterGroups {
+  readonly count: number;
+  /** U_ξᵀ `[channels of group g, Cin]`, owned by the caller. */
+  make(g: number): tf.Tensor2D[];
+}
+
+/**
+ * {@link FilterGroups} of a filter with `cout` output channels, in about `groups` groups of a
+ * multiple of 4 channels; `rows(first, count)` gives those rows of the filter as `[count, 9·Cin]`
+ * (a new tensor, freed once transformed).
+ */
+export function winogradFilterGroups(
+  rows: (first: number, count: number) => tf.Tensor2D,
+  cout: number,
+  m: WinogradTile,
+  groups: number,
+): FilterGroups {
+  const size = Math.min(cout, 4 * Math.ceil(cout / groups / 4));
+  return {
+    count: Math.ceil(cout / size),
+    make: (g) => tf.tidy(() => winogradFiltersRows(rows(g * size, Math.min(size, cout - g * size)), m)),
+  };
+}
+
 // The α² transformed filters of `g`, laid out `[rows, 3, 3, cols]`, by one SIMD pass into tensors of
 // `shape` (rows·cols elements); null where the kernel cannot run.
 function filtersBySimd(g: tf.Tensor, m: WinogradTile, rows: number, shape: [number, number]): tf.Tensor2D[] | null {
@@ -174,11 +202,12 @@ export type FilterSide = 'right' | 'left';
  * of a band (see {@link RowPad}). It holds about `(α/m)²·(Cin + 2·Cout)` floats per output pixel
  * of intermediates: large maps should come in bands.
  * @param u transformed filters: for `side` `right` U_ξ from {@link winogradFilters} (cached or
- *   fresh), for `left` U_ξᵀ from {@link winogradFiltersRows}.
+ *   fresh), for `left` U_ξᵀ from {@link winogradFiltersRows}, or from {@link winogradFilterGroups}
+ *   to make them a group of output channels at a time.
  */
 export function winogradConv3x3(
   x: tf.Tensor4D,
-  u: tf.Tensor2D[],
+  u: tf.Tensor2D[] | FilterGroups,
   bias: tf.Tensor,
   m: WinogradTile,
   rowPad: RowPad = [1, 1],
@@ -190,6 +219,7 @@ export function winogradConv3x3(
     const [th, tw] = [Math.ceil(outH / m), Math.ceil(w / m)];
     const heap = wasmHeap();
     const simd = heap ? simdKernels() : null;
+    if (!Array.isArray(u) && side !== 'left') throw new RangeError('winogradConv3x3: filter groups need the left side');
     const multiply = side === 'left' ? multiplyLeft : multiplyRight;
     const products =
       heap && simd && cin % 4 === 0
@@ -204,7 +234,7 @@ export function winogradConv3x3(
 /** A conv cut into tiles: the input, transformed filters, tile size, rows padded above, tile counts, the product. */
 interface TiledProblem {
   x: tf.Tensor4D;
-  u: tf.Tensor2D[];
+  u: tf.Tensor2D[] | FilterGroups;
   m: WinogradTile;
   padTop: number;
   tiles: [number, number];
@@ -216,8 +246,10 @@ interface TiledProblem {
  * along the rows, then the columns: one transformed row at a time and one V_ξ at a time, each freed
  * once multiplied.
  */
-function productsByOps({ x, u, m, padTop, tiles: [th, tw], multiply }: TiledProblem): tf.Tensor2D[] {
+function productsByOps({ x, u: filters, m, padTop, tiles: [th, tw], multiply }: TiledProblem): tf.Tensor2D[] {
   const { alpha, bt } = MATRICES[m];
+  // Off the SIMD path memory is not what groups are for: U is joined whole.
+  const u = Array.isArray(filters) ? filters : joinGroups(filters);
   const [n, inH, w, cin] = x.shape;
   const taps = alpha <= 4 ? alpha : 9;
   // Pad so that padded row 0 is the row above output row 0 (a zero row at the image's top, real data
@@ -242,7 +274,21 @@ function productsByOps({ x, u, m, padTop, tiles: [th, tw], multiply }: TiledProb
     rowT.dispose();
   });
   padded.dispose();
+  if (u !== filters) tf.dispose(u);
   return products;
+}
+
+// All of U_ξᵀ `[Cout, Cin]` from its groups.
+function joinGroups(groups: FilterGroups): tf.Tensor2D[] {
+  const parts = Array.from({ length: groups.count }, (_, g) => groups.make(g));
+  const u = parts[0].map((_, k) =>
+    tf.concat(
+      parts.map((p) => p[k]),
+      0,
+    ),
+  );
+  parts.forEach((p) => tf.dispose(p));
+  return u;
 }
 
 /**
@@ -255,7 +301,7 @@ function productsBySimd(
   { x, u, m, padTop, tiles: [th, tw], multiply }: TiledProblem,
 ): tf.Tensor2D[] {
   const [n, inH, w, cin] = x.shape;
-  const v = u.map(() => heapTensor(heap, [n * th * tw, cin]) as tf.Tensor2D);
+  const v = Array.from({ length: MATRICES[m].alpha ** 2 }, () => heapTensor(heap, [n * th * tw, cin]) as tf.Tensor2D);
   simd.tile(
     m,
     heapOffset(heap, x),
@@ -268,9 +314,35 @@ function productsBySimd(
     th,
     tw,
   );
+  if (!Array.isArray(u)) return productsInGroups(v, u);
   return v.map((vk, k) => {
     const p = multiply(vk, u[k]);
     vk.dispose();
+    return p;
+  });
+}
+
+/**
+ * The products V_ξ U_ξ `[tiles, Cout]` with the filters on the left, one group of output channels
+ * at a time: each group's U_ξᵀ `[group, Cin]` times V_ξᵀ gives those channels' rows of (V_ξ U_ξ)ᵀ,
+ * and the groups' rows joined and turned give the product. Consumes `v`.
+ */
+function productsInGroups(v: tf.Tensor2D[], groups: FilterGroups): tf.Tensor2D[] {
+  const vt = v.map((vk) => {
+    const t = tf.transpose(vk);
+    vk.dispose();
+    return t;
+  });
+  const parts: tf.Tensor2D[][] = vt.map(() => []);
+  for (let g = 0; g < groups.count; g++) {
+    const u = groups.make(g);
+    vt.forEach((t, k) => parts[k].push(matMul2d(u[k], t)));
+    tf.dispose(u);
+  }
+  tf.dispose(vt);
+  return parts.map((ps) => {
+    const p = tf.tidy(() => tf.transpose(ps.length === 1 ? ps[0] : tf.concat(ps, 0)));
+    tf.dispose(ps);
     return p;
   });
 }

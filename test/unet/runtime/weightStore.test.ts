@@ -2,6 +2,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { ADMUNet } from '../../../src/unet/admUnet';
+import { WeightStore } from '../../../src/unet/runtime/weightStore';
 import { compareArrays, FIXTURES, fixtureJson, setBackend } from '../../helpers';
 
 const tinyFlags = fixtureJson('adm-tiny/config.json').create_model_and_diffusion_args;
@@ -64,6 +65,10 @@ describe('weight residency', () => {
         expect(d.ok, `max abs ${d.maxAbs}`).toBe(true);
         expect(d.maxAbs).toBeGreaterThan(0); // another summation order: the GEMM path really ran
       }
+      // A second forward reads the re-laid-out filters as the first one made them.
+      const again = streamed.forward(x, [40], { capture: [19] });
+      expect(Array.from(again.features.get(19)!.dataSync())).toEqual(Array.from(b.features.get(19)!.dataSync()));
+      again.features.get(19)!.dispose();
       // Filters the GEMM path re-laid out in memory read back unchanged.
       const got = streamed.stateDict();
       for (const [name, t] of resident.stateDict())
@@ -82,4 +87,33 @@ describe('weight residency', () => {
     expect(() => ADMUNet.create(tinyFlags, 1, { residency: 'disk' as never })).toThrow(/residency/);
     expect(() => ADMUNet.create(tinyFlags, 1, { storage: 'int8' as never })).toThrow(/storage/);
   });
+});
+
+describe('WeightStore.getRows', () => {
+  for (const backend of ['wasm', 'cpu'])
+    for (const storage of ['float32', 'float16'] as const)
+      it(`gives a filter's rows [Cout, 9·Cin], whole or a range, first use or later, and keeps read() in tfjs layout (${backend}, ${storage})`, async () => {
+        await setBackend(backend);
+        const before = tf.memory().numTensors;
+        // Values that float16 holds exactly, so both storages give the same numbers.
+        const hwio = Float32Array.from({ length: 3 * 3 * 4 * 8 }, (_, i) => ((i * 37) % 101) / 8 - 6);
+        const want = tf.tidy(() => tf.reshape(tf.transpose(tf.tensor4d(hwio, [3, 3, 4, 8]), [3, 0, 1, 2]), [8, 36]));
+        const wantRows = Array.from(want.dataSync());
+        for (const firstCall of ['range', 'whole']) {
+          const store = new WeightStore(new Set(), storage);
+          store.add('f', [3, 3, 4, 8], hwio.slice());
+          const calls = firstCall === 'range' ? ['range', 'whole', 'range'] : ['whole', 'range', 'whole'];
+          for (const call of calls) {
+            const t = call === 'range' ? store.getRows('f', [2, 4]) : store.getRows('f');
+            expect(t.shape).toEqual(call === 'range' ? [4, 36] : [8, 36]);
+            expect(Array.from(t.dataSync())).toEqual(call === 'range' ? wantRows.slice(2 * 36, 6 * 36) : wantRows);
+            t.dispose();
+          }
+          expect(Array.from(store.read('f'))).toEqual(Array.from(hwio));
+          expect(() => store.getRows('f', [6, 4])).toThrow(RangeError);
+          store.dispose();
+        }
+        want.dispose();
+        expect(tf.memory().numTensors).toBe(before);
+      });
 });

@@ -1,7 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { winogradConv3x3, winogradFilters, winogradFiltersRows } from '../../../src/unet/runtime/winograd';
+import {
+  winogradConv3x3,
+  winogradFilterGroups,
+  winogradFilters,
+  winogradFiltersRows,
+} from '../../../src/unet/runtime/winograd';
+import { leftFilterGroups } from '../../../src/unet/runtime/convAlgorithm';
+import { sliceRows } from '../../../src/backend/sliceRows';
 import { withFastInputGrad } from '../../../src/ops/conv3x3';
 import { BACKENDS, compareArrays, convCase, setBackend } from '../../helpers';
 
@@ -32,6 +39,14 @@ for (const backend of BACKENDS) {
             expect(got.shape).toEqual(want.shape);
             const d = compareArrays(got.dataSync(), want.dataSync(), m === 2 ? 2e-5 : 1e-4, 1e-4);
             expect(d.ok, `max abs ${d.maxAbs}`).toBe(true);
+            if (side === 'left') {
+              // Filters made a group of output channels at a time give the same conv.
+              const groups = winogradFilterGroups((first, count) => sliceRows(rows, first, count), cout, m, 3);
+              if (cout >= 8) expect(groups.count).toBeGreaterThan(1);
+              const grouped = winogradConv3x3(x, groups, b, m, [1, 1], 'left');
+              const g = compareArrays(grouped.dataSync(), got.dataSync(), 1e-6, 1e-6);
+              expect(g.ok, `max abs ${g.maxAbs}`).toBe(true);
+            }
           });
           expect(tf.memory().numTensors).toBe(before);
         });
@@ -51,3 +66,11 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('filter groups of left-side convs', () => {
+  it('keep the transformed filters of one group near 64 MiB, and make one group where they fit', () => {
+    expect(leftFilterGroups(4, 2048, 1024)).toBe(5); // U is 288 MiB
+    expect(leftFilterGroups(2, 2048, 1024)).toBe(2); // 128 MiB
+    expect(leftFilterGroups(4, 256, 256)).toBe(1);
+  });
+});
