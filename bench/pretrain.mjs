@@ -3,7 +3,9 @@
 // 1 and 2 threads, each in its own process (the thread count is fixed when the backend starts).
 // bench/anchor_pretrain.py times guided-diffusion's own training step on the same architecture;
 // run both in one sitting and compare the ratio.
-//   npm run build && node bench/pretrain.mjs [--threads 2,1] [--steps 8] [--batch 32] [--out bench/results/pretrain-latest.json]
+//   npm run build && node bench/pretrain.mjs [--threads 2,1] [--steps 8] [--batch 32] [--conv auto]
+//     [--out bench/results/pretrain-latest.json]
+// --conv takes the model's conv algorithms, comma-separated (each thread count runs each).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,6 +21,7 @@ const { values: a } = parseArgs({
     out: { type: 'string', default: 'bench/results/pretrain-latest.json' },
     child: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    conv: { type: 'string', default: 'auto' },
   },
 });
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -31,7 +34,7 @@ if (a.child) {
   const data = await d.loadFashionMNIST({ split: 'train' });
   const images = tf.slice(data.images, 0, 2000);
   data.dispose();
-  const unet = d.ADMUNet.create(flags, 0);
+  const unet = d.ADMUNet.create(flags, 0, { conv: a.conv });
   const batch = Number(a.batch);
   const warm = 2;
   const times = [];
@@ -55,36 +58,46 @@ if (a.child) {
   times.sort((x, y) => x - y);
   const ms = times[Math.floor(times.length / 2)];
   process.stdout.write(
-    JSON.stringify({ threads: Number(a.child), batch, msPerStep: ms, imagesPerSecond: (batch * 1000) / ms, profile }),
+    JSON.stringify({
+      threads: Number(a.child),
+      conv: a.conv,
+      batch,
+      msPerStep: ms,
+      imagesPerSecond: (batch * 1000) / ms,
+      profile,
+    }),
   );
   process.exit(0);
 }
 
 const rows = [];
-for (const threads of a.threads.split(',')) {
-  const r = spawnSync(
-    process.execPath,
-    [
-      fileURLToPath(import.meta.url),
-      '--child',
-      threads,
-      '--steps',
-      a.steps,
-      '--batch',
-      a.batch,
-      ...(a.profile ? ['--profile'] : []),
-    ],
-    {
-      encoding: 'utf8',
-      maxBuffer: 1 << 26,
-    },
-  );
-  if (r.status !== 0) throw new Error(`threads ${threads}: ${r.stderr}`);
-  const row = JSON.parse(r.stdout);
-  rows.push(row);
-  console.log(
-    `wasm, ${threads} thread(s), batch ${row.batch}: ${row.msPerStep.toFixed(0)} ms/step, ${row.imagesPerSecond.toFixed(1)} img/s`,
-  );
-}
+for (const threads of a.threads.split(','))
+  for (const conv of a.conv.split(',')) {
+    const r = spawnSync(
+      process.execPath,
+      [
+        fileURLToPath(import.meta.url),
+        '--child',
+        threads,
+        '--steps',
+        a.steps,
+        '--batch',
+        a.batch,
+        '--conv',
+        conv,
+        ...(a.profile ? ['--profile'] : []),
+      ],
+      {
+        encoding: 'utf8',
+        maxBuffer: 1 << 26,
+      },
+    );
+    if (r.status !== 0) throw new Error(`threads ${threads}: ${r.stderr}`);
+    const row = JSON.parse(r.stdout);
+    rows.push(row);
+    console.log(
+      `wasm, ${threads} thread(s), conv ${conv}, batch ${row.batch}: ${row.msPerStep.toFixed(0)} ms/step, ${row.imagesPerSecond.toFixed(1)} img/s`,
+    );
+  }
 fs.mkdirSync(path.dirname(a.out), { recursive: true });
 fs.writeFileSync(a.out, JSON.stringify({ meta: runMeta(), rows }, null, 1) + '\n');

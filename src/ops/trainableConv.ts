@@ -5,8 +5,26 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { conv3x3, explicitPadding, turnedFilterGrad, type RowPad } from './conv3x3.js';
+import { conv3x3, explicitPadding, turnedFilter, turnedFilterGrad, type RowPad } from './conv3x3.js';
 import { channelSums } from './mapReductions.js';
+
+/**
+ * A stride-1 3×3 conv with bias (rows padded by `rowPad`, columns by 1) that a trainable conv runs
+ * for its forward and its input gradient instead of `tf.conv2d`: the U-Net passes Winograd here
+ * for batches large enough to pay (docs/tuning.md#training-winograd).
+ */
+export type Conv3x3Fn = (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor, rowPad: RowPad) => tf.Tensor4D;
+
+/** A stride-1 3×3 conv's filter gradient (HWIO) from its input and output gradient, or null to leave it to {@link filterGrad}. */
+export type FilterGradFn = (x: tf.Tensor4D, dy: tf.Tensor4D, rowPad: RowPad) => tf.Tensor4D | null;
+
+/** Other ways a trainable stride-1 conv may run (see {@link trainableConv3x3}); stride 2 ignores them. */
+export interface TrainableConvPaths {
+  /** Runs the forward and the input gradient. */
+  conv?: Conv3x3Fn;
+  /** Computes the filter gradient. */
+  filterGrad?: FilterGradFn;
+}
 
 /**
  * `conv3x3(x, w, b, stride, rowPad)` with gradients for x, w and b:
@@ -14,6 +32,9 @@ import { channelSums } from './mapReductions.js';
  *   transposed conv;
  * - w: a convolution with the batch as channels ({@link filterGrad});
  * - b: the sum of dy over N, H and W, by an average pool ({@link channelSums}).
+ *
+ * `paths` may run a stride-1 conv's forward and input gradient (`conv`) and its filter gradient
+ * (`filterGrad`) another way.
  */
 export function trainableConv3x3(
   x: tf.Tensor4D,
@@ -21,23 +42,33 @@ export function trainableConv3x3(
   b: tf.Tensor1D,
   stride: 1 | 2 = 1,
   rowPad: RowPad = [1, 1],
+  paths: TrainableConvPaths = {},
 ): tf.Tensor4D {
+  const apply = stride === 1 ? paths.conv : undefined;
+  const dwBy = stride === 1 ? paths.filterGrad : undefined;
   const f = tf.customGrad(((input: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
     save([input, filter]);
     return {
-      value: conv3x3(input, filter, bias, stride, rowPad),
+      value: apply ? apply(input, filter, bias, rowPad) : conv3x3(input, filter, bias, stride, rowPad),
       gradFunc: (dy: tf.Tensor4D, [sx, sw]: tf.Tensor[]) => {
         const xs = sx as tf.Tensor4D;
         const ws = sw as tf.Tensor4D;
-        const dx =
-          stride === 1
+        const dx = apply
+          ? turnedFilterConv(dy, ws, rowPad, apply)
+          : stride === 1
             ? turnedFilterGrad(dy, ws, rowPad)
             : tf.conv2dTranspose(dy, ws, xs.shape, 2, explicitPadding(rowPad));
-        return [dx, filterGrad(xs, dy, stride, rowPad), channelSums(dy)];
+        return [dx, dwBy?.(xs, dy, rowPad) ?? filterGrad(xs, dy, stride, rowPad), channelSums(dy)];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x, w, b) as tf.Tensor4D;
+}
+
+// The input gradient of a stride-1 conv run by `apply`: dy convolved with the filter turned 180°,
+// its rows padded by what the forward left unpadded (as turnedFilterGrad), with no bias.
+function turnedFilterConv(dy: tf.Tensor4D, w: tf.Tensor4D, rowPad: RowPad, apply: Conv3x3Fn): tf.Tensor4D {
+  return tf.tidy(() => apply(dy, turnedFilter(w), tf.zeros([w.shape[2]]), [2 - rowPad[0], 2 - rowPad[1]]));
 }
 
 /**

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { trainableConv3x3 } from '../../src/ops/trainableConv';
+import { trainableConv3x3, type TrainableConvPaths } from '../../src/ops/trainableConv';
+import { winogradConv3x3, winogradFilterGrad, winogradFilters } from '../../src/unet/runtime/winograd';
 import type { RowPad } from '../../src/ops/conv3x3';
 import { BACKENDS, compareArrays, setBackend } from '../helpers';
 
@@ -12,6 +13,20 @@ const CASES: [number[], 1 | 2, RowPad][] = [
   [[1, 6, 6, 3, 2], 1, [0, 0]],
   [[2, 8, 8, 3, 4], 2, [1, 1]],
   [[1, 7, 5, 2, 3], 2, [1, 1]],
+  [[2, 9, 7, 8, 12], 1, [1, 1]],
+  [[1, 10, 6, 4, 8], 1, [0, 1]],
+  [[1, 8, 9, 12, 4], 1, [0, 0]],
+];
+
+// The Winograd paths the U-Net gives its trained convs (the filter gradient falls back where the SIMD kernels cannot run).
+const winogradPaths = (m: 2 | 4): TrainableConvPaths => ({
+  conv: (x, w, b, rowPad) => tf.tidy(() => winogradConv3x3(x, winogradFilters(w, m), b, m, rowPad)),
+  filterGrad: (x, dy, rowPad) => winogradFilterGrad(x, dy, m, rowPad),
+});
+const PATHS: [string, TrainableConvPaths][] = [
+  ['tf.conv2d', {}],
+  ['Winograd F(2×2)', winogradPaths(2)],
+  ['Winograd F(4×4)', winogradPaths(4)],
 ];
 
 interface Case {
@@ -64,26 +79,33 @@ for (const backend of BACKENDS) {
   describe(`trainableConv3x3 on ${backend}`, () => {
     beforeAll(() => setBackend(backend));
 
-    CASES.forEach(([[n, h, w, cin, cout], stride, rowPad], i) => {
-      it(`input, filter and bias gradients equal tfjs's conv2d gradients: [${n},${h},${w},${cin}] → ${cout}, stride ${stride}, rows padded ${rowPad}`, () => {
-        const before = tf.memory().numTensors;
-        const ref = refs[i];
-        tf.tidy(() => {
-          const x = tf.tensor4d(ref.x, [n, h, w, cin]);
-          const k = tf.tensor4d(ref.w, [3, 3, cin, cout]);
-          const b = tf.tensor1d(ref.b);
-          const y = trainableConv3x3(x, k, b, stride, rowPad);
-          const r = tf.tensor(ref.r, y.shape);
-          const got = tf.grads((a, c, d) =>
-            tf.sum(tf.mul(trainableConv3x3(a as tf.Tensor4D, c as tf.Tensor4D, d as tf.Tensor1D, stride, rowPad), r)),
-          )([x, k, b]);
-          got.forEach((g, j) => {
-            const d = compareArrays(g.dataSync(), ref.grads[j], 1e-4, 1e-4);
-            expect(d.ok, `${['x', 'w', 'b'][j]}: max abs ${d.maxAbs}`).toBe(true);
+    CASES.forEach(([[n, h, w, cin, cout], stride, rowPad], i) =>
+      PATHS.forEach(([label, paths]) =>
+        it(`input, filter and bias gradients by ${label} equal tfjs's conv2d gradients: [${n},${h},${w},${cin}] → ${cout}, stride ${stride}, rows padded ${rowPad}`, () => {
+          const before = tf.memory().numTensors;
+          const ref = refs[i];
+          tf.tidy(() => {
+            const x = tf.tensor4d(ref.x, [n, h, w, cin]);
+            const k = tf.tensor4d(ref.w, [3, 3, cin, cout]);
+            const b = tf.tensor1d(ref.b);
+            const y = trainableConv3x3(x, k, b, stride, rowPad, paths);
+            const r = tf.tensor(ref.r, y.shape);
+            const got = tf.grads((a, c, d) =>
+              tf.sum(
+                tf.mul(
+                  trainableConv3x3(a as tf.Tensor4D, c as tf.Tensor4D, d as tf.Tensor1D, stride, rowPad, paths),
+                  r,
+                ),
+              ),
+            )([x, k, b]);
+            got.forEach((g, j) => {
+              const d = compareArrays(g.dataSync(), ref.grads[j], 1e-4, 1e-4);
+              expect(d.ok, `${['x', 'w', 'b'][j]}: max abs ${d.maxAbs}`).toBe(true);
+            });
           });
-        });
-        expect(tf.memory().numTensors).toBe(before);
-      });
-    });
+          expect(tf.memory().numTensors).toBe(before);
+        }),
+      ),
+    );
   });
 }

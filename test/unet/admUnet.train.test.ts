@@ -87,6 +87,51 @@ for (const backend of BACKENDS) {
   });
 }
 
+// Trained convs run by Winograd where their batch is large enough (and the filter gradient too on
+// 16×16 maps and larger); 'winograd4' and 'winograd2' force it here on a small model.
+describe('ADMUNet training with Winograd convs', () => {
+  const flags = {
+    image_size: 16,
+    in_channels: 1,
+    num_channels: 32,
+    num_res_blocks: 1,
+    channel_mult: '1,2',
+    attention_resolutions: '',
+    use_scale_shift_norm: true,
+    resblock_updown: true,
+  };
+  const gradientsWith = (conv: 'direct' | 'winograd2' | 'winograd4') => {
+    const unet = ADMUNet.create(flags, 3, { conv });
+    const vars = unet.trainableWeights();
+    const x = tf.randomNormal([2, 16, 16, 1], 0, 1, 'float32', 4) as tf.Tensor4D;
+    const r = tf.randomNormal([2, 16, 16, 1], 0, 1, 'float32', 5) as tf.Tensor4D;
+    const { value, grads } = tf.variableGrads(
+      () => tf.sum(tf.mul(unet.forward(x, [5, 700]).output!, r)) as tf.Scalar,
+      [...vars.values()],
+    );
+    const byName = new Map([...vars].map(([name, v]) => [name, grads[v.name].dataSync()]));
+    tf.dispose([x, r, value, ...Object.values(grads)]);
+    unet.dispose();
+    return byName;
+  };
+  for (const backend of BACKENDS) {
+    it(`gives every weight the gradient tf.conv2d's convs give, with F(2×2) and F(4×4), leaking nothing, on ${backend}`, async () => {
+      await setBackend(backend);
+      const before = tf.memory().numTensors;
+      const direct = gradientsWith('direct');
+      for (const conv of ['winograd2', 'winograd4'] as const) {
+        const got = gradientsWith(conv);
+        expect([...got.keys()]).toEqual([...direct.keys()]);
+        for (const [name, g] of got) {
+          const d = compareArrays(g, direct.get(name)!, 1e-4, 1e-3);
+          expect(d.ok, `${conv} ${name}: max abs ${d.maxAbs}`).toBe(true);
+        }
+      }
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  }
+});
+
 describe('ADMUNet.trainableWeights', () => {
   it('refuses a model whose weights are streamed', async () => {
     await setBackend('cpu');

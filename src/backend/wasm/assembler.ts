@@ -134,6 +134,12 @@ export class FunctionBody {
     return this;
   }
 
+  /** `i8x16.shuffle` of the two vectors on the stack by four float32 lanes (0–3 the first's, 4–7 the second's). */
+  shuffle32(lanes: [number, number, number, number]): this {
+    this.code.push(0xfd, 0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]));
+    return this;
+  }
+
   /** A load or store with a constant byte offset. */
   mem(op: keyof typeof MEMORY, offset = 0): this {
     const [code, align] = MEMORY[op];

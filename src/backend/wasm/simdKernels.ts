@@ -58,6 +58,30 @@ export interface SimdKernels {
     cout: number,
   ): void;
   /**
+   * The transpose of the output transform, M̄ = A Ȳ Aᵀ, for every tile of an output gradient `dy`
+   * `[n, h, w, cout]` into the α² matrices `outs` `[n·th·tw, cout]` (ξ = r·α + c): tile (ti, tj) reads
+   * rows m·ti … and columns m·tj … (m of each), what lies outside the map as zeros. With the input
+   * transform of the conv's input, these give the filter gradient (Σ over tiles of V_ξᵀ M̄_ξ, then
+   * Gᵀ · G). `cout % 4 === 0`.
+   */
+  tileGradients(
+    m: 2 | 4,
+    dy: number,
+    outs: number[],
+    n: number,
+    h: number,
+    w: number,
+    cout: number,
+    th: number,
+    tw: number,
+  ): void;
+  /**
+   * The transpose `[cols, rows]` at `dst` of the matrix `[rows, cols]` at `src`, 4 × 4 blocks at a
+   * time (tfjs-backend-wasm's Transpose runs several times slower on power-of-two sides).
+   * `rows % 4 === 0`, `cols % 4 === 0`; `dst` must not overlap `src`.
+   */
+  transpose(src: number, dst: number, rows: number, cols: number): void;
+  /**
    * The Winograd filter transform U = G g Gᵀ of F(m×m, 3×3) for a filter `g` laid out as `[rows, 3,
    * 3, cols]`, into the α² matrices `outs`, each `[rows, cols]` (ξ = r·α + c, r along the filter's
    * rows). An HWIO filter is rows = 1, cols = Cin·Cout; one as rows `[Cout, 9·Cin]` is rows = Cout,
@@ -99,6 +123,9 @@ function build(memory: WebAssembly.Memory): SimdKernels | null {
         { name: 'untile4', body: untileBody(4) },
         { name: 'tile2', body: tileBody(2) },
         { name: 'tile4', body: tileBody(4) },
+        { name: 'tileGrad2', body: tileGradBody(2) },
+        { name: 'tileGrad4', body: tileGradBody(4) },
+        { name: 'transpose', body: transposeBody() },
         { name: 'filters2', body: filtersBody(2) },
         { name: 'filters4', body: filtersBody(4) },
       ],
@@ -124,6 +151,18 @@ function build(memory: WebAssembly.Memory): SimdKernels | null {
         if (cin % 4 !== 0 || cin < 4)
           throw new RangeError(`tile${m}: cin must be a positive multiple of 4, got ${cin}`);
         if (n > 0 && th > 0 && tw > 0) fns[`tile${m}`](...outs, x, n, inH, w, cin, padTop, th, tw);
+      },
+      tileGradients: (m, dy, outs, n, h, w, cout, th, tw) => {
+        if (outs.length !== (m + 2) ** 2)
+          throw new RangeError(`tileGradients${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
+        if (cout % 4 !== 0 || cout < 4)
+          throw new RangeError(`tileGradients${m}: cout must be a positive multiple of 4, got ${cout}`);
+        if (n > 0 && th > 0 && tw > 0) fns[`tileGrad${m}`](...outs, dy, n, h, w, cout, th, tw);
+      },
+      transpose: (src, dst, rows, cols) => {
+        if (rows % 4 !== 0 || cols % 4 !== 0)
+          throw new RangeError(`transpose: sides must be multiples of 4, got ${rows} × ${cols}`);
+        if (rows > 0 && cols > 0) fns.transpose(src, dst, rows, cols);
       },
       filters: (m, g, outs, rows, cols) => {
         if (outs.length !== (m + 2) ** 2)
@@ -366,6 +405,163 @@ function tileBody(m: 2 | 4): FunctionBody {
   }
   for (let i = 0; i < alpha; i++) {
     applyBt(b, m, t[i], out, tmp);
+    out.forEach((l, j) =>
+      b
+        .get(i * alpha + j)
+        .get(kb)
+        .op('i32.add')
+        .get(l)
+        .mem('v128.store'),
+    );
+  }
+  endTileLoops(b, kb, [e, ti, tj, c], [n, th, tw, cs]);
+  return b;
+}
+
+// Row-block by row-block: four rows are read in order, and each 4 × 4 block, turned by shuffles,
+// goes to four rows of the output.
+function transposeBody(): FunctionBody {
+  const [src, dst, rows, cols] = [0, 1, 2, 3];
+  const b = new FunctionBody(['i32', 'i32', 'i32', 'i32']);
+  const [i, j, rs, ds, from, to] = [
+    b.local('i32'),
+    b.local('i32'),
+    b.local('i32'),
+    b.local('i32'),
+    b.local('i32'),
+    b.local('i32'),
+  ];
+  const r = [b.local('v128'), b.local('v128'), b.local('v128'), b.local('v128')];
+  const t = [b.local('v128'), b.local('v128'), b.local('v128'), b.local('v128')];
+  b.get(cols).i32(4).op('i32.mul').set(rs); // a source row, in bytes
+  b.get(rows).i32(4).op('i32.mul').set(ds); // an output row, in bytes
+  b.i32(0).set(i);
+  b.begin('loop'); // i: source rows, 4 at a time
+  b.i32(0).set(j);
+  b.begin('loop'); // j: source columns, 4 at a time
+  b.get(src).get(i).get(rs).op('i32.mul', 'i32.add').get(j).i32(4).op('i32.mul', 'i32.add').set(from);
+  b.get(dst).get(j).get(ds).op('i32.mul', 'i32.add').get(i).i32(4).op('i32.mul', 'i32.add').set(to);
+  r.forEach((l, k) => b.get(from).get(rs).i32(k).op('i32.mul', 'i32.add').mem('v128.load').set(l));
+  b.get(r[0]).get(r[1]).shuffle32([0, 4, 1, 5]).set(t[0]);
+  b.get(r[0]).get(r[1]).shuffle32([2, 6, 3, 7]).set(t[1]);
+  b.get(r[2]).get(r[3]).shuffle32([0, 4, 1, 5]).set(t[2]);
+  b.get(r[2]).get(r[3]).shuffle32([2, 6, 3, 7]).set(t[3]);
+  const out = (k: number, a: number, c: number, lanes: [number, number, number, number]) =>
+    b.get(to).get(ds).i32(k).op('i32.mul', 'i32.add').get(t[a]).get(t[c]).shuffle32(lanes).mem('v128.store');
+  out(0, 0, 2, [0, 1, 4, 5]);
+  out(1, 0, 2, [2, 3, 6, 7]);
+  out(2, 1, 3, [0, 1, 4, 5]);
+  out(3, 1, 3, [2, 3, 6, 7]);
+  endLoop(b, j, 4, cols);
+  endLoop(b, i, 4, rows);
+  return b;
+}
+
+/**
+ * A (the transpose of Aᵀ, α × m) applied to one column (or row) of m values. For m = 4, with
+ * p = v0 + v2, q = v1 + v3, r = v0 + 4v2, s = 2v1 + 8v3, the rows are v0, p + q, p − q, r + s, r − s,
+ * v3; for m = 2, v0, v0 + v1, v0 − v1, −v1.
+ */
+// Coefficient tables, one step per line.
+// prettier-ignore
+function applyA(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: number[]): void {
+  if (m === 2) {
+    combine(b, [
+      [out[0], [[1, v[0]]], true],
+      [out[1], [[1, v[0]], [1, v[1]]], true],
+      [out[2], [[1, v[0]], [-1, v[1]]], true],
+      [out[3], [[-1, v[1]]], true],
+    ]);
+    return;
+  }
+  const [p, q, r, s] = tmp;
+  combine(b, [
+    [p, [[1, v[0]], [1, v[2]]], false],
+    [q, [[1, v[1]], [1, v[3]]], false],
+    [r, [[1, v[0]], [4, v[2]]], false],
+    [s, [[2, v[1]], [8, v[3]]], false],
+    [out[0], [[1, v[0]]], true],
+    [out[1], [[1, p], [1, q]], true],
+    [out[2], [[1, p], [-1, q]], true],
+    [out[3], [[1, r], [1, s]], true],
+    [out[4], [[1, r], [-1, s]], true],
+    [out[5], [[1, v[3]]], true],
+  ]);
+}
+
+/**
+ * M̄ = A Ȳ Aᵀ over every m × m tile of an output gradient, four channels per step: each gradient
+ * value is read once and each of the α² outputs `[n·th·tw, cout]` written once, in order. Tiles
+ * that run past the map's bottom or right edge read zeros there.
+ */
+function tileGradBody(m: 2 | 4): FunctionBody {
+  const { b, alpha, scalars, i32s, v128s } = kernelFrame(m);
+  const [dy, n, h, w, cout, th, tw] = scalars;
+  const [e, ti, tj, c, kb, y0, x0, base, cs, rs, inside, img] = i32s(12);
+  const [rowOk, colOk, rowOff, colOff] = [i32s(m), i32s(m), i32s(m), i32s(m)];
+  const col = v128s(m);
+  const t = Array.from({ length: alpha }, () => v128s(m));
+  const [out, tmp] = [v128s(alpha), v128s(4)];
+
+  b.get(cout).i32(4).op('i32.mul').set(cs);
+  b.get(w).get(cs).op('i32.mul').set(rs);
+  for (let r = 0; r < m; r++) {
+    b.get(rs).i32(r).op('i32.mul').set(rowOff[r]);
+    b.get(cs).i32(r).op('i32.mul').set(colOff[r]);
+  }
+  b.i32(0).set(kb);
+  b.i32(0).set(e);
+  b.begin('loop'); // e
+  b.get(dy).get(e).get(h).op('i32.mul').get(rs).op('i32.mul', 'i32.add').set(img);
+  b.i32(0).set(ti);
+  b.begin('loop'); // ti
+  b.get(ti).i32(m).op('i32.mul').set(y0);
+  rowOk.forEach((l, r) => b.get(y0).i32(r).op('i32.add').get(h).op('i32.lt_u').set(l));
+  b.i32(0).set(tj);
+  b.begin('loop'); // tj
+  b.get(tj).i32(m).op('i32.mul').set(x0);
+  colOk.forEach((l, cc) => b.get(x0).i32(cc).op('i32.add').get(w).op('i32.lt_u').set(l));
+  // Tiles start inside the map: only their last row and column can fall outside.
+  b.get(rowOk[m - 1])
+    .get(colOk[m - 1])
+    .op('i32.and')
+    .set(inside);
+  b.get(img).get(y0).get(rs).op('i32.mul', 'i32.add').get(x0).get(cs).op('i32.mul', 'i32.add').set(base);
+  b.i32(0).set(c);
+  b.begin('loop'); // c, in bytes
+  // A over the rows of each column: t[i][col].
+  for (let cc = 0; cc < m; cc++) {
+    for (let r = 0; r < m; r++) {
+      const load = () =>
+        b
+          .get(base)
+          .get(c)
+          .op('i32.add')
+          .get(rowOff[r])
+          .op('i32.add')
+          .get(colOff[cc])
+          .op('i32.add')
+          .mem('v128.load')
+          .set(col[r]);
+      b.get(inside).begin('if');
+      load();
+      b.op('else');
+      b.v128i32([0, 0, 0, 0]).set(col[r]);
+      b.get(rowOk[r]).get(colOk[cc]).op('i32.and').begin('if');
+      load();
+      b.op('end', 'end');
+    }
+    applyA(
+      b,
+      m,
+      col,
+      t.map((row) => row[cc]),
+      tmp,
+    );
+  }
+  // Then over the columns of each row: output ξ = i·α + j.
+  for (let i = 0; i < alpha; i++) {
+    applyA(b, m, t[i], out, tmp);
     out.forEach((l, j) =>
       b
         .get(i * alpha + j)

@@ -21,6 +21,10 @@ import type { FilterSide, WinogradTile } from './winograd.js';
  * - `direct`: `tf.conv2d` everywhere. `winograd2`, `winograd4`: that algorithm for every stride-1
  *   conv, however small its map (for measurements and tests).
  *
+ * While weights are trained (`trainDiffusion`, `fineTune`) `auto` and `fast` run F(4×4) on convs
+ * of at least 4096 pixels of the batch and 16 channels (its filter gradient too on maps of 16×16 or
+ * more), `precise` F(2×2) there, `direct` `tf.conv2d` throughout.
+ *
  * Stride-2 convs and convs with fewer than 8 input channels are always direct. The measurements
  * behind these choices are in docs/tuning.md.
  * @category Backbone
@@ -55,6 +59,15 @@ const LEFT_GROUP_BYTES = 64 * 1024 ** 2;
 
 // Rows up to which a linear layer with a streamed weight multiplies it from the left (docs/tuning.md#linear).
 const LINEAR_LEFT_MAX_ROWS = 64;
+
+// Pixels (N·H·W) from which a trained conv (forward and input gradient) runs as Winograd: its filter is transformed anew at every call (docs/tuning.md#training-winograd).
+const TRAIN_WINOGRAD_MIN_PIXELS = 4096;
+
+// Input and output channels from which a trained conv may run as Winograd (docs/tuning.md#training-winograd).
+const TRAIN_WINOGRAD_MIN_CHANNELS = 16;
+
+// Pixels per example (H·W) from which a trained Winograd conv takes its filter gradient by Winograd too: XNNPACK packs (α/m)² times the output gradient for it, which small maps do not repay (docs/tuning.md#training-winograd).
+const TRAIN_WINOGRAD_FILTER_GRAD_MIN_PIXELS = 16 * 16;
 
 /** How one stride-1 3×3 conv runs: `tf.conv2d`, one GEMM with the filter on the left, or Winograd. */
 export type ConvPlan = { kind: 'direct' } | { kind: 'gemm' } | { kind: 'winograd'; m: WinogradTile; side: FilterSide };
@@ -105,6 +118,33 @@ function autoAlgorithm(
   )
     return tile4 && h * w >= WINOGRAD4_MIN_PIXELS ? 'winograd4' : 'winograd2';
   return streamed && n * h * w <= GEMM_MAX_PIXELS ? 'gemm' : 'direct';
+}
+
+/** How a stride-1 3×3 conv with trained weights runs by Winograd: its tile, and whether its filter gradient does too. */
+export interface TrainableConvPlan {
+  m: WinogradTile;
+  filterGrad: boolean;
+}
+
+/**
+ * How a stride-1 3×3 conv with trained weights runs under `algorithm`, or null for `tf.conv2d`
+ * throughout. `auto` and `fast` take F(4×4) for the forward and the input gradient on at least
+ * 4096 pixels of the batch (N·H·W) with 16 or more channels in and out, `precise` F(2×2) there;
+ * `winograd2` and `winograd4` take theirs wherever a conv has 8 or more channels; `direct` never.
+ * The filter gradient follows on maps of at least 16×16 pixels. Its filter changes at every step,
+ * so unlike inference it is transformed at every call, and small batches lose
+ * (docs/tuning.md#training-winograd).
+ */
+export function planTrainableConv(
+  algorithm: ConvAlgorithm,
+  { n, h, w, cin, cout }: Omit<ConvShape, 'streamed'>,
+): TrainableConvPlan | null {
+  if (algorithm === 'direct' || Math.min(cin, cout) < MIN_CHANNELS) return null;
+  const filterGrad = h * w >= TRAIN_WINOGRAD_FILTER_GRAD_MIN_PIXELS;
+  if (algorithm === 'winograd2' || algorithm === 'winograd4')
+    return { m: algorithm === 'winograd2' ? 2 : 4, filterGrad };
+  if (n * h * w < TRAIN_WINOGRAD_MIN_PIXELS || Math.min(cin, cout) < TRAIN_WINOGRAD_MIN_CHANNELS) return null;
+  return { m: algorithm === 'precise' ? 2 : 4, filterGrad };
 }
 
 /**

@@ -9,14 +9,22 @@ import { dense, matMulRowsLeft } from '../../ops/dense.js';
 import { conv3x3, conv3x3Gemm, withFastInputGrad, type RowPad } from '../../ops/conv3x3.js';
 import { recordingGradients } from '../../backend/engine.js';
 import { sliceRows } from '../../backend/sliceRows.js';
-import { trainableConv3x3 } from '../../ops/trainableConv.js';
-import { checkConvAlgorithm, leftFilterGroups, linearOnLeft, planConv, type ConvAlgorithm } from './convAlgorithm.js';
+import { trainableConv3x3, type TrainableConvPaths } from '../../ops/trainableConv.js';
+import {
+  checkConvAlgorithm,
+  leftFilterGroups,
+  linearOnLeft,
+  planConv,
+  planTrainableConv,
+  type ConvAlgorithm,
+} from './convAlgorithm.js';
 import { InputError } from '../../errors.js';
 import type { Params } from './params.js';
 import { bandRows, mapBands, rowsOf, type Rows } from './rows.js';
 import type { WeightStore } from './weightStore.js';
 import {
   winogradConv3x3,
+  winogradFilterGrad,
   winogradFilterGroups,
   winogradFilters,
   winogradFiltersRows,
@@ -130,7 +138,14 @@ export class LayerRunner {
     if (this.weights.trainable) {
       // Weights change at every step: nothing transformed is kept, and the filter gets a gradient.
       const filter = this.weights.get(name) as tf.Tensor4D;
-      return (x, rowPad) => trainableConv3x3(x, filter, b as tf.Tensor1D, 1, rowPad);
+      const plan = planTrainableConv(this.algorithm(), { n, h, w, cin, cout });
+      const paths: TrainableConvPaths = {};
+      if (plan) {
+        const m = plan.m;
+        paths.conv = (v, f, bias, rowPad) => tf.tidy(() => winogradConv3x3(v, winogradFilters(f, m), bias, m, rowPad));
+        if (plan.filterGrad) paths.filterGrad = (v, dy, rowPad) => winogradFilterGrad(v, dy, m, rowPad);
+      }
+      return (x, rowPad) => trainableConv3x3(x, filter, b as tf.Tensor1D, 1, rowPad, paths);
     }
     const streamed = !this.weights.isResident(name);
     const plan = planConv(this.algorithm(), { n, h, w, cin, cout, streamed });

@@ -179,6 +179,80 @@ function filtersBySimd(g: tf.Tensor, m: WinogradTile, rows: number, shape: [numb
   return u;
 }
 
+/**
+ * ∂L/∂W (HWIO `[3, 3, Cin, Cout]`) of the stride-1 3×3 conv `x → dy` (rows padded by `rowPad`,
+ * columns by 1), by Winograd F(m×m, 3×3): with V_ξ the input transform of x's tiles and M̄_ξ = A Ȳ Aᵀ
+ * of dy's, ∂L/∂U_ξ = V_ξᵀ M̄_ξ summed over the tiles (α² matMuls, each `[Cin, tiles] × [tiles, Cout]`),
+ * and ∂L/∂W = Σ_ξ (G⊗G)[ξ, ·] ∂L/∂U_ξ. About a quarter of the multiplies of the direct filter
+ * gradient for F(4×4) (docs/tuning.md#training-winograd). Runs with the SIMD kernels (wasm, channel
+ * counts multiples of 4); null elsewhere, where the caller keeps its own way.
+ */
+export function winogradFilterGrad(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  m: WinogradTile,
+  rowPad: RowPad = [1, 1],
+): tf.Tensor4D | null {
+  const heap = wasmHeap();
+  const simd = heap ? simdKernels() : null;
+  const [n, inH, w, cin] = x.shape;
+  const [, outH, , cout] = dy.shape;
+  if (!heap || !simd || cin % 4 !== 0 || cout % 4 !== 0) return null;
+  const { alpha, g } = MATRICES[m];
+  const [th, tw] = [Math.ceil(outH / m), Math.ceil(w / m)];
+  return tf.tidy((): tf.Tensor4D => {
+    const v = Array.from({ length: alpha ** 2 }, () => heapTensor(heap, [n * th * tw, cin]) as tf.Tensor2D);
+    simd.tile(
+      m,
+      heapOffset(heap, x),
+      v.map((t) => heapOffset(heap, t)),
+      n,
+      inH,
+      w,
+      cin,
+      rowPad[0],
+      th,
+      tw,
+    );
+    const mBar = Array.from({ length: alpha ** 2 }, () => heapTensor(heap, [n * th * tw, cout]) as tf.Tensor2D);
+    simd.tileGradients(
+      m,
+      heapOffset(heap, dy),
+      mBar.map((t) => heapOffset(heap, t)),
+      n,
+      outH,
+      w,
+      cout,
+      th,
+      tw,
+    );
+    // tfjs-backend-wasm's matMul with a transposed operand is several times slower than a transpose and a plain one.
+    const dU = v.map((vk, k) => {
+      const vt = transposeBySimd(heap, simd, vk);
+      const p = tf.matMul(vt, mBar[k]);
+      tf.dispose([vk, vt, mBar[k]]);
+      return p;
+    });
+    const ggT = tf.transpose(tf.tensor2d(kron(g, g), [alpha ** 2, 9]));
+    return tf.reshape(tf.matMul(ggT, tf.reshape(tf.stack(dU), [alpha ** 2, cin * cout])), [
+      3,
+      3,
+      cin,
+      cout,
+    ]) as tf.Tensor4D;
+  });
+}
+
+// `[c, r]` from `[r, c]`, by the SIMD kernel where both sides are multiples of 4 (the Transpose kernel
+// of wasm slows down several times on power-of-two sides).
+function transposeBySimd(heap: WasmHeap, simd: SimdKernels, a: tf.Tensor2D): tf.Tensor2D {
+  const [rows, cols] = a.shape;
+  if (rows % 4 !== 0 || cols % 4 !== 0) return tf.transpose(a);
+  const t = heapTensor(heap, [cols, rows]) as tf.Tensor2D;
+  simd.transpose(heapOffset(heap, a), heapOffset(heap, t), rows, cols);
+  return t;
+}
+
 // A depthwise filter that applies one row of Bᵀ to every channel along one axis. Kernels of 6 taps
 // run an order of magnitude slower than 9-tap ones on wasm (docs/backends.md#winograd), so they are padded to 9.
 function transformKernel(row: number[], channels: number, vertical: boolean): tf.Tensor4D {

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { f16ToF32, f32ToF16 } from '../../../src/io/float16';
 import { disableSimdKernels, simdKernels } from '../../../src/backend/wasm/simdKernels';
-import { heapView, wasmHeap } from '../../../src/backend/wasm/heap';
+import { heapOffset, heapView, wasmHeap } from '../../../src/backend/wasm/heap';
 import { WeightStore } from '../../../src/unet/runtime/weightStore';
 import { winogradConv3x3, winogradFilters, winogradFiltersRows } from '../../../src/unet/runtime/winograd';
 import { compareArrays, convCase, PARITY_BACKENDS, setBackend } from '../../helpers';
@@ -185,6 +185,22 @@ for (const backend of PARITY_BACKENDS.filter((b) => b.startsWith('wasm'))) {
       }
     }
 
+    for (const [rows, cols] of [
+      [4, 4],
+      [12, 8],
+      [64, 512],
+    ]) {
+      it(`transpose a ${rows} × ${cols} matrix as tf.transpose does`, () => {
+        const heap = wasmHeap()!;
+        const a = tf.randomNormal([rows, cols], 0, 1, 'float32', 3);
+        const want = tf.transpose(a);
+        const got = tf.zeros([cols, rows]);
+        simdKernels()!.transpose(heapOffset(heap, a), heapOffset(heap, got), rows, cols);
+        expect(Array.from(heapView(heap, got))).toEqual(Array.from(want.dataSync()));
+        tf.dispose([a, want, got]);
+      });
+    }
+
     it('name bad arguments', () => {
       const k = simdKernels()!;
       expect(() => k.tile(4, 0, [0], 1, 4, 4, 4, 1, 1, 1)).toThrow(/36 outputs expected, got 1/);
@@ -197,6 +213,13 @@ for (const backend of PARITY_BACKENDS.filter((b) => b.startsWith('wasm'))) {
       );
       expect(() => k.filters(4, 0, new Array(16).fill(0), 1, 8)).toThrow(/36 outputs expected, got 16/);
       expect(() => k.filters(2, 0, new Array(16).fill(0), 2, 6)).toThrow(/cols must be a multiple of 4, got 6/);
+      expect(() => k.tileGradients(4, 0, new Array(16).fill(0), 1, 4, 4, 4, 1, 1)).toThrow(
+        /36 outputs expected, got 16/,
+      );
+      expect(() => k.tileGradients(2, 0, new Array(16).fill(0), 1, 4, 4, 6, 2, 2)).toThrow(
+        /cout must be a positive multiple of 4, got 6/,
+      );
+      expect(() => k.transpose(0, 0, 6, 4)).toThrow(/sides must be multiples of 4, got 6 × 4/);
     });
   });
 }

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../../src/errors';
-import { checkConvAlgorithm, linearOnLeft, planConv, type ConvShape } from '../../../src/unet/runtime/convAlgorithm';
+import {
+  checkConvAlgorithm,
+  linearOnLeft,
+  planConv,
+  planTrainableConv,
+  type ConvShape,
+} from '../../../src/unet/runtime/convAlgorithm';
 
 const shape = (n: number, size: number, cin: number, cout: number, streamed: boolean): ConvShape => ({
   n,
@@ -52,6 +58,25 @@ describe('planConv', () => {
   it('an explicit algorithm applies however small the map', () => {
     expect(planConv('winograd4', shape(1, 4, 16, 16, false))).toEqual({ kind: 'winograd', m: 4, side: 'right' });
     expect(planConv('direct', shape(1, 64, 1024, 1024, true))).toEqual({ kind: 'direct' });
+  });
+});
+
+describe('planTrainableConv', () => {
+  const conv = (n: number, size: number, cin: number, cout: number) => ({ n, h: size, w: size, cin, cout });
+  it('auto: F(4×4) from 4096 pixels of the batch with 16 channels, the filter gradient too from 16×16 maps', () => {
+    expect(planTrainableConv('auto', conv(32, 28, 32, 32))).toEqual({ m: 4, filterGrad: true });
+    expect(planTrainableConv('fast', conv(32, 14, 64, 64))).toEqual({ m: 4, filterGrad: false });
+    expect(planTrainableConv('auto', conv(16, 16, 16, 16))).toEqual({ m: 4, filterGrad: true });
+    expect(planTrainableConv('auto', conv(15, 16, 16, 16))).toBeNull();
+    expect(planTrainableConv('auto', conv(32, 28, 8, 32))).toBeNull();
+    expect(planTrainableConv('auto', conv(1, 28, 32, 32))).toBeNull();
+  });
+
+  it('precise takes F(2×2) where auto takes Winograd; explicit algorithms apply from 8 channels; direct never', () => {
+    expect(planTrainableConv('precise', conv(32, 28, 32, 32))).toEqual({ m: 2, filterGrad: true });
+    expect(planTrainableConv('winograd2', conv(1, 7, 8, 8))).toEqual({ m: 2, filterGrad: false });
+    expect(planTrainableConv('winograd4', conv(1, 4, 3, 8))).toBeNull();
+    expect(planTrainableConv('direct', conv(32, 28, 32, 32))).toBeNull();
   });
 });
 

@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   winogradConv3x3,
+  winogradFilterGrad,
   winogradFilterGroups,
   winogradFilters,
   winogradFiltersRows,
@@ -10,6 +11,7 @@ import {
 import { leftFilterGroups } from '../../../src/unet/runtime/convAlgorithm';
 import { sliceRows } from '../../../src/backend/sliceRows';
 import { withFastInputGrad } from '../../../src/ops/conv3x3';
+import { filterGrad } from '../../../src/ops/trainableConv';
 import { BACKENDS, compareArrays, convCase, setBackend } from '../../helpers';
 
 for (const backend of BACKENDS) {
@@ -47,6 +49,47 @@ for (const backend of BACKENDS) {
               const g = compareArrays(grouped.dataSync(), got.dataSync(), 1e-6, 1e-6);
               expect(g.ok, `max abs ${g.maxAbs}`).toBe(true);
             }
+          });
+          expect(tf.memory().numTensors).toBe(before);
+        });
+      }
+    }
+
+    // Maps with partial tiles, bands (rows padded on one side or none), channels multiples of 4 or not.
+    for (const [[n, h, w, cin, cout], rowPad] of [
+      [
+        [2, 9, 7, 8, 12],
+        [1, 1],
+      ],
+      [
+        [1, 10, 6, 4, 8],
+        [0, 1],
+      ],
+      [
+        [1, 8, 9, 12, 4],
+        [0, 0],
+      ],
+      [
+        [2, 6, 5, 3, 4],
+        [1, 0],
+      ],
+    ] as [number[], [number, number]][]) {
+      for (const m of [2, 4] as const) {
+        it(`F(${m}×${m},3×3) filter gradient equals the conv-based one on [${n},${h},${w},${cin}] → ${cout}, rows padded ${rowPad}`, () => {
+          const before = tf.memory().numTensors;
+          tf.tidy(() => {
+            const x = tf.randomNormal([n, h, w, cin], 0, 1, 'float32', 11) as tf.Tensor4D;
+            const dy = tf.randomNormal([n, h + rowPad[0] + rowPad[1] - 2, w, cout], 0, 1, 'float32', 12) as tf.Tensor4D;
+            // The conv-based filter gradient, itself checked against tfjs's own (test/ops/trainableConv.test.ts).
+            const want = filterGrad(x, dy, 1, rowPad);
+            const got = winogradFilterGrad(x, dy, m, rowPad);
+            // Only the SIMD kernels compute it; elsewhere the caller keeps its own way.
+            const runs = backend.startsWith('wasm') && cin % 4 === 0 && cout % 4 === 0;
+            expect(got === null).toBe(!runs);
+            if (!got) return;
+            expect(got.shape).toEqual([3, 3, cin, cout]);
+            const d = compareArrays(got.dataSync(), want.dataSync(), 1e-4, 1e-4);
+            expect(d.ok, `max abs ${d.maxAbs}`).toBe(true);
           });
           expect(tf.memory().numTensors).toBe(before);
         });
