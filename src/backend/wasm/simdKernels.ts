@@ -157,7 +157,7 @@ function build(memory: WebAssembly.Memory): SimdKernels | null {
           throw new RangeError(`tileGradients${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
         if (cout % 4 !== 0 || cout < 4)
           throw new RangeError(`tileGradients${m}: cout must be a positive multiple of 4, got ${cout}`);
-        if (n > 0 && th > 0 && tw > 0) fns[`tileGrad${m}`](...outs, dy, n, h, w, cout, th, tw);
+        if (n > 0 && th > 0 && tw > 0) fns[`tileGrad${m}`](...outs, dy, n, h, w, cout, 0, th, tw);
       },
       transpose: (src, dst, rows, cols) => {
         if (rows % 4 !== 0 || cols % 4 !== 0)
@@ -330,23 +330,81 @@ function applyBt(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: num
 }
 
 /**
+ * A (the transpose of Aᵀ, α × m) applied to one column (or row) of m values. For m = 4, with
+ * p = v0 + v2, q = v1 + v3, r = v0 + 4v2, s = 2v1 + 8v3, the rows are v0, p + q, p − q, r + s, r − s,
+ * v3; for m = 2, v0, v0 + v1, v0 − v1, −v1.
+ */
+// Coefficient tables, one step per line.
+// prettier-ignore
+function applyA(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: number[]): void {
+  if (m === 2) {
+    combine(b, [
+      [out[0], [[1, v[0]]], true],
+      [out[1], [[1, v[0]], [1, v[1]]], true],
+      [out[2], [[1, v[0]], [-1, v[1]]], true],
+      [out[3], [[-1, v[1]]], true],
+    ]);
+    return;
+  }
+  const [p, q, r, s] = tmp;
+  combine(b, [
+    [p, [[1, v[0]], [1, v[2]]], false],
+    [q, [[1, v[1]], [1, v[3]]], false],
+    [r, [[1, v[0]], [4, v[2]]], false],
+    [s, [[2, v[1]], [8, v[3]]], false],
+    [out[0], [[1, v[0]]], true],
+    [out[1], [[1, p], [1, q]], true],
+    [out[2], [[1, p], [-1, q]], true],
+    [out[3], [[1, r], [1, s]], true],
+    [out[4], [[1, r], [-1, s]], true],
+    [out[5], [[1, v[3]]], true],
+  ]);
+}
+
+/**
  * The input transform V = Bᵀ d B over every tile, four channels per step: the image `[n, inH, w,
  * cin]` is read once per tile it overlaps and each of the α² outputs `[n·th·tw, cin]` written once,
  * in order. Tile (ti, tj) reads rows m·ti − padTop … and columns m·tj − 1 …; those outside the
  * image read as zeros (the conv's padding), checked only in tiles that touch an edge.
  */
 function tileBody(m: 2 | 4): FunctionBody {
+  return transformTilesBody(m, m + 2, 1, applyBt);
+}
+
+/**
+ * M̄ = A Ȳ Aᵀ over every m × m tile of an output gradient `[n, h, w, cout]` (rows m·ti …, columns m·tj
+ * …; its caller passes padTop 0), four channels per step, into the α² outputs `[n·th·tw, cout]`;
+ * what runs past the map's bottom or right edge reads as zeros.
+ */
+function tileGradBody(m: 2 | 4): FunctionBody {
+  return transformTilesBody(m, m, 0, applyA);
+}
+
+/**
+ * A pass over every tile of an image `[n, inH, w, c]`, four channels per step: the `side × side`
+ * window of tile (ti, tj) starts at row m·ti − padTop and column m·tj − colPad (zeros outside the
+ * image, checked only in tiles that touch an edge); `apply` turns `side` values into α, over each
+ * column's rows and then over each row, and the α² results go to the outputs `[n·th·tw, c]`
+ * (ξ = r·α + c), each written once, in order. Parameters: the α² outputs, then the image, n, inH, w,
+ * c, padTop, th, tw.
+ */
+function transformTilesBody(
+  m: 2 | 4,
+  side: number,
+  colPad: number,
+  apply: (b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: number[]) => void,
+): FunctionBody {
   const { b, alpha, scalars, i32s, v128s } = kernelFrame(m);
   const [x, n, inH, w, cin, padTop, th, tw] = scalars;
   const [e, ti, tj, c, kb, y0, x0, base, cs, rs, inside, img] = i32s(12);
-  const [rowOk, colOk, rowOff, colOff] = [i32s(alpha), i32s(alpha), i32s(alpha), i32s(alpha)];
-  const col = v128s(alpha);
-  const t = Array.from({ length: alpha }, () => v128s(alpha));
+  const [rowOk, colOk, rowOff, colOff] = [i32s(side), i32s(side), i32s(side), i32s(side)];
+  const col = v128s(side);
+  const t = Array.from({ length: alpha }, () => v128s(side));
   const [out, tmp] = [v128s(alpha), v128s(6)];
 
   b.get(cin).i32(4).op('i32.mul').set(cs);
   b.get(w).get(cs).op('i32.mul').set(rs);
-  for (let r = 0; r < alpha; r++) {
+  for (let r = 0; r < side; r++) {
     b.get(rs).i32(r).op('i32.mul').set(rowOff[r]);
     b.get(cs).i32(r).op('i32.mul').set(colOff[r]);
   }
@@ -361,21 +419,21 @@ function tileBody(m: 2 | 4): FunctionBody {
   rowOk.forEach((l, r) => b.get(y0).i32(r).op('i32.add').get(inH).op('i32.lt_u').set(l));
   b.i32(0).set(tj);
   b.begin('loop'); // tj
-  b.get(tj).i32(m).op('i32.mul').i32(1).op('i32.sub').set(x0);
+  b.get(tj).i32(m).op('i32.mul').i32(colPad).op('i32.sub').set(x0);
   colOk.forEach((l, cc) => b.get(x0).i32(cc).op('i32.add').get(w).op('i32.lt_u').set(l));
   b.get(rowOk[0])
-    .get(rowOk[alpha - 1])
+    .get(rowOk[side - 1])
     .op('i32.and')
     .get(colOk[0])
     .op('i32.and')
-    .get(colOk[alpha - 1])
+    .get(colOk[side - 1])
     .op('i32.and')
     .set(inside);
   b.get(img).get(y0).get(rs).op('i32.mul', 'i32.add').get(x0).get(cs).op('i32.mul', 'i32.add').set(base);
   b.i32(0).set(c);
   b.begin('loop'); // c, in bytes
-  for (let cc = 0; cc < alpha; cc++) {
-    for (let r = 0; r < alpha; r++) {
+  for (let cc = 0; cc < side; cc++) {
+    for (let r = 0; r < side; r++) {
       const load = () =>
         b
           .get(base)
@@ -395,7 +453,7 @@ function tileBody(m: 2 | 4): FunctionBody {
       load();
       b.op('end', 'end');
     }
-    applyBt(
+    apply(
       b,
       m,
       col,
@@ -404,7 +462,7 @@ function tileBody(m: 2 | 4): FunctionBody {
     );
   }
   for (let i = 0; i < alpha; i++) {
-    applyBt(b, m, t[i], out, tmp);
+    apply(b, m, t[i], out, tmp);
     out.forEach((l, j) =>
       b
         .get(i * alpha + j)
@@ -454,124 +512,6 @@ function transposeBody(): FunctionBody {
   out(3, 1, 3, [2, 3, 6, 7]);
   endLoop(b, j, 4, cols);
   endLoop(b, i, 4, rows);
-  return b;
-}
-
-/**
- * A (the transpose of Aᵀ, α × m) applied to one column (or row) of m values. For m = 4, with
- * p = v0 + v2, q = v1 + v3, r = v0 + 4v2, s = 2v1 + 8v3, the rows are v0, p + q, p − q, r + s, r − s,
- * v3; for m = 2, v0, v0 + v1, v0 − v1, −v1.
- */
-// Coefficient tables, one step per line.
-// prettier-ignore
-function applyA(b: FunctionBody, m: 2 | 4, v: number[], out: number[], tmp: number[]): void {
-  if (m === 2) {
-    combine(b, [
-      [out[0], [[1, v[0]]], true],
-      [out[1], [[1, v[0]], [1, v[1]]], true],
-      [out[2], [[1, v[0]], [-1, v[1]]], true],
-      [out[3], [[-1, v[1]]], true],
-    ]);
-    return;
-  }
-  const [p, q, r, s] = tmp;
-  combine(b, [
-    [p, [[1, v[0]], [1, v[2]]], false],
-    [q, [[1, v[1]], [1, v[3]]], false],
-    [r, [[1, v[0]], [4, v[2]]], false],
-    [s, [[2, v[1]], [8, v[3]]], false],
-    [out[0], [[1, v[0]]], true],
-    [out[1], [[1, p], [1, q]], true],
-    [out[2], [[1, p], [-1, q]], true],
-    [out[3], [[1, r], [1, s]], true],
-    [out[4], [[1, r], [-1, s]], true],
-    [out[5], [[1, v[3]]], true],
-  ]);
-}
-
-/**
- * M̄ = A Ȳ Aᵀ over every m × m tile of an output gradient, four channels per step: each gradient
- * value is read once and each of the α² outputs `[n·th·tw, cout]` written once, in order. Tiles
- * that run past the map's bottom or right edge read zeros there.
- */
-function tileGradBody(m: 2 | 4): FunctionBody {
-  const { b, alpha, scalars, i32s, v128s } = kernelFrame(m);
-  const [dy, n, h, w, cout, th, tw] = scalars;
-  const [e, ti, tj, c, kb, y0, x0, base, cs, rs, inside, img] = i32s(12);
-  const [rowOk, colOk, rowOff, colOff] = [i32s(m), i32s(m), i32s(m), i32s(m)];
-  const col = v128s(m);
-  const t = Array.from({ length: alpha }, () => v128s(m));
-  const [out, tmp] = [v128s(alpha), v128s(4)];
-
-  b.get(cout).i32(4).op('i32.mul').set(cs);
-  b.get(w).get(cs).op('i32.mul').set(rs);
-  for (let r = 0; r < m; r++) {
-    b.get(rs).i32(r).op('i32.mul').set(rowOff[r]);
-    b.get(cs).i32(r).op('i32.mul').set(colOff[r]);
-  }
-  b.i32(0).set(kb);
-  b.i32(0).set(e);
-  b.begin('loop'); // e
-  b.get(dy).get(e).get(h).op('i32.mul').get(rs).op('i32.mul', 'i32.add').set(img);
-  b.i32(0).set(ti);
-  b.begin('loop'); // ti
-  b.get(ti).i32(m).op('i32.mul').set(y0);
-  rowOk.forEach((l, r) => b.get(y0).i32(r).op('i32.add').get(h).op('i32.lt_u').set(l));
-  b.i32(0).set(tj);
-  b.begin('loop'); // tj
-  b.get(tj).i32(m).op('i32.mul').set(x0);
-  colOk.forEach((l, cc) => b.get(x0).i32(cc).op('i32.add').get(w).op('i32.lt_u').set(l));
-  // Tiles start inside the map: only their last row and column can fall outside.
-  b.get(rowOk[m - 1])
-    .get(colOk[m - 1])
-    .op('i32.and')
-    .set(inside);
-  b.get(img).get(y0).get(rs).op('i32.mul', 'i32.add').get(x0).get(cs).op('i32.mul', 'i32.add').set(base);
-  b.i32(0).set(c);
-  b.begin('loop'); // c, in bytes
-  // A over the rows of each column: t[i][col].
-  for (let cc = 0; cc < m; cc++) {
-    for (let r = 0; r < m; r++) {
-      const load = () =>
-        b
-          .get(base)
-          .get(c)
-          .op('i32.add')
-          .get(rowOff[r])
-          .op('i32.add')
-          .get(colOff[cc])
-          .op('i32.add')
-          .mem('v128.load')
-          .set(col[r]);
-      b.get(inside).begin('if');
-      load();
-      b.op('else');
-      b.v128i32([0, 0, 0, 0]).set(col[r]);
-      b.get(rowOk[r]).get(colOk[cc]).op('i32.and').begin('if');
-      load();
-      b.op('end', 'end');
-    }
-    applyA(
-      b,
-      m,
-      col,
-      t.map((row) => row[cc]),
-      tmp,
-    );
-  }
-  // Then over the columns of each row: output ξ = i·α + j.
-  for (let i = 0; i < alpha; i++) {
-    applyA(b, m, t[i], out, tmp);
-    out.forEach((l, j) =>
-      b
-        .get(i * alpha + j)
-        .get(kb)
-        .op('i32.add')
-        .get(l)
-        .mem('v128.store'),
-    );
-  }
-  endTileLoops(b, kb, [e, ti, tj, c], [n, th, tw, cs]);
   return b;
 }
 
