@@ -5,6 +5,9 @@
 // against raw pixels and the same U-Net with random weights. mIoU and pixel accuracy on every pixel of the
 // first --test test images.
 //   npm run build && node scripts/dense-benchmark.mjs [--train 500] [--test 200] [--pixels 40000] [--t 10]
+//     [--seed 0] [--uper-only]
+// --seed seeds the UperHead rows (head and feedback initialisation, batch order, noise); --uper-only runs
+// only the backbone's multi-block UperHead row and DifFeed's (to see how much a seed moves them).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,11 +39,14 @@ const { values: a } = parseArgs({
     t: { type: 'string', default: '10' },
     threads: { type: 'string', default: '2' },
     out: { type: 'string', default: 'models/fashion-mnist-adm/dense.json' },
+    seed: { type: 'string', default: '0' },
+    'uper-only': { type: 'boolean', default: false },
   },
 });
 await useBestBackend({ force: 'wasm', threads: Number(a.threads) });
 const log = (s) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
-const [nTrain, nTest, nPixels, t] = [a.train, a.test, a.pixels, a.t].map(Number);
+const [nTrain, nTest, nPixels, t, seed] = [a.train, a.test, a.pixels, a.t, a.seed].map(Number);
+const all = !a['uper-only'];
 const CLASSES = 11;
 const SIDE = 28;
 
@@ -118,37 +124,39 @@ async function score(name, trainMap, testMap) {
 }
 
 const rows = [];
-rows.push(await score('raw pixel (1 value)', tf.clone(train.images), tf.clone(test.images)));
-rows.push(
-  await score('raw pixels, 9×9 neighbourhood (81 values)', neighbourhood(train.images), neighbourhood(test.images)),
-);
 const MULTI = [4, 8, 12, 16];
-const random = ADMUNet.create(DEFAULT_BACKBONE.flags, 0);
-rows.push(
-  await score(
-    `random-weight U-Net, t = ${t}, b = ${MULTI}`,
-    await dense(random, train.images, MULTI),
-    await dense(random, test.images, MULTI),
-  ),
-);
-random.dispose();
-const unet = await loadDefaultBackbone();
-for (const blocks of [[8], [12], [16], MULTI])
+if (all) {
+  rows.push(await score('raw pixel (1 value)', tf.clone(train.images), tf.clone(test.images)));
+  rows.push(
+    await score('raw pixels, 9×9 neighbourhood (81 values)', neighbourhood(train.images), neighbourhood(test.images)),
+  );
+  const random = ADMUNet.create(DEFAULT_BACKBONE.flags, 0);
   rows.push(
     await score(
-      `the backbone, t = ${t}, b = ${blocks}`,
-      await dense(unet, train.images, blocks),
-      await dense(unet, test.images, blocks),
+      `random-weight U-Net, t = ${t}, b = ${MULTI}`,
+      await dense(random, train.images, MULTI),
+      await dense(random, test.images, MULTI),
     ),
   );
-unet.dispose();
+  random.dispose();
+  const unet = await loadDefaultBackbone();
+  for (const blocks of [[8], [12], [16], MULTI])
+    rows.push(
+      await score(
+        `the backbone, t = ${t}, b = ${blocks}`,
+        await dense(unet, train.images, blocks),
+        await dense(unet, test.images, blocks),
+      ),
+    );
+  unet.dispose();
+}
 
 // UperHead rows: maps at their own sides, from the largest to the smallest, the head trained by train().
 const UPER = [17, 14, 11]; // decoder blocks at 28, 14 and 7
 const epochs = Number(a.epochs);
 async function uper(name, model, trainInput, testInput, channels) {
   const started = Date.now();
-  const head = new UperHead({ channels, classes: CLASSES, width: 32, outputSide: SIDE, seed: 0 });
+  const head = new UperHead({ channels, classes: CLASSES, width: 32, outputSide: SIDE, seed });
   const target = model ?? head;
   const base = segmentationDataset(trainInput, train.masks, { classes: CLASSES });
   // Each batch's noise seed (tfjs takes 0 as "unseeded", so never 0).
@@ -160,7 +168,7 @@ async function uper(name, model, trainInput, testInput, channels) {
     epochs,
     batchSize: 16,
     optimizer: adam(2e-3),
-    seed: 0,
+    seed,
   });
   const meter = new SegmentationMeter({ classes: CLASSES });
   for (let i = 0; i < nTest; i += 50) {
@@ -199,10 +207,10 @@ const mapsOf = async (model, images) => {
   set.dispose();
   return maps;
 };
-rows.push(await uper('raw pixels (the image)', undefined, [train.images], [test.images], [1]));
+if (all) rows.push(await uper('raw pixels (the image)', undefined, [train.images], [test.images], [1]));
 const rnd = ADMUNet.create(DEFAULT_BACKBONE.flags, 0);
 const chans = UPER.map((b) => rnd.block(b).channels);
-{
+if (all) {
   const [tr, te] = [await mapsOf(rnd, train.images), await mapsOf(rnd, test.images)];
   rows.push(await uper(`random-weight U-Net, t = ${t}, b = ${UPER}`, undefined, tr, te, chans));
   tf.dispose([...tr, ...te]);
@@ -211,15 +219,15 @@ rnd.dispose();
 const backbone = await loadDefaultBackbone();
 {
   const [tr, te] = [await mapsOf(backbone, train.images), await mapsOf(backbone, test.images)];
-  rows.push(await uper(`the backbone, t = ${t}, b = ${UPER[0]}`, undefined, [tr[0]], [te[0]], [chans[0]]));
+  if (all) rows.push(await uper(`the backbone, t = ${t}, b = ${UPER[0]}`, undefined, [tr[0]], [te[0]], [chans[0]]));
   rows.push(await uper(`the backbone, t = ${t}, b = ${UPER}`, undefined, tr, te, chans));
   tf.dispose([...tr, ...te]);
 }
 // DifFeed: every decoder block of the windowed strategy feeds back; the head reads the second pass, and the
 // feedback networks train with it (the U-Net stays frozen).
 {
-  const feed = new DifFeed(backbone, { feedback: 'windowed', seed: 0 });
-  const head = new UperHead({ channels: chans, classes: CLASSES, width: 32, outputSide: SIDE, seed: 0 });
+  const feed = new DifFeed(backbone, { feedback: 'windowed', seed });
+  const head = new UperHead({ channels: chans, classes: CLASSES, width: 32, outputSide: SIDE, seed });
   const model = {
     ignoreIndex: head.ignoreIndex,
     get trainableVariables() {
@@ -259,7 +267,8 @@ backbone.dispose();
 fs.mkdirSync(path.dirname(a.out), { recursive: true });
 fs.writeFileSync(
   a.out,
-  JSON.stringify({ t, train: nTrain, test: nTest, pixels: nPixels, epochs, classes: CLASSES, rows }, null, 1) + '\n',
+  JSON.stringify({ t, train: nTrain, test: nTest, pixels: nPixels, epochs, classes: CLASSES, seed, rows }, null, 1) +
+    '\n',
 );
 const md = [
   '| head | features | channels | mIoU | pixel accuracy |',
