@@ -10,6 +10,7 @@
 // --measure times one fine-tuning step, one frozen step and the test pass, and exits; --report only
 // writes the markdown from an existing --out JSON.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
@@ -129,7 +130,19 @@ if (a.measure) {
 
 const result = a.report
   ? JSON.parse(fs.readFileSync(a.out, 'utf8'))
-  : { t, b, pool, batchSize, seed, headLr, unetLrs, optimizer: 'adam', threads: Number(a.threads), rows: [] };
+  : {
+      t,
+      b,
+      pool,
+      batchSize,
+      seed,
+      headLr,
+      unetLrs,
+      optimizer: 'adam',
+      threads: Number(a.threads),
+      loadAverage: os.loadavg()[0],
+      rows: [],
+    };
 const started = performance.now();
 const outMd = a.out.replace(/\.json$/, '.md');
 // Hyperparameters are chosen on a class-balanced validation set cut from the shipped training images
@@ -264,7 +277,7 @@ const pct = (v) => (v === null || v === undefined ? '–' : (100 * v).toFixed(1)
       }),
     ),
     '',
-    `Total wall time ${(result.wallS / 60).toFixed(1)} min on ${result.threads ?? a.threads} wasm threads (\`nice\`, on a machine shared with other jobs).`,
+    `Total wall time ${(result.wallS / 60).toFixed(1)} min on ${result.threads ?? a.threads} wasm threads (\`nice\`${result.loadAverage === undefined ? '' : `; 1-minute load average ${result.loadAverage.toFixed(1)} at the start`}).`,
     '',
     'Read with care: one noise draw per test image; with 2,000 test images one standard error of a top-1 near 80 % is',
     'about 0.9 points, and a difference between two runs on the same images has a smaller error than that, since most',
