@@ -10,6 +10,13 @@ import { heapView, tensorFromFill, wasmHeap } from '../backend/wasm/index.js';
 export type RowPad = readonly [top: number, bottom: number];
 
 /**
+ * A stride-1 3×3 conv with bias, rows padded by `rowPad` and columns by 1: another way to run what
+ * {@link conv3x3} does (the U-Net passes Winograd for trained convs whose batch is large enough to
+ * pay, docs/tuning.md#training-winograd).
+ */
+export type Conv3x3Fn = (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor, rowPad: RowPad) => tf.Tensor4D;
+
+/**
  * 3×3 convolution with PyTorch's symmetric padding 1. Explicit padding matters for stride 2:
  * tfjs's 'same' pads only the bottom/right there, torch pads both sides.
  */
@@ -97,11 +104,14 @@ export function withFastInputGrad(
 
 /**
  * `∂L/∂x` of a stride-1 3×3 conv (rows padded by `rowPad`, columns by 1) with HWIO `filter`: the
- * output gradient convolved with the filter turned 180°, its channels swapped, the padding mirrored.
+ * output gradient convolved with the filter turned 180°, its channels swapped, the padding mirrored;
+ * by `conv` when given (without bias), else `tf.conv2d`.
  */
-export function turnedFilterGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, rowPad: RowPad): tf.Tensor4D {
+export function turnedFilterGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, rowPad: RowPad, conv?: Conv3x3Fn): tf.Tensor4D {
   return tf.tidy(() => {
-    return tf.conv2d(dy, turnedFilter(filter), 1, padding([2 - rowPad[0], 2 - rowPad[1]]));
+    const pad: RowPad = [2 - rowPad[0], 2 - rowPad[1]];
+    const turned = turnedFilter(filter);
+    return conv ? conv(dy, turned, tf.zeros([filter.shape[2]]), pad) : tf.conv2d(dy, turned, 1, padding(pad));
   });
 }
 

@@ -5,15 +5,8 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { conv3x3, explicitPadding, turnedFilter, turnedFilterGrad, type RowPad } from './conv3x3.js';
+import { conv3x3, explicitPadding, turnedFilterGrad, type Conv3x3Fn, type RowPad } from './conv3x3.js';
 import { channelSums } from './mapReductions.js';
-
-/**
- * A stride-1 3×3 conv with bias (rows padded by `rowPad`, columns by 1) that a trainable conv runs
- * for its forward and its input gradient instead of `tf.conv2d`: the U-Net passes Winograd here
- * for batches large enough to pay (docs/tuning.md#training-winograd).
- */
-export type Conv3x3Fn = (x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor, rowPad: RowPad) => tf.Tensor4D;
 
 /** A stride-1 3×3 conv's filter gradient (HWIO) from its input and output gradient, or null to leave it to {@link filterGrad}. */
 export type FilterGradFn = (x: tf.Tensor4D, dy: tf.Tensor4D, rowPad: RowPad) => tf.Tensor4D | null;
@@ -53,22 +46,15 @@ export function trainableConv3x3(
       gradFunc: (dy: tf.Tensor4D, [sx, sw]: tf.Tensor[]) => {
         const xs = sx as tf.Tensor4D;
         const ws = sw as tf.Tensor4D;
-        const dx = apply
-          ? turnedFilterConv(dy, ws, rowPad, apply)
-          : stride === 1
-            ? turnedFilterGrad(dy, ws, rowPad)
+        const dx =
+          stride === 1
+            ? turnedFilterGrad(dy, ws, rowPad, apply)
             : tf.conv2dTranspose(dy, ws, xs.shape, 2, explicitPadding(rowPad));
         return [dx, dwBy?.(xs, dy, rowPad) ?? filterGrad(xs, dy, stride, rowPad), channelSums(dy)];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x, w, b) as tf.Tensor4D;
-}
-
-// The input gradient of a stride-1 conv run by `apply`: dy convolved with the filter turned 180°,
-// its rows padded by what the forward left unpadded (as turnedFilterGrad), with no bias.
-function turnedFilterConv(dy: tf.Tensor4D, w: tf.Tensor4D, rowPad: RowPad, apply: Conv3x3Fn): tf.Tensor4D {
-  return tf.tidy(() => apply(dy, turnedFilter(w), tf.zeros([w.shape[2]]), [2 - rowPad[0], 2 - rowPad[1]]));
 }
 
 /**

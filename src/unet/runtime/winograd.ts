@@ -195,25 +195,13 @@ export function winogradFilterGrad(
 ): tf.Tensor4D | null {
   const heap = wasmHeap();
   const simd = heap ? simdKernels() : null;
-  const [n, inH, w, cin] = x.shape;
+  const [n, , w, cin] = x.shape;
   const [, outH, , cout] = dy.shape;
   if (!heap || !simd || cin % 4 !== 0 || cout % 4 !== 0) return null;
   const { alpha, g } = MATRICES[m];
   const [th, tw] = [Math.ceil(outH / m), Math.ceil(w / m)];
   return tf.tidy((): tf.Tensor4D => {
-    const v = Array.from({ length: alpha ** 2 }, () => heapTensor(heap, [n * th * tw, cin]) as tf.Tensor2D);
-    simd.tile(
-      m,
-      heapOffset(heap, x),
-      v.map((t) => heapOffset(heap, t)),
-      n,
-      inH,
-      w,
-      cin,
-      rowPad[0],
-      th,
-      tw,
-    );
+    const v = inputTilesBySimd(simd, heap, x, m, rowPad[0], [th, tw]);
     const mBar = Array.from({ length: alpha ** 2 }, () => heapTensor(heap, [n * th * tw, cout]) as tf.Tensor2D);
     simd.tileGradients(
       m,
@@ -374,6 +362,25 @@ function productsBySimd(
   heap: WasmHeap,
   { x, u, m, padTop, tiles: [th, tw], multiply }: TiledProblem,
 ): tf.Tensor2D[] {
+  const v = inputTilesBySimd(simd, heap, x, m, padTop, [th, tw]);
+  if (!Array.isArray(u)) return productsInGroups(v, u);
+  return v.map((vk, k) => {
+    const p = multiply(vk, u[k]);
+    vk.dispose();
+    return p;
+  });
+}
+
+// The α² input transforms V_ξ `[N·th·tw, Cin]` of x's tiles (rows padded by padTop above), by one SIMD
+// pass; the caller owns them.
+function inputTilesBySimd(
+  simd: SimdKernels,
+  heap: WasmHeap,
+  x: tf.Tensor4D,
+  m: WinogradTile,
+  padTop: number,
+  [th, tw]: [number, number],
+): tf.Tensor2D[] {
   const [n, inH, w, cin] = x.shape;
   const v = Array.from({ length: MATRICES[m].alpha ** 2 }, () => heapTensor(heap, [n * th * tw, cin]) as tf.Tensor2D);
   simd.tile(
@@ -388,12 +395,7 @@ function productsBySimd(
     th,
     tw,
   );
-  if (!Array.isArray(u)) return productsInGroups(v, u);
-  return v.map((vk, k) => {
-    const p = multiply(vk, u[k]);
-    vk.dispose();
-    return p;
-  });
+  return v;
 }
 
 /**
