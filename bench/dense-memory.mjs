@@ -48,6 +48,7 @@ const mib = (b) => b / 2 ** 20;
 const rss0 = process.memoryUsage().rss;
 let peak = rss0;
 let third = rss0; // the peak while the first third of the images was written
+let twoThirds = rss0; // ... and while the first two thirds were
 const t0 = performance.now();
 await d.extractToDirectory(source, {
   model: unet,
@@ -59,6 +60,7 @@ await d.extractToDirectory(source, {
   onProgress: (p) => {
     peak = Math.max(peak, process.memoryUsage().rss);
     if (p.done <= p.total / 3) third = peak;
+    if (p.done <= (2 * p.total) / 3) twoThirds = peak;
   },
 });
 peak = Math.max(peak, process.memoryUsage().rss);
@@ -72,6 +74,9 @@ const result = {
   featureMiB: +mib(bytes).toFixed(1),
   rssStartMiB: +mib(rss0).toFixed(1),
   rssFirstThirdMiB: +mib(third).toFixed(1),
+  rssTwoThirdsMiB: +mib(twoThirds).toFixed(1),
+  heapUsedMiB: +mib(process.memoryUsage().heapUsed).toFixed(1),
+  heapTotalMiB: +mib(process.memoryUsage().heapTotal).toFixed(1),
   rssPeakMiB: +mib(peak).toFixed(1),
   ratio: +(bytes / peak).toFixed(2),
   seconds: +seconds.toFixed(1),

@@ -38,7 +38,10 @@ describe('dense extraction to a directory in bounded memory', () => {
       // the data set is larger than the memory allowed; the last two thirds add (almost) nothing
       expect(m.rssPeakMiB).toBeLessThan(512);
       expect(m.featureMiB).toBeGreaterThan(m.rssPeakMiB);
-      expect(m.rssPeakMiB - m.rssFirstThirdMiB).toBeLessThan(48);
+      // A batch's features live in ArrayBuffers until a GC, so RSS steps by a batch or two (0–51 MiB seen); keeping
+      // the features would add 400 MiB here, keeping a quarter of them 100
+      const batchMiB = (m.featureMiB / 900) * 32;
+      expect(m.rssPeakMiB - m.rssFirstThirdMiB).toBeLessThan(4 * batchMiB);
     } finally {
       fs.rmSync(lib, { force: true });
     }
