@@ -11,10 +11,14 @@
  * module (`wasmMemory` in the threaded build, `asm.memory` otherwise). Whenever any of that is not
  * there (another backend or version, no SIMD) {@link simdKernels} is null and callers keep their
  * JavaScript paths.
+ *
+ * With threaded wasm in Node, {@link startSimdHelpers} gives the kernels helper threads, and the
+ * transforms split their range over them and the calling thread (see {@link ./kernelWorkers}).
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { assembleModule, FunctionBody, type ValType } from './assembler.js';
+import { KernelHelpers, splitRange } from './kernelWorkers.js';
 
 /** The kernels, bound to the active wasm backend's memory. Pointers are byte offsets in its heap. */
 export interface SimdKernels {
@@ -113,26 +117,84 @@ export function disableSimdKernels(off: boolean): void {
   disabled = off;
 }
 
+// Below this many bytes written, a kernel runs on the calling thread alone (waking a helper costs tens of µs).
+const MIN_SPLIT_BYTES = 1 << 20;
+
+const KERNEL_BODIES: [name: string, body: () => FunctionBody][] = [
+  ['f16', f16Body],
+  ['untile2', () => untileBody(2)],
+  ['untile4', () => untileBody(4)],
+  ['tile2', () => tileBody(2)],
+  ['tile4', () => tileBody(4)],
+  ['tileGrad2', () => tileGradBody(2)],
+  ['tileGrad4', () => tileGradBody(4)],
+  ['transpose', transposeBody],
+  ['filters2', () => filtersBody(2)],
+  ['filters4', () => filtersBody(4)],
+];
+
+/** The kernels' module and its helper threads, per memory. */
+const modules = new WeakMap<WebAssembly.Memory, { bytes: Uint8Array; helpers: KernelHelpers | null }>();
+let helpersOn = true;
+let lastHelpers: KernelHelpers | null = null;
+
+/**
+ * Starts `count` helper threads for the active wasm backend's kernels (Node, threaded wasm): from
+ * then on the Winograd transforms split their range over them and the calling thread. Resolves to
+ * the number of helpers running (0 where they cannot run). Helpers of an earlier backend stop.
+ */
+export async function startSimdHelpers(count: number): Promise<number> {
+  const kernels = simdKernels();
+  const mod = kernels && modules.get(kernels.memory);
+  if (!kernels || !mod) return 0;
+  if (mod.helpers) return mod.helpers.threads - 1;
+  const helpers = await KernelHelpers.start(
+    kernels.memory,
+    mod.bytes,
+    KERNEL_BODIES.map(([name]) => name),
+    count,
+  );
+  if (!helpers) return 0;
+  lastHelpers?.stop();
+  lastHelpers = mod.helpers = helpers;
+  return helpers.threads - 1;
+}
+
+/** Lets the kernels use their helper threads (true, the default) or keeps them on the calling thread (tests). */
+export function useSimdHelpers(on: boolean): void {
+  helpersOn = on;
+}
+
 function build(memory: WebAssembly.Memory): SimdKernels | null {
   try {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     const bytes = assembleModule(
-      [
-        { name: 'f16', body: f16Body() },
-        { name: 'untile2', body: untileBody(2) },
-        { name: 'untile4', body: untileBody(4) },
-        { name: 'tile2', body: tileBody(2) },
-        { name: 'tile4', body: tileBody(4) },
-        { name: 'tileGrad2', body: tileGradBody(2) },
-        { name: 'tileGrad4', body: tileGradBody(4) },
-        { name: 'transpose', body: transposeBody() },
-        { name: 'filters2', body: filtersBody(2) },
-        { name: 'filters4', body: filtersBody(4) },
-      ],
+      KERNEL_BODIES.map(([name, body]) => ({ name, body: body() })),
       { shared },
     );
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
     const fns = instance.exports as Record<string, (...args: number[]) => void>;
+    const mod = { bytes, helpers: null as KernelHelpers | null };
+    modules.set(memory, mod);
+    // How many parts a kernel that writes `written` bytes splits into.
+    const ways = (written: number) =>
+      helpersOn && mod.helpers && written >= MIN_SPLIT_BYTES ? mod.helpers.threads : 1;
+    const run = (name: string, parts: number[][]) => {
+      if (parts.length > 1) mod.helpers!.runParts(name, fns[name], parts);
+      else fns[name](...parts[0]);
+    };
+    // Tile kernels' ranges: several examples split by examples, one example by rows of tiles.
+    // `part(e0, ne, t0, nt)` gives the arguments for examples [e0, e0 + ne) and tile rows [t0, t0 + nt).
+    const tileParts = (
+      n: number,
+      th: number,
+      written: number,
+      part: (e0: number, ne: number, t0: number, nt: number) => number[],
+    ): number[][] => {
+      const k = ways(written);
+      if (n > 1) return splitRange(n, k).map(([a, b]) => part(a, b - a, 0, th));
+      return splitRange(th, k).map(([a, b]) => part(0, 1, a, b - a));
+    };
     return {
       memory,
       f16ToF32: (src, dst, blocks) => {
@@ -143,34 +205,90 @@ function build(memory: WebAssembly.Memory): SimdKernels | null {
           throw new RangeError(`untile${m}: ${(m + 2) ** 2} products expected, got ${products.length}`);
         if (cout % 4 !== 0 || cout < 4)
           throw new RangeError(`untile${m}: cout must be a positive multiple of 4, got ${cout}`);
-        if (n > 0 && th > 0 && tw > 0) fns[`untile${m}`](...products, bias, dst, n, th, tw, outH, w, cout);
+        if (!(n > 0 && th > 0 && tw > 0)) return;
+        const row = 4 * w * cout;
+        const tiles = 4 * tw * cout;
+        run(
+          `untile${m}`,
+          tileParts(n, th, n * outH * row, (e0, ne, t0, nt) => [
+            ...products.map((p) => p + (e0 * th + t0) * tiles),
+            bias,
+            dst + (e0 * outH + m * t0) * row,
+            ne,
+            nt,
+            tw,
+            outH - m * t0,
+            w,
+            cout,
+          ]),
+        );
       },
       tile: (m, x, outs, n, inH, w, cin, padTop, th, tw) => {
         if (outs.length !== (m + 2) ** 2)
           throw new RangeError(`tile${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
         if (cin % 4 !== 0 || cin < 4)
           throw new RangeError(`tile${m}: cin must be a positive multiple of 4, got ${cin}`);
-        if (n > 0 && th > 0 && tw > 0) fns[`tile${m}`](...outs, x, n, inH, w, cin, padTop, th, tw);
+        if (n > 0 && th > 0 && tw > 0) run(`tile${m}`, tileTransformParts(m, x, outs, n, inH, w, cin, padTop, th, tw));
       },
       tileGradients: (m, dy, outs, n, h, w, cout, th, tw) => {
         if (outs.length !== (m + 2) ** 2)
           throw new RangeError(`tileGradients${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
         if (cout % 4 !== 0 || cout < 4)
           throw new RangeError(`tileGradients${m}: cout must be a positive multiple of 4, got ${cout}`);
-        if (n > 0 && th > 0 && tw > 0) fns[`tileGrad${m}`](...outs, dy, n, h, w, cout, 0, th, tw);
+        if (n > 0 && th > 0 && tw > 0) run(`tileGrad${m}`, tileTransformParts(m, dy, outs, n, h, w, cout, 0, th, tw));
       },
       transpose: (src, dst, rows, cols) => {
         if (rows % 4 !== 0 || cols % 4 !== 0)
           throw new RangeError(`transpose: sides must be multiples of 4, got ${rows} × ${cols}`);
-        if (rows > 0 && cols > 0) fns.transpose(src, dst, rows, cols);
+        if (!(rows > 0 && cols > 0)) return;
+        run(
+          'transpose',
+          splitRange(rows, ways(4 * rows * cols), 4).map(([a, b]) => [
+            src + 4 * a * cols,
+            dst + 4 * a,
+            b - a,
+            cols,
+            4 * rows,
+          ]),
+        );
       },
       filters: (m, g, outs, rows, cols) => {
         if (outs.length !== (m + 2) ** 2)
           throw new RangeError(`filters${m}: ${(m + 2) ** 2} outputs expected, got ${outs.length}`);
         if (cols % 4 !== 0) throw new RangeError(`filters${m}: cols must be a multiple of 4, got ${cols}`);
-        if (rows > 0 && cols > 0) fns[`filters${m}`](...outs, g, rows, 4 * cols);
+        if (!(rows > 0 && cols > 0)) return;
+        run(
+          `filters${m}`,
+          splitRange(4 * cols, ways(4 * rows * cols * (m + 2) ** 2), 16).map(([from, to]) => [
+            ...outs,
+            g,
+            rows,
+            4 * cols,
+            from,
+            to,
+          ]),
+        );
       },
     };
+
+    // The input transform's and the output gradient's transform's parts (the same frame; tile row t0
+    // starts m·t0 rows further down, which a smaller padTop says).
+    function tileTransformParts(
+      ...[m, x, outs, n, inH, w, c, padTop, th, tw]: Parameters<SimdKernels['tile']>
+    ): number[][] {
+      const tiles = 4 * tw * c;
+      return tileParts(n, th, 4 * n * th * tw * c * (m + 2) ** 2, (e0, ne, t0, nt) => [
+        ...outs.map((o) => o + (e0 * th + t0) * tiles),
+        x + e0 * inH * 4 * w * c,
+        ne,
+        inH,
+        w,
+        c,
+        padTop - m * t0,
+        nt,
+        tw,
+      ]);
+    }
   } catch {
     return null; // no SIMD, or a memory this module cannot import
   }
@@ -479,20 +597,12 @@ function transformTilesBody(
 // Row-block by row-block: four rows are read in order, and each 4 × 4 block, turned by shuffles,
 // goes to four rows of the output.
 function transposeBody(): FunctionBody {
-  const [src, dst, rows, cols] = [0, 1, 2, 3];
-  const b = new FunctionBody(['i32', 'i32', 'i32', 'i32']);
-  const [i, j, rs, ds, from, to] = [
-    b.local('i32'),
-    b.local('i32'),
-    b.local('i32'),
-    b.local('i32'),
-    b.local('i32'),
-    b.local('i32'),
-  ];
+  const [src, dst, rows, cols, ds] = [0, 1, 2, 3, 4]; // ds: an output row, in bytes
+  const b = new FunctionBody(['i32', 'i32', 'i32', 'i32', 'i32']);
+  const [i, j, rs, from, to] = [b.local('i32'), b.local('i32'), b.local('i32'), b.local('i32'), b.local('i32')];
   const r = [b.local('v128'), b.local('v128'), b.local('v128'), b.local('v128')];
   const t = [b.local('v128'), b.local('v128'), b.local('v128'), b.local('v128')];
   b.get(cols).i32(4).op('i32.mul').set(rs); // a source row, in bytes
-  b.get(rows).i32(4).op('i32.mul').set(ds); // an output row, in bytes
   b.i32(0).set(i);
   b.begin('loop'); // i: source rows, 4 at a time
   b.i32(0).set(j);
@@ -638,14 +748,14 @@ function applyG(b: FunctionBody, m: 2 | 4, v: number[], out: number[]): void {
  */
 function filtersBody(m: 2 | 4): FunctionBody {
   const { b, alpha, scalars, i32s, v128s } = kernelFrame(m);
-  const [g, rows, bytes] = scalars; // bytes: of one row of each output
+  const [g, rows, bytes, from, to] = scalars; // bytes: of one row of each output; [from, to): the part of it done here
   const [row, off, src, dst] = i32s(4);
   const taps = v128s(9);
   const t = Array.from({ length: alpha }, () => v128s(3));
   const u = v128s(alpha);
   b.i32(0).set(row);
   b.begin('loop'); // row
-  b.i32(0).set(off);
+  b.get(from).set(off);
   b.begin('loop'); // off, in bytes
   // src = g + 9·row·bytes + off, dst = row·bytes + off
   b.get(row).get(bytes).op('i32.mul').get(off).op('i32.add').set(dst);
@@ -670,7 +780,7 @@ function filtersBody(m: 2 | 4): FunctionBody {
         .mem('v128.store'),
     );
   }
-  endLoop(b, off, 16, bytes);
+  endLoop(b, off, 16, to);
   endLoop(b, row, 1, rows);
   return b;
 }

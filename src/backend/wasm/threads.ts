@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { importUnbundled } from '../../util/dynamicImport.js';
+import { startSimdHelpers } from './simdKernels.js';
 
 /**
  * The tfjs-backend-wasm version whose internals this shim was written against.
@@ -237,7 +238,10 @@ async function startWasm(opts: ThreadedWasmOptions): Promise<ThreadedWasmResult>
     const got = wasmApi.getThreadsCount();
     if (got < 2) throw new Error(`XNNPACK started ${got} thread`);
     if (!sanityCheck()) throw new Error('the threaded conv2d gave wrong numbers');
-    return { threaded: true, threads: got, reason: `${got} threads via the Node worker shim` };
+    // The SIMD kernels run between XNNPACK's calls, when its threads idle: as many threads for them.
+    const helpers = await startSimdHelpers(got - 1);
+    const forKernels = helpers > 0 ? ` (the SIMD kernels on ${helpers + 1})` : '';
+    return { threaded: true, threads: got, reason: `${got} threads via the Node worker shim${forKernels}` };
   } catch (e) {
     restore?.();
     return stock(`threaded wasm failed (${String((e as Error)?.message ?? e).split('\n')[0]}); using stock wasm`);
