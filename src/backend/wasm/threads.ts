@@ -240,7 +240,7 @@ async function startWasm(opts: ThreadedWasmOptions): Promise<ThreadedWasmResult>
     if (!sanityCheck()) throw new Error('the threaded conv2d gave wrong numbers');
     // The SIMD kernels run between XNNPACK's calls, when its threads idle: as many threads for them.
     const helpers = await startSimdHelpers(got - 1);
-    const forKernels = helpers > 0 ? ` (the SIMD kernels on ${helpers + 1})` : '';
+    const forKernels = helpers > 0 ? `, the SIMD kernels on ${helpers + 1}` : '';
     return { threaded: true, threads: got, reason: `${got} threads via the Node worker shim${forKernels}` };
   } catch (e) {
     restore?.();
