@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { DiffSSLError } from '../errors.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import { shareWasmClones } from './wasm/sharedClones.js';
+import { isNode } from '../util/isNode.js';
 
 const SPECIFIER = '@tensorflow/tfjs-core/dist/register_all_gradients';
 /** Kernels whose gradients every head's training needs; all present means some copy of tfjs registered them. */
@@ -43,7 +44,7 @@ export async function resolve(spec, ctx, next) {
 /** Installs {@link HOOK} once, before any import of tfjs-core's files: a failed import is cached by Node and never retried. */
 async function installHook(): Promise<boolean> {
   if (hooked) return true;
-  if (typeof process === 'undefined' || !process.versions?.node) return false;
+  if (!isNode) return false;
   const mod = await importUnbundled<typeof import('node:module')>('node:module');
   if (typeof mod.register !== 'function') return false;
   mod.register(`data:text/javascript,${encodeURIComponent(HOOK)}`);

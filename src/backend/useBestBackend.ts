@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import { importUnbundled } from '../util/dynamicImport.js';
 import { initThreadedWasm, withoutEmscriptenHandlers } from './wasm/threads.js';
+import { isNode } from '../util/isNode.js';
 
 /**
  * One candidate that {@link useBestBackend} tried.
@@ -48,8 +49,6 @@ export interface BackendOptions {
 }
 
 type Candidate = { name: string; backend: string; load: () => Promise<string | void>; why: string };
-
-const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
 function candidates(opts: BackendOptions): Candidate[] {
   const registered = (name: string) => async () => {

@@ -7,6 +7,7 @@
 import { CheckpointError, InputError } from '../errors.js';
 import { nodeFs } from '../util/nodeFs.js';
 import { bytesSource, checkRange, endedEarly, type ByteSource } from './byteRange.js';
+import { isNode } from '../util/isNode.js';
 
 /**
  * A file as the web gives it: its URL, a `Blob` (a dropped `File`), a fetch `Response`, or its bytes.
@@ -24,8 +25,6 @@ export type FileInput = string | Uint8Array | WebInput;
 /** The largest range read at once from a URL: reads smaller than this come from one cached window. */
 const WINDOW = 4 << 20;
 
-const hasNodeFs = typeof process !== 'undefined' && !!process.versions?.node;
-
 /**
  * `source` as a path, bytes or a URL/Blob/Response: ArrayBuffers become bytes; URL strings, and
  * every string where there is no file system, become URLs.
@@ -39,7 +38,7 @@ export function normalizeInput(source: FileInput, what = 'file'): string | Uint8
   if (typeof Response !== 'undefined' && source instanceof Response) return source;
   if (typeof source === 'string') {
     if (/^(https?|blob|data):/i.test(source)) return new URL(source);
-    if (hasNodeFs) return source;
+    if (isNode) return source;
     const base = (globalThis as { location?: { href: string } }).location?.href;
     try {
       return new URL(source, base);

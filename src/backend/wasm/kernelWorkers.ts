@@ -9,6 +9,7 @@
  * @module
  */
 import { importUnbundled } from '../../util/dynamicImport.js';
+import { isNode } from '../../util/isNode.js';
 
 // Control block, Int32 slots: the request's sequence number (−1: stop), the sequence number done,
 // the function's index, the argument count, the outcome (1 ok, 2 threw), then the arguments.
@@ -122,7 +123,7 @@ export class KernelHelpers {
   ): Promise<KernelHelpers | null> {
     if (count < 1 || typeof SharedArrayBuffer === 'undefined' || !(memory.buffer instanceof SharedArrayBuffer))
       return null;
-    if (typeof process === 'undefined' || !process.versions?.node) return null;
+    if (!isNode) return null;
     const { Worker } = await importUnbundled<typeof import('node:worker_threads')>('node:worker_threads');
     const started: Helper[] = [];
     try {

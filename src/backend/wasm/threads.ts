@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { importUnbundled } from '../../util/dynamicImport.js';
 import { startSimdHelpers } from './simdKernels.js';
+import { isNode } from '../../util/isNode.js';
 
 /**
  * The tfjs-backend-wasm version whose internals this shim was written against.
@@ -55,8 +56,6 @@ interface PThreadPool {
 }
 
 type Restore = () => void;
-
-const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
 const PROCESS_EVENTS = ['uncaughtException', 'unhandledRejection'] as const;
 
