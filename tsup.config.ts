@@ -21,8 +21,8 @@ export default defineConfig([
     target: 'node20',
     platform: 'neutral',
     sourcemap: true,
-    // Both builds write to dist/ at the same time: this one cleans everything but the CLI's output.
-    clean: ['!cli.js', '!cli.js.map', '!browser.js', '!browser.js.map'],
+    // The builds write to dist/ at the same time: this one cleans everything but the others' output.
+    clean: ['!cli.js', '!cli.js.map', '!browser.js', '!browser.js.map', '!trainWorker.js', '!trainWorker.js.map'],
     // tfjs and its backends are the user's (peer) or resolved at run time: never bundle them.
     external: [/^@tensorflow\//, /^node:/],
     // The CommonJS build has no import.meta; the code that reads it (locating the shipped data) uses __filename there.
@@ -52,6 +52,19 @@ export default defineConfig([
     sourcemap: true,
     clean: false,
     banner: { js: '#!/usr/bin/env node' },
+    external: [/^@tensorflow\//, /^node:/],
+  },
+  {
+    // The worker thread of trainDiffusion({ workers }), started by the library from dist/trainWorker.js:
+    // Node only, ESM, one file (no chunk shared with the bin that a concurrent clean could remove).
+    entry: { trainWorker: 'src/diffusion/trainWorker.ts' },
+    format: ['esm'],
+    dts: false,
+    target: 'node20',
+    platform: 'node',
+    sourcemap: true,
+    clean: false,
+    splitting: false,
     external: [/^@tensorflow\//, /^node:/],
   },
 ]);

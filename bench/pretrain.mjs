@@ -4,8 +4,10 @@
 // bench/anchor_pretrain.py times guided-diffusion's own training step on the same architecture;
 // run both in one sitting and compare the ratio.
 //   npm run build && node bench/pretrain.mjs [--threads 2,1] [--steps 8] [--batch 32] [--conv auto]
-//     [--out bench/results/pretrain-latest.json]
-// --conv takes the model's conv algorithms, comma-separated (each thread count runs each).
+//     [--workers 1,2] [--out bench/results/pretrain-latest.json]
+// --conv takes the model's conv algorithms and --workers trainDiffusion's worker counts, comma-separated
+// (each thread count runs each). With workers > 1 the thread count is the main thread's backend (Adam,
+// the EMA); each worker runs its share of the batch on a one-thread wasm backend of its own.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,6 +24,7 @@ const { values: a } = parseArgs({
     child: { type: 'string' },
     profile: { type: 'boolean', default: false },
     conv: { type: 'string', default: 'auto' },
+    workers: { type: 'string', default: '1' },
   },
 });
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -42,6 +45,7 @@ if (a.child) {
   await d.trainDiffusion(unet, images, {
     steps: warm + Number(a.steps),
     batchSize: batch,
+    workers: Number(a.workers),
     onProgress: (p) => {
       const now = performance.now();
       if (p.done > warm) times.push(now - last);
@@ -51,7 +55,9 @@ if (a.child) {
   let profile;
   if (a.profile) {
     // One more step under tf.profile: kernel milliseconds by kernel name.
-    const p = await tf.profile(() => d.trainDiffusion(unet, images, { steps: 1, batchSize: batch, seed: 1 }));
+    const p = await tf.profile(() =>
+      d.trainDiffusion(unet, images, { steps: 1, batchSize: batch, seed: 1, workers: Number(a.workers) }),
+    );
     profile = {};
     for (const k of p.kernels) profile[k.name] = (profile[k.name] ?? 0) + k.kernelTimeMs;
   }
@@ -61,6 +67,7 @@ if (a.child) {
     JSON.stringify({
       threads: Number(a.child),
       conv: a.conv,
+      workers: Number(a.workers),
       batch,
       msPerStep: ms,
       imagesPerSecond: (batch * 1000) / ms,
@@ -72,32 +79,35 @@ if (a.child) {
 
 const rows = [];
 for (const threads of a.threads.split(','))
-  for (const conv of a.conv.split(',')) {
-    const r = spawnSync(
-      process.execPath,
-      [
-        fileURLToPath(import.meta.url),
-        '--child',
-        threads,
-        '--steps',
-        a.steps,
-        '--batch',
-        a.batch,
-        '--conv',
-        conv,
-        ...(a.profile ? ['--profile'] : []),
-      ],
-      {
-        encoding: 'utf8',
-        maxBuffer: 1 << 26,
-      },
-    );
-    if (r.status !== 0) throw new Error(`threads ${threads}: ${r.stderr}`);
-    const row = JSON.parse(r.stdout);
-    rows.push(row);
-    console.log(
-      `wasm, ${threads} thread(s), conv ${conv}, batch ${row.batch}: ${row.msPerStep.toFixed(0)} ms/step, ${row.imagesPerSecond.toFixed(1)} img/s`,
-    );
-  }
+  for (const conv of a.conv.split(','))
+    for (const workers of a.workers.split(',')) {
+      const r = spawnSync(
+        process.execPath,
+        [
+          fileURLToPath(import.meta.url),
+          '--child',
+          threads,
+          '--steps',
+          a.steps,
+          '--batch',
+          a.batch,
+          '--conv',
+          conv,
+          '--workers',
+          workers,
+          ...(a.profile ? ['--profile'] : []),
+        ],
+        {
+          encoding: 'utf8',
+          maxBuffer: 1 << 26,
+        },
+      );
+      if (r.status !== 0) throw new Error(`threads ${threads}: ${r.stderr}`);
+      const row = JSON.parse(r.stdout);
+      rows.push(row);
+      console.log(
+        `wasm, ${threads} thread(s), conv ${conv}, ${workers} worker(s), batch ${row.batch}: ${row.msPerStep.toFixed(0)} ms/step, ${row.imagesPerSecond.toFixed(1)} img/s`,
+      );
+    }
 fs.mkdirSync(path.dirname(a.out), { recursive: true });
 fs.writeFileSync(a.out, JSON.stringify({ meta: runMeta(), rows }, null, 1) + '\n');

@@ -166,6 +166,37 @@ function fromReference(f: ReferenceFlags): UNetConfig {
 }
 
 /**
+ * A typed config that {@link resolveConfig} turns back into `c` (checked: a config whose attention
+ * levels no integer resolution gives back throws), so a model can be rebuilt from another's `config`.
+ * @throws InputError when no such config exists.
+ */
+export function specOf(c: ResolvedConfig): UNetConfig {
+  const spec: UNetConfig = {
+    imageSize: c.imageSize,
+    numChannels: c.modelChannels,
+    numResBlocks: c.numResBlocks,
+    numHeads: c.numHeads,
+    numHeadsUpsample: c.numHeadsUpsample,
+    numHeadChannels: c.numHeadChannels,
+    attentionResolutions: c.attentionDs.map((ds) => Math.floor(c.imageSize / ds)),
+    channelMult: [...c.channelMult],
+    dropout: c.dropout,
+    classCond: c.numClasses !== null,
+    ...(c.numClasses !== null ? { numClasses: c.numClasses } : {}),
+    useScaleShiftNorm: c.useScaleShiftNorm,
+    resblockUpdown: c.resblockUpdown,
+    useNewAttentionOrder: c.useNewAttentionOrder,
+    learnSigma: c.outChannels === 2 * c.inChannels,
+    inChannels: c.inChannels,
+    diffusionSteps: c.diffusionSteps,
+    noiseSchedule: c.noiseSchedule,
+  };
+  if (JSON.stringify(resolveConfig(spec)) !== JSON.stringify(c))
+    throw new InputError(`no model config gives back this one (${JSON.stringify(c)})`);
+  return spec;
+}
+
+/**
  * Applies guided-diffusion's defaults and checks the flags for consistency.
  * @throws InputError naming the flag that is missing or impossible.
  * @category Backbone
