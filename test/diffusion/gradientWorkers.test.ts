@@ -146,7 +146,9 @@ describe('trainDiffusion with workers', () => {
       'failing',
       "parentPort.postMessage({ kind: 'error', name: 'RangeError', message: 'boom' });",
     );
-    await expect(run({ workers: 2 }, undefined, failing)).rejects.toThrow(/training worker \d failed: RangeError: boom/);
+    await expect(run({ workers: 2 }, undefined, failing)).rejects.toThrow(
+      /training worker \d failed: RangeError: boom/,
+    );
     const dying = fakeWorker('dying', 'process.exit(3);');
     await expect(run({ workers: 2 }, undefined, dying)).rejects.toThrow(/training worker \d stopped \(exit code 3\)/);
     const broken = path.join(dir, 'broken.mjs');
