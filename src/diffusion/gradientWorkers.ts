@@ -46,7 +46,10 @@ export type WorkerRequest =
 
 /** A training worker's answer. */
 export type WorkerReply =
-  { kind: 'ready' } | { kind: 'done'; loss: number } | { kind: 'error'; name: string; message: string };
+  | { kind: 'ready' }
+  /** `missing`: the weights (by index) the loss does not reach, which get no gradient. */
+  | { kind: 'done'; loss: number; missing: number[] }
+  | { kind: 'error'; name: string; message: string };
 
 interface NodeWorker {
   postMessage(m: unknown): void;
@@ -152,7 +155,7 @@ export class GradientWorkers {
    * L_simple's value and gradients for one batch, its rows split between the workers in order.
    * @param x0 the batch's clean images, NHWC, row after row; `noise` alike.
    * @param dropout the dropout of worker `r`'s rows, if any.
-   * @returns the loss and one new gradient tensor per weight name (the caller disposes them).
+   * @returns the loss and a new gradient tensor per weight name the loss reaches (the caller disposes them).
    */
   async grads(
     x0: Float32Array,
@@ -183,9 +186,15 @@ export class GradientWorkers {
       }),
     );
     let loss = 0;
-    for (const reply of replies) loss += (reply as Extract<WorkerReply, { kind: 'done' }>).loss;
+    const missing = new Set<number>();
+    for (const reply of replies as Extract<WorkerReply, { kind: 'done' }>[]) {
+      loss += reply.loss;
+      reply.missing.forEach((i) => missing.add(i));
+    }
+    // As in one thread, a weight the loss does not reach gets no gradient (Adam leaves it alone).
     const grads = new Map<string, tf.Tensor>();
     this.names.forEach((name, i) => {
+      if (missing.has(i)) return;
       const [o, size] = [this.offsets[i], this.sizes[i]];
       const sum = this.replicas[0].grads.slice(o, o + size);
       for (let r = 1; r < this.replicas.length; r++) {

@@ -183,7 +183,7 @@ export async function trainDiffusion(
     for (let step = start; step < steps; step++) {
       const batch = drawBatch(unet, settings, order, step);
       const loss = pool
-        ? await workerStep(pool, unet, images, vars, adam, ema, settings, batch)
+        ? await workerStep(pool, images, vars, adam, ema, settings, batch)
         : trainStep(unet, images, vars, adam, ema, settings, batch, recompute);
       losses.push(loss);
       if (opts.checkpoint && ((step + 1) % every === 0 || step + 1 === steps))
@@ -250,7 +250,6 @@ function trainStep(
 // One step over the workers: they take the batch's rows, this thread adds their gradients up and updates.
 async function workerStep(
   pool: GradientWorkers,
-  unet: ADMUNet,
   images: tf.Tensor4D,
   vars: Map<string, tf.Variable>,
   adam: AdamState,
@@ -277,12 +276,12 @@ async function workerStep(
 /** Clipping, Adam and the EMA, from the batch's gradient by weight name. Call inside `tf.tidy`. */
 function update(
   vars: Map<string, tf.Variable>,
-  grads: Map<string, tf.Tensor | undefined>,
+  grads: Map<string, tf.Tensor>,
   adam: AdamState,
   ema: Map<string, tf.Tensor>,
   s: RunSettings,
 ): void {
-  if (s.clipGradNorm !== null) clipByGlobalNorm(grads as Map<string, tf.Tensor>, s.clipGradNorm);
+  if (s.clipGradNorm !== null) clipByGlobalNorm(grads, s.clipGradNorm);
   adam.update(vars, grads);
   const rate = s.emaWarmup ? Math.min(s.emaRate, (1 + adam.step) / (10 + adam.step)) : s.emaRate;
   for (const [k, v] of vars) {

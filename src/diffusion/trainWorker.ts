@@ -48,7 +48,8 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
   if (!unet || !vars || !layout) throw new Error('a step reached the training worker before its model');
   if (req.version !== version) loadWeights(vars, layout);
   version = req.version;
-  const { names, offsets, sizes } = layout;
+  const { names, offsets } = layout;
+  const missing: number[] = [];
   const grads = new Float32Array(layout.grads);
   const model = unet;
   const weights = vars;
@@ -63,11 +64,11 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
     names.forEach((name, i) => {
       const gi = g[weights.get(name)!.name];
       if (gi) grads.set(gi.dataSync() as Float32Array, offsets[i]);
-      else grads.fill(0, offsets[i], offsets[i] + sizes[i]);
+      else missing.push(i);
     });
     return value.dataSync()[0];
   });
-  return { kind: 'done', loss };
+  return { kind: 'done', loss, missing };
 }
 
 function loadWeights(vars: Map<string, tf.Variable>, l: Extract<WorkerRequest, { kind: 'init' }>): void {
