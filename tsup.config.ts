@@ -13,6 +13,17 @@ const browserTwins: Plugin = {
   },
 };
 
+/** A Node-only ESM file of its own beside the library (tfjs and Node's modules left external). */
+const nodeScript: Options = {
+  format: ['esm'],
+  dts: false,
+  target: 'node20',
+  platform: 'node',
+  sourcemap: true,
+  clean: false,
+  external: [/^@tensorflow\//, /^node:/],
+};
+
 export default defineConfig([
   {
     entry: ['src/index.ts'],
@@ -44,27 +55,15 @@ export default defineConfig([
   },
   {
     // The `diffssl` bin: Node only, ESM, made executable by the shebang.
+    ...nodeScript,
     entry: { cli: 'src/cli/main.ts' },
-    format: ['esm'],
-    dts: false,
-    target: 'node20',
-    platform: 'node',
-    sourcemap: true,
-    clean: false,
     banner: { js: '#!/usr/bin/env node' },
-    external: [/^@tensorflow\//, /^node:/],
   },
   {
     // The worker thread of trainDiffusion({ workers }), started by the library from dist/trainWorker.js:
-    // Node only, ESM, one file (no chunk shared with the bin that a concurrent clean could remove).
+    // one file (no chunk shared with the bin that a concurrent clean could remove).
+    ...nodeScript,
     entry: { trainWorker: 'src/diffusion/trainWorker.ts' },
-    format: ['esm'],
-    dts: false,
-    target: 'node20',
-    platform: 'node',
-    sourcemap: true,
-    clean: false,
     splitting: false,
-    external: [/^@tensorflow\//, /^node:/],
   },
 ]);

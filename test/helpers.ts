@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { buildSync } from 'esbuild';
+import { trainDiffusion, type DiffusionTrainOptions } from '../src/diffusion/trainDiffusion';
 import { ADMUNet } from '../src/unet/admUnet';
 import type { LoadOptions } from '../src/unet/options';
 
@@ -177,6 +178,36 @@ function centralDifference(
     };
   } finally {
     tf.tidy(() => v.assign(tf.tensor(orig, v.shape, 'float32')));
+  }
+}
+
+/** A U-Net small enough to train in a test: 8×8, one channel, two levels, one ResBlock per level, learn_sigma. */
+export const TINY_DIFFUSION_FLAGS = {
+  image_size: 8,
+  in_channels: 1,
+  num_channels: 32,
+  num_res_blocks: 1,
+  channel_mult: '1,2',
+  attention_resolutions: '4',
+  num_head_channels: 32,
+  learn_sigma: true,
+  use_scale_shift_norm: true,
+  resblock_updown: true,
+  diffusion_steps: 1000,
+  noise_schedule: 'linear',
+};
+
+/**
+ * `trainDiffusion` of a fresh {@link TINY_DIFFUSION_FLAGS} model (seed 3, lr 1e-3 unless `opts` says otherwise);
+ * the result with the trained weights in reference layout. The model is disposed.
+ */
+export async function trainTiny(images: tf.Tensor4D, opts: DiffusionTrainOptions) {
+  const unet = ADMUNet.create(TINY_DIFFUSION_FLAGS, 3);
+  try {
+    const r = await trainDiffusion(unet, images, { lr: 1e-3, ...opts });
+    return { ...r, weights: unet.stateDict() };
+  } finally {
+    unet.dispose();
   }
 }
 

@@ -180,11 +180,10 @@ export async function trainDiffusion(
       pool = await GradientWorkers.start(workerCount, unet, vars, recompute);
       pool.publish(vars);
     }
+    const run: RunState = { images, vars, adam, ema, s: settings };
     for (let step = start; step < steps; step++) {
       const batch = drawBatch(unet, settings, order, step);
-      const loss = pool
-        ? await workerStep(pool, images, vars, adam, ema, settings, batch)
-        : trainStep(unet, images, vars, adam, ema, settings, batch, recompute);
+      const loss = pool ? await workerStep(pool, run, batch) : trainStep(unet, run, batch, recompute);
       losses.push(loss);
       if (opts.checkpoint && ((step + 1) % every === 0 || step + 1 === steps))
         await saveRun(opts.checkpoint.dir, snapshot(step + 1), referenceLayout(unet, ema));
@@ -205,6 +204,15 @@ export async function trainDiffusion(
   }
 }
 
+/** What the steps of a run read and update. */
+interface RunState {
+  images: tf.Tensor4D;
+  vars: Map<string, tf.Variable>;
+  adam: AdamState;
+  ema: Map<string, tf.Tensor>;
+  s: RunSettings;
+}
+
 /** What a step trains on: drawn from (seed, step) alone, so a resumed run draws the same. */
 interface Batch {
   step: number;
@@ -221,66 +229,45 @@ function drawBatch(unet: ADMUNet, s: RunSettings, order: EpochOrder, step: numbe
 }
 
 /** The batch's clean images and its noise ε (seeded by the step). */
-function batchImages(images: tf.Tensor4D, s: RunSettings, batch: Batch): [tf.Tensor4D, tf.Tensor4D] {
+function batchImages({ images, s }: RunState, batch: Batch): [tf.Tensor4D, tf.Tensor4D] {
   const x0 = tf.gather(images, tf.tensor1d(batch.indices, 'int32')) as tf.Tensor4D;
   const shape = [batch.indices.length, ...x0.shape.slice(1)] as [number, number, number, number];
   return [x0, seededNormal<tf.Rank.R4>(shape, s.seed, 1, batch.step)];
 }
 
 // One step in this thread: the loss of the whole batch, its gradient, the update.
-function trainStep(
-  unet: ADMUNet,
-  images: tf.Tensor4D,
-  vars: Map<string, tf.Variable>,
-  adam: AdamState,
-  ema: Map<string, tf.Tensor>,
-  s: RunSettings,
-  batch: Batch,
-  recompute: boolean,
-): number {
+function trainStep(unet: ADMUNet, run: RunState, batch: Batch, recompute: boolean): number {
+  const { vars, s } = run;
   return tf.tidy(() => {
-    const [x0, noise] = batchImages(images, s, batch);
+    const [x0, noise] = batchImages(run, batch);
     const dropout = s.dropout > 0 ? { rate: s.dropout, seed: mixSeed(s.seed, DROPOUT_TAG, batch.step) } : undefined;
     const { value, grads } = denoisingGrads(unet, vars, x0, noise, batch.t, { dropout, recompute });
-    update(vars, new Map([...vars].map(([k, v]) => [k, grads[v.name]])), adam, ema, s);
+    update(run, new Map([...vars].map(([k, v]) => [k, grads[v.name]])));
     return value.dataSync()[0];
   });
 }
 
 // One step over the workers: they take the batch's rows, this thread adds their gradients up and updates.
-async function workerStep(
-  pool: GradientWorkers,
-  images: tf.Tensor4D,
-  vars: Map<string, tf.Variable>,
-  adam: AdamState,
-  ema: Map<string, tf.Tensor>,
-  s: RunSettings,
-  batch: Batch,
-): Promise<number> {
+async function workerStep(pool: GradientWorkers, run: RunState, batch: Batch): Promise<number> {
+  const s = run.s;
   const [x0, noise, shape] = tf.tidy(() => {
-    const [x, e] = batchImages(images, s, batch);
+    const [x, e] = batchImages(run, batch);
     return [x.dataSync() as Float32Array, e.dataSync() as Float32Array, x.shape];
   });
   const dropout =
     s.dropout > 0 ? (r: number) => ({ rate: s.dropout, seed: mixSeed(s.seed, DROPOUT_TAG, batch.step, r) }) : undefined;
   const { loss, grads } = await pool.grads(x0, noise, shape, batch.t, dropout);
   try {
-    tf.tidy(() => update(vars, grads, adam, ema, s));
+    tf.tidy(() => update(run, grads));
   } finally {
     tf.dispose([...grads.values()]);
   }
-  pool.publish(vars);
+  pool.publish(run.vars);
   return loss;
 }
 
 /** Clipping, Adam and the EMA, from the batch's gradient by weight name. Call inside `tf.tidy`. */
-function update(
-  vars: Map<string, tf.Variable>,
-  grads: Map<string, tf.Tensor>,
-  adam: AdamState,
-  ema: Map<string, tf.Tensor>,
-  s: RunSettings,
-): void {
+function update({ vars, adam, ema, s }: RunState, grads: Map<string, tf.Tensor>): void {
   if (s.clipGradNorm !== null) clipByGlobalNorm(grads, s.clipGradNorm);
   adam.update(vars, grads);
   const rate = s.emaWarmup ? Math.min(s.emaRate, (1 + adam.step) / (10 + adam.step)) : s.emaRate;

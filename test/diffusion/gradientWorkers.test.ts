@@ -8,24 +8,14 @@ import { ensureGradients } from '../../src/backend/gradients';
 import { RUN_FILE } from '../../src/diffusion/diffusionCheckpoint';
 import { denoisingGrads } from '../../src/diffusion/denoisingLoss';
 import { GradientWorkers, rowsPerWorker, setTrainWorkerScript } from '../../src/diffusion/gradientWorkers';
-import { trainDiffusion, type DiffusionTrainOptions } from '../../src/diffusion/trainDiffusion';
+import type { DiffusionTrainOptions } from '../../src/diffusion/trainDiffusion';
 import { InputError } from '../../src/errors';
 import { ADMUNet } from '../../src/unet/admUnet';
-import { compareArrays, setBackend } from '../helpers';
+import { compareArrays, setBackend, TINY_DIFFUSION_FLAGS, trainTiny } from '../helpers';
 
 // trainDiffusion({ workers }) with the worker built from the sources as tsup builds dist/trainWorker.js.
 const ROOT = path.resolve(__dirname, '../..');
-const FLAGS = {
-  image_size: 8,
-  in_channels: 1,
-  num_channels: 32,
-  num_res_blocks: 1,
-  channel_mult: '1,2',
-  attention_resolutions: '4',
-  num_head_channels: 32,
-  learn_sigma: true,
-  resblock_updown: true,
-};
+const FLAGS = TINY_DIFFUSION_FLAGS;
 let dir: string;
 let worker: string;
 let images: tf.Tensor4D;
@@ -53,21 +43,14 @@ afterAll(() => {
   fs.rmSync(worker, { force: true });
 });
 
-const run = async (opts: Partial<DiffusionTrainOptions>, sub?: string, script = worker) => {
+const run = (opts: Partial<DiffusionTrainOptions>, sub?: string, script = worker) => {
   setTrainWorkerScript(script);
-  const unet = ADMUNet.create(FLAGS, 3);
-  try {
-    const r = await trainDiffusion(unet, images, {
-      steps: 3,
-      batchSize: 6,
-      lr: 1e-3,
-      ...opts,
-      ...(sub ? { checkpoint: { dir: path.join(dir, sub), every: 2 } } : {}),
-    });
-    return { ...r, weights: unet.stateDict() };
-  } finally {
-    unet.dispose();
-  }
+  return trainTiny(images, {
+    steps: 3,
+    batchSize: 6,
+    ...opts,
+    ...(sub ? { checkpoint: { dir: path.join(dir, sub), every: 2 } } : {}),
+  });
 };
 
 /** A stand-in worker script: answers the start, then does `onStep` on the first step. */

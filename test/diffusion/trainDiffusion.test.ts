@@ -8,23 +8,9 @@ import { RUN_FILE } from '../../src/diffusion/diffusionCheckpoint';
 import { CheckpointError, InputError } from '../../src/errors';
 import { ADMUNet } from '../../src/unet/admUnet';
 import type { DiffusionTrainProgressInfo } from '../../src/util/progress';
-import { compareArrays, setBackend } from '../helpers';
+import { compareArrays, setBackend, TINY_DIFFUSION_FLAGS, trainTiny } from '../helpers';
 
-// A U-Net small enough to train in a test: 8×8, one channel, two levels, one ResBlock per level, learn_sigma.
-const FLAGS = {
-  image_size: 8,
-  in_channels: 1,
-  num_channels: 32,
-  num_res_blocks: 1,
-  channel_mult: '1,2',
-  attention_resolutions: '4',
-  num_head_channels: 32,
-  learn_sigma: true,
-  use_scale_shift_norm: true,
-  resblock_updown: true,
-  diffusion_steps: 1000,
-  noise_schedule: 'linear',
-};
+const FLAGS = TINY_DIFFUSION_FLAGS;
 
 let dir: string;
 let images: tf.Tensor4D;
@@ -49,20 +35,8 @@ afterAll(() => {
 });
 
 const model = () => ADMUNet.create(FLAGS, 3);
-const run = async (opts: DiffusionTrainOptions, sub?: string) => {
-  const unet = model();
-  try {
-    const r = await trainDiffusion(unet, images, {
-      batchSize: 8,
-      lr: 1e-3,
-      ...opts,
-      ...(sub ? { checkpoint: { dir: path.join(dir, sub), every: 2 } } : {}),
-    });
-    return { ...r, weights: unet.stateDict() };
-  } finally {
-    unet.dispose();
-  }
-};
+const run = (opts: DiffusionTrainOptions, sub?: string) =>
+  trainTiny(images, { batchSize: 8, ...opts, ...(sub ? { checkpoint: { dir: path.join(dir, sub), every: 2 } } : {}) });
 
 describe('trainDiffusion', () => {
   it('lowers L_simple on a tiny config with a fixed seed, reports progress, and leaks no tensors', async () => {
