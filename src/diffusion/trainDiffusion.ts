@@ -257,10 +257,11 @@ async function workerStep(pool: GradientWorkers, run: RunState, batch: Batch): P
   const dropout =
     s.dropout > 0 ? (r: number) => ({ rate: s.dropout, seed: mixSeed(s.seed, DROPOUT_TAG, batch.step, r) }) : undefined;
   const { loss, grads } = await pool.grads(x0, noise, shape, batch.t, dropout);
+  const made = [...grads.values()]; // clipping replaces the map's entries with tensors the tidy frees
   try {
     tf.tidy(() => update(run, grads));
   } finally {
-    tf.dispose([...grads.values()]);
+    tf.dispose(made);
   }
   pool.publish(run.vars);
   return loss;
