@@ -27,13 +27,19 @@ export async function packagePath(parts: string[], who: string, instead: string)
   return path.join(dir, ...parts);
 }
 
-/** This module's file path: `__filename` in CommonJS, `import.meta.url` in ESM, nothing in a browser. */
+/**
+ * This module's file path: `import.meta.url` in ESM, `__filename` in CommonJS, nothing in a browser. ESM
+ * first: under `node -e` or in the REPL a global `__filename` ('[eval]') is visible to ES modules too.
+ */
 async function moduleFile(): Promise<string | undefined> {
-  if (typeof __filename === 'string' && __filename) return __filename;
   const url = (import.meta as { url?: string }).url;
-  if (!url?.startsWith('file:')) return undefined;
-  const { fileURLToPath } = await importUnbundled<typeof import('node:url')>('node:url');
-  return fileURLToPath(url);
+  if (url?.startsWith('file:')) {
+    const { fileURLToPath } = await importUnbundled<typeof import('node:url')>('node:url');
+    return fileURLToPath(url);
+  }
+  // An absolute path (POSIX or Windows), not the '[eval]' of `node -e`.
+  if (typeof __filename === 'string' && /^(\/|[A-Za-z]:[\\/])/.test(__filename)) return __filename;
+  return undefined;
 }
 
 /** The files the library itself reads from the package, relative to its root. */
