@@ -3,6 +3,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { InputError } from '../errors.js';
 
 /**
  * Another tensor on the same data, without copying it: `tf.clone` runs the Identity kernel, which
@@ -19,4 +20,15 @@ export function alias<T extends tf.Tensor>(x: T): T {
  */
 export function recordingGradients(): boolean {
   return (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
+}
+
+/**
+ * Throws an InputError that says what to do when tfjs has no backend registered: tfjs's own error at the first
+ * tensor ("No backend found in registry") names no fix.
+ */
+export function requireBackend(who: string): void {
+  if (Object.keys(tf.engine().registryFactory).length === 0)
+    throw new InputError(
+      `${who} needs a TensorFlow.js backend and none is registered: await useBestBackend() from diffssl first (or import one, e.g. @tensorflow/tfjs-backend-wasm, and await tf.setBackend)`,
+    );
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { requireBackend } from '../backend/engine.js';
 import { CheckpointError, InputError } from '../errors.js';
 import { readIdxPair, type IdxTensor } from '../io/idx.js';
 import { inputLabel } from '../io/webSource.js';
@@ -127,6 +128,7 @@ export async function loadFashionMNIST(opts: FashionMNISTOptions = {}): Promise<
       const dst = (i * side + r + off) * side + off;
       for (let c = 0; c < SIDE; c++) out[dst + c] = x.data[src + c] / 127.5 - 1;
     }
+  requireBackend('loadFashionMNIST');
   const images = tf.tensor4d(out, [n, side, side, 1]);
   return {
     split,

@@ -28,6 +28,7 @@ import { checkpointed } from './runtime/checkpoint.js';
 import { rowsOf, upsampledRows } from './runtime/rows.js';
 import { concatChannels } from '../backend/concatChannels.js';
 import { sliceRows } from '../backend/sliceRows.js';
+import { requireBackend } from '../backend/engine.js';
 import { resBlock, silu } from './resBlock.js';
 import { checkImageRange, checkTimesteps, noiseSchedule, qSample, type NoiseSchedule } from './schedule.js';
 import { timestepEmbedding } from './timestepEmbedding.js';
@@ -130,6 +131,7 @@ export class ADMUNet {
     opts: ModelOptions,
     fill: (add: (name: string, data: Float32Array) => void) => void | Promise<void>,
   ): ADMUNet | Promise<ADMUNet> {
+    requireBackend('ADMUNet');
     const resident = planResidency(arch.parameters, opts, tf.getBackend());
     const layerOpts = layerOptions(opts); // checked before any weight is made
     const store = new WeightStore(resident, opts.storage);

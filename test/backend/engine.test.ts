@@ -1,8 +1,11 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { alias, recordingGradients } from '../../src/backend/engine';
-import { BACKENDS, setBackend } from '../helpers';
+import { BACKENDS, bundleScript, setBackend } from '../helpers';
 
 for (const backend of BACKENDS) {
   describe(`engine tricks on ${backend}`, () => {
@@ -63,3 +66,28 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('requireBackend', () => {
+  it('models and data made before any backend is registered get an InputError that says to call useBestBackend', () => {
+    // A fresh process: this one has backends registered.
+    const root = path.resolve(__dirname, '../..');
+    const script = bundleScript(
+      `import { ADMUNet } from '${path.join(root, 'src/unet/admUnet.ts')}';
+import { loadFashionMNIST } from '${path.join(root, 'src/data/fashionMnist.ts')}';
+for (const f of [() => ADMUNet.create({ image_size: 8, num_channels: 32, num_res_blocks: 1, channel_mult: '1,2' }), () => loadFashionMNIST({ split: 'test' })])
+  try { await f(); console.log('no error'); } catch (e) { console.log(e.name + ': ' + e.message); }`,
+      'no-backend',
+    );
+    try {
+      const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 60_000 });
+      const lines = r.stdout.trim().split('\n');
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatch(
+        /^InputError: ADMUNet needs a TensorFlow.js backend and none is registered: await useBestBackend\(\)/,
+      );
+      expect(lines[1]).toMatch(/^InputError: loadFashionMNIST needs a TensorFlow.js backend and none is registered/);
+    } finally {
+      fs.rmSync(script, { force: true });
+    }
+  });
+});
