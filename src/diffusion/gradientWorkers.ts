@@ -33,8 +33,6 @@ export type WorkerRequest =
     }
   | {
       kind: 'step';
-      /** Which publication of the weights to use: a worker reloads them when it changes. */
-      version: number;
       x0: Float32Array;
       noise: Float32Array;
       shape: [number, number, number, number];
@@ -74,8 +72,6 @@ export function setTrainWorkerScript(file: string | undefined): void {
 
 /** The workers of one training run. */
 export class GradientWorkers {
-  private version = 0;
-
   private constructor(
     private readonly replicas: Replica[],
     private readonly names: string[],
@@ -107,8 +103,8 @@ export class GradientWorkers {
       );
     const names = [...vars.keys()];
     const sizes = names.map((k) => vars.get(k)!.size);
-    const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
-    const total = sizes.reduce((a, b) => a + b, 0);
+    let total = 0;
+    const offsets = sizes.map((size) => (total += size) - size);
     const weights = new SharedArrayBuffer(total * 4);
     const replicas: Replica[] = [];
     const shapes = names.map((k) => vars.get(k)!.shape);
@@ -145,10 +141,9 @@ export class GradientWorkers {
     return pool;
   }
 
-  /** Copies `vars` into the shared weights: the workers' next step uses them. */
+  /** Copies `vars` into the shared weights, which every worker reads at the start of its next step. */
   publish(vars: Map<string, tf.Variable>): void {
     this.names.forEach((name, i) => this.weights.set(vars.get(name)!.dataSync() as Float32Array, this.offsets[i]));
-    this.version += 1;
   }
 
   /**
@@ -175,7 +170,6 @@ export class GradientWorkers {
         first += rows;
         return ask(p, r, {
           kind: 'step',
-          version: this.version,
           x0: x0.slice(from * perRow, (from + rows) * perRow),
           noise: noise.slice(from * perRow, (from + rows) * perRow),
           shape: [rows, h, w, c],

@@ -21,7 +21,6 @@ if (!port)
 let unet: ADMUNet | undefined;
 let vars: Map<string, tf.Variable> | undefined;
 let layout: Extract<WorkerRequest, { kind: 'init' }> | undefined;
-let version = -1;
 
 const reply = (r: WorkerReply) => port.postMessage(r);
 
@@ -46,8 +45,7 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
     return { kind: 'ready' };
   }
   if (!unet || !vars || !layout) throw new Error('a step reached the training worker before its model');
-  if (req.version !== version) loadWeights(vars, layout);
-  version = req.version;
+  loadWeights(vars, layout); // the main thread publishes new weights after every update
   const { names, offsets } = layout;
   const missing: number[] = [];
   const grads = new Float32Array(layout.grads);
